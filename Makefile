@@ -1,0 +1,50 @@
+# The developer loop. A newcomer needs two commands: `make dev` and `make test`.
+# Every target installs what it is missing first, so a bare Debian/Ubuntu machine works.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PY_DEPS   := $(VENV)/.installed
+NODE_DEPS := node_modules/.package-lock.json
+SYS_DEPS  := $(VENV)/.system-deps
+
+.DEFAULT_GOAL := help
+.PHONY: help deps dev test lint bench package synth clean
+
+help:
+	@echo "make dev      run the site locally on http://127.0.0.1:8000 (PostgreSQL + Azurite included)"
+	@echo "make test     install what is missing and run the whole suite"
+	@echo "make bench    load-test the site under gunicorn and print req/s and p99"
+	@echo "make package  build the reproducible deploy zip (prints its path last)"
+	@echo "make synth    render every stack offline into snapshots/ (JSON, Markdown, ARM, checkov)"
+
+$(SYS_DEPS): devtools/install-system-deps.sh
+	@mkdir -p $(VENV)
+	devtools/install-system-deps.sh
+	@touch $@
+
+$(PY_DEPS): requirements.txt webapp/requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(NODE_DEPS): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+deps: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
+
+dev: deps
+	$(PY) -m devtools.dev
+
+lint: $(PY_DEPS)
+	$(PY) -m ruff check .
+
+test: deps lint
+	$(PY) -m pytest
+
+bench: deps
+	$(PY) -m devtools.bench
+
+clean:
+	rm -rf dist build .pytest_cache .ruff_cache
