@@ -1,0 +1,1 @@
+"""Developer tooling: local services, the `make dev` loop and the benchmark."""
