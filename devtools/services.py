@@ -82,7 +82,8 @@ class PostgresCluster:
 
     def start(self) -> PostgresCluster:
         if port_is_open(self.port):
-            raise ServiceError(f"port {self.port} is already in use: PostgreSQL cannot listen on it")
+            raise ServiceError(
+                f"port {self.port} is already in use: PostgreSQL cannot listen on it")
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
         self._run(
@@ -135,7 +136,8 @@ class PostgresCluster:
         self.execute(statement)
 
     def drop_database(self, name: str) -> None:
-        self.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        self.execute(drop.format(sql.Identifier(name)))
 
     # internals -------------------------------------------------------------------------------
 
@@ -148,7 +150,7 @@ class PostgresCluster:
                   "--locale=C", "--auth=trust",  # pg_hba.conf is rewritten below
                   what="create the PostgreSQL cluster")
         (self.data_dir / "pg_hba.conf").write_text(
-            "# Written by devtools.services: superuser trusted on loopback, everyone else by password\n"
+            "# devtools.services: superuser trusted on loopback, everyone else by password\n"
             f"local all {self.SUPERUSER} trust\n"
             f"host  all {self.SUPERUSER} 127.0.0.1/32 trust\n"
             "host  all all 127.0.0.1/32 scram-sha-256\n"
@@ -203,7 +205,8 @@ def _make_reachable_by(data_dir: Path, user: pwd.struct_passwd) -> None:
     if blocked:
         raise ServiceError(
             f"PostgreSQL runs as '{user.pw_name}' and cannot reach {data_dir}: "
-            f"{blocked[0]} is not searchable by other users (chmod o+x it, or choose another folder)"
+            f"{blocked[0]} is not searchable by other users "
+            "(chmod o+x it, or choose another folder)"
         )
 
 
