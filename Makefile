@@ -7,9 +7,11 @@ PY     := $(VENV)/bin/python
 PY_DEPS   := $(VENV)/.installed
 NODE_DEPS := node_modules/.package-lock.json
 SYS_DEPS  := $(VENV)/.system-deps
+# checkov pins an older `packaging` than pulumi wants, so it lives in a virtualenv of its own.
+CHECKOV_DEPS := .venv-checkov/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps dev test lint bench package synth clean
+.PHONY: help deps dev test lint bench package synth synth-check clean
 
 help:
 	@echo "make dev      run the site locally on http://127.0.0.1:8000 (PostgreSQL + Azurite included)"
@@ -17,6 +19,7 @@ help:
 	@echo "make bench    load-test the site under gunicorn and print req/s and p99"
 	@echo "make package  build the reproducible deploy zip (prints its path last)"
 	@echo "make synth    render every stack offline into snapshots/ (JSON, Markdown, ARM, checkov)"
+	@echo "make synth-check  fail when snapshots/ differs from what the program declares"
 
 $(SYS_DEPS): devtools/install-system-deps.sh
 	@mkdir -p $(VENV)
@@ -32,9 +35,14 @@ $(PY_DEPS): requirements.txt webapp/requirements.txt
 $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-deps: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
+$(CHECKOV_DEPS): requirements-checkov.txt
+	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
+	@touch $@
 
-dev: deps
+deps: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS) $(CHECKOV_DEPS)
+
+dev: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
 	$(PY) -m devtools.dev
 
 lint: $(PY_DEPS)
@@ -43,8 +51,14 @@ lint: $(PY_DEPS)
 test: deps lint
 	$(PY) -m pytest
 
-bench: deps
+bench: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
 	$(PY) -m devtools.bench
+
+synth: $(PY_DEPS) $(CHECKOV_DEPS)
+	$(PY) -m review.synth
+
+synth-check: $(PY_DEPS)
+	$(PY) -m review.synth --check
 
 clean:
 	rm -rf dist build .pytest_cache .ruff_cache

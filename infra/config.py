@@ -1,0 +1,423 @@
+"""Typed, validated stack configuration.
+
+Every value is read and checked here, before the program declares a single resource, so a typo in
+`Pulumi.<stack>.yaml` fails fast with a message that names the key, the bad value and what is
+allowed, instead of surfacing as an ARM error twenty minutes into `pulumi up`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+PROJECT = "restaurant-review"
+
+TIERS = ("basic", "standard", "isolated")
+
+# App Service plan SKUs each tier accepts; the first one is the tier's default.
+TIER_SKUS: dict[str, tuple[str, ...]] = {
+    "basic": ("B1", "B2", "B3"),
+    "standard": ("P1v3", "P0v3", "P2v3", "P3v3", "P1mv3", "P2mv3", "P3mv3", "S1", "S2", "S3"),
+    "isolated": ("I1v2", "I2v2", "I3v2", "I4v2", "I5v2", "I6v2", "I1mv2", "I2mv2", "I3mv2"),
+}
+
+# Python versions App Service offers on Linux and the package builder can target.
+PYTHON_VERSIONS = ("3.10", "3.11", "3.12", "3.13")
+
+# Flexible Server SKU name prefix -> pricing tier ARM expects next to it.
+POSTGRES_SKU_TIERS = {
+    "Standard_B": "Burstable",
+    "Standard_D": "GeneralPurpose",
+    "Standard_E": "MemoryOptimized",
+}
+POSTGRES_STORAGE_SIZES_GB = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32767)
+POSTGRES_PRINCIPAL_TYPES = ("Group", "User", "ServicePrincipal")
+
+# Regional VNet integration needs at least a /28 (Microsoft recommends /26 to leave room for
+# scale-out); an ASE v3 subnet must be /24 or larger; private endpoints fit in a /28.
+MIN_SUBNET_SIZE = {"integrationSubnet": 28, "privateEndpointSubnet": 28, "aseSubnet": 24}
+
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_NAME_PREFIX = re.compile(r"^[a-z][a-z0-9]{1,7}$")
+_NAME_SUFFIX = re.compile(r"^[a-z0-9]{4,6}$")
+_LOCATION = re.compile(r"^[a-z][a-z0-9]{2,30}$")
+
+
+class ConfigError(ValueError):
+    """A stack configuration value is missing or not allowed."""
+
+
+@dataclass(frozen=True)
+class Network:
+    address_space: str
+    integration_subnet: str
+    private_endpoint_subnet: str
+    ase_subnet: str
+
+
+@dataclass(frozen=True)
+class PostgresAdmin:
+    """The Entra principal (ideally a group) that administers the server and runs the SQL step."""
+
+    object_id: str
+    principal_name: str
+    principal_type: str
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    stack: str
+    tier: str
+    location: str
+    name_prefix: str
+    name_suffix: str
+    sku: str
+    python_version: str
+    health_check_path: str
+    alert_email: str
+    custom_domain: str | None
+    postgres_admin: PostgresAdmin
+    postgres_sku: str
+    postgres_storage_gb: int
+    postgres_backup_retention_days: int
+    postgres_high_availability: bool
+    postgres_geo_redundant_backup: bool
+    deployer_ip_address: str | None
+    network: Network | None
+    min_instances: int
+    max_instances: int
+    zone_redundant: bool
+    log_retention_days: int
+    package_path: str | None
+
+    @property
+    def has_vnet(self) -> bool:
+        return self.tier != "basic"
+
+    @property
+    def has_slot(self) -> bool:
+        return self.tier != "basic"
+
+    @property
+    def is_production(self) -> bool:
+        """Stateful resources are protected and retained outside the disposable dev tier."""
+        return self.tier != "basic"
+
+    @property
+    def postgres_sku_tier(self) -> str:
+        return POSTGRES_SKU_TIERS[self.postgres_sku[: len("Standard_B")]]
+
+
+def _fail(key: str, value: object, allowed: str) -> ConfigError:
+    return ConfigError(f"config '{key}': {value!r} is not allowed; expected {allowed}")
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise _fail(key, value, "one of " + ", ".join(allowed))
+    return value
+
+
+def _int_in_range(key: str, raw: Any, low: int, high: int) -> int:
+    try:
+        value = int(str(raw), 10)
+    except ValueError:
+        raise _fail(key, raw, f"an integer between {low} and {high}") from None
+    if not low <= value <= high:
+        raise _fail(key, raw, f"an integer between {low} and {high}")
+    return value
+
+
+def _bool(key: str, raw: Any) -> bool:
+    text = str(raw).strip().lower()
+    if text not in ("true", "false"):
+        raise _fail(key, raw, "true or false")
+    return text == "true"
+
+
+def _matching(key: str, value: str, pattern: re.Pattern[str], allowed: str) -> str:
+    if not pattern.match(value):
+        raise _fail(key, value, allowed)
+    return value
+
+
+def _uuid(key: str, value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise _fail(key, value, "a GUID (the Entra object id)") from None
+
+
+def _hostname(key: str, value: str) -> str:
+    labels = value.split(".")
+    if len(value) > 253 or len(labels) < 3 or not all(_HOST_LABEL.match(lab) for lab in labels):
+        raise _fail(
+            key, value, "a lowercase fully qualified subdomain such as www.example.com "
+            "(App Service managed certificates don't cover apex domains here)"
+        )
+    if value.endswith((".azurewebsites.net", ".appserviceenvironment.net")):
+        raise _fail(key, value, "your own domain, not an Azure default host name")
+    return value
+
+
+def _ipv4(key: str, value: str) -> str:
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ValueError:
+        raise _fail(key, value, "a single public IPv4 address") from None
+    if not address.is_global:
+        raise _fail(key, value, "a single public IPv4 address")
+    return value
+
+
+def _network(key: str, value: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except ValueError as error:
+        raise _fail(key, value, f"an IPv4 CIDR block with no host bits set ({error})") from None
+
+
+def _validate_network(values: Mapping[str, str], tier: str) -> Network:
+    vnet = _network("vnetAddressSpace", values["vnetAddressSpace"])
+    subnet_keys = ["privateEndpointSubnet"]
+    subnet_keys.append("aseSubnet" if tier == "isolated" else "integrationSubnet")
+    subnets: dict[str, ipaddress.IPv4Network] = {}
+    for key in subnet_keys:
+        subnet = _network(key, values[key])
+        if subnet.prefixlen > MIN_SUBNET_SIZE[key]:
+            raise _fail(key, values[key], f"a /{MIN_SUBNET_SIZE[key]} or larger block")
+        if not subnet.subnet_of(vnet):
+            raise _fail(key, values[key], f"a block inside vnetAddressSpace {vnet}")
+        for other_key, other in subnets.items():
+            if subnet.overlaps(other):
+                raise _fail(key, values[key], f"a block that does not overlap {other_key} {other}")
+        subnets[key] = subnet
+    return Network(
+        address_space=str(vnet),
+        integration_subnet=values["integrationSubnet"],
+        private_endpoint_subnet=values["privateEndpointSubnet"],
+        ase_subnet=values["aseSubnet"],
+    )
+
+
+def _default_suffix(stack: str, location: str) -> str:
+    """Stable per stack and region, so reruns keep the globally unique names they picked."""
+    digest = hashlib.sha256(f"{PROJECT}/{stack}/{location}".encode()).hexdigest()
+    return digest[:6]
+
+
+def _postgres_sku(key: str, value: str, high_availability: bool) -> str:
+    tier = POSTGRES_SKU_TIERS.get(value[: len("Standard_B")])
+    if tier is None or not re.match(r"^Standard_[BDE]\d+[a-z_0-9]*$", value):
+        raise _fail(key, value, "a Flexible Server SKU such as Standard_B1ms or Standard_D2ds_v5")
+    if high_availability and tier == "Burstable":
+        raise _fail(
+            key, value, "a GeneralPurpose or MemoryOptimized SKU (Standard_D*/Standard_E*) "
+            "because postgresHighAvailability is true and Burstable servers have no HA"
+        )
+    return value
+
+
+def _tier_defaults(tier: str) -> dict[str, str]:
+    production = tier != "basic"
+    return {
+        "sku": TIER_SKUS[tier][0],
+        "pythonVersion": "3.11",
+        "healthCheckPath": "/healthz",
+        "postgresSku": "Standard_D2ds_v5" if production else "Standard_B1ms",
+        "postgresStorageGb": "64" if production else "32",
+        "postgresBackupRetentionDays": "35" if production else "7",
+        "postgresHighAvailability": str(production).lower(),
+        "postgresGeoRedundantBackup": str(production).lower(),
+        "postgresAdminPrincipalType": "Group",
+        "vnetAddressSpace": "10.40.0.0/16",
+        "aseSubnet": "10.40.0.0/24",
+        "integrationSubnet": "10.40.1.0/26",
+        "privateEndpointSubnet": "10.40.2.0/27",
+        "minInstances": "2" if production else "1",
+        "maxInstances": "6" if production else "1",
+        "logRetentionDays": "90" if production else "30",
+    }
+
+
+def _zone_redundant(raw: str | None, tier: str, sku: str) -> bool:
+    # Zone redundancy is a Premium v3 / Isolated v2 feature; default it on where the SKU has it.
+    capable = tier == "isolated" or (tier == "standard" and sku.startswith("P"))
+    if raw is None:
+        return capable
+    value = _bool("zoneRedundant", raw)
+    if value and not capable:
+        raise _fail("zoneRedundant", raw, f"false for SKU {sku} (only Premium v3 and Isolated v2 "
+                    "plans are zone redundant)")
+    return value
+
+
+def _instances(values: Mapping[str, str], tier: str) -> tuple[int, int]:
+    if tier == "basic":
+        # Basic plans have no autoscale; one instance is all the dev stack pays for.
+        return 1, 1
+    low = _int_in_range("minInstances", values["minInstances"], 2, 30)
+    high = _int_in_range("maxInstances", values["maxInstances"], 2, 30)
+    if high < low:
+        raise _fail("maxInstances", values["maxInstances"], f"at least minInstances ({low})")
+    return low, high
+
+
+NETWORK_KEYS = ("vnetAddressSpace", "integrationSubnet", "privateEndpointSubnet", "aseSubnet")
+
+# Keys that only mean something in some tiers: setting one elsewhere is a mistake worth reporting,
+# not a value to ignore silently.
+TIER_ONLY_KEYS: dict[str, tuple[str, ...]] = {
+    "deployerIpAddress": ("basic",),
+    "vnetAddressSpace": ("standard", "isolated"),
+    "privateEndpointSubnet": ("standard", "isolated"),
+    "integrationSubnet": ("standard",),
+    "aseSubnet": ("isolated",),
+    "minInstances": ("standard", "isolated"),
+    "maxInstances": ("standard", "isolated"),
+    "zoneRedundant": ("standard", "isolated"),
+}
+
+KNOWN_KEYS = frozenset({
+    "tier", "sku", "pythonVersion", "healthCheckPath", "alertEmail", "customDomain",
+    "namePrefix", "nameSuffix", "postgresAdminObjectId", "postgresAdminPrincipalName",
+    "postgresAdminPrincipalType", "postgresSku", "postgresStorageGb",
+    "postgresBackupRetentionDays", "postgresHighAvailability", "postgresGeoRedundantBackup",
+    "logRetentionDays", "packagePath", *TIER_ONLY_KEYS,
+})
+
+
+def _reject_keys_outside_tier(get: Callable[[str], str | None], tier: str) -> None:
+    for key, tiers in TIER_ONLY_KEYS.items():
+        raw = get(key)
+        if raw is not None and tier not in tiers:
+            raise _fail(key, raw, f"unset in the {tier} tier (it applies to: {', '.join(tiers)})")
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """Raw config access: what the stack file says, else the tier's default."""
+
+    get: Callable[[str], str | None]
+    defaults: Mapping[str, str]
+
+    def value(self, key: str) -> str:
+        raw = self.get(key)
+        return self.defaults[key] if raw is None else raw
+
+    def required(self, key: str, what: str) -> str:
+        raw = self.get(key)
+        if not raw:
+            raise _fail(key, raw, what)
+        return raw
+
+
+def _location(location: str | None) -> str:
+    key = "azure-native:location"
+    if not location:
+        raise _fail(key, location, "an Azure region such as westeurope")
+    return _matching(key, location, _LOCATION,
+                     "an Azure region name such as westeurope (lowercase, no spaces)")
+
+
+def _postgres_fields(config: _Lookup) -> dict[str, Any]:
+    high_availability = _bool("postgresHighAvailability", config.value("postgresHighAvailability"))
+    storage = _int_in_range("postgresStorageGb", config.value("postgresStorageGb"), 32, 32767)
+    if storage not in POSTGRES_STORAGE_SIZES_GB:
+        raise _fail("postgresStorageGb", storage,
+                    "one of " + ", ".join(map(str, POSTGRES_STORAGE_SIZES_GB)))
+    admin = PostgresAdmin(
+        object_id=_uuid("postgresAdminObjectId", config.required(
+            "postgresAdminObjectId", "the object id of the Entra group that administers "
+            "PostgreSQL")),
+        principal_name=config.required(
+            "postgresAdminPrincipalName",
+            "the display name of that Entra group (it is the PostgreSQL role name)"),
+        principal_type=_choice("postgresAdminPrincipalType",
+                               config.value("postgresAdminPrincipalType"),
+                               POSTGRES_PRINCIPAL_TYPES),
+    )
+    return {
+        "postgres_admin": admin,
+        "postgres_sku": _postgres_sku("postgresSku", config.value("postgresSku"),
+                                      high_availability),
+        "postgres_storage_gb": storage,
+        "postgres_backup_retention_days": _int_in_range(
+            "postgresBackupRetentionDays", config.value("postgresBackupRetentionDays"), 7, 35),
+        "postgres_high_availability": high_availability,
+        "postgres_geo_redundant_backup": _bool("postgresGeoRedundantBackup",
+                                               config.value("postgresGeoRedundantBackup")),
+    }
+
+
+def _hosting_fields(config: _Lookup, tier: str) -> dict[str, Any]:
+    sku = _choice("sku", config.value("sku"), TIER_SKUS[tier])
+    min_instances, max_instances = _instances(
+        {key: config.value(key) for key in ("minInstances", "maxInstances")}, tier)
+    health_check_path = config.value("healthCheckPath")
+    if not re.match(r"^/[A-Za-z0-9/_.-]*$", health_check_path):
+        raise _fail("healthCheckPath", health_check_path, "an absolute URL path such as /healthz")
+    return {
+        "sku": sku,
+        "python_version": _choice("pythonVersion", config.value("pythonVersion"),
+                                  PYTHON_VERSIONS),
+        "health_check_path": health_check_path,
+        "network": None if tier == "basic" else _validate_network(
+            {key: config.value(key) for key in NETWORK_KEYS}, tier),
+        "min_instances": min_instances,
+        "max_instances": max_instances,
+        "zone_redundant": _zone_redundant(config.get("zoneRedundant"), tier, sku),
+    }
+
+
+def _optional(config: _Lookup, key: str, validate: Callable[[str, str], str]) -> str | None:
+    raw = config.get(key)
+    return None if raw is None else validate(key, raw)
+
+
+def _naming_fields(config: _Lookup, stack: str, location: str) -> dict[str, str]:
+    return {
+        "name_prefix": _matching("namePrefix", config.get("namePrefix") or "rr", _NAME_PREFIX,
+                                 "2-8 lowercase letters or digits, starting with a letter"),
+        "name_suffix": _matching("nameSuffix", config.get("nameSuffix")
+                                 or _default_suffix(stack, location), _NAME_SUFFIX,
+                                 "4-6 lowercase letters or digits"),
+    }
+
+
+def parse_config(stack: str, get: Callable[[str], str | None], location: str | None) -> StackConfig:
+    """Builds the StackConfig from a `get(key)` lookup; pure so tests can drive it directly."""
+    tier = _choice("tier", get("tier") or "", TIERS)
+    _reject_keys_outside_tier(get, tier)
+    config = _Lookup(get, _tier_defaults(tier))
+    location = _location(location)
+    alert_email = config.required("alertEmail", "the e-mail address that receives alerts")
+    return StackConfig(
+        stack=stack,
+        tier=tier,
+        location=location,
+        alert_email=_matching("alertEmail", alert_email, _EMAIL, "an e-mail address"),
+        custom_domain=_optional(config, "customDomain", _hostname),
+        deployer_ip_address=_optional(config, "deployerIpAddress", _ipv4),
+        log_retention_days=_int_in_range("logRetentionDays", config.value("logRetentionDays"),
+                                         30, 730),
+        package_path=config.get("packagePath"),
+        **_naming_fields(config, stack, location),
+        **_hosting_fields(config, tier),
+        **_postgres_fields(config),
+    )
+
+
+def load() -> StackConfig:
+    """Reads the current stack's configuration through pulumi.Config."""
+    project_config = pulumi.Config()
+    location = pulumi.Config("azure-native").get("location")
+    return parse_config(pulumi.get_stack(), project_config.get, location)

@@ -1,0 +1,63 @@
+"""What every component needs: the validated config, names, resource group and Azure identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import authorization, resources
+
+from infra.config import StackConfig
+from infra.naming import Names
+
+
+@dataclass(frozen=True)
+class Context:
+    cfg: StackConfig
+    names: Names
+    resource_group: resources.ResourceGroup
+    tenant_id: pulumi.Output[str]
+    subscription_id: pulumi.Output[str]
+
+    @property
+    def rg_name(self) -> pulumi.Output[str]:
+        return self.resource_group.name
+
+    @property
+    def location(self) -> str:
+        return self.cfg.location
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {"project": "restaurant-review", "stack": self.cfg.stack, "tier": self.cfg.tier}
+
+    def stateful(self, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+        """Options for resources that hold data: protected and retained outside dev.
+
+        `protect` stops `pulumi destroy` and replacements; `retain_on_delete` keeps the Azure
+        resource even if someone unprotects and deletes it from the program by mistake.
+        """
+        keep = self.cfg.is_production
+        return pulumi.ResourceOptions(
+            protect=keep, retain_on_delete=keep, depends_on=list(depends_on) or None
+        )
+
+
+def create_context(cfg: StackConfig) -> Context:
+    names = Names.for_stack(cfg)
+    client = authorization.get_client_config_output()
+    group = resources.ResourceGroup(
+        "resource-group",
+        resource_group_name=names.resource_group,
+        location=cfg.location,
+        tags={"project": "restaurant-review", "stack": cfg.stack, "tier": cfg.tier},
+        # Deleting the group deletes everything in it, data included.
+        opts=pulumi.ResourceOptions(protect=cfg.is_production),
+    )
+    return Context(
+        cfg=cfg,
+        names=names,
+        resource_group=group,
+        tenant_id=client.tenant_id,
+        subscription_id=client.subscription_id,
+    )

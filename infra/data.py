@@ -1,0 +1,239 @@
+"""The stateful services: photo storage, the Key Vault holding SECRET_KEY, PostgreSQL.
+
+Every one of them authenticates with Microsoft Entra only (no shared keys, no passwords) and, in
+the tiers with a VNet, has its public endpoint disabled in favour of a private endpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random as random
+from pulumi_azure_native import dbforpostgresql, keyvault, storage
+
+from infra.context import Context
+
+PHOTO_CONTAINER = "photos"
+SECRET_KEY_NAME = "flask-secret-key"  # noqa: S105 - a name, not a value
+AZURE_SERVICES_RULE = "AllowAllAzureServicesAndResourcesWithinAzureIps"
+
+
+@dataclass(frozen=True)
+class DataServices:
+    storage_account: storage.StorageAccount
+    photo_container: storage.BlobContainer
+    vault: keyvault.Vault
+    secret_key: keyvault.Secret
+    postgres: dbforpostgresql.Server
+    database: dbforpostgresql.Database
+    postgres_admin: dbforpostgresql.AdministratorsMicrosoftEntra
+    # Everything that must exist before the server accepts the SQL step (admin, TLS, firewall).
+    postgres_ready: list[pulumi.Resource]
+
+    @property
+    def blob_endpoint(self) -> pulumi.Output[str]:
+        # The app wants the bare account URL, without the trailing slash ARM reports.
+        return self.storage_account.primary_endpoints.blob.apply(lambda url: url.rstrip("/"))
+
+    @property
+    def secret_key_reference(self) -> pulumi.Output[str]:
+        # Built from the vault URI, not the Secret's outputs: those are secret because its
+        # `properties` input is, and would seal every app setting next to this one.
+        # Versionless URI: App Service picks up a rotated secret without a settings change.
+        return self.vault.properties.vault_uri.apply(
+            lambda uri: f"@Microsoft.KeyVault(SecretUri={uri}secrets/{SECRET_KEY_NAME})"
+        )
+
+
+def _public_access(ctx: Context) -> str:
+    return "Disabled" if ctx.cfg.has_vnet else "Enabled"
+
+
+def create_storage(ctx: Context) -> tuple[storage.StorageAccount, storage.BlobContainer]:
+    production = ctx.cfg.is_production
+    account = storage.StorageAccount(
+        "storage",
+        account_name=ctx.names.storage_account,
+        resource_group_name=ctx.rg_name,
+        location=ctx.location,
+        kind="StorageV2",
+        # Photos are the one copy of user uploads: geo- and zone-redundant outside dev.
+        sku=storage.SkuArgs(name="Standard_GZRS" if production else "Standard_LRS"),
+        minimum_tls_version="TLS1_2",
+        enable_https_traffic_only=True,
+        allow_blob_public_access=False,
+        # Entra only: account keys and SAS tokens signed with them stop working.
+        allow_shared_key_access=False,
+        default_to_o_auth_authentication=True,
+        allow_cross_tenant_replication=False,
+        public_network_access=_public_access(ctx),
+        # Dev has no VNet, so App Service reaches the account over its public endpoint (App Service
+        # is not a "trusted service" for the firewall); identity-only auth is the gate there.
+        network_rule_set=storage.NetworkRuleSetArgs(
+            default_action="Deny" if ctx.cfg.has_vnet else "Allow", bypass="AzureServices"
+        ),
+        tags=ctx.tags,
+        opts=ctx.stateful(),
+    )
+    retention = storage.DeleteRetentionPolicyArgs(enabled=True, days=30 if production else 7)
+    blob_service = storage.BlobServiceProperties(
+        "storage-blob-service",
+        account_name=account.name,
+        resource_group_name=ctx.rg_name,
+        blob_services_name="default",
+        delete_retention_policy=retention,
+        container_delete_retention_policy=retention,
+        is_versioning_enabled=production,
+    )
+    container = storage.BlobContainer(
+        "photo-container",
+        container_name=PHOTO_CONTAINER,
+        account_name=account.name,
+        resource_group_name=ctx.rg_name,
+        public_access="None",
+        opts=ctx.stateful(blob_service),
+    )
+    return account, container
+
+
+def create_key_vault(ctx: Context) -> tuple[keyvault.Vault, keyvault.Secret]:
+    production = ctx.cfg.is_production
+    vault = keyvault.Vault(
+        "key-vault",
+        vault_name=ctx.names.key_vault,
+        resource_group_name=ctx.rg_name,
+        location=ctx.location,
+        properties=keyvault.VaultPropertiesArgs(
+            tenant_id=ctx.tenant_id,
+            sku=keyvault.SkuArgs(family="A", name="standard"),
+            enable_rbac_authorization=True,
+            enable_soft_delete=True,
+            soft_delete_retention_in_days=90 if production else 7,
+            # Purge protection can never be turned off again, so dev leaves it unset.
+            enable_purge_protection=True if production else None,
+            public_network_access=_public_access(ctx),
+            network_acls=keyvault.NetworkRuleSetArgs(
+                default_action="Deny" if ctx.cfg.has_vnet else "Allow", bypass="AzureServices"
+            ),
+        ),
+        tags=ctx.tags,
+        opts=ctx.stateful(),
+    )
+    secret_value = random.RandomPassword("flask-secret-key", length=64, special=False)
+    # Written through ARM (control plane), so the deployer needs no data-plane role on the vault.
+    secret = keyvault.Secret(
+        "flask-secret-key",
+        secret_name=SECRET_KEY_NAME,
+        vault_name=vault.name,
+        resource_group_name=ctx.rg_name,
+        # Sealed explicitly: the provider marks `result` secret, but only the engine applies
+        # that, and nothing should depend on it to keep the key out of plain text.
+        properties=keyvault.SecretPropertiesArgs(value=pulumi.Output.secret(secret_value.result),
+                                                 content_type="text/plain"),
+        opts=ctx.stateful(),
+    )
+    return vault, secret
+
+
+def _postgres_server(ctx: Context) -> dbforpostgresql.Server:
+    cfg = ctx.cfg
+    return dbforpostgresql.Server(
+        "postgres",
+        server_name=ctx.names.postgres_server,
+        resource_group_name=ctx.rg_name,
+        location=ctx.location,
+        version="16",
+        sku=dbforpostgresql.SkuArgs(name=cfg.postgres_sku, tier=cfg.postgres_sku_tier),
+        storage=dbforpostgresql.StorageArgs(storage_size_gb=cfg.postgres_storage_gb,
+                                            auto_grow="Enabled"),
+        backup=dbforpostgresql.BackupArgs(
+            backup_retention_days=cfg.postgres_backup_retention_days,
+            geo_redundant_backup="Enabled" if cfg.postgres_geo_redundant_backup else "Disabled",
+        ),
+        high_availability=dbforpostgresql.HighAvailabilityArgs(
+            mode="ZoneRedundant" if cfg.postgres_high_availability else "Disabled"
+        ),
+        auth_config=dbforpostgresql.AuthConfigArgs(
+            active_directory_auth="Enabled",
+            password_auth="Disabled",  # noqa: S106 - switches passwords off
+            tenant_id=ctx.tenant_id,
+        ),
+        # Public-access mode (no delegated subnet): the only mode Private Link supports. Outside
+        # dev the public endpoint is then switched off and the private endpoint is the way in.
+        network=dbforpostgresql.NetworkArgs(public_network_access=_public_access(ctx)),
+        create_mode="Create",
+        tags=ctx.tags,
+        opts=ctx.stateful(),
+    )
+
+
+def _server_setting(ctx, server, name, value, after) -> dbforpostgresql.Configuration:
+    return dbforpostgresql.Configuration(
+        f"postgres-{name.replace('_', '-')}",
+        configuration_name=name,
+        server_name=server.name,
+        resource_group_name=ctx.rg_name,
+        value=value,
+        source="user-override",
+        # A flexible server applies one change at a time; chain them to avoid ServerBusy.
+        opts=pulumi.ResourceOptions(depends_on=[after]),
+    )
+
+
+def _dev_firewall(ctx: Context, server, after) -> list[pulumi.Resource]:
+    """Basic tier only: Azure services (the web app) and optionally the deployer's address."""
+    rules = [("azure-services", AZURE_SERVICES_RULE, "0.0.0.0")]  # noqa: S104 - ARM's marker
+    if ctx.cfg.deployer_ip_address:
+        rules.append(("deployer", "deployer", ctx.cfg.deployer_ip_address))
+    created: list[pulumi.Resource] = []
+    for key, rule_name, address in rules:
+        after = dbforpostgresql.FirewallRule(
+            f"postgres-firewall-{key}",
+            firewall_rule_name=rule_name,
+            server_name=server.name,
+            resource_group_name=ctx.rg_name,
+            start_ip_address=address,
+            end_ip_address=address,
+            opts=pulumi.ResourceOptions(depends_on=[after]),
+        )
+        created.append(after)
+    return created
+
+
+def create_postgres(ctx: Context) -> tuple[dbforpostgresql.Server, dbforpostgresql.Database,
+                                           dbforpostgresql.AdministratorsMicrosoftEntra,
+                                           list[pulumi.Resource]]:
+    server = _postgres_server(ctx)
+    admin_cfg = ctx.cfg.postgres_admin
+    admin = dbforpostgresql.AdministratorsMicrosoftEntra(
+        "postgres-entra-admin",
+        object_id=admin_cfg.object_id,
+        principal_name=admin_cfg.principal_name,
+        principal_type=admin_cfg.principal_type[0].lower() + admin_cfg.principal_type[1:],
+        tenant_id=ctx.tenant_id,
+        server_name=server.name,
+        resource_group_name=ctx.rg_name,
+    )
+    database = dbforpostgresql.Database(
+        "postgres-database",
+        database_name=ctx.names.database,
+        server_name=server.name,
+        resource_group_name=ctx.rg_name,
+        charset="UTF8",
+        collation="en_US.utf8",
+        opts=ctx.stateful(admin),
+    )
+    tls = _server_setting(ctx, server, "require_secure_transport", "on", database)
+    tls_version = _server_setting(ctx, server, "ssl_min_protocol_version", "TLSv1.2", tls)
+    ready: list[pulumi.Resource] = [admin, database, tls, tls_version]
+    if not ctx.cfg.has_vnet:
+        ready += _dev_firewall(ctx, server, tls_version)
+    return server, database, admin, ready
+
+
+def create_data_services(ctx: Context) -> DataServices:
+    account, container = create_storage(ctx)
+    vault, secret = create_key_vault(ctx)
+    server, database, admin, ready = create_postgres(ctx)
+    return DataServices(account, container, vault, secret, server, database, admin, ready)

@@ -1,0 +1,395 @@
+"""Runs the real Pulumi program offline, under mocks, and captures what it declares.
+
+Used by the infra tests and by the reviewers' `make synth`. Every value the mocks invent (ids,
+principal ids, host names, the ASE's internal IP) is derived from resource names, so two runs of
+the same stack are byte-identical. Nothing here talks to Azure or needs the Pulumi CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.mocks import MockMonitor
+
+from infra import program
+from infra.config import StackConfig
+from infra.deploy import PackageRef, default_package_path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROJECT = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))["name"]
+
+SECRET = "[secret]"  # noqa: S105 - the placeholder for sealed values
+UNKNOWN = "[unknown]"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - Pulumi wire marker
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_UNKNOWN_VALUE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+_MOCK_NAMESPACE = uuid.UUID("0c7b5a55-0f5e-4d6c-9a2b-6d1a3f0e7c11")
+SUBSCRIPTION_ID = str(uuid.uuid5(_MOCK_NAMESPACE, "subscription"))
+TENANT_ID = str(uuid.uuid5(_MOCK_NAMESPACE, "tenant"))
+DEPLOYER_OBJECT_ID = str(uuid.uuid5(_MOCK_NAMESPACE, "deployer"))
+
+
+@dataclass(frozen=True)
+class CapturedResource:
+    type: str  # e.g. "azure-native:web:WebApp"
+    name: str  # logical name
+    urn: str
+    parent: str | None  # parent URN (None for the stack)
+    inputs: dict  # plain JSON-able python values; secret values replaced by "[secret]"
+    protect: bool
+    retain_on_delete: bool
+    depends_on: tuple[str, ...]  # URNs
+    custom_timeouts: dict | None  # {"create": "6h", ...}
+
+
+@dataclass(frozen=True)
+class StackRun:
+    stack: str
+    resources: tuple[CapturedResource, ...]  # in registration order
+    outputs: dict  # stack outputs, plain values
+
+
+# --- stack configuration -------------------------------------------------------------------
+
+def _full_key(key: str) -> str:
+    return key if ":" in key else f"{PROJECT}:{key}"
+
+
+def load_stack_config(stack: str) -> dict:
+    """Pulumi.<stack>.yaml's `config:` over Pulumi.yaml's project defaults, keys namespaced."""
+    project = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text(encoding="utf-8")) or {}
+    values: dict[str, Any] = {}
+    for key, spec in (project.get("config") or {}).items():
+        default = spec.get("default", spec.get("value")) if isinstance(spec, dict) else spec
+        if default is not None:
+            values[_full_key(key)] = default
+    stack_file = REPO_ROOT / f"Pulumi.{stack}.yaml"
+    if not stack_file.is_file():
+        raise FileNotFoundError(f"no stack file {stack_file.name} in {REPO_ROOT}")
+    stack_doc = yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}
+    for key, value in (stack_doc.get("config") or {}).items():
+        values[_full_key(key)] = value
+    return values
+
+
+def as_pulumi_config(values: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """Pulumi hands programs config as strings (objects as JSON); `secure:` values stay sealed."""
+    flat: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in values.items():
+        key = _full_key(key)
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            flat[key] = SECRET
+            secret_keys.append(key)
+        elif isinstance(value, str):
+            flat[key] = value
+        elif isinstance(value, bool):
+            flat[key] = "true" if value else "false"
+        else:
+            flat[key] = json.dumps(value)
+    return flat, secret_keys
+
+
+# --- deterministic fake Azure ---------------------------------------------------------------
+
+_RG = "/subscriptions/{sub}/resourceGroups/{resourceGroupName}"
+_WEB = _RG + "/providers/Microsoft.Web"
+_SITE = _WEB + "/sites/{name}"
+_SLOT = _SITE + "/slots/{slot}"
+_PG = _RG + "/providers/Microsoft.DBforPostgreSQL/flexibleServers/{serverName}"
+_NET = _RG + "/providers/Microsoft.Network"
+_DNS = _NET + "/privateDnsZones/{privateZoneName}"
+_INSIGHTS = _RG + "/providers/Microsoft.Insights"
+_STORAGE = _RG + "/providers/Microsoft.Storage/storageAccounts/{accountName}"
+_VAULT = _RG + "/providers/Microsoft.KeyVault/vaults/{vaultName}"
+
+ARM_IDS = {
+    "azure-native:resources:ResourceGroup": _RG,
+    "azure-native:web:AppServicePlan": _WEB + "/serverfarms/{name}",
+    "azure-native:web:AppServiceEnvironment": _WEB + "/hostingEnvironments/{name}",
+    "azure-native:web:Certificate": _WEB + "/certificates/{name}",
+    "azure-native:web:WebApp": _SITE,
+    "azure-native:web:WebAppSlot": _SLOT,
+    "azure-native:web:WebAppFtpAllowed": _SITE + "/basicPublishingCredentialsPolicies/ftp",
+    "azure-native:web:WebAppScmAllowed": _SITE + "/basicPublishingCredentialsPolicies/scm",
+    "azure-native:web:WebAppFtpAllowedSlot": _SLOT + "/basicPublishingCredentialsPolicies/ftp",
+    "azure-native:web:WebAppScmAllowedSlot": _SLOT + "/basicPublishingCredentialsPolicies/scm",
+    "azure-native:web:WebAppSlotConfigurationNames": _SITE + "/config/slotConfigNames",
+    "azure-native:web:WebAppHostNameBinding": _SITE + "/hostNameBindings/{hostName}",
+    "azure-native:storage:StorageAccount": _STORAGE,
+    "azure-native:storage:BlobServiceProperties": _STORAGE + "/blobServices/default",
+    "azure-native:storage:BlobContainer": _STORAGE + "/blobServices/default/containers/"
+                                          "{containerName}",
+    "azure-native:keyvault:Vault": _VAULT,
+    "azure-native:keyvault:Secret": _VAULT + "/secrets/{secretName}",
+    "azure-native:dbforpostgresql:Server": _PG,
+    "azure-native:dbforpostgresql:Database": _PG + "/databases/{databaseName}",
+    "azure-native:dbforpostgresql:Configuration": _PG + "/configurations/{configurationName}",
+    "azure-native:dbforpostgresql:FirewallRule": _PG + "/firewallRules/{firewallRuleName}",
+    "azure-native:dbforpostgresql:AdministratorsMicrosoftEntra": _PG + "/administrators/"
+                                                                  "{objectId}",
+    "azure-native:network:VirtualNetwork": _NET + "/virtualNetworks/{virtualNetworkName}",
+    "azure-native:network:Subnet": _NET + "/virtualNetworks/{virtualNetworkName}/subnets/"
+                                   "{subnetName}",
+    "azure-native:network:NetworkSecurityGroup": _NET + "/networkSecurityGroups/"
+                                                 "{networkSecurityGroupName}",
+    "azure-native:network:PrivateEndpoint": _NET + "/privateEndpoints/{privateEndpointName}",
+    "azure-native:network:PrivateDnsZoneGroup": _NET + "/privateEndpoints/{privateEndpointName}"
+                                                "/privateDnsZoneGroups/{privateDnsZoneGroupName}",
+    "azure-native:privatedns:PrivateZone": _DNS,
+    "azure-native:privatedns:VirtualNetworkLink": _DNS + "/virtualNetworkLinks/"
+                                                  "{virtualNetworkLinkName}",
+    "azure-native:privatedns:PrivateRecordSet": _DNS + "/{recordType}/{relativeRecordSetName}",
+    "azure-native:operationalinsights:Workspace": _RG + "/providers/Microsoft.OperationalInsights"
+                                                  "/workspaces/{workspaceName}",
+    "azure-native:applicationinsights:Component": _INSIGHTS + "/components/{resourceName}",
+    "azure-native:monitor:ActionGroup": _INSIGHTS + "/actionGroups/{actionGroupName}",
+    "azure-native:monitor:MetricAlert": _INSIGHTS + "/metricAlerts/{ruleName}",
+    "azure-native:monitor:AutoscaleSetting": _INSIGHTS + "/autoscalesettings/"
+                                             "{autoscaleSettingName}",
+    "azure-native:monitor:DiagnosticSetting": "{resourceUri}/providers/Microsoft.Insights/"
+                                              "diagnosticSettings/{name}",
+    "azure-native:authorization:RoleAssignment": "{scope}/providers/Microsoft.Authorization/"
+                                                 "roleAssignments/{roleAssignmentName}",
+}
+
+
+class _Placeholders(dict):
+    """format_map source: a missing input falls back to the logical name, never a KeyError."""
+
+    def __init__(self, values: Mapping[str, Any], fallback: str):
+        super().__init__({k: v for k, v in values.items() if isinstance(v, str)})
+        self.fallback = fallback
+
+    def __missing__(self, key: str) -> str:
+        return self.fallback
+
+
+def _stable_uuid(*parts: str) -> str:
+    return str(uuid.uuid5(_MOCK_NAMESPACE, "|".join(parts)))
+
+
+def _hex(*parts: str, length: int = 40) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:length]
+
+
+def mock_password(logical_name: str, length: int) -> str:
+    """What a RandomPassword resolves to offline (tests check it never leaks)."""
+    return _hex("password", logical_name, length=length)
+
+
+def _merge(inputs: dict, key: str, extra: dict) -> dict:
+    current = inputs.get(key)
+    return {**(current if isinstance(current, dict) else {}), **extra}
+
+
+class AzureMocks(pulumi.runtime.Mocks):
+    """Returns inputs plus the computed outputs the program reads, all derived from names."""
+
+    def __init__(self) -> None:
+        self.subnet_prefixes: dict[str, str] = {}
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "azure-native:authorization:getClientConfig":  # noqa: S105
+            return {"clientId": DEPLOYER_OBJECT_ID, "objectId": DEPLOYER_OBJECT_ID,
+                    "subscriptionId": SUBSCRIPTION_ID, "tenantId": TENANT_ID}
+        raise NotImplementedError(f"no offline answer for invoke {args.token}")
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        inputs = dict(args.inputs)
+        template = ARM_IDS.get(args.typ)
+        if template is None:
+            resource_id = f"{args.name}-{_hex(args.typ, args.name, length=8)}"
+        else:
+            resource_id = template.format_map(
+                _Placeholders({**inputs, "sub": SUBSCRIPTION_ID}, args.name))
+        state = {"name": resource_id.rsplit("/", 1)[-1], **inputs}
+        state.update(self._computed(args.typ, args.name, inputs, resource_id))
+        return resource_id, state
+
+    def _computed(self, typ: str, logical: str, inputs: dict, resource_id: str) -> dict:
+        handler = getattr(self, "_" + typ.rsplit(":", 1)[-1].lower(), None)
+        return handler(logical, inputs, resource_id) if handler else {}
+
+    # One method per resource type whose computed outputs the program reads.
+    def _site_identity(self, resource_id: str) -> dict:
+        return {"type": "SystemAssigned", "tenantId": TENANT_ID,
+                "principalId": _stable_uuid("principal", resource_id)}
+
+    def _host_suffix(self, inputs: dict) -> str:
+        ase_id = (inputs.get("hostingEnvironmentProfile") or {}).get("id")
+        if ase_id:
+            return f"{ase_id.rsplit('/', 1)[-1]}.appserviceenvironment.net"
+        return "azurewebsites.net"
+
+    def _webapp(self, logical, inputs, resource_id):
+        return {"identity": self._site_identity(resource_id),
+                "defaultHostName": f"{inputs['name']}.{self._host_suffix(inputs)}",
+                "customDomainVerificationId": _hex("domain", resource_id, length=64).upper()}
+
+    def _webappslot(self, logical, inputs, resource_id):
+        host = f"{inputs['name']}-{inputs['slot']}.{self._host_suffix(inputs)}"
+        return {"identity": self._site_identity(resource_id), "defaultHostName": host}
+
+    def _server(self, logical, inputs, resource_id):
+        return {"fullyQualifiedDomainName": f"{inputs['serverName']}.postgres.database.azure.com"}
+
+    def _storageaccount(self, logical, inputs, resource_id):
+        account = inputs["accountName"]
+        return {"primaryEndpoints": {"blob": f"https://{account}.blob.core.windows.net/"}}
+
+    def _vault(self, logical, inputs, resource_id):
+        uri = f"https://{inputs['vaultName']}.vault.azure.net/"
+        return {"properties": _merge(inputs, "properties", {"vaultUri": uri})}
+
+    def _secret(self, logical, inputs, resource_id):
+        uri = f"https://{inputs['vaultName']}.vault.azure.net/secrets/{inputs['secretName']}"
+        return {"properties": _merge(inputs, "properties", {
+            "secretUri": uri, "secretUriWithVersion": f"{uri}/{_hex(resource_id, length=32)}"})}
+
+    def _component(self, logical, inputs, resource_id):
+        key = _stable_uuid("instrumentation-key", resource_id)
+        return {"instrumentationKey": key, "appId": _stable_uuid("app-id", resource_id),
+                "connectionString": f"InstrumentationKey={key};IngestionEndpoint="
+                f"https://{inputs.get('location', 'westeurope')}-0.in.applicationinsights."
+                "azure.com/"}
+
+    def _workspace(self, logical, inputs, resource_id):
+        return {"customerId": _stable_uuid("workspace", resource_id)}
+
+    def _subnet(self, logical, inputs, resource_id):
+        self.subnet_prefixes[resource_id] = inputs.get("addressPrefix", "10.0.0.0/24")
+        return {}
+
+    def _appserviceenvironment(self, logical, inputs, resource_id):
+        subnet_id = (inputs.get("virtualNetwork") or {}).get("id", "")
+        subnet = ipaddress.IPv4Network(self.subnet_prefixes.get(subnet_id, "10.0.0.0/24"))
+        internal_ip = str(subnet.network_address + 4)  # first address Azure hands out
+        return {"dnsSuffix": f"{inputs['name']}.appserviceenvironment.net",
+                "networkingConfiguration": _merge(inputs, "networkingConfiguration", {
+                    "internalInboundIpAddresses": [internal_ip]})}
+
+    def _certificate(self, logical, inputs, resource_id):
+        return {"thumbprint": _hex("thumbprint", resource_id).upper()}
+
+    def _randompassword(self, logical, inputs, resource_id):
+        return {"result": mock_password(logical, int(inputs.get("length", 32)))}
+
+    def _command(self, logical, inputs, resource_id):
+        return {"stdout": "", "stderr": ""}
+
+
+# --- capturing the registrations -------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    """Protobuf Struct JSON -> plain values: secrets sealed, unknowns marked, ints restored."""
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return SECRET
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value == _UNKNOWN_VALUE:
+        return UNKNOWN
+    return value
+
+
+class CapturingMonitor(MockMonitor):
+    """The mock monitor, also recording each RegisterResource request's inputs and options."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.captured: list[CapturedResource] = []
+
+    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        if not request.type.startswith("pulumi:providers:"):
+            timeouts = request.customTimeouts
+            custom_timeouts = {k: v for k, v in (("create", timeouts.create),
+                                                 ("update", timeouts.update),
+                                                 ("delete", timeouts.delete)) if v} or None
+            self.captured.append(CapturedResource(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                parent=request.parent or None,
+                inputs=_plain(json_format.MessageToDict(request.object)),
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                depends_on=tuple(sorted(request.dependencies)),
+                custom_timeouts=custom_timeouts,
+            ))
+        return response
+
+
+# --- running the program -----------------------------------------------------------------------
+
+def _dependency_order(captured: list[CapturedResource]) -> tuple[CapturedResource, ...]:
+    """A registration order that is the same on every run.
+
+    The mock monitor serves registrations from several threads, so arrival order varies. Any
+    order with each resource after its parent and dependencies is one Pulumi could have used;
+    among the ready ones, the smallest URN goes first.
+    """
+    by_urn = {resource.urn: resource for resource in captured}
+    waiting_on = {
+        resource.urn: {urn for urn in (*resource.depends_on, resource.parent) if urn in by_urn}
+        for resource in captured
+    }
+    ordered: list[CapturedResource] = []
+    while waiting_on:
+        ready = sorted(urn for urn, deps in waiting_on.items() if not deps)
+        if not ready:
+            raise RuntimeError(f"dependency cycle among {sorted(waiting_on)}")
+        urn = ready[0]
+        ordered.append(by_urn[urn])
+        del waiting_on[urn]
+        for deps in waiting_on.values():
+            deps.discard(urn)
+    return tuple(ordered)
+
+
+def offline_package(cfg: StackConfig) -> PackageRef:
+    """A stand-in for `make package` output: the real path, a hash that never changes."""
+    path = default_package_path(cfg)
+    return PackageRef(path=path, sha256=hashlib.sha256(f"offline:{path}".encode()).hexdigest())
+
+
+def run_stack(stack: str, config: dict | None = None, package=None) -> StackRun:
+    """Runs infra/ for `stack` under mocks (preview=False) and returns what it registered.
+
+    config: full or project-relative keys -> values; defaults to the committed stack file.
+    package: a PackageRef to deploy; defaults to `offline_package` (no zip needed).
+    """
+    values = load_stack_config(stack) if config is None else config
+    flat, secret_keys = as_pulumi_config(values)
+    locate: Callable[[StackConfig], PackageRef] = (
+        offline_package if package is None else (lambda _cfg: package))
+    monitor = CapturingMonitor(AzureMocks())
+    runtime_settings.ROOT.set(None)  # a fresh root stack resource for this run
+    pulumi.runtime.set_all_config(flat, secret_keys)
+    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False,
+                             monitor=monitor)
+    outputs: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def declare():
+        return pulumi.Output.from_input(program.run(locate)).apply(outputs.update)
+
+    declare()
+    return StackRun(stack=stack, resources=_dependency_order(monitor.captured),
+                    outputs=json.loads(json.dumps(outputs, sort_keys=True)))

@@ -1,0 +1,174 @@
+"""Log Analytics, workspace-based Application Insights, diagnostics, alerts and autoscale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import applicationinsights, monitor, operationalinsights, web
+
+from infra.context import Context
+
+SITE_LOG_CATEGORIES = ("AppServiceHTTPLogs", "AppServiceConsoleLogs", "AppServiceAppLogs")
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    workspace: operationalinsights.Workspace
+    insights: applicationinsights.Component
+
+    @property
+    def connection_string(self) -> pulumi.Output[str]:
+        return self.insights.connection_string
+
+
+@dataclass(frozen=True)
+class Alert:
+    key: str
+    metric: str
+    aggregation: str
+    operator: str
+    threshold: float
+    severity: int
+    description: str
+
+
+ALERTS = (
+    Alert("http-5xx", "Http5xx", "Total", "GreaterThan", 10, 1,
+          "More than 10 server errors in 5 minutes"),
+    Alert("health-check", "HealthCheckStatus", "Average", "LessThan", 100, 1,
+          "An instance fails its health check"),
+    Alert("response-time", "HttpResponseTime", "Average", "GreaterThan", 2, 2,
+          "Average response time above 2 seconds over 5 minutes"),
+)
+
+
+def create_telemetry(ctx: Context) -> Telemetry:
+    workspace = operationalinsights.Workspace(
+        "log-analytics",
+        workspace_name=ctx.names.log_workspace,
+        resource_group_name=ctx.rg_name,
+        location=ctx.location,
+        sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
+        retention_in_days=ctx.cfg.log_retention_days,
+        tags=ctx.tags,
+    )
+    insights = applicationinsights.Component(
+        "app-insights",
+        resource_name_=ctx.names.app_insights,
+        resource_group_name=ctx.rg_name,
+        location=ctx.location,
+        kind="web",
+        application_type="web",
+        workspace_resource_id=workspace.id,
+        ingestion_mode="LogAnalytics",
+        tags=ctx.tags,
+    )
+    return Telemetry(workspace, insights)
+
+
+def diagnostics(ctx: Context, key: str, resource_uri: pulumi.Output[str], telemetry: Telemetry,
+                categories: tuple[str, ...] = (), category_group: str | None = None,
+                metrics: bool = True) -> monitor.DiagnosticSetting:
+    logs = [monitor.DiagnosticsLogSettingsArgs(category=c, enabled=True) for c in categories]
+    if category_group:
+        logs.append(monitor.DiagnosticsLogSettingsArgs(category_group=category_group,
+                                                       enabled=True))
+    return monitor.DiagnosticSetting(
+        f"diag-{key}",
+        name=f"to-{ctx.names.log_workspace}",
+        resource_uri=resource_uri,
+        workspace_id=telemetry.workspace.id,
+        log_analytics_destination_type="Dedicated",
+        logs=logs,
+        metrics=[monitor.DiagnosticsMetricSettingsArgs(category="AllMetrics", enabled=True)]
+        if metrics else None,
+    )
+
+
+def create_alerts(ctx: Context, app: web.WebApp) -> list[monitor.MetricAlert]:
+    group = monitor.ActionGroup(
+        "alerts-action-group",
+        action_group_name=f"ag-{ctx.names.base}",
+        resource_group_name=ctx.rg_name,
+        location="Global",
+        group_short_name=f"rr{ctx.cfg.stack}"[:12],
+        enabled=True,
+        email_receivers=[monitor.MicrosoftCommonEmailReceiverArgs(
+            name="on-call", email_address=ctx.cfg.alert_email, use_common_alert_schema=True)],
+        tags=ctx.tags,
+    )
+    return [_metric_alert(ctx, app, group, alert) for alert in ALERTS]
+
+
+def _metric_alert(ctx: Context, app: web.WebApp, group: monitor.ActionGroup,
+                  alert: Alert) -> monitor.MetricAlert:
+    return monitor.MetricAlert(
+        f"alert-{alert.key}",
+        rule_name=f"alert-{ctx.names.base}-{alert.key}",
+        resource_group_name=ctx.rg_name,
+        location="global",
+        description=alert.description,
+        severity=alert.severity,
+        enabled=True,
+        scopes=[app.id],
+        evaluation_frequency="PT1M",
+        window_size="PT5M",
+        auto_mitigate=True,
+        criteria=monitor.MetricAlertSingleResourceMultipleMetricCriteriaArgs(
+            odata_type="Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria",
+            all_of=[monitor.MetricCriteriaArgs(
+                name=alert.metric,
+                criterion_type="StaticThresholdCriterion",
+                metric_name=alert.metric,
+                metric_namespace="Microsoft.Web/sites",
+                operator=alert.operator,
+                threshold=alert.threshold,
+                time_aggregation=alert.aggregation,
+            )],
+        ),
+        actions=[monitor.MetricAlertActionArgs(action_group_id=group.id)],
+        tags=ctx.tags,
+    )
+
+
+def _cpu_rule(plan_id, operator: str, threshold: float, direction: str, window: str,
+              cooldown: str) -> monitor.ScaleRuleArgs:
+    return monitor.ScaleRuleArgs(
+        metric_trigger=monitor.MetricTriggerArgs(
+            metric_name="CpuPercentage",
+            metric_resource_uri=plan_id,
+            operator=operator,
+            statistic="Average",
+            threshold=threshold,
+            time_aggregation="Average",
+            time_grain="PT1M",
+            time_window=window,
+        ),
+        scale_action=monitor.ScaleActionArgs(direction=direction, type="ChangeCount", value="1",
+                                             cooldown=cooldown),
+    )
+
+
+def create_autoscale(ctx: Context, plan: web.AppServicePlan) -> monitor.AutoscaleSetting:
+    cfg = ctx.cfg
+    return monitor.AutoscaleSetting(
+        "autoscale",
+        autoscale_setting_name=f"autoscale-{ctx.names.plan}",
+        resource_group_name=ctx.rg_name,
+        location=ctx.location,
+        enabled=True,
+        target_resource_uri=plan.id,
+        profiles=[monitor.AutoscaleProfileArgs(
+            name="cpu",
+            capacity=monitor.ScaleCapacityArgs(minimum=str(cfg.min_instances),
+                                               maximum=str(cfg.max_instances),
+                                               default=str(cfg.min_instances)),
+            # Out fast on sustained load, in slowly so a spike doesn't flap the instance count.
+            rules=[
+                _cpu_rule(plan.id, "GreaterThan", 70, "Increase", "PT5M", "PT5M"),
+                _cpu_rule(plan.id, "LessThan", 30, "Decrease", "PT10M", "PT10M"),
+            ],
+        )],
+        tags=ctx.tags,
+    )

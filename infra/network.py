@@ -1,0 +1,128 @@
+"""VNet with one subnet per role, each behind its own NSG (standard and isolated tiers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import network
+
+from infra.context import Context
+
+
+@dataclass(frozen=True)
+class VirtualNetwork:
+    vnet: network.VirtualNetwork
+    private_endpoint_subnet: network.Subnet
+    integration_subnet: network.Subnet | None  # standard: regional VNet integration
+    ase_subnet: network.Subnet | None  # isolated: the ASE v3 lives here
+
+
+def _private_endpoint_rules() -> list[network.SecurityRuleArgs]:
+    # Only clients inside the VNet reach the data services' private endpoints, only on their ports.
+    return [
+        network.SecurityRuleArgs(
+            name="allow-vnet-to-data-services",
+            priority=100,
+            direction="Inbound",
+            access="Allow",
+            protocol="Tcp",
+            source_address_prefix="VirtualNetwork",
+            source_port_range="*",
+            destination_address_prefix="VirtualNetwork",
+            destination_port_ranges=["443", "5432"],
+        ),
+        network.SecurityRuleArgs(
+            name="deny-all-other-inbound",
+            priority=4096,
+            direction="Inbound",
+            access="Deny",
+            protocol="*",
+            source_address_prefix="*",
+            source_port_range="*",
+            destination_address_prefix="*",
+            destination_port_range="*",
+        ),
+    ]
+
+
+def _ase_rules() -> list[network.SecurityRuleArgs]:
+    # The ILB answers HTTP(S) for the VNet (and peered/on-premises networks routed into it);
+    # nothing arrives from the internet because the ASE has no public inbound address.
+    return [
+        network.SecurityRuleArgs(
+            name="allow-vnet-https",
+            priority=100,
+            direction="Inbound",
+            access="Allow",
+            protocol="Tcp",
+            source_address_prefix="VirtualNetwork",
+            source_port_range="*",
+            destination_address_prefix="VirtualNetwork",
+            destination_port_ranges=["80", "443"],
+        ),
+        network.SecurityRuleArgs(
+            name="deny-internet-inbound",
+            priority=4000,
+            direction="Inbound",
+            access="Deny",
+            protocol="*",
+            source_address_prefix="Internet",
+            source_port_range="*",
+            destination_address_prefix="*",
+            destination_port_range="*",
+        ),
+    ]
+
+
+def _nsg(ctx: Context, role: str, rules: list[network.SecurityRuleArgs]):
+    return network.NetworkSecurityGroup(
+        f"nsg-{role}",
+        network_security_group_name=f"nsg-{ctx.names.base}-{role}",
+        resource_group_name=ctx.rg_name,
+        location=ctx.location,
+        security_rules=rules,
+        tags=ctx.tags,
+    )
+
+
+def _subnet(ctx, vnet, role, prefix, rules, delegation=None, after=None) -> network.Subnet:
+    nsg = _nsg(ctx, role, rules)
+    return network.Subnet(
+        f"snet-{role}",
+        subnet_name=f"snet-{role}",
+        resource_group_name=ctx.rg_name,
+        virtual_network_name=vnet.name,
+        address_prefix=prefix,
+        network_security_group=network.NetworkSecurityGroupArgs(id=nsg.id),
+        delegations=[network.DelegationArgs(name=delegation, service_name=delegation)]
+        if delegation else None,
+        # NSGs apply to private endpoints only when the subnet's network policies are enabled.
+        private_endpoint_network_policies="Enabled",
+        # Azure serialises writes to one VNet; chaining subnets avoids AnotherOperationInProgress.
+        opts=pulumi.ResourceOptions(depends_on=[after] if after else None),
+    )
+
+
+def create_network(ctx: Context) -> VirtualNetwork:
+    net = ctx.cfg.network
+    assert net is not None, "create_network is only called for tiers with a VNet"
+    vnet = network.VirtualNetwork(
+        "vnet",
+        virtual_network_name=ctx.names.vnet,
+        resource_group_name=ctx.rg_name,
+        location=ctx.location,
+        address_space=network.AddressSpaceArgs(address_prefixes=[net.address_space]),
+        tags=ctx.tags,
+        # Subnets are separate resources; without this the VNet would try to own them too.
+        opts=pulumi.ResourceOptions(ignore_changes=["subnets"]),
+    )
+    pe_subnet = _subnet(ctx, vnet, "private-endpoints", net.private_endpoint_subnet,
+                        _private_endpoint_rules())
+    if ctx.cfg.tier == "isolated":
+        ase_subnet = _subnet(ctx, vnet, "ase", net.ase_subnet, _ase_rules(),
+                             delegation="Microsoft.Web/hostingEnvironments", after=pe_subnet)
+        return VirtualNetwork(vnet, pe_subnet, None, ase_subnet)
+    integration = _subnet(ctx, vnet, "app-integration", net.integration_subnet, [],
+                          delegation="Microsoft.Web/serverFarms", after=pe_subnet)
+    return VirtualNetwork(vnet, pe_subnet, integration, None)

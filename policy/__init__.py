@@ -1,0 +1,1 @@
+"""Pulumi CrossGuard policy pack: the security baseline every stack must pass."""

@@ -1,0 +1,219 @@
+"""The security baseline as plain functions, importable without starting a policy server.
+
+Every check takes (resource type, props, options, config) and returns the violations it found
+(an empty list means compliant). `props` are the resource's inputs with the provider's camelCase
+names, exactly what `pulumi preview --policy-pack` hands a policy and what the mocks capture;
+`options` only needs a `protect` attribute (pulumi_policy.PolicyResourceOptions has it);
+`config` is the policy's configuration, merged over the rule's defaults.
+
+Stack-dependent rules read policy config rather than guessing the stack from its name: the
+secure value is the default, and policy/config/<stack>.json relaxes it where a tier is meant
+to be disposable or public (dev). CI passes that file with --policy-pack-config.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+NATIVE = "azure-native:"
+WEB_SITES = (f"{NATIVE}web:WebApp", f"{NATIVE}web:WebAppSlot")
+BASIC_AUTH_POLICIES = tuple(
+    f"{NATIVE}web:WebApp{kind}Allowed{slot}" for kind in ("Ftp", "Scm") for slot in ("", "Slot")
+)
+STORAGE_ACCOUNT = f"{NATIVE}storage:StorageAccount"
+BLOB_CONTAINER = f"{NATIVE}storage:BlobContainer"
+KEY_VAULT = f"{NATIVE}keyvault:Vault"
+POSTGRES_SERVER = f"{NATIVE}dbforpostgresql:Server"
+ROLE_ASSIGNMENT = f"{NATIVE}authorization:RoleAssignment"
+STATEFUL = (POSTGRES_SERVER, STORAGE_ACCOUNT, KEY_VAULT)
+
+WEB_TLS_VERSIONS = ("1.2", "1.3")
+STORAGE_TLS_VERSIONS = ("TLS1_2", "TLS1_3")
+# A resource ID below a resource group: .../resourceGroups/<rg>/providers/<namespace>/<type>/<name>
+RESOURCE_SCOPE = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/[^/]+/[^/]+/[^/]+", re.IGNORECASE
+)
+
+Check = Callable[[str, Mapping[str, Any], Any, Mapping[str, Any]], list[str]]
+
+
+def _get(props: Mapping[str, Any] | None, *path: str) -> Any:
+    """props["a"]["b"]... or None when any level is missing."""
+    value: Any = props
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+# --- App Service ---------------------------------------------------------------------------
+
+def check_https_only(resource_type, props, options=None, config=None) -> list[str]:
+    if resource_type in WEB_SITES and props.get("httpsOnly") is not True:
+        return ["httpsOnly must be true: plain HTTP would expose session cookies"]
+    return []
+
+
+def check_min_tls(resource_type, props, options=None, config=None) -> list[str]:
+    violations = []
+    if resource_type in WEB_SITES:
+        if _get(props, "siteConfig", "minTlsVersion") not in WEB_TLS_VERSIONS:
+            violations.append("siteConfig.minTlsVersion must be 1.2 or later")
+        scm = _get(props, "siteConfig", "scmMinTlsVersion")
+        if scm is not None and scm not in WEB_TLS_VERSIONS:
+            violations.append("siteConfig.scmMinTlsVersion must be 1.2 or later")
+    elif (resource_type == STORAGE_ACCOUNT
+          and props.get("minimumTlsVersion") not in STORAGE_TLS_VERSIONS):
+        violations.append("minimumTlsVersion must be TLS1_2 or later")
+    return violations
+
+
+def check_ftps_disabled(resource_type, props, options=None, config=None) -> list[str]:
+    if resource_type in WEB_SITES and _get(props, "siteConfig", "ftpsState") != "Disabled":
+        return ["siteConfig.ftpsState must be Disabled: deploys go through the SCM API only"]
+    return []
+
+
+def check_basic_auth_publishing_disabled(resource_type, props, options=None,
+                                         config=None) -> list[str]:
+    if resource_type in BASIC_AUTH_POLICIES and props.get("allow") is not False:
+        return ["basic-auth publishing credentials must be disabled (allow: false): "
+                "deployments authenticate with Microsoft Entra tokens"]
+    return []
+
+
+# --- Storage -------------------------------------------------------------------------------
+
+def check_no_public_blob_access(resource_type, props, options=None, config=None) -> list[str]:
+    if resource_type == STORAGE_ACCOUNT and props.get("allowBlobPublicAccess") is not False:
+        return ["allowBlobPublicAccess must be false"]
+    if resource_type == BLOB_CONTAINER and props.get("publicAccess") not in (None, "None"):
+        return [f"container publicAccess must be None, not {props.get('publicAccess')!r}"]
+    return []
+
+
+def check_shared_key_disabled(resource_type, props, options=None, config=None) -> list[str]:
+    if resource_type == STORAGE_ACCOUNT and props.get("allowSharedKeyAccess") is not False:
+        return ["allowSharedKeyAccess must be false: the app uses its managed identity"]
+    return []
+
+
+# --- Key Vault -----------------------------------------------------------------------------
+
+def check_key_vault_rbac_and_purge_protection(resource_type, props, options=None,
+                                              config=None) -> list[str]:
+    if resource_type != KEY_VAULT:
+        return []
+    config = {"requirePurgeProtection": True, **(config or {})}
+    vault = props.get("properties") or {}
+    violations = []
+    if vault.get("enableRbacAuthorization") is not True:
+        violations.append("properties.enableRbacAuthorization must be true (no access policies)")
+    if vault.get("enableSoftDelete") is False:
+        violations.append("properties.enableSoftDelete must not be false")
+    if config["requirePurgeProtection"] and vault.get("enablePurgeProtection") is not True:
+        violations.append("properties.enablePurgeProtection must be true outside dev")
+    return violations
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+def check_postgres_entra_and_private(resource_type, props, options=None,
+                                     config=None) -> list[str]:
+    if resource_type != POSTGRES_SERVER:
+        return []
+    config = {"privateNetworking": True, **(config or {})}
+    violations = []
+    if _get(props, "authConfig", "activeDirectoryAuth") != "Enabled":
+        violations.append("authConfig.activeDirectoryAuth must be Enabled")
+    if config["privateNetworking"]:
+        if _get(props, "authConfig", "passwordAuth") != "Disabled":
+            violations.append("authConfig.passwordAuth must be Disabled in private tiers")
+        if _get(props, "network", "publicNetworkAccess") != "Disabled":
+            violations.append("network.publicNetworkAccess must be Disabled in private tiers "
+                              "(the server is reached through its private endpoint)")
+    return violations
+
+
+# --- Identity ------------------------------------------------------------------------------
+
+def check_role_assignment_scope(resource_type, props, options=None, config=None) -> list[str]:
+    if resource_type != ROLE_ASSIGNMENT:
+        return []
+    violations = []
+    if props.get("principalType") != "ServicePrincipal":
+        violations.append("principalType must be ServicePrincipal (managed identities); "
+                          "the provider's default is User")
+    scope = str(props.get("scope") or "")
+    if not RESOURCE_SCOPE.match(scope):
+        violations.append(f"scope must be a single resource, not a subscription or resource "
+                          f"group: {scope!r}")
+    return violations
+
+
+# --- Data safety ---------------------------------------------------------------------------
+
+def check_stateful_protected(resource_type, props, options=None, config=None) -> list[str]:
+    if resource_type not in STATEFUL:
+        return []
+    config = {"requireProtection": True, **(config or {})}
+    if config["requireProtection"] and not getattr(options, "protect", False):
+        return ["stateful resource must set protect=True so `pulumi destroy` or a replacement "
+                "cannot delete its data"]
+    return []
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    check: Check
+    config_defaults: Mapping[str, bool] = field(default_factory=dict)
+
+    def __call__(self, resource_type, props, options=None, config=None) -> list[str]:
+        return self.check(resource_type, props, options, {**self.config_defaults, **(config or {})})
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("web-app-https-only", "Web apps and slots accept HTTPS only.", check_https_only),
+    Rule("minimum-tls-1-2", "Web apps, slots and storage accounts require TLS 1.2 or later.",
+         check_min_tls),
+    Rule("web-app-ftps-disabled", "FTP/FTPS deployment is disabled on web apps and slots.",
+         check_ftps_disabled),
+    Rule("basic-auth-publishing-disabled",
+         "Basic-auth publishing credentials (FTP and SCM) are disabled.",
+         check_basic_auth_publishing_disabled),
+    Rule("storage-no-public-blob-access", "Storage accounts and containers allow no anonymous "
+         "blob access.", check_no_public_blob_access),
+    Rule("storage-shared-key-disabled", "Storage accounts refuse shared-key authorization.",
+         check_shared_key_disabled),
+    Rule("key-vault-rbac-purge-protection", "Key Vaults use RBAC, keep soft delete and (outside "
+         "dev) purge protection.", check_key_vault_rbac_and_purge_protection,
+         {"requirePurgeProtection": True}),
+    Rule("postgresql-entra-private", "PostgreSQL uses Microsoft Entra authentication; private "
+         "tiers disable password auth and public network access.",
+         check_postgres_entra_and_private, {"privateNetworking": True}),
+    Rule("role-assignment-resource-scope", "Role assignments target one resource and a "
+         "ServicePrincipal.", check_role_assignment_scope),
+    Rule("stateful-resources-protected", "PostgreSQL, storage accounts and Key Vaults are "
+         "protected outside dev.", check_stateful_protected, {"requireProtection": True}),
+)
+
+
+def violations(resource_type: str, props: Mapping[str, Any], options: Any,
+               config: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, list[str]]:
+    """Every rule's violations for one resource, keyed by rule name (compliant rules omitted).
+
+    `config` is a policy-pack config document: {rule name: {setting: value}}.
+    """
+    config = config or {}
+    found = {}
+    for rule in RULES:
+        messages = rule(resource_type, props, options, config.get(rule.name))
+        if messages:
+            found[rule.name] = messages
+    return found

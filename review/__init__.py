@@ -1,0 +1,1 @@
+"""Reviewers' view of the infrastructure: offline synth, diagrams, ARM rendering, checkov."""

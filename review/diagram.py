@@ -1,0 +1,297 @@
+"""A Mermaid architecture diagram generated from a stack's resources (never drawn by hand).
+
+Nodes are the resources a reviewer cares about (by type); edges come from the dependency graph
+the program itself produced: when B's inputs use A's outputs, Pulumi records A as a dependency of
+B, and a table says how such a pair is drawn. "Connector" resources (DNS zone groups, role
+assignments, record sets, VNet links...) are not nodes: they draw an edge between the nodes they
+depend on. So a diagram changes exactly when the program's wiring changes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from review.model import Resource
+
+# type token -> role. Roles not listed here are not drawn as nodes.
+ROLES: Mapping[str, str] = {
+    "azure-native:web:WebApp": "app",
+    "azure-native:web:WebAppSlot": "slot",
+    "azure-native:web:AppServicePlan": "plan",
+    "azure-native:web:AppServiceEnvironment": "ase",
+    "azure-native:monitor:AutoscaleSetting": "autoscale",
+    "azure-native:applicationinsights:Component": "insights",
+    "azure-native:operationalinsights:Workspace": "workspace",
+    "azure-native:network:VirtualNetwork": "vnet",
+    "azure-native:network:Subnet": "subnet",
+    "azure-native:network:PrivateEndpoint": "endpoint",
+    "azure-native:dbforpostgresql:Server": "postgres",
+    "azure-native:keyvault:Vault": "keyvault",
+    "azure-native:storage:StorageAccount": "storage",
+    "azure-native:privatedns:PrivateZone": "dnszone",
+}
+
+TITLES: Mapping[str, str] = {
+    "app": "Web app",
+    "slot": "Deployment slot",
+    "plan": "App Service plan",
+    "ase": "App Service Environment v3",
+    "autoscale": "Autoscale",
+    "insights": "Application Insights",
+    "workspace": "Log Analytics",
+    "vnet": "VNet",
+    "subnet": "Subnet",
+    "endpoint": "Private endpoint",
+    "postgres": "PostgreSQL flexible server",
+    "keyvault": "Key Vault",
+    "storage": "Storage account",
+    "dnszone": "Private DNS zone",
+    "identity": "System-assigned managed identity",
+    "ilb": "Internal load balancer",
+    "internet": "Internet",
+}
+
+DATA_ROLES = ("postgres", "keyvault", "storage")
+
+# (role of the dependency, role of the dependent) -> (from, to, label, target suffix): how a
+# direct dependency between two drawn resources is shown. "dep"/"self" name the two ends; the
+# suffix points at a derived node (the ASE's ILB sits in the ASE subnet, not the ASE itself).
+DIRECT_EDGES: Mapping[tuple[str, str], tuple[str, str, str, str]] = {
+    ("plan", "app"): ("dep", "self", "hosts", ""),
+    ("app", "slot"): ("dep", "self", "slot", ""),
+    ("plan", "autoscale"): ("dep", "self", "scaled by", ""),
+    ("insights", "app"): ("self", "dep", "telemetry", ""),
+    ("insights", "slot"): ("self", "dep", "telemetry", ""),
+    ("workspace", "insights"): ("self", "dep", "workspace-based", ""),
+    ("vnet", "subnet"): ("dep", "self", "contains", ""),
+    ("subnet", "app"): ("self", "dep", "outbound (VNet integration)", ""),
+    ("subnet", "slot"): ("self", "dep", "outbound (VNet integration)", ""),
+    ("subnet", "endpoint"): ("dep", "self", "", ""),
+    ("subnet", "ase"): ("dep", "self", "", "_ilb"),
+    ("ase", "plan"): ("dep", "self", "hosts", ""),
+    ("dnszone", "endpoint"): ("self", "dep", "DNS", ""),
+    **{(data, "endpoint"): ("self", "dep", "private link", "") for data in DATA_ROLES},
+}
+
+# Well-known built-in role definition GUIDs, so role-assignment edges read as roles.
+BUILT_IN_ROLES: Mapping[str, str] = {
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
+    "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1": "Storage Blob Data Reader",
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
+    "00482a5a-887f-4fb3-b363-3b7fe8e74483": "Key Vault Administrator",
+}
+
+
+@dataclass(frozen=True, order=True)
+class Edge:
+    source: str
+    target: str
+    label: str = ""
+    dashed: bool = False
+
+
+class Diagram:
+    """Collects nodes and edges, then renders them in a stable order."""
+
+    def __init__(self, resources: Iterable[Resource]) -> None:
+        self.by_ref = {r.ref: r for r in resources}
+        self.roles = {ref: ROLES[r.type] for ref, r in self.by_ref.items() if r.type in ROLES}
+        self.labels: dict[str, str] = {}
+        self.groups: dict[str, str] = {}
+        self.edges: set[Edge] = set()
+
+    # nodes -------------------------------------------------------------------------------
+    def add_node(self, node_id: str, role: str, detail: str = "") -> None:
+        title = TITLES[role]
+        self.labels[node_id] = f"{title}<br/>{detail}" if detail else title
+        self.groups[node_id] = group_of(role)
+
+    def node_id(self, ref: str) -> str:
+        return "n_" + re.sub(r"[^A-Za-z0-9]", "_", ref.split("::", 1)[1])
+
+    def add_resource_nodes(self) -> None:
+        for ref, role in self.roles.items():
+            self.add_node(self.node_id(ref), role, describe(role, self.by_ref[ref]))
+
+    def add_derived_nodes(self) -> None:
+        """Nodes that are properties of resources, not resources: identity, ILB, Internet."""
+        has_ase = any(role == "ase" for role in self.roles.values())
+        for ref, role in sorted(self.roles.items()):
+            resource = self.by_ref[ref]
+            if role in ("app", "slot") and has_system_identity(resource):
+                identity = self.node_id(ref) + "_identity"
+                self.add_node(identity, "identity", resource.name)
+                self.edges.add(Edge(self.node_id(ref), identity, "identity"))
+            if role == "app" and not has_ase:
+                self.add_node("internet", "internet")
+                self.edges.add(Edge("internet", self.node_id(ref), "HTTPS"))
+            if role == "ase":
+                ilb = self.node_id(ref) + "_ilb"
+                mode = str(resource.inputs.get("internalLoadBalancingMode", ""))
+                self.add_node(ilb, "ilb", mode)
+                self.edges.add(Edge(ilb, self.node_id(ref), "private only"))
+
+    # edges -------------------------------------------------------------------------------
+    def add_dependency_edges(self) -> None:
+        for ref, resource in self.by_ref.items():
+            if ref not in self.roles:
+                self.add_connector_edges(resource)
+                continue
+            for dep in resource.depends_on:
+                if dep in self.roles:
+                    self.add_direct_edge(dep, ref)
+
+    def add_direct_edge(self, dep: str, ref: str) -> None:
+        rule = DIRECT_EDGES.get((self.roles[dep], self.roles[ref]))
+        if rule is None:
+            return
+        ends = {"dep": dep, "self": ref}
+        source, target, label = ends[rule[0]], ends[rule[1]], rule[2]
+        self.edges.add(Edge(self.node_id(source), self.node_id(target) + rule[3], label))
+
+    def deps_with_role(self, resource: Resource, *roles: str) -> list[str]:
+        """Drawn dependencies with one of `roles`, looking through one undrawn resource.
+
+        A role assignment scoped to a blob container depends on the container, which is not
+        drawn; the container depends on its storage account, which is.
+        """
+        found = set()
+        for dep in resource.depends_on:
+            if self.roles.get(dep) in roles:
+                found.add(dep)
+            elif dep in self.by_ref and dep not in self.roles:
+                found.update(d for d in self.by_ref[dep].depends_on if self.roles.get(d) in roles)
+        return sorted(found)
+
+    def add_connector_edges(self, connector: Resource) -> None:
+        """Edges drawn for resources that only link two drawn resources together."""
+        kind = connector.type.rsplit(":", 1)[-1]
+        if kind == "PrivateDnsZoneGroup":
+            self.link(connector, ("endpoint",), ("dnszone",), "DNS zone group")
+        elif kind == "RoleAssignment":
+            self.link_identity(connector, DATA_ROLES, role_label(connector))
+        elif kind.startswith("Administrator"):
+            self.link_identity(connector, ("postgres",), "Entra admin")
+        elif kind == "VirtualNetworkLink":
+            self.link(connector, ("vnet",), ("dnszone",), "resolves via", dashed=True)
+        elif kind == "PrivateRecordSet":
+            self.link(connector, ("ase",), ("dnszone",), "A records", suffix="_ilb")
+        elif kind == "Command" and self.deps_with_role(connector, "postgres"):
+            # The SQL step that creates the identity's least-privilege PostgreSQL role.
+            self.link_identity(connector, ("postgres",), "PostgreSQL role (Entra token)")
+        elif kind.startswith("WebAppSwiftVirtualNetworkConnection"):
+            self.link(connector, ("app", "slot"), ("subnet",), "outbound (VNet integration)")
+
+    def link(self, connector: Resource, sources: tuple[str, ...], targets: tuple[str, ...],
+             label: str, *, dashed: bool = False, suffix: str = "") -> None:
+        for source in self.deps_with_role(connector, *sources):
+            for target in self.deps_with_role(connector, *targets):
+                self.edges.add(Edge(self.node_id(source) + suffix, self.node_id(target),
+                                    label, dashed))
+
+    def link_identity(self, connector: Resource, targets: tuple[str, ...], label: str) -> None:
+        """Identity -> data service: the principal comes from an app or slot the connector uses."""
+        for principal in self.deps_with_role(connector, "app", "slot"):
+            for target in self.deps_with_role(connector, *targets):
+                self.edges.add(Edge(self.node_id(principal) + "_identity", self.node_id(target),
+                                    label))
+
+    # rendering ---------------------------------------------------------------------------
+    def render(self) -> str:
+        lines = ["flowchart TB"]
+        for group, title in GROUP_TITLES.items():
+            members = sorted(n for n, g in self.groups.items() if g == group)
+            if not members:
+                continue
+            if title:
+                lines.append(f'  subgraph {group}["{title}"]')
+            lines.extend(f'    {n}["{escape(self.labels[n])}"]' for n in members)
+            if title:
+                lines.append("  end")
+        known = set(self.labels)
+        for edge in sorted(self.edges):
+            if edge.source not in known or edge.target not in known:
+                continue
+            arrow = "-.->" if edge.dashed else "-->"
+            label = f'|"{escape(edge.label)}"|' if edge.label else ""
+            lines.append(f"  {edge.source} {arrow}{label} {edge.target}")
+        return "\n".join(lines) + "\n"
+
+
+GROUP_TITLES: Mapping[str, str] = {
+    "outside": "",
+    "compute": "App Service",
+    "network": "Virtual network",
+    "data": "Data services",
+    "dns": "Private DNS",
+    "monitoring": "Monitoring",
+}
+
+
+def group_of(role: str) -> str:
+    if role in ("app", "slot", "plan", "ase", "autoscale", "identity", "ilb"):
+        return "compute"
+    if role in ("vnet", "subnet", "endpoint"):
+        return "network"
+    if role in DATA_ROLES:
+        return "data"
+    if role == "dnszone":
+        return "dns"
+    if role in ("insights", "workspace"):
+        return "monitoring"
+    return "outside"
+
+
+def escape(text: str) -> str:
+    """Mermaid labels are quoted: a double quote has to become its entity."""
+    return text.replace('"', "#quot;")
+
+
+def has_system_identity(resource: Resource) -> bool:
+    identity = resource.inputs.get("identity") or {}
+    return "SystemAssigned" in str(identity.get("type", ""))
+
+
+def role_label(assignment: Resource) -> str:
+    definition = str(assignment.inputs.get("roleDefinitionId", ""))
+    guid = definition.rsplit("/", 1)[-1].lower()
+    return BUILT_IN_ROLES.get(guid, "role assignment")
+
+
+def describe(role: str, resource: Resource) -> str:
+    """The one or two facts that identify a node at a glance (SKU, CIDR, zone name...)."""
+    inputs = resource.inputs
+    facts: list[str] = [resource.name]
+    if role == "plan":
+        sku = inputs.get("sku") or {}
+        facts.append(" ".join(str(sku[k]) for k in ("tier", "name") if sku.get(k)))
+    elif role == "slot":
+        facts.append(str(inputs.get("slot", "")))
+    elif role == "subnet":
+        facts.append(str(inputs.get("addressPrefix", "")))
+        delegations = inputs.get("delegations") or []
+        facts.extend(f"delegated to {d.get('serviceName')}" for d in delegations)
+    elif role == "vnet":
+        facts.extend((inputs.get("addressSpace") or {}).get("addressPrefixes") or [])
+    elif role == "endpoint":
+        for connection in inputs.get("privateLinkServiceConnections") or []:
+            facts.extend(connection.get("groupIds") or [])
+    elif role == "dnszone":
+        facts.append(str(inputs.get("privateZoneName", "")))
+    elif role == "postgres":
+        facts.append(f"PostgreSQL {inputs.get('version', '')}".strip())
+    elif role == "autoscale":
+        for profile in inputs.get("profiles") or []:
+            capacity = profile.get("capacity") or {}
+            facts.append(f"{capacity.get('minimum', '?')}-{capacity.get('maximum', '?')} instances")
+    return "<br/>".join(f for f in facts if f)
+
+
+def mermaid(resources: Iterable[Resource]) -> str:
+    diagram = Diagram(resources)
+    diagram.add_resource_nodes()
+    diagram.add_derived_nodes()
+    diagram.add_dependency_edges()
+    return diagram.render()

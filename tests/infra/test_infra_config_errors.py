@@ -1,0 +1,190 @@
+"""Bad config fails before any resource is declared.
+
+Each error names the key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from infra import mocks
+from infra.config import ConfigError, parse_config
+
+
+def parse(values: dict[str, str]):
+    location = values.get("azure-native:location")
+    return parse_config("test", values.get, location)
+
+
+def spoil(valid_config, **changes):
+    values = {**valid_config}
+    for key, value in changes.items():
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = value
+    return values
+
+
+def standard(valid_config, **changes):
+    return spoil(valid_config, tier="standard", sku="P1v3", **changes)
+
+
+def isolated(valid_config, **changes):
+    return spoil(valid_config, tier="isolated", sku="I1v2", **changes)
+
+
+def test_the_valid_baseline_parses(valid_config):
+    cfg = parse(valid_config)
+    assert (cfg.tier, cfg.sku, cfg.python_version, cfg.network) == ("basic", "B1", "3.11", None)
+
+
+def test_unknown_tier(valid_config):
+    with pytest.raises(ConfigError, match=r"'tier': 'premium' .* one of basic, standard, isolated"):
+        parse(spoil(valid_config, tier="premium"))
+
+
+@pytest.mark.parametrize(("tier", "sku"), [("basic", "P1v3"), ("standard", "B1"),
+                                           ("isolated", "P1v3"), ("standard", "I1v2")])
+def test_sku_not_valid_for_the_tier(valid_config, tier, sku):
+    with pytest.raises(ConfigError, match=rf"'sku': '{sku}' is not allowed; expected one of"):
+        parse(spoil(valid_config, tier=tier, sku=sku))
+
+
+def test_overlapping_subnets(valid_config):
+    values = standard(valid_config, integrationSubnet="10.40.2.0/26",
+                      privateEndpointSubnet="10.40.2.0/27")
+    with pytest.raises(ConfigError, match=r"'integrationSubnet': '10.40.2.0/26' .* does not "
+                                          r"overlap privateEndpointSubnet 10.40.2.0/27"):
+        parse(values)
+
+
+@pytest.mark.parametrize(("tier", "key", "cidr", "minimum"), [
+    ("isolated", "aseSubnet", "10.40.0.0/25", "/24"),
+    ("standard", "integrationSubnet", "10.40.1.0/29", "/28"),
+    ("standard", "privateEndpointSubnet", "10.40.2.0/29", "/28"),
+])
+def test_too_small_subnets(valid_config, tier, key, cidr, minimum):
+    values = (isolated if tier == "isolated" else standard)(valid_config, **{key: cidr})
+    with pytest.raises(ConfigError, match=rf"'{key}': '{cidr}' .* a {minimum} or larger block"):
+        parse(values)
+
+
+def test_subnet_outside_the_vnet(valid_config):
+    with pytest.raises(ConfigError, match=r"'privateEndpointSubnet': '192.168.0.0/27' .* inside "
+                                          r"vnetAddressSpace 10.40.0.0/16"):
+        parse(standard(valid_config, privateEndpointSubnet="192.168.0.0/27"))
+
+
+@pytest.mark.parametrize("cidr", ["10.40.0.0/33", "10.40.1.5/24", "not-a-network"])
+def test_malformed_cidr(valid_config, cidr):
+    with pytest.raises(ConfigError, match=r"'vnetAddressSpace': .* an IPv4 CIDR block"):
+        parse(standard(valid_config, vnetAddressSpace=cidr))
+
+
+@pytest.mark.parametrize("email", ["alerts", "alerts@", "a b@example.com", "x@example"])
+def test_bad_alert_email(valid_config, email):
+    with pytest.raises(ConfigError, match=r"'alertEmail': .* an e-mail address"):
+        parse(spoil(valid_config, alertEmail=email))
+
+
+@pytest.mark.parametrize("domain", ["example.com", "WWW.Example.com", "-bad.example.com",
+                                    "shop.example.com.", "mysite.azurewebsites.net"])
+def test_bad_custom_domain(valid_config, domain):
+    with pytest.raises(ConfigError, match=r"'customDomain': "):
+        parse(spoil(valid_config, customDomain=domain))
+
+
+def test_good_custom_domain(valid_config):
+    assert parse(spoil(valid_config, customDomain="www.example.com")).custom_domain == \
+        "www.example.com"
+
+
+@pytest.mark.parametrize("key", ["alertEmail", "postgresAdminObjectId",
+                                 "postgresAdminPrincipalName", "azure-native:location"])
+def test_required_keys(valid_config, key):
+    with pytest.raises(ConfigError, match=rf"'{key}': None is not allowed"):
+        parse(spoil(valid_config, **{key: None}))
+
+
+def test_admin_object_id_must_be_a_guid(valid_config):
+    with pytest.raises(ConfigError, match=r"'postgresAdminObjectId': 'db-admins' .* a GUID"):
+        parse(spoil(valid_config, postgresAdminObjectId="db-admins"))
+
+
+@pytest.mark.parametrize("version", ["3.8", "3", "python3.11"])
+def test_python_version(valid_config, version):
+    with pytest.raises(ConfigError, match=r"'pythonVersion': .* one of 3.10, 3.11, 3.12, 3.13"):
+        parse(spoil(valid_config, pythonVersion=version))
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"minInstances": "1"}, r"'minInstances': '1' .* between 2 and 30"),
+    ({"minInstances": "3", "maxInstances": "2"}, r"'maxInstances': '2' .* at least minInstances"),
+    ({"maxInstances": "many"}, r"'maxInstances': 'many' .* an integer"),
+])
+def test_instance_counts(valid_config, changes, message):
+    with pytest.raises(ConfigError, match=message):
+        parse(standard(valid_config, **changes))
+
+
+def test_keys_that_do_not_apply_to_the_tier(valid_config):
+    with pytest.raises(ConfigError, match=r"'integrationSubnet': .* unset in the basic tier"):
+        parse(spoil(valid_config, integrationSubnet="10.40.1.0/26"))
+    with pytest.raises(ConfigError, match=r"'aseSubnet': .* unset in the standard tier"):
+        parse(standard(valid_config, aseSubnet="10.40.0.0/24"))
+
+
+def test_zone_redundancy_needs_a_capable_sku(valid_config):
+    with pytest.raises(ConfigError, match=r"'zoneRedundant': 'true' .* false for SKU S1"):
+        parse(spoil(valid_config, tier="standard", sku="S1", zoneRedundant="true"))
+    assert parse(spoil(valid_config, tier="standard", sku="S1")).zone_redundant is False
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"postgresSku": "B1ms"}, r"'postgresSku': 'B1ms' .* a Flexible Server SKU"),
+    ({"postgresSku": "Standard_B1ms", "postgresHighAvailability": "true"},
+     r"'postgresSku': 'Standard_B1ms' .* Burstable servers have no HA"),
+    ({"postgresStorageGb": "100"}, r"'postgresStorageGb': 100 .* one of 32, 64, 128"),
+    ({"postgresBackupRetentionDays": "3"}, r"'postgresBackupRetentionDays': '3' .* 7 and 35"),
+    ({"postgresHighAvailability": "yes"}, r"'postgresHighAvailability': 'yes' .* true or false"),
+    ({"postgresAdminPrincipalType": "Robot"}, r"'postgresAdminPrincipalType': 'Robot'"),
+])
+def test_postgres_settings(valid_config, changes, message):
+    with pytest.raises(ConfigError, match=message):
+        parse(spoil(valid_config, **changes))
+
+
+@pytest.mark.parametrize(("key", "value"), [("azure-native:location", "West Europe"),
+                                            ("namePrefix", "Restaurant"),
+                                            ("nameSuffix", "x"),
+                                            ("healthCheckPath", "healthz"),
+                                            ("deployerIpAddress", "10.0.0.1"),
+                                            ("logRetentionDays", "7")])
+def test_names_paths_and_addresses(valid_config, key, value):
+    with pytest.raises(ConfigError, match=rf"'{key}': '{value}' is not allowed; expected"):
+        parse(spoil(valid_config, **{key: value}))
+
+
+def test_program_fails_before_declaring_any_resource(valid_config, monkeypatch):
+    registered: list[str] = []
+    original = mocks.CapturingMonitor.RegisterResource
+
+    def spy(self, request):
+        registered.append(request.type)
+        return original(self, request)
+
+    monkeypatch.setattr(mocks.CapturingMonitor, "RegisterResource", spy)
+    with pytest.raises(ConfigError, match=r"'tier': 'premium'"):
+        mocks.run_stack("broken", config=spoil(valid_config, tier="premium"))
+    assert registered == ["pulumi:pulumi:Stack"]
+
+
+def test_committed_stack_files_use_only_known_keys(committed_stacks):
+    from infra.config import KNOWN_KEYS
+
+    for stack in committed_stacks:
+        for key in mocks.load_stack_config(stack):
+            namespace, name = key.split(":", 1)
+            if namespace == mocks.PROJECT:
+                assert name in KNOWN_KEYS, f"Pulumi.{stack}.yaml: unknown key {name}"

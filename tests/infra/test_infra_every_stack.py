@@ -1,0 +1,176 @@
+"""Invariants every tier shares (issue 3, "Every tier"), checked on every committed stack."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from infra.config import TIERS
+from infra.identity import KEY_VAULT_SECRETS_USER, STORAGE_BLOB_DATA_CONTRIBUTOR
+from infra.mocks import SECRET, load_stack_config, mock_password
+
+
+def test_every_tier_has_a_committed_stack(committed_stacks):
+    tiers = {load_stack_config(stack)["restaurant-review:tier"] for stack in committed_stacks}
+    assert sorted(tiers) == sorted(TIERS)
+
+
+def test_web_app_is_hardened(stack_view):
+    for site in stack_view.sites():
+        inputs, config = site.inputs, site.inputs["siteConfig"]
+        assert inputs["identity"] == {"type": "SystemAssigned"}
+        assert inputs["httpsOnly"] is True
+        assert inputs["clientAffinityEnabled"] is False
+        assert config["linuxFxVersion"] == "PYTHON|3.11"
+        assert config["appCommandLine"] == "python startup.py"
+        assert config["healthCheckPath"] == "/healthz"
+        assert config["minTlsVersion"] == "1.2" and config["scmMinTlsVersion"] == "1.2"
+        assert config["ftpsState"] == "Disabled"
+        assert config["http20Enabled"] is True
+        assert config["remoteDebuggingEnabled"] is False
+        assert config["alwaysOn"] is True
+
+
+def test_basic_auth_publishing_is_disabled_for_ftp_and_scm(stack_view):
+    policies = (stack_view.all("web:WebAppFtpAllowed") + stack_view.all("web:WebAppScmAllowed")
+                + stack_view.all("web:WebAppFtpAllowedSlot")
+                + stack_view.all("web:WebAppScmAllowedSlot"))
+    assert len(policies) == 2 * len(stack_view.sites())
+    assert all(policy.inputs["allow"] is False for policy in policies)
+    slots = {policy.inputs.get("slot") for policy in policies}
+    assert slots == ({None, "staging"} if stack_view.tier != "basic" else {None})
+
+
+def test_app_settings_follow_the_env_var_contract(stack_view):
+    outputs = stack_view.run.outputs
+    for site in stack_view.sites():
+        settings = stack_view.settings(site)
+        assert settings["AZURE_POSTGRESQL_HOST"] == outputs["databaseHost"]
+        assert settings["AZURE_POSTGRESQL_DATABASE"] == outputs["databaseName"]
+        assert settings["AZURE_STORAGE_ACCOUNT_URL"] == outputs["storageAccountUrl"]
+        assert re.fullmatch(r"https://[a-z0-9]{3,24}\.blob\.core\.windows\.net",
+                            settings["AZURE_STORAGE_ACCOUNT_URL"])
+        assert settings["AZURE_STORAGE_CONTAINER"] == "photos"
+        assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"].startswith("InstrumentationKey=")
+        assert settings["SCM_DO_BUILD_DURING_DEPLOYMENT"] == "false"
+        assert "WEBSITE_RUN_FROM_PACKAGE" not in settings
+        assert not {"DATABASE_URL", "AZURE_STORAGE_CONNECTION_STRING"} & set(settings)
+
+
+def test_secret_key_is_a_key_vault_reference_never_a_value(stack_view):
+    vault = stack_view.one("keyvault:Vault").inputs["vaultName"]
+    secret = stack_view.one("keyvault:Secret")
+    assert secret.inputs["properties"]["value"] == SECRET
+    for site in stack_view.sites():
+        assert stack_view.settings(site)["SECRET_KEY"] == (
+            f"@Microsoft.KeyVault(SecretUri=https://{vault}.vault.azure.net/secrets/"
+            f"{secret.inputs['secretName']})")
+        assert site.inputs["keyVaultReferenceIdentity"] == "SystemAssigned"
+
+
+def test_storage_account_is_locked_down(stack_view):
+    account = stack_view.one("storage:StorageAccount").inputs
+    assert account["kind"] == "StorageV2"
+    assert account["minimumTlsVersion"] == "TLS1_2"
+    assert account["allowBlobPublicAccess"] is False
+    assert account["allowSharedKeyAccess"] is False
+    assert account["enableHttpsTrafficOnly"] is True
+    blob_service = stack_view.one("storage:BlobServiceProperties").inputs
+    assert blob_service["deleteRetentionPolicy"]["enabled"] is True
+    assert blob_service["isVersioningEnabled"] is (stack_view.tier != "basic")
+    container = stack_view.one("storage:BlobContainer").inputs
+    assert container["containerName"] == "photos" and container["publicAccess"] == "None"
+
+
+def test_key_vault_uses_rbac_and_soft_delete(stack_view):
+    properties = stack_view.one("keyvault:Vault").inputs["properties"]
+    assert properties["enableRbacAuthorization"] is True
+    assert properties["enableSoftDelete"] is True
+    assert properties.get("enablePurgeProtection") is (
+        True if stack_view.tier != "basic" else None)
+
+
+def test_postgres_is_entra_only_tls_and_backed_up(stack_view):
+    server = stack_view.one("dbforpostgresql:Server").inputs
+    assert server["version"] == "16"
+    assert server["authConfig"]["activeDirectoryAuth"] == "Enabled"
+    assert server["authConfig"]["passwordAuth"] == "Disabled"
+    assert "administratorLoginPassword" not in server
+    # Public-access mode: never VNet-injected, so Private Link stays possible.
+    assert "delegatedSubnetResourceId" not in server["network"]
+    assert server["backup"]["backupRetentionDays"] >= 7
+    settings = {c.inputs["configurationName"]: c.inputs["value"]
+                for c in stack_view.all("dbforpostgresql:Configuration")}
+    assert settings == {"require_secure_transport": "on", "ssl_min_protocol_version": "TLSv1.2"}
+    assert stack_view.one("dbforpostgresql:Database").inputs["databaseName"] == \
+        stack_view.run.outputs["databaseName"]
+    admin = stack_view.one("dbforpostgresql:AdministratorsMicrosoftEntra").inputs
+    assert admin["principalType"] == "group"
+    assert admin["objectId"] == "11111111-2222-3333-4444-555555555555"
+
+
+def test_role_assignments_are_least_privilege_and_scoped_to_the_resource(stack_view):
+    container_id = stack_view.one("storage:BlobContainer").urn
+    assignments = stack_view.all("authorization:RoleAssignment")
+    assert len(assignments) == 2 * len(stack_view.sites())
+    roles = {a.inputs["roleDefinitionId"].rsplit("/", 1)[1] for a in assignments}
+    assert roles == {STORAGE_BLOB_DATA_CONTRIBUTOR, KEY_VAULT_SECRETS_USER}
+    for assignment in assignments:
+        inputs = assignment.inputs
+        assert inputs["principalType"] == "ServicePrincipal"
+        assert re.fullmatch(r"[0-9a-f-]{36}", inputs["roleAssignmentName"])
+        role = inputs["roleDefinitionId"].rsplit("/", 1)[1]
+        if role == STORAGE_BLOB_DATA_CONTRIBUTOR:
+            assert inputs["scope"].endswith("/blobServices/default/containers/photos")
+            assert container_id in assignment.depends_on
+        else:
+            assert re.search(r"/providers/Microsoft\.KeyVault/vaults/[^/]+$", inputs["scope"])
+    principals = {a.inputs["principalId"] for a in assignments}
+    expected = {stack_view.run.outputs["appPrincipalId"],
+                stack_view.run.outputs.get("stagingPrincipalId")} - {None}
+    assert principals == expected
+    assert len({a.inputs["roleAssignmentName"] for a in assignments}) == len(assignments)
+
+
+def test_monitoring_reaches_log_analytics_and_alerts_by_email(stack_view):
+    workspace = stack_view.one("operationalinsights:Workspace")
+    insights = stack_view.one("applicationinsights:Component").inputs
+    assert insights["ingestionMode"] == "LogAnalytics"
+    assert insights["workspaceResourceId"].endswith(
+        "/workspaces/" + workspace.inputs["workspaceName"])
+    site_diagnostics = [d for d in stack_view.all("monitor:DiagnosticSetting")
+                        if d.name.startswith("diag-site-")]
+    assert len(site_diagnostics) == len(stack_view.sites())
+    for setting in site_diagnostics:
+        categories = {log["category"] for log in setting.inputs["logs"]}
+        assert categories == {"AppServiceHTTPLogs", "AppServiceConsoleLogs", "AppServiceAppLogs"}
+    alerts = {a.inputs["criteria"]["allOf"][0]["metricName"]
+              for a in stack_view.all("monitor:MetricAlert")}
+    assert alerts == {"Http5xx", "HealthCheckStatus", "HttpResponseTime"}
+    group = stack_view.one("monitor:ActionGroup").inputs
+    assert group["emailReceivers"][0]["emailAddress"] == "alerts@example.com"
+    for alert in stack_view.all("monitor:MetricAlert"):
+        assert alert.inputs["actions"][0]["actionGroupId"].endswith(
+            "/actionGroups/" + group["actionGroupName"])
+
+
+def test_stack_outputs(stack_view):
+    outputs = stack_view.run.outputs
+    app = stack_view.one("web:WebApp").inputs
+    assert outputs["appName"] == app["name"]
+    assert outputs["resourceGroupName"] == app["resourceGroupName"]
+    assert outputs["siteUrl"].startswith(f"https://{app['name']}.")
+    assert outputs["databaseHost"].endswith(".postgres.database.azure.com")
+    assert re.fullmatch(r"[0-9a-f-]{36}", outputs["appPrincipalId"])
+
+
+def test_no_input_or_output_carries_the_generated_secret(stack_view):
+    """The mocks hand the program a known password; it may only travel sealed."""
+    password = stack_view.one("random:index/randomPassword:RandomPassword")
+    assert password.inputs["length"] >= 32
+    generated = mock_password(password.name, password.inputs["length"])
+    everything = json.dumps([r.inputs for r in stack_view.run.resources]) + json.dumps(
+        stack_view.run.outputs)
+    assert generated not in everything
+    for site in stack_view.sites():
+        assert SECRET not in stack_view.settings(site).values()

@@ -1,0 +1,46 @@
+"""The shared mocks harness (infra/mocks.py): config loading and what a run captures."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.mocks import PROJECT, SECRET, as_pulumi_config, load_stack_config
+
+
+def test_stack_config_keys_are_namespaced(committed_stacks):
+    for stack in committed_stacks:
+        config = load_stack_config(stack)
+        assert config[f"{PROJECT}:tier"] in ("basic", "standard", "isolated")
+        assert all(":" in key for key in config)
+
+
+def test_unknown_stack_file_is_reported():
+    with pytest.raises(FileNotFoundError, match=r"Pulumi\.nope\.yaml"):
+        load_stack_config("nope")
+
+
+def test_config_reaches_the_program_as_pulumi_strings_with_secrets_sealed():
+    flat, secret_keys = as_pulumi_config({
+        "tier": "basic", "azure-native:location": "westeurope", "zoneRedundant": False,
+        "maxInstances": 4, "tags": ["a", "b"], "token": {"secure": "v1:AAAA"},
+    })
+    assert flat == {
+        f"{PROJECT}:tier": "basic", "azure-native:location": "westeurope",
+        f"{PROJECT}:zoneRedundant": "false", f"{PROJECT}:maxInstances": "4",
+        f"{PROJECT}:tags": '["a", "b"]', f"{PROJECT}:token": SECRET,
+    }
+    assert secret_keys == [f"{PROJECT}:token"]
+
+
+def test_captured_resources_hang_off_the_stack_in_dependency_order(stack_view):
+    resources = stack_view.run.resources
+    stack = resources[0]
+    assert stack.type == "pulumi:pulumi:Stack" and stack.parent is None
+    seen = set()
+    for resource in resources[1:]:
+        assert resource.parent == stack.urn
+        assert set(resource.depends_on) <= seen | {stack.urn}, resource.name
+        seen.add(resource.urn)
+    assert not any(r.type.startswith("pulumi:providers:") for r in resources)
+    timed = [r.name for r in resources if r.custom_timeouts]
+    assert timed == (["ase"] if stack_view.tier == "isolated" else [])

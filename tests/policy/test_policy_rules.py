@@ -1,0 +1,158 @@
+"""The security baseline: every synthesized stack passes; a bad resource trips each rule."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from policy import rules
+from review.stacks import discover_stacks
+
+PROTECTED = SimpleNamespace(protect=True)
+UNPROTECTED = SimpleNamespace(protect=False)
+WEB_APP = "azure-native:web:WebApp"
+SLOT = "azure-native:web:WebAppSlot"
+
+
+@pytest.mark.parametrize("stack", discover_stacks())
+def test_every_stack_passes_every_rule(stack_resources, stack, policy_dir):
+    config = json.loads((policy_dir / "config" / f"{stack}.json").read_text())
+    found = {
+        r.ref: v for r in stack_resources[stack]
+        if (v := rules.violations(r.type, r.inputs, SimpleNamespace(protect=r.protect), config))
+    }
+    assert found == {}
+
+
+def test_dev_fails_the_private_tier_baseline(stack_resources):
+    """The dev relaxations are real: under prod's (default) config dev is rejected."""
+    tripped = set()
+    for r in stack_resources["dev"]:
+        tripped |= set(rules.violations(r.type, r.inputs, SimpleNamespace(protect=r.protect)))
+    assert tripped == {"key-vault-rbac-purge-protection", "postgresql-entra-private",
+                       "stateful-resources-protected"}
+
+
+def test_rules_cover_the_resources_they_guard(stack_resources):
+    """Each rule has something to look at in prod, so passing means something."""
+    types = {r.type for r in stack_resources["prod"]}
+    guarded = {rules.STORAGE_ACCOUNT, rules.BLOB_CONTAINER, rules.KEY_VAULT,
+               rules.POSTGRES_SERVER, rules.ROLE_ASSIGNMENT, *rules.WEB_SITES,
+               *rules.BASIC_AUTH_POLICIES}
+    assert guarded <= types
+
+
+def trips(rule_name: str, resource_type: str, props: dict, options=PROTECTED, config=None):
+    rule = next(r for r in rules.RULES if r.name == rule_name)
+    return rule(resource_type, props, options, config)
+
+
+@pytest.mark.parametrize("site_type", [WEB_APP, SLOT])
+def test_https_only(real_props, site_type):
+    props = real_props("prod", site_type)
+    assert trips("web-app-https-only", site_type, props) == []
+    props["httpsOnly"] = False
+    assert trips("web-app-https-only", site_type, props)
+
+
+def test_minimum_tls(real_props):
+    app = real_props("prod", WEB_APP)
+    app["siteConfig"]["minTlsVersion"] = "1.1"
+    assert trips("minimum-tls-1-2", WEB_APP, app) == ["siteConfig.minTlsVersion must be 1.2 or "
+                                                       "later"]
+    storage = real_props("prod", rules.STORAGE_ACCOUNT)
+    assert trips("minimum-tls-1-2", rules.STORAGE_ACCOUNT, storage) == []
+    storage["minimumTlsVersion"] = "TLS1_0"
+    assert trips("minimum-tls-1-2", rules.STORAGE_ACCOUNT, storage)
+
+
+def test_ftps_disabled(real_props):
+    app = real_props("dev", WEB_APP)
+    assert trips("web-app-ftps-disabled", WEB_APP, app) == []
+    app["siteConfig"]["ftpsState"] = "FtpsOnly"
+    assert trips("web-app-ftps-disabled", WEB_APP, app)
+
+
+@pytest.mark.parametrize("policy_type", rules.BASIC_AUTH_POLICIES)
+def test_basic_auth_publishing_disabled(real_props, policy_type):
+    props = real_props("prod", policy_type)
+    assert trips("basic-auth-publishing-disabled", policy_type, props) == []
+    props["allow"] = True
+    assert trips("basic-auth-publishing-disabled", policy_type, props)
+
+
+def test_no_public_blob_access(real_props):
+    account = real_props("prod", rules.STORAGE_ACCOUNT)
+    account["allowBlobPublicAccess"] = True
+    assert trips("storage-no-public-blob-access", rules.STORAGE_ACCOUNT, account)
+    container = real_props("prod", rules.BLOB_CONTAINER)
+    assert trips("storage-no-public-blob-access", rules.BLOB_CONTAINER, container) == []
+    container["publicAccess"] = "Blob"
+    assert trips("storage-no-public-blob-access", rules.BLOB_CONTAINER, container) == [
+        "container publicAccess must be None, not 'Blob'"]
+
+
+def test_shared_key_disabled(real_props):
+    account = real_props("dev", rules.STORAGE_ACCOUNT)
+    assert trips("storage-shared-key-disabled", rules.STORAGE_ACCOUNT, account) == []
+    del account["allowSharedKeyAccess"]  # unset means Azure's default: keys allowed
+    assert trips("storage-shared-key-disabled", rules.STORAGE_ACCOUNT, account)
+
+
+def test_key_vault_rbac_and_purge_protection(real_props):
+    vault = real_props("prod", rules.KEY_VAULT)
+    assert trips("key-vault-rbac-purge-protection", rules.KEY_VAULT, vault) == []
+    vault["properties"]["enableRbacAuthorization"] = False
+    del vault["properties"]["enablePurgeProtection"]
+    assert len(trips("key-vault-rbac-purge-protection", rules.KEY_VAULT, vault)) == 2
+    relaxed = trips("key-vault-rbac-purge-protection", rules.KEY_VAULT, vault,
+                    config={"requirePurgeProtection": False})
+    assert relaxed == ["properties.enableRbacAuthorization must be true (no access policies)"]
+
+
+def test_postgres_entra_and_private(real_props):
+    server = real_props("prod", rules.POSTGRES_SERVER)
+    assert trips("postgresql-entra-private", rules.POSTGRES_SERVER, server) == []
+    server["network"]["publicNetworkAccess"] = "Enabled"
+    assert trips("postgresql-entra-private", rules.POSTGRES_SERVER, server)
+    assert trips("postgresql-entra-private", rules.POSTGRES_SERVER, server,
+                 config={"privateNetworking": False}) == []
+    server["authConfig"]["activeDirectoryAuth"] = "Disabled"
+    assert trips("postgresql-entra-private", rules.POSTGRES_SERVER, server,
+                 config={"privateNetworking": False}) == [
+        "authConfig.activeDirectoryAuth must be Enabled"]
+
+
+@pytest.mark.parametrize(("scope", "principal_type"), [
+    ("/subscriptions/s/resourceGroups/rg", "ServicePrincipal"),
+    ("/subscriptions/s", "ServicePrincipal"),
+    (None, "ServicePrincipal"),
+    ("KEEP", "User"),
+])
+def test_role_assignment_scope_and_principal(real_props, scope, principal_type):
+    assignment = real_props("prod", rules.ROLE_ASSIGNMENT)
+    assert trips("role-assignment-resource-scope", rules.ROLE_ASSIGNMENT, assignment) == []
+    if scope != "KEEP":
+        assignment["scope"] = scope
+    assignment["principalType"] = principal_type
+    assert len(trips("role-assignment-resource-scope", rules.ROLE_ASSIGNMENT, assignment)) == 1
+
+
+@pytest.mark.parametrize("stateful", rules.STATEFUL)
+def test_stateful_resources_protected(real_props, stateful):
+    props = real_props("prod", stateful)
+    assert trips("stateful-resources-protected", stateful, props, PROTECTED) == []
+    assert trips("stateful-resources-protected", stateful, props, UNPROTECTED)
+    assert trips("stateful-resources-protected", stateful, props, UNPROTECTED,
+                 config={"requireProtection": False}) == []
+
+
+def test_every_rule_has_a_tripping_test():
+    tested = {"web-app-https-only", "minimum-tls-1-2", "web-app-ftps-disabled",
+              "basic-auth-publishing-disabled", "storage-no-public-blob-access",
+              "storage-shared-key-disabled", "key-vault-rbac-purge-protection",
+              "postgresql-entra-private", "role-assignment-resource-scope",
+              "stateful-resources-protected"}
+    assert {rule.name for rule in rules.RULES} == tested

@@ -1,0 +1,137 @@
+"""The Mermaid diagram is derived from resources and their dependencies, not drawn by hand."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from review.diagram import mermaid
+from review.model import normalize
+
+WEB = "azure-native:web:"
+NET = "azure-native:network:"
+STORAGE = "azure-native:storage:StorageAccount::storage"
+
+EDGE = re.compile(r'^  (\S+) -(?:->|\.->)(?:\|"([^"]*)"\|)? (\S+)$')
+NODE = re.compile(r'^    (\S+)\["(.*)"\]$')
+
+
+def parse(diagram: str) -> tuple[dict[str, str], set[tuple[str, str, str]]]:
+    """(node id -> label, {(source, label, target)}) from a rendered diagram."""
+    nodes, edges = {}, set()
+    for line in diagram.splitlines():
+        if node := NODE.match(line):
+            nodes[node.group(1)] = node.group(2)
+        elif edge := EDGE.match(line):
+            edges.add((edge.group(1), edge.group(2) or "", edge.group(3)))
+    return nodes, edges
+
+
+@pytest.fixture
+def small_private_stack(captured):
+    """A plan, an app with an identity, a subnet, one private endpoint to storage and its DNS."""
+    return normalize([
+        captured(f"{WEB}AppServicePlan", "plan", {"sku": {"name": "P1v3"}}),
+        captured(f"{WEB}WebApp", "app", {"identity": {"type": "SystemAssigned"}},
+                 depends_on=(f"{WEB}AppServicePlan::plan", f"{NET}Subnet::snet-int")),
+        captured(f"{NET}VirtualNetwork", "vnet"),
+        captured(f"{NET}Subnet", "snet-int", {"addressPrefix": "10.0.1.0/26"},
+                 depends_on=(f"{NET}VirtualNetwork::vnet",)),
+        captured(f"{NET}Subnet", "snet-pe", depends_on=(f"{NET}VirtualNetwork::vnet",)),
+        captured("azure-native:storage:StorageAccount", "storage"),
+        captured(f"{NET}PrivateEndpoint", "pe-blob",
+                 {"privateLinkServiceConnections": [{"groupIds": ["blob"]}]},
+                 depends_on=(f"{NET}Subnet::snet-pe", STORAGE)),
+        captured("azure-native:privatedns:PrivateZone", "dns-blob",
+                 {"privateZoneName": "privatelink.blob.core.windows.net"}),
+        captured(f"{NET}PrivateDnsZoneGroup", "pe-dns-blob",
+                 depends_on=(f"{NET}PrivateEndpoint::pe-blob",
+                             "azure-native:privatedns:PrivateZone::dns-blob")),
+        captured("azure-native:authorization:RoleAssignment", "app-blob",
+                 {"roleDefinitionId": "/providers/Microsoft.Authorization/roleDefinitions/"
+                                      "ba92f5b4-2d11-453d-a403-e96b0029c9fe"},
+                 depends_on=(f"{WEB}WebApp::app", STORAGE)),
+    ])
+
+
+def test_edges_follow_dependencies(small_private_stack):
+    nodes, edges = parse(mermaid(small_private_stack))
+    assert {
+        ("internet", "HTTPS", "n_app"),
+        ("n_plan", "hosts", "n_app"),
+        ("n_app", "identity", "n_app_identity"),
+        ("n_app", "outbound (VNet integration)", "n_snet_int"),
+        ("n_vnet", "contains", "n_snet_pe"),
+        ("n_snet_pe", "", "n_pe_blob"),
+        ("n_pe_blob", "private link", "n_storage"),
+        ("n_pe_blob", "DNS zone group", "n_dns_blob"),
+        ("n_app_identity", "Storage Blob Data Contributor", "n_storage"),
+    } <= edges
+    assert "privatelink.blob.core.windows.net" in nodes["n_dns_blob"]
+    assert "P1v3" in nodes["n_plan"]
+    # Connectors are edges, never nodes.
+    assert not any("pe_dns_blob" in node or "app_blob" in node for node in nodes)
+
+
+def test_removing_a_dependency_removes_its_edge(small_private_stack, captured):
+    unwired = [r for r in small_private_stack if r.name != "pe-dns-blob"]
+    _, edges = parse(mermaid(unwired))
+    assert not any(label == "DNS zone group" for _, label, _ in edges)
+
+
+def test_ase_gets_an_ilb_and_no_internet_entry(captured):
+    resources = normalize([
+        captured(f"{NET}Subnet", "snet-ase"),
+        captured(f"{WEB}AppServiceEnvironment", "ase",
+                 {"internalLoadBalancingMode": "Web, Publishing"},
+                 depends_on=(f"{NET}Subnet::snet-ase",)),
+        captured(f"{WEB}AppServicePlan", "plan", depends_on=(f"{WEB}AppServiceEnvironment::ase",)),
+        captured(f"{WEB}WebApp", "app", depends_on=(f"{WEB}AppServicePlan::plan",)),
+    ])
+    nodes, edges = parse(mermaid(resources))
+    assert "internet" not in nodes
+    assert "Web, Publishing" in nodes["n_ase_ilb"]
+    assert {("n_snet_ase", "", "n_ase_ilb"), ("n_ase_ilb", "private only", "n_ase"),
+            ("n_ase", "hosts", "n_plan"), ("n_plan", "hosts", "n_app")} <= edges
+
+
+def test_every_edge_joins_declared_nodes(rendered, stacks):
+    for stack in stacks:
+        diagram = rendered[f"{stack}.md"].split("```mermaid\n", 1)[1].split("```", 1)[0]
+        nodes, edges = parse(diagram)
+        assert edges
+        for source, _, target in edges:
+            assert source in nodes and target in nodes, (stack, source, target)
+
+
+def labels(rendered: str) -> str:
+    return rendered.split("```mermaid", 1)[1].split("```", 1)[0]
+
+
+def test_prod_diagram_shows_the_seed_standard_tier(rendered):
+    diagram = labels(rendered["prod.md"])
+    nodes, edges = parse(diagram)
+    for text in ("Internet", "App Service plan", "Deployment slot", "Autoscale",
+                 "System-assigned managed identity", "Application Insights", "Log Analytics",
+                 "delegated to Microsoft.Web/serverFarms", "postgresqlServer", "vault", "blob",
+                 "privatelink.postgres.database.azure.com", "privatelink.vaultcore.azure.net",
+                 "privatelink.blob.core.windows.net"):
+        assert text in diagram, text
+    titles = [label.split("<br/>")[0] for label in nodes.values()]
+    assert titles.count("Private endpoint") == 3 and titles.count("Private DNS zone") == 3
+    assert sum(1 for _, label, _ in edges if label == "private link") == 3
+    assert sum(1 for _, label, _ in edges if label == "DNS zone group") == 3
+
+
+def test_isolated_diagram_shows_ase_and_ilb(rendered):
+    diagram = labels(rendered["isolated.md"])
+    assert "App Service Environment v3" in diagram and "Internal load balancer" in diagram
+    assert "appserviceenvironment.net" in diagram and "Internet" not in diagram
+
+
+def test_dev_diagram_is_public_without_network(rendered):
+    diagram = labels(rendered["dev.md"])
+    assert "Internet" in diagram
+    for absent in ("VNet", "Private endpoint", "Deployment slot", "Autoscale"):
+        assert absent not in diagram, absent

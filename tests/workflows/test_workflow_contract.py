@@ -1,0 +1,76 @@
+"""What the workflows promise: OIDC without stored secrets, previews with the policy pack,
+approvals before prod and isolated, the package built before deploy, the swap after health."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+WORKFLOWS = Path(__file__).resolve().parents[2] / ".github" / "workflows"
+
+
+def load(name: str) -> dict:
+    # PyYAML reads the `on:` key as True (YAML 1.1); only job bodies are inspected here.
+    return yaml.safe_load((WORKFLOWS / name).read_text())
+
+
+def steps(job: dict) -> list[dict]:
+    return job.get("steps", [])
+
+
+def uses(job: dict, action: str) -> list[dict]:
+    return [s for s in steps(job) if s.get("uses", "").startswith(action + "@")]
+
+
+@pytest.mark.parametrize("name", ["pull-request.yml", "main.yml", "deploy-stack.yml"])
+def test_no_stored_secrets_only_variables(name):
+    text = (WORKFLOWS / name).read_text()
+    assert not re.findall(r"secrets\.", text), "use OIDC and vars, not stored secrets"
+    assert "vars.AZURE_CLIENT_ID" in text
+
+
+def test_pull_request_runs_checks_then_previews_every_stack_with_policies():
+    jobs = load("pull-request.yml")["jobs"]
+    commands = [s["run"] for s in steps(jobs["test"]) if "run" in s]
+    assert commands == ["make lint", "make test", ".venv/bin/python -m review.synth --check"]
+    preview = jobs["preview"]
+    assert preview["needs"] == "test"
+    assert preview["permissions"]["id-token"] == "write"
+    assert preview["permissions"]["pull-requests"] == "write"
+    assert preview["strategy"]["matrix"]["stack"] == ["dev", "prod", "isolated"]
+    assert uses(preview, "azure/login")
+    (pulumi,) = uses(preview, "pulumi/actions")
+    assert pulumi["with"]["command"] == "preview"
+    assert pulumi["with"]["diff"] is True and pulumi["with"]["comment-on-pr"] is True
+    assert pulumi["with"]["policyPacks"] == "policy"
+    assert pulumi["with"]["policyPackConfigs"] == "policy/config/${{ matrix.stack }}.json"
+
+
+def test_main_deploys_dev_then_prod_then_isolated_behind_environments():
+    jobs = load("main.yml")["jobs"]
+    assert jobs["package"]["needs"] == "test"
+    assert [s.get("run") for s in steps(jobs["package"]) if s.get("run")] == ["make package"]
+    order = [("deploy-dev", "package"), ("deploy-prod", "deploy-dev"),
+             ("deploy-isolated", "deploy-prod")]
+    for job, needs in order:
+        assert jobs[job]["needs"] == needs
+        assert jobs[job]["uses"] == "./.github/workflows/deploy-stack.yml"
+        assert jobs[job]["permissions"]["id-token"] == "write"
+    assert [jobs[j]["with"]["environment"] for j, _ in order] == ["dev", "prod", "isolated"]
+    assert [jobs[j]["with"]["swap-slots"] for j, _ in order] == [False, True, True]
+
+
+def test_deploy_runs_up_in_the_environment_then_swaps_after_health():
+    job = load("deploy-stack.yml")["jobs"]["up"]
+    assert job["environment"] == "${{ inputs.environment }}"
+    names = [s.get("uses", s.get("name", "")) for s in steps(job)]
+    package = next(i for i, s in enumerate(steps(job)) if "download-artifact" in s.get("uses", ""))
+    up = next(i for i, s in enumerate(steps(job)) if s.get("uses", "").startswith("pulumi/"))
+    swap = next(i for i, s in enumerate(steps(job)) if "swap-slots.sh" in s.get("run", ""))
+    assert package < up < swap, names
+    assert steps(job)[up]["with"]["command"] == "up"
+    assert steps(job)[up]["with"]["policyPacks"] == "policy"
+    assert steps(job)[swap]["if"] == "inputs.swap-slots"
