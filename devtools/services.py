@@ -28,6 +28,8 @@ AZURITE_KEY = (
 )
 
 SERVICE_START_TIMEOUT = 60.0
+AZURITE_GRACE_SECONDS = 2.0
+AZURITE_PERSISTED_GRACE_SECONDS = 10.0
 
 
 class ServiceError(RuntimeError):
@@ -257,11 +259,17 @@ class AzuriteServer:
     def stop(self) -> None:
         if self._process and self._process.poll() is None:
             self._process.terminate()
+            # Azurite's graceful close waits for clients' keep-alive connections to drop, which
+            # can take many seconds. In-memory data has nothing to flush, so don't wait long;
+            # a persisted store gets time to save its metadata.
+            grace = AZURITE_PERSISTED_GRACE_SECONDS if self.data_dir else AZURITE_GRACE_SECONDS
             try:
-                self._process.wait(timeout=10)
+                self._process.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+        if self._process and self._process.stderr:
+            self._process.stderr.close()
         self._process = None
 
     @property
