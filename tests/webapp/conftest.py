@@ -1,0 +1,206 @@
+"""Fixtures for the site's functional tests: the real app on real PostgreSQL and Azurite.
+
+Every test gets its own database (a copy of a template migrated once per run, which is much
+faster than migrating each time) and its own blob container, so tests cannot see each other.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from azure.storage.blob import BlobServiceClient, ContainerClient
+from flask import Flask
+from flask.testing import FlaskClient
+from PIL import Image
+from psycopg import sql
+
+from devtools.services import AzuriteServer, PostgresCluster
+from webapp import create_app
+from webapp.db import get_engine, upgrade_database
+
+# The site signs in as an ordinary role with a password (scram-sha-256), like in Azure, not as
+# the trusted superuser.
+APP_ROLE = "webapp_tests"
+APP_PASSWORD = "webapp-tests-password"  # noqa: S105 - throwaway local cluster
+TEMPLATE_DATABASE = "webapp_tests_template"
+SECRET_KEY = "tests-only-secret-key-0123456789"  # noqa: S105
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def app_role(postgres: PostgresCluster) -> str:
+    postgres.execute(
+        sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(APP_ROLE))
+    )
+    postgres.create_role(APP_ROLE, password=APP_PASSWORD)
+    return APP_ROLE
+
+
+def create_empty_database(postgres: PostgresCluster, role: str, template: str | None = None) -> str:
+    name = unique_name("webapp_")
+    statement = sql.SQL("CREATE DATABASE {} OWNER {}").format(
+        sql.Identifier(name), sql.Identifier(role)
+    )
+    if template:
+        statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+    postgres.execute(statement)
+    return name
+
+
+def dispose(app: Flask) -> None:
+    """Close the app's pooled connections; Azurite's shutdown waits for idle keep-alives."""
+    get_engine(app).dispose()
+    app.extensions["photo_store"].close()
+
+
+def app_config(database_url: str, storage_connection_string: str, container: str, **extra):
+    return {
+        "SECRET_KEY": SECRET_KEY,
+        "DATABASE_URL": database_url,
+        "AZURE_STORAGE_CONNECTION_STRING": storage_connection_string,
+        "AZURE_STORAGE_CONTAINER": container,
+        "WTF_CSRF_ENABLED": False,
+        "TESTING": True,
+        # Outages should turn into a 503 quickly in tests.
+        "STORAGE_RETRY_TOTAL": 0,
+        "DB_CONNECT_TIMEOUT_SECONDS": 2,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def build_config() -> Callable[..., dict]:
+    """build_config(database_url, storage_connection_string, container, **extra) -> settings."""
+    return app_config
+
+
+@pytest.fixture(scope="session")
+def migrated_template(postgres: PostgresCluster, azurite: AzuriteServer, app_role: str) -> str:
+    postgres.drop_database(TEMPLATE_DATABASE)
+    postgres.create_database(TEMPLATE_DATABASE, owner=app_role)
+    url = postgres.url(TEMPLATE_DATABASE, user=app_role, password=APP_PASSWORD)
+    app = create_app(app_config(url, azurite.connection_string, "unused"))
+    upgrade_database(app)
+    # A database with open connections cannot serve as a template.
+    dispose(app)
+    yield TEMPLATE_DATABASE
+    postgres.drop_database(TEMPLATE_DATABASE)
+
+
+@pytest.fixture
+def database(postgres: PostgresCluster, migrated_template: str, app_role: str) -> Iterator[str]:
+    """Name of a fresh, migrated database owned by the app's role."""
+    name = create_empty_database(postgres, app_role, template=migrated_template)
+    yield name
+    postgres.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def app_database_url(postgres: PostgresCluster, app_role: str) -> Callable[[str], str]:
+    """app_database_url(database) -> URL signing in as the app's role."""
+
+    def url(database: str) -> str:
+        return postgres.url(database, user=app_role, password=APP_PASSWORD)
+
+    return url
+
+
+@pytest.fixture
+def database_url(app_database_url: Callable[[str], str], database: str) -> str:
+    return app_database_url(database)
+
+
+@pytest.fixture
+def blob_service(azurite: AzuriteServer) -> Iterator[BlobServiceClient]:
+    """A client of our own, to look at storage from outside the app."""
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        yield service
+
+
+@pytest.fixture
+def container_name(blob_service: BlobServiceClient) -> Iterator[str]:
+    name = unique_name("photos-")
+    yield name
+    if blob_service.get_container_client(name).exists():
+        blob_service.delete_container(name)
+
+
+@pytest.fixture
+def container(blob_service: BlobServiceClient, container_name: str) -> ContainerClient:
+    """The test's blob container, seen from outside the app (for assertions)."""
+    return blob_service.get_container_client(container_name)
+
+
+@pytest.fixture
+def config(database_url: str, azurite: AzuriteServer, container_name: str) -> dict:
+    """The app's settings for this test; tests may change it before asking for `app`."""
+    return app_config(database_url, azurite.connection_string, container_name)
+
+
+@pytest.fixture
+def app(config: dict) -> Iterator[Flask]:
+    application = create_app(config)
+    yield application
+    dispose(application)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def run_sql(postgres: PostgresCluster, database: str) -> Callable[..., list[tuple]]:
+    """Run SQL as superuser in the test's database, bypassing the app."""
+
+    def run(statement: str, params: tuple | None = None) -> list[tuple]:
+        return postgres.execute(statement, database=database, params=params)
+
+    return run
+
+
+def _image_bytes(image_format: str, size: tuple[int, int] = (12, 8), color: str = "teal") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, image_format)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def make_image() -> Callable[..., bytes]:
+    """make_image("PNG") -> the bytes of a small, valid image in that format."""
+    return _image_bytes
+
+
+@pytest.fixture
+def add_restaurant(client: FlaskClient) -> Callable[..., int]:
+    """Create a restaurant through the form; returns its id."""
+
+    def add(name: str = "Chez Test", **fields) -> int:
+        data = {"name": name, "street_address": "1 Main Street", "description": "", **fields}
+        response = client.post("/restaurants/new", data=data)
+        assert response.status_code == 303, response.text
+        return int(response.headers["Location"].rsplit("/", 1)[-1])
+
+    return add
+
+
+@pytest.fixture
+def add_review(client: FlaskClient):
+    """Post the review form; photo is (bytes, filename). Returns the response."""
+
+    def add(restaurant_id: int, photo: tuple[bytes, str] | None = None, **fields):
+        data = {"reviewer_name": "Ada", "rating": "4", "review_text": "Lovely soup.", **fields}
+        if photo is not None:
+            content, filename = photo
+            data["photo"] = (io.BytesIO(content), filename)
+        return client.post(
+            f"/restaurants/{restaurant_id}/reviews", data=data, content_type="multipart/form-data"
+        )
+
+    return add

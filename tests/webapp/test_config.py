@@ -1,0 +1,116 @@
+"""Settings from the environment: validated up front, errors name the variable, no secrets."""
+
+from __future__ import annotations
+
+import pytest
+
+from webapp import create_app
+from webapp.config import (
+    DEFAULT_MAX_PHOTO_BYTES,
+    ConfigError,
+    Settings,
+)
+
+SECRET = "a-very-long-secret-key-for-tests"  # noqa: S105
+LOCAL = {
+    "SECRET_KEY": SECRET,
+    "DATABASE_URL": "postgresql://app:pa55word@db.example:5433/reviews",
+    "AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true",
+}
+AZURE = {
+    "SECRET_KEY": SECRET,
+    "AZURE_POSTGRESQL_HOST": "server.postgres.database.azure.com",
+    "AZURE_POSTGRESQL_DATABASE": "reviews",
+    "AZURE_POSTGRESQL_USER": "app-identity",
+    "AZURE_STORAGE_ACCOUNT_URL": "https://account.blob.core.windows.net/",
+}
+
+
+def settings(base: dict, **changes) -> Settings:
+    env = {**base, **changes}
+    return Settings.from_mapping({key: value for key, value in env.items() if value is not None})
+
+
+def test_local_shortcut_settings_and_defaults():
+    result = settings(LOCAL)
+    assert result.database.use_entra_token is False
+    # psycopg 3 is chosen even for a plain postgresql:// URL.
+    assert result.database.url.drivername == "postgresql+psycopg"
+    assert result.database.url.port == 5433
+    assert result.storage.connection_string == "UseDevelopmentStorage=true"
+    assert result.storage.uses_credential is False
+    assert result.storage.container == "photos"
+    assert result.max_photo_bytes == DEFAULT_MAX_PHOTO_BYTES == 8 * 1024 * 1024
+    assert result.appinsights_connection_string is None
+
+
+def test_azure_settings_build_a_passwordless_url_with_tls_required():
+    result = settings(AZURE)
+    url = result.database.url
+    assert result.database.use_entra_token is True
+    assert (url.host, url.port, url.database, url.username) == (
+        "server.postgres.database.azure.com", 5432, "reviews", "app-identity",
+    )
+    assert url.password is None
+    assert url.query == {"sslmode": "require"}
+    assert result.storage.account_url == "https://account.blob.core.windows.net"
+    assert result.storage.uses_credential is True
+
+
+@pytest.mark.parametrize(
+    ("base", "changes", "named"),
+    [
+        (LOCAL, {"SECRET_KEY": None}, "SECRET_KEY is required"),
+        (LOCAL, {"SECRET_KEY": "   "}, "SECRET_KEY is required"),
+        (LOCAL, {"SECRET_KEY": "short"}, "SECRET_KEY is too short"),
+        (LOCAL, {"DATABASE_URL": None}, "No database configured"),
+        (LOCAL, {"DATABASE_URL": "mysql://u:p@h/db"}, "DATABASE_URL must point to PostgreSQL"),
+        (LOCAL, {"DATABASE_URL": "postgresql://u:p@h:5432/"}, "DATABASE_URL must name a database"),
+        (LOCAL, {"AZURE_POSTGRESQL_HOST": "h"}, "Both DATABASE_URL and AZURE_POSTGRESQL_HOST"),
+        (AZURE, {"AZURE_POSTGRESQL_USER": None}, "AZURE_POSTGRESQL_USER is required"),
+        (AZURE, {"AZURE_POSTGRESQL_DATABASE": ""}, "AZURE_POSTGRESQL_DATABASE is required"),
+        (AZURE, {"AZURE_POSTGRESQL_PORT": "abc"}, "AZURE_POSTGRESQL_PORT must be a whole number"),
+        (AZURE, {"AZURE_POSTGRESQL_PORT": "70000"}, "AZURE_POSTGRESQL_PORT must be a TCP port"),
+        (AZURE, {"AZURE_POSTGRESQL_SSLMODE": "on"}, "AZURE_POSTGRESQL_SSLMODE must be one of"),
+        (AZURE, {"AZURE_STORAGE_ACCOUNT_URL": "http://acct.blob.core.windows.net"},
+         "AZURE_STORAGE_ACCOUNT_URL must be an https:// URL"),
+        (AZURE, {"AZURE_STORAGE_CONNECTION_STRING": "A=b"},
+         "Both AZURE_STORAGE_ACCOUNT_URL and AZURE_STORAGE_CONNECTION_STRING"),
+        (LOCAL, {"AZURE_STORAGE_CONNECTION_STRING": None}, "No blob storage configured"),
+        (LOCAL, {"AZURE_STORAGE_CONNECTION_STRING": "garbage"},
+         "AZURE_STORAGE_CONNECTION_STRING is not a connection string"),
+        (LOCAL, {"AZURE_STORAGE_CONTAINER": "Photos_2"}, "AZURE_STORAGE_CONTAINER must be"),
+        (LOCAL, {"MAX_PHOTO_BYTES": "0"}, "MAX_PHOTO_BYTES must be greater than zero"),
+        (LOCAL, {"MAX_PHOTO_BYTES": "8MB"}, "MAX_PHOTO_BYTES must be a whole number"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_variable_named(base, changes, named):
+    with pytest.raises(ConfigError, match=named):
+        settings(base, **changes)
+
+
+@pytest.mark.parametrize(
+    "secret_url", ["postgresql://app:hunter2-secret@:::bad", "not a url hunter2-secret"]
+)
+def test_malformed_database_url_error_does_not_echo_the_password(secret_url):
+    with pytest.raises(ConfigError) as error:
+        settings(LOCAL, DATABASE_URL=secret_url)
+    assert "DATABASE_URL" in str(error.value)
+    assert "hunter2" not in str(error.value)
+
+
+def test_create_app_reads_the_environment_when_no_test_config(monkeypatch):
+    for name in ("DATABASE_URL", "AZURE_POSTGRESQL_HOST", "AZURE_STORAGE_ACCOUNT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SECRET_KEY", SECRET)
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", "UseDevelopmentStorage=true")
+    with pytest.raises(ConfigError, match="No database configured"):
+        create_app()
+
+    monkeypatch.setenv("DATABASE_URL", LOCAL["DATABASE_URL"])
+    monkeypatch.setenv("MAX_PHOTO_BYTES", "1048576")
+    app = create_app()
+    assert app.config["SECRET_KEY"] == SECRET
+    assert app.config["MAX_PHOTO_BYTES"] == 1048576
+    assert app.config["MAX_CONTENT_LENGTH"] > 1048576
+    app.extensions["db_engine"].dispose()

@@ -1,0 +1,131 @@
+"""Migrations: applied under an advisory lock, safe for instances starting at the same time."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask import Flask
+
+from webapp import create_app
+from webapp.db import MIGRATION_LOCK_KEY, get_engine, upgrade_database
+from webapp.models import Base
+
+HEAD = "0001"
+SCHEMA_TABLES = {"alembic_version", "restaurants", "reviews"}
+
+
+@pytest.fixture
+def empty_database(postgres, app_role) -> Iterator[str]:
+    """A database with no schema at all, owned by the app's role."""
+    name = f"webapp_empty_{uuid.uuid4().hex[:12]}"
+    postgres.create_database(name, owner=app_role)
+    yield name
+    postgres.drop_database(name)
+
+
+@pytest.fixture
+def new_instance(
+    empty_database, app_database_url, azurite, container_name, build_config
+) -> Iterator[Callable[[], Flask]]:
+    """new_instance() -> a separate app (own engine and pool) on the empty database."""
+    apps: list[Flask] = []
+    config = build_config(
+        app_database_url(empty_database), azurite.connection_string, container_name
+    )
+
+    def new() -> Flask:
+        apps.append(create_app(config))
+        return apps[-1]
+
+    yield new
+    for app in apps:
+        get_engine(app).dispose()
+        app.extensions["photo_store"].close()
+
+
+def public_tables(postgres, database: str) -> set[str]:
+    rows = postgres.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'", database=database
+    )
+    return {name for (name,) in rows}
+
+
+def test_upgrade_creates_the_schema_and_is_idempotent(postgres, empty_database, new_instance):
+    app = new_instance()
+    upgrade_database(app)
+    upgrade_database(app)
+
+    assert public_tables(postgres, empty_database) == SCHEMA_TABLES
+    version = postgres.execute("SELECT version_num FROM alembic_version", database=empty_database)
+    assert version == [(HEAD,)]
+
+
+def test_migrations_match_the_models(new_instance):
+    app = new_instance()
+    upgrade_database(app)
+    with get_engine(app).connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def test_instances_starting_together_migrate_once_without_errors(
+    postgres, empty_database, new_instance
+):
+    instances = [new_instance() for _ in range(4)]
+    start = threading.Barrier(len(instances))
+    errors: list[BaseException] = []
+
+    def boot(app: Flask) -> None:
+        start.wait()
+        try:
+            upgrade_database(app)
+        except BaseException as error:  # reported below with the test's assertion
+            errors.append(error)
+
+    threads = [threading.Thread(target=boot, args=(app,)) for app in instances]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert public_tables(postgres, empty_database) == SCHEMA_TABLES
+    assert postgres.execute("SELECT version_num FROM alembic_version", database=empty_database) == [
+        (HEAD,)
+    ]
+
+
+def test_migration_waits_for_the_advisory_lock(postgres, empty_database, new_instance):
+    app = new_instance()
+    finished = threading.Event()
+    with postgres.connect(empty_database) as other_instance:
+        # Another instance is migrating: it holds the lock.
+        other_instance.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+
+        def migrate() -> None:
+            upgrade_database(app)
+            finished.set()
+
+        thread = threading.Thread(target=migrate)
+        thread.start()
+        assert not finished.wait(timeout=1.0), "upgrade did not wait for the lock"
+        assert public_tables(postgres, empty_database) == set()
+
+        other_instance.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+        thread.join(timeout=30)
+
+    assert finished.is_set()
+    assert public_tables(postgres, empty_database) == SCHEMA_TABLES
+
+
+def test_flask_migrate_command(postgres, empty_database, new_instance):
+    result = new_instance().test_cli_runner().invoke(args=["migrate"])
+
+    assert result.exit_code == 0, result.output
+    assert "Database schema is up to date." in result.output
+    assert public_tables(postgres, empty_database) == SCHEMA_TABLES

@@ -1,0 +1,110 @@
+"""CSRF, security headers and cookie flags behind App Service's HTTPS front end."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+
+from webapp import create_app
+from webapp.db import get_engine
+
+
+def csrf_token(html: str) -> str:
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+
+
+@pytest.fixture
+def csrf_client(config):
+    """A client of an app with CSRF protection on, as in production."""
+    app: Flask = create_app({**config, "WTF_CSRF_ENABLED": True})
+    yield app.test_client()
+    get_engine(app).dispose()
+    app.extensions["photo_store"].close()
+
+
+def test_forms_without_csrf_token_are_rejected_and_save_nothing(csrf_client, run_sql):
+    response = csrf_client.post("/restaurants/new", data={"name": "Forged", "street_address": "1"})
+
+    assert response.status_code == 400
+    assert "Form expired" in response.text
+    assert run_sql("SELECT count(*) FROM restaurants") == [(0,)]
+
+
+def test_forms_with_the_token_from_the_page_are_accepted(csrf_client, run_sql):
+    form_page = csrf_client.get("/restaurants/new")
+    token = csrf_token(form_page.text)
+
+    response = csrf_client.post(
+        "/restaurants/new", data={"name": "Real", "street_address": "1", "csrf_token": token}
+    )
+    assert response.status_code == 303
+    restaurant_page = csrf_client.get(response.headers["Location"]).text
+
+    # The review form carries its own token too.
+    forged_review = csrf_client.post(
+        response.headers["Location"] + "/reviews",
+        data={"reviewer_name": "Eve", "rating": "1", "review_text": "forged"},
+    )
+    assert forged_review.status_code == 400
+    review = csrf_client.post(
+        response.headers["Location"] + "/reviews",
+        data={"reviewer_name": "Bob", "rating": "5", "review_text": "real",
+              "csrf_token": csrf_token(restaurant_page)},
+    )
+    assert review.status_code == 303
+    assert run_sql("SELECT reviewer_name FROM reviews") == [("Bob",)]
+
+
+def test_pages_carry_security_headers(client):
+    headers = client.get("/").headers
+
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert "script-src 'self'" in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    assert "Strict-Transport-Security" not in headers  # plain HTTP locally
+
+
+def session_cookie(response) -> str:
+    return next(
+        value for value in response.headers.getlist("Set-Cookie") if value.startswith("session=")
+    )
+
+
+def test_session_cookie_is_secure_behind_the_https_front_end(client):
+    # App Service terminates TLS and forwards plain HTTP with X-Forwarded-Proto: https.
+    response = client.post(
+        "/restaurants/new",
+        data={"name": "Secure", "street_address": "1"},
+        headers={"X-Forwarded-Proto": "https"},
+    )
+    cookie = session_cookie(response)  # the flash message lives in the session
+    assert "Secure" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+def test_session_cookie_is_not_secure_over_plain_local_http(client):
+    response = client.post("/restaurants/new", data={"name": "Local", "street_address": "1"})
+    cookie = session_cookie(response)
+    assert "Secure" not in cookie
+    assert "HttpOnly" in cookie
+
+
+def test_healthz_is_plain_and_uncached(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.text == "ok\n"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_no_external_assets_are_referenced(client):
+    html = client.get("/").text
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    assert client.get("/static/style.css").status_code == 200

@@ -1,0 +1,89 @@
+"""The restaurant review site. `create_app()` is the application factory.
+
+gunicorn: `gunicorn 'webapp:create_app()'`; migrations: `flask --app webapp migrate`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+
+import flask
+from azure.core.credentials import TokenCredential
+from flask_wtf import CSRFProtect
+
+from . import db, errors, health, photos, restaurants, reviews, security
+from .config import Settings
+from .storage import PhotoStore
+from .telemetry import configure_telemetry
+
+# Room for the text fields and multipart framing on top of the largest accepted photo.
+FORM_OVERHEAD_BYTES = 256 * 1024
+RESTAURANTS_PER_PAGE = 20
+MAX_STARS = 5
+
+
+def create_app(test_config: Mapping[str, object] | None = None) -> flask.Flask:
+    """Build the app from environment variables, or only from ``test_config`` when given.
+
+    ``test_config`` holds the same keys as the environment contract (SECRET_KEY, DATABASE_URL,
+    ...) plus any Flask setting; ``AZURE_CREDENTIAL`` replaces DefaultAzureCredential.
+    """
+    settings = Settings.from_mapping(os.environ if test_config is None else test_config)
+    configure_telemetry(settings.appinsights_connection_string)
+    # flask.Flask looked up now, not imported at module load: Azure Monitor swaps in an
+    # instrumented subclass during configure_telemetry.
+    app = flask.Flask(__name__)
+    app.config.from_mapping(
+        SECRET_KEY=settings.secret_key,
+        MAX_PHOTO_BYTES=settings.max_photo_bytes,
+        MAX_CONTENT_LENGTH=settings.max_photo_bytes + FORM_OVERHEAD_BYTES,
+        RESTAURANTS_PER_PAGE=RESTAURANTS_PER_PAGE,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    if test_config is not None:
+        app.config.update(test_config)
+
+    credential = _shared_credential(app)
+    db.init_app(app, settings.database, credential)
+    app.extensions["photo_store"] = PhotoStore.from_settings(
+        settings.storage, credential, app.config
+    )
+    CSRFProtect(app)
+    security.init_app(app)
+    errors.init_app(app)
+    for blueprint in (restaurants.bp, reviews.bp, photos.bp, health.bp):
+        app.register_blueprint(blueprint)
+    app.add_template_filter(star_count, "star_count")
+    # Keep the served HTML free of the blank lines template tags would leave behind.
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+    return app
+
+
+def _shared_credential(app: flask.Flask) -> Callable[[], TokenCredential]:
+    """One credential for PostgreSQL and Blob Storage, created only if either needs it."""
+
+    def credential() -> TokenCredential:
+        if "azure_credential" not in app.extensions:
+            injected = app.config.get("AZURE_CREDENTIAL")
+            app.extensions["azure_credential"] = injected or _default_credential()
+        return app.extensions["azure_credential"]
+
+    return credential
+
+
+def _default_credential() -> TokenCredential:
+    # Imported on demand: the local shortcut (URL with password + connection string) never
+    # needs azure-identity at all.
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def star_count(average_rating: float | None) -> int:
+    """Whole stars to light for an average rating (rounded half up, 0 when unrated)."""
+    if average_rating is None:
+        return 0
+    return max(0, min(MAX_STARS, int(average_rating + 0.5)))

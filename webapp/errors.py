@@ -1,0 +1,105 @@
+"""Error pages: a clear message for people, the details in the log, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from flask import Flask, current_app, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from .db import DatabaseTokenError
+from .forms import ReviewForm
+from .images import too_large_message
+from .restaurants import render_detail
+
+logger = logging.getLogger(__name__)
+
+# Connection-level failures: the server is down, unreachable, refusing our token, or the pool
+# is exhausted. Errors in a statement itself (bugs, constraint violations) stay 500s.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError, DatabaseTokenError)
+# Cannot connect, connection dropped, no token, or the service answered with an error status.
+STORAGE_UNAVAILABLE = (
+    ServiceRequestError,
+    ServiceResponseError,
+    ClientAuthenticationError,
+    HttpResponseError,
+)
+RETRY_AFTER_SECONDS = 30
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(CSRFError, _csrf_failed)
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
+    app.register_error_handler(HTTPException, _http_error)
+    for error in DATABASE_UNAVAILABLE:
+        app.register_error_handler(error, _database_unavailable)
+    for error in STORAGE_UNAVAILABLE:
+        app.register_error_handler(error, _storage_unavailable)
+
+
+def _page(status: int, title: str, message: str):
+    return render_template("errors/error.html", status=status, title=title, message=message), status
+
+
+def _http_error(error: HTTPException):
+    if error.code == 404:
+        return _page(404, "Page not found", "There is nothing at this address. It may have moved.")
+    if error.code == 500:
+        return _page(500, "Something went wrong", "The problem was logged. Please try again.")
+    return _page(error.code or 500, error.name, error.description or "")
+
+
+def _csrf_failed(_error: CSRFError):
+    return _page(
+        400,
+        "Form expired",
+        "The form was missing its security token or the token expired. "
+        "Go back, reload the page and submit it again.",
+    )
+
+
+def _too_large(error: RequestEntityTooLarge):
+    """Larger than MAX_CONTENT_LENGTH: show the message next to the photo field.
+
+    The body was refused before it was parsed, so the form comes back empty.
+    """
+    limit_message = too_large_message(_photo_limit())
+    restaurant_id = (request.view_args or {}).get("restaurant_id")
+    if request.endpoint == "reviews.create" and restaurant_id is not None:
+        form = ReviewForm(formdata=None)
+        form.photo.errors = [limit_message + " Your review was not saved."]
+        return render_detail(restaurant_id, form, status=413)
+    return _page(413, "Upload too large", limit_message)
+
+
+def _photo_limit() -> int:
+    return current_app.config["MAX_PHOTO_BYTES"]
+
+
+def _database_unavailable(error: Exception):
+    logger.error("Database unavailable: %s", type(error).__name__, exc_info=error)
+    return _unavailable(
+        "The restaurant database is unavailable right now. Nothing was saved; please try again "
+        "in a minute."
+    )
+
+
+def _storage_unavailable(error: Exception):
+    logger.error("Photo storage unavailable: %s", type(error).__name__, exc_info=error)
+    return _unavailable(
+        "Photo storage is unavailable right now. Nothing was saved; please try again in a minute."
+    )
+
+
+def _unavailable(message: str):
+    body, status = _page(503, "Temporarily unavailable", message)
+    return body, status, {"Retry-After": str(RETRY_AFTER_SECONDS)}

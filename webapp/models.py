@@ -1,0 +1,69 @@
+"""The schema as SQLAlchemy models. Migrations (webapp/migrations) create it; keep them in step."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+MIN_RATING = 1
+MAX_RATING = 5
+
+# Deterministic constraint names so migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Restaurant(Base):
+    __tablename__ = "restaurants"
+    # The home page lists restaurants by name, a page at a time.
+    __table_args__ = (Index("ix_restaurants_name_id", "name", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    street_address: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    reviews: Mapped[list[Review]] = relationship(back_populates="restaurant")
+
+
+class Review(Base):
+    __tablename__ = "reviews"
+    __table_args__ = (
+        CheckConstraint(f"rating BETWEEN {MIN_RATING} AND {MAX_RATING}", name="rating_range"),
+        # The details page reads one restaurant's reviews newest first; the home page aggregates
+        # by restaurant_id.
+        Index("ix_reviews_restaurant_id_created_at", "restaurant_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    restaurant_id: Mapped[int] = mapped_column(ForeignKey("restaurants.id", ondelete="CASCADE"))
+    reviewer_name: Mapped[str] = mapped_column(String(100))
+    rating: Mapped[int] = mapped_column(SmallInteger)
+    review_text: Mapped[str] = mapped_column(Text)
+    # Content-addressed blob name (see storage.py); None when the review has no photo.
+    photo_name: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    restaurant: Mapped[Restaurant] = relationship(back_populates="reviews")

@@ -1,0 +1,101 @@
+"""Read queries shared by the views. Each page costs a fixed number of statements (no N+1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
+
+from .models import Restaurant, Review
+
+
+@dataclass(frozen=True)
+class RestaurantSummary:
+    restaurant: Restaurant
+    average_rating: float | None
+    review_count: int
+
+
+@dataclass(frozen=True)
+class RestaurantPage:
+    items: list[RestaurantSummary]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+def restaurant_page(session: Session, page: int, per_page: int) -> RestaurantPage:
+    """One page of restaurants by name with their average rating and review count.
+
+    A single statement: the inner query picks the page (and counts all restaurants with a
+    window function, evaluated before LIMIT), the outer one aggregates only that page's reviews.
+    """
+    page_rows = (
+        select(Restaurant, func.count().over().label("total"))
+        .order_by(Restaurant.name, Restaurant.id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+        .subquery()
+    )
+    restaurant = aliased(Restaurant, page_rows)
+    statement = (
+        select(
+            restaurant,
+            page_rows.c.total,
+            func.avg(Review.rating).label("average_rating"),
+            func.count(Review.id).label("review_count"),
+        )
+        .outerjoin(Review, Review.restaurant_id == page_rows.c.id)
+        .group_by(*page_rows.c)
+        .order_by(page_rows.c.name, page_rows.c.id)
+    )
+    rows = session.execute(statement).all()
+    items = [
+        RestaurantSummary(row[0], _as_float(row.average_rating), row.review_count) for row in rows
+    ]
+    total = rows[0].total if rows else 0
+    return RestaurantPage(items=items, page=page, per_page=per_page, total=total)
+
+
+def restaurant_summary(session: Session, restaurant_id: int) -> RestaurantSummary | None:
+    statement = (
+        select(
+            Restaurant,
+            func.avg(Review.rating).label("average_rating"),
+            func.count(Review.id).label("review_count"),
+        )
+        .outerjoin(Review, Review.restaurant_id == Restaurant.id)
+        .where(Restaurant.id == restaurant_id)
+        .group_by(Restaurant.id)
+    )
+    row = session.execute(statement).first()
+    if row is None:
+        return None
+    return RestaurantSummary(row[0], _as_float(row.average_rating), row.review_count)
+
+
+def reviews_newest_first(session: Session, restaurant_id: int) -> list[Review]:
+    statement = (
+        select(Review)
+        .where(Review.restaurant_id == restaurant_id)
+        .order_by(Review.created_at.desc(), Review.id.desc())
+    )
+    return list(session.scalars(statement))
+
+
+def _as_float(value) -> float | None:
+    # PostgreSQL's avg() over integers is NUMERIC, which arrives as Decimal.
+    return None if value is None else float(value)

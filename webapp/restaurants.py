@@ -1,0 +1,59 @@
+"""Restaurants: the paginated home page, the create form and the details page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+
+from .db import get_session
+from .forms import RestaurantForm, ReviewForm
+from .models import Restaurant
+from .queries import restaurant_page, restaurant_summary, reviews_newest_first
+
+bp = Blueprint("restaurants", __name__)
+
+
+@bp.get("/")
+def index():
+    page_number = request.args.get("page", 1, type=int)
+    if page_number < 1:
+        abort(404)
+    page = restaurant_page(get_session(), page_number, current_app.config["RESTAURANTS_PER_PAGE"])
+    if page_number > 1 and not page.items:
+        abort(404)
+    return render_template("restaurants/index.html", page=page)
+
+
+@bp.route("/restaurants/new", methods=["GET", "POST"])
+def create():
+    form = RestaurantForm()
+    if form.validate_on_submit():
+        restaurant = Restaurant(
+            name=form.name.data,
+            street_address=form.street_address.data,
+            description=form.description.data or "",
+        )
+        session = get_session()
+        session.add(restaurant)
+        session.commit()
+        flash(f"{restaurant.name} was added. Be the first to review it!")
+        return redirect(url_for(".detail", restaurant_id=restaurant.id), code=303)
+    status = 400 if form.is_submitted() else 200
+    return render_template("restaurants/new.html", form=form), status
+
+
+@bp.get("/restaurants/<int:restaurant_id>")
+def detail(restaurant_id: int):
+    return render_detail(restaurant_id, ReviewForm())
+
+
+def render_detail(restaurant_id: int, review_form: ReviewForm, status: int = 200):
+    """The details page with its review form (also re-rendered with errors by reviews.py)."""
+    session = get_session()
+    summary = restaurant_summary(session, restaurant_id)
+    if summary is None:
+        abort(404)
+    reviews = reviews_newest_first(session, restaurant_id)
+    page = render_template(
+        "restaurants/detail.html", summary=summary, reviews=reviews, form=review_form
+    )
+    return page, status

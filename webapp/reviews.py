@@ -1,0 +1,79 @@
+"""Reviews: validate, store the photo, then save the review, with nothing left half-saved."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, abort, current_app, flash, redirect, url_for
+from sqlalchemy.orm import Session
+
+from .db import get_session
+from .forms import ReviewForm
+from .images import PhotoRejected, ValidatedPhoto, validate_photo
+from .models import Restaurant, Review
+from .restaurants import render_detail
+from .storage import current_photo_store
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("reviews", __name__)
+
+
+@bp.post("/restaurants/<int:restaurant_id>/reviews")
+def create(restaurant_id: int):
+    session = get_session()
+    if session.get(Restaurant, restaurant_id) is None:
+        abort(404)
+    form = ReviewForm()
+    if not form.validate_on_submit():
+        return render_detail(restaurant_id, form, status=400)
+    try:
+        photo = _validated_photo(form)
+    except PhotoRejected as rejection:
+        form.photo.errors = [rejection.message]
+        return render_detail(restaurant_id, form, status=rejection.status)
+    review = Review(
+        restaurant_id=restaurant_id,
+        reviewer_name=form.reviewer_name.data,
+        rating=form.rating.data,
+        review_text=form.review_text.data,
+    )
+    save_review(session, review, photo)
+    flash("Thank you for your review!")
+    return redirect(url_for("restaurants.detail", restaurant_id=restaurant_id), code=303)
+
+
+def _validated_photo(form: ReviewForm) -> ValidatedPhoto | None:
+    upload = form.photo.data
+    if not upload:  # No file chosen: browsers send an empty part without a file name.
+        return None
+    limit = current_app.config["MAX_PHOTO_BYTES"]
+    # Read one byte past the limit: enough to know it is too large without reading it all.
+    return validate_photo(upload.stream.read(limit + 1), limit)
+
+
+def save_review(session: Session, review: Review, photo: ValidatedPhoto | None) -> None:
+    """Upload the photo first, then insert; if the insert fails, remove the new blob.
+
+    In this order a failed upload saves no review (the exception stops us before the insert),
+    and a failed insert leaves no orphan blob behind.
+    """
+    store = current_photo_store()
+    stored = store.upload(photo.data, photo.extension) if photo else None
+    review.photo_name = stored.name if stored else None
+    try:
+        session.add(review)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        if stored is not None and stored.created:
+            _delete_orphan(stored.name)
+        raise
+
+
+def _delete_orphan(name: str) -> None:
+    try:
+        current_photo_store().delete(name)
+    except Exception:
+        # Keep the original failure as the one reported; name the blob so it can be removed.
+        logger.exception("Could not delete photo blob %s after the review failed to save", name)
