@@ -11,7 +11,7 @@ SYS_DEPS  := $(VENV)/.system-deps
 CHECKOV_DEPS := .venv-checkov/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps dev test lint bench package synth synth-check clean
+.PHONY: help deps dev test lint bench package package-lock synth synth-check clean
 
 help:
 	@echo "make dev      run the site locally on http://127.0.0.1:8000 (PostgreSQL + Azurite included)"
@@ -53,6 +53,13 @@ test: deps lint
 
 bench: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
 	$(PY) -m devtools.bench
+
+package: $(PY_DEPS)
+	$(PY) -m release.build
+
+# Re-pin every vendored distribution after webapp/requirements.txt changes (commit both files).
+package-lock: $(PY_DEPS)
+	$(PY) -m release.build --lock
 
 synth: $(PY_DEPS) $(CHECKOV_DEPS)
 	$(PY) -m review.synth

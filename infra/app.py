@@ -88,6 +88,10 @@ def app_settings(ctx: Context, data: DataServices, insights_connection_string,
         # The package ships its dependencies vendored: no Oryx build, no pip at start-up.
         "SCM_DO_BUILD_DURING_DEPLOYMENT": "false",
     }
+    if ctx.cfg.has_slot:
+        # The platform's own swap warm-up then also waits for a healthy answer, not just any.
+        settings["WEBSITE_SWAP_WARMUP_PING_PATH"] = ctx.cfg.health_check_path
+        settings["WEBSITE_SWAP_WARMUP_PING_STATUSES"] = "200"
     return [web.NameValuePairArgs(name=name, value=value) for name, value in settings.items()]
 
 

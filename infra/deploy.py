@@ -60,7 +60,8 @@ def deploy_command(resource_group: str, app_name: str, slot: str | None, subscri
             "--resource-group", resource_group, "--name", app_name]
     if slot:
         args += ["--slot", slot]
-    args += ["--src-path", package_path, "--type", "zip", "--restart", "true"]
+    # --clean: files of an older release must not stay importable next to the new one.
+    args += ["--src-path", package_path, "--type", "zip", "--clean", "true", "--restart", "true"]
     return shlex.join(args)
 
 

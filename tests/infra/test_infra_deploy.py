@@ -27,6 +27,7 @@ def test_deploy_targets_the_staging_slot_where_there_is_one(stack_view):
     assert flags["--name"] == stack_view.run.outputs["appName"]
     assert flags["--resource-group"] == stack_view.run.outputs["resourceGroupName"]
     assert flags["--type"] == "zip"
+    assert flags["--clean"] == "true"  # no file of an older release stays importable
     assert flags["--src-path"] == "dist/webapp-py3.11.zip"
     has_slot = bool(stack_view.all("web:WebAppSlot"))
     assert flags.get("--slot") == ("staging" if has_slot else None)

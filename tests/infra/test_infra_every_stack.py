@@ -55,6 +55,12 @@ def test_app_settings_follow_the_env_var_contract(stack_view):
         assert settings["SCM_DO_BUILD_DURING_DEPLOYMENT"] == "false"
         assert "WEBSITE_RUN_FROM_PACKAGE" not in settings
         assert not {"DATABASE_URL", "AZURE_STORAGE_CONNECTION_STRING"} & set(settings)
+        swap_warmup = {"WEBSITE_SWAP_WARMUP_PING_PATH": "/healthz",
+                       "WEBSITE_SWAP_WARMUP_PING_STATUSES": "200"}
+        if stack_view.tier == "basic":
+            assert not swap_warmup.keys() & settings.keys()
+        else:
+            assert swap_warmup.items() <= settings.items()
 
 
 def test_secret_key_is_a_key_vault_reference_never_a_value(stack_view):

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-WORKFLOWS = Path(__file__).resolve().parents[2] / ".github" / "workflows"
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+SWAP_COMMAND = "python3 -m release.swap_slots"
 
 
 def load(name: str) -> dict:
@@ -69,8 +71,10 @@ def test_deploy_runs_up_in_the_environment_then_swaps_after_health():
     names = [s.get("uses", s.get("name", "")) for s in steps(job)]
     package = next(i for i, s in enumerate(steps(job)) if "download-artifact" in s.get("uses", ""))
     up = next(i for i, s in enumerate(steps(job)) if s.get("uses", "").startswith("pulumi/"))
-    swap = next(i for i, s in enumerate(steps(job)) if "swap-slots.sh" in s.get("run", ""))
+    swap = next(i for i, s in enumerate(steps(job)) if SWAP_COMMAND in s.get("run", ""))
     assert package < up < swap, names
     assert steps(job)[up]["with"]["command"] == "up"
     assert steps(job)[up]["with"]["policyPacks"] == "policy"
     assert steps(job)[swap]["if"] == "inputs.swap-slots"
+    # The command the workflow calls is the repository's own swap module.
+    assert (ROOT / "release" / "swap_slots.py").is_file()
