@@ -28,8 +28,7 @@ AZURITE_KEY = (
 )
 
 SERVICE_START_TIMEOUT = 60.0
-AZURITE_GRACE_SECONDS = 2.0
-AZURITE_PERSISTED_GRACE_SECONDS = 10.0
+AZURITE_STOP_TIMEOUT = 10.0
 
 
 class ServiceError(RuntimeError):
@@ -259,12 +258,8 @@ class AzuriteServer:
     def stop(self) -> None:
         if self._process and self._process.poll() is None:
             self._process.terminate()
-            # Azurite's graceful close waits for clients' keep-alive connections to drop, which
-            # can take many seconds. In-memory data has nothing to flush, so don't wait long;
-            # a persisted store gets time to save its metadata.
-            grace = AZURITE_PERSISTED_GRACE_SECONDS if self.data_dir else AZURITE_GRACE_SECONDS
             try:
-                self._process.wait(timeout=grace)
+                self._process.wait(timeout=AZURITE_STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
@@ -277,8 +272,9 @@ class AzuriteServer:
         return self._process.pid if self._process else None
 
     def _arguments(self) -> list[str]:
+        # Telemetry would try to reach the internet and, offline, delays shutdown by seconds.
         args = ["--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--silent",
-                "--skipApiVersionCheck", "--disableProductStyleUrl"]
+                "--skipApiVersionCheck", "--disableProductStyleUrl", "--disableTelemetry"]
         if self.data_dir:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             args += ["--location", str(self.data_dir)]

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from devtools.services import AzuriteServer, PostgresCluster, ServiceError
+from devtools.services import (
+    AZURITE_STOP_TIMEOUT,
+    AzuriteServer,
+    PostgresCluster,
+    ServiceError,
+)
 
 
 def test_postgres_accepts_the_right_password_and_rejects_a_wrong_one(postgres: PostgresCluster):
@@ -50,3 +57,13 @@ def test_azurite_round_trips_a_blob(azurite: AzuriteServer):
 def test_azurite_oauth_without_https_is_refused():
     with pytest.raises(ServiceError, match="OAuth mode needs HTTPS"):
         AzuriteServer(data_dir=None, oauth=True)
+
+
+def test_azurite_stops_promptly(services_dir):
+    """Offline, Azurite's telemetry used to hold its shutdown for ~10 s per stop."""
+    server = AzuriteServer(data_dir=services_dir / "azurite-stop").start()
+    BlobServiceClient.from_connection_string(server.connection_string).create_container("probe")
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < AZURITE_STOP_TIMEOUT / 2
+    assert server.pid is None

@@ -1,0 +1,390 @@
+"""`make bench`: the site's throughput next to a trivial Flask endpoint, in one run.
+
+Throwaway PostgreSQL and Azurite in a temp folder; 200 restaurants x 20 reviews with photos;
+the site and a `return "ok"` Flask app each under gunicorn with the same settings; Debian's
+wrk loads the home page, a details page and a photo (all through the site) and the trivial
+app, alternating between them in rounds. Prints req/s, p99 latency, errors and the ratio to
+the trivial endpoint; exits 1 when any request failed or the home page is below 40 % of the
+trivial endpoint, 2 when the benchmark itself could not run.
+
+    .venv/bin/python -m devtools.bench [--duration 10] [--connections 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import BlobServiceClient
+from flask import Flask
+from PIL import Image
+
+from devtools.readiness import NotReadyError, wait_for_http_ok
+from devtools.services import (
+    REPO_ROOT,
+    AzuriteServer,
+    PostgresCluster,
+    ServiceError,
+    free_port,
+)
+
+APP_DATABASE = "bench"  # also the name of its owner role
+PHOTO_CONTAINER = "photos"
+RESTAURANTS = 200
+REVIEWS_PER_RESTAURANT = 20
+DISTINCT_PHOTOS = 4
+# Identical for the site and the trivial app, so the ratio compares the apps, not the servers.
+GUNICORN_WORKERS = 2
+GUNICORN_THREADS = 4
+WRK = "/usr/bin/wrk"
+WRK_THREADS = 2
+WARM_UP_SECONDS = 2
+ROUNDS = 2
+TRIVIAL_LABEL = 'trivial "ok"'
+HOME_LABEL = "/ (home)"
+HOME_MIN_RATIO = 0.40
+SERVER_READY_TIMEOUT = 60.0
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (a tool is missing, a server did not start...)."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests_per_second: float
+    p99_ms: float
+    errors: int  # socket errors plus non-2xx/3xx responses
+
+
+@dataclass(frozen=True)
+class Measurement:
+    endpoint: str
+    result: LoadResult
+
+
+# the trivial baseline ------------------------------------------------------------------------
+
+
+def create_trivial_app() -> Flask:
+    """The baseline: Flask and gunicorn's own cost per request, no database, no template."""
+    app = Flask("trivial")
+
+    @app.get("/")
+    def ok() -> str:
+        return "ok"
+
+    return app
+
+
+# seeding -------------------------------------------------------------------------------------
+
+
+def sample_photos(count: int = DISTINCT_PHOTOS) -> list[bytes]:
+    """Small, distinct JPEGs (a few KB each), like phone photos scaled down."""
+    photos = []
+    for index in range(count):
+        image = Image.new("RGB", (320, 240), (40 + 50 * index % 200, 120, 200 - 40 * index % 200))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=80)
+        photos.append(buffer.getvalue())
+    return photos
+
+
+def upload_photos(environment: dict[str, str], photos: Sequence[bytes]) -> list[str]:
+    """Store the photos as the site stores uploads (names, headers); return the blob names."""
+    import webapp  # the site's own storage code, not a copy of its naming rules
+    from webapp.storage import current_photo_store
+
+    app = webapp.create_app(environment)
+    with app.app_context():
+        return [current_photo_store().upload(photo, "jpg").name for photo in photos]
+
+
+def seed(postgres: PostgresCluster, database: str, photo_names: Sequence[str],
+         restaurants: int = RESTAURANTS, reviews_per_restaurant: int = REVIEWS_PER_RESTAURANT
+         ) -> None:
+    """Insert restaurants and reviews set-wise: two statements, whatever the numbers.
+
+    (`%%s` is format()'s placeholder, escaped from psycopg's.)
+    """
+    with postgres.connect(database) as conn, conn.transaction():
+        conn.execute(
+            """
+            INSERT INTO restaurants (name, street_address, description)
+            SELECT format('Bench Bistro %%s', lpad(i::text, 4, '0')),
+                   format('%%s Benchmark Street, Seattle', i),
+                   'A seeded restaurant with a short description for the benchmark.'
+            FROM generate_series(1, %(restaurants)s) AS i
+            """,
+            {"restaurants": restaurants},
+        )
+        conn.execute(
+            """
+            INSERT INTO reviews (restaurant_id, reviewer_name, rating, review_text, photo_name,
+                                 created_at)
+            SELECT r.id, format('Reviewer %%s', n), 1 + mod(r.id + n, 5),
+                   'Seeded review: friendly staff, generous portions, would come back.',
+                   (%(photos)s::text[])[1 + mod(r.id + n, cardinality(%(photos)s::text[]))],
+                   now() - n * interval '1 hour'
+            FROM restaurants AS r CROSS JOIN generate_series(1, %(reviews)s) AS n
+            """,
+            {"photos": list(photo_names), "reviews": reviews_per_restaurant},
+        )
+    with postgres.connect(database) as conn:
+        # What autovacuum does on a live database: statistics and the visibility map (so the
+        # page query can use index-only scans). VACUUM cannot run inside the transaction.
+        conn.execute("VACUUM ANALYZE restaurants, reviews")
+
+
+# the site and its services -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SiteServices:
+    postgres: PostgresCluster
+    azurite: AzuriteServer
+    environment: dict[str, str]
+
+
+@contextlib.contextmanager
+def site_services(workdir: Path) -> Iterator[SiteServices]:
+    """Throwaway PostgreSQL + Azurite with the app's role, database, container and schema."""
+    postgres = PostgresCluster(workdir / "postgres", durable=False)
+    azurite = AzuriteServer(data_dir=None)
+    try:
+        postgres.start()
+        azurite.start()
+        yield SiteServices(postgres, azurite, prepare_site(postgres, azurite))
+    finally:
+        azurite.stop()
+        postgres.stop()
+
+
+def prepare_site(postgres: PostgresCluster, azurite: AzuriteServer,
+                 name: str = APP_DATABASE) -> dict[str, str]:
+    """Create role `name`, its database and the photo container, migrate; return the site's env."""
+    password = secrets.token_urlsafe(24)
+    postgres.create_role(name, password=password)
+    postgres.create_database(name, owner=name)
+    with contextlib.suppress(ResourceExistsError):
+        BlobServiceClient.from_connection_string(azurite.connection_string).create_container(
+            PHOTO_CONTAINER)
+    environment = {
+        "DATABASE_URL": postgres.url(name, user=name, password=password),
+        "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
+        "AZURE_STORAGE_CONTAINER": PHOTO_CONTAINER,
+        "SECRET_KEY": secrets.token_urlsafe(32),
+    }
+    _migrate(environment)
+    return environment
+
+
+def _migrate(environment: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "webapp", "migrate"], cwd=REPO_ROOT,
+        env=_child_environment(environment), capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        raise BenchError(f"migrations failed:\n{(result.stderr or result.stdout).strip()}")
+
+
+def _child_environment(environment: dict[str, str]) -> dict[str, str]:
+    child = {**os.environ, **environment}
+    # Same code path as production minus telemetry: exporting spans would measure the exporter.
+    child.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
+    return child
+
+
+@contextlib.contextmanager
+def gunicorn(app_spec: str, environment: dict[str, str], ready_path: str = "/") -> Iterator[str]:
+    """Serve `app_spec` with the fixed benchmark settings; yield its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", str(GUNICORN_WORKERS),
+         "--threads", str(GUNICORN_THREADS), "--bind", f"127.0.0.1:{port}",
+         "--log-level", "warning", app_spec],
+        cwd=REPO_ROOT, env=_child_environment(environment),
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http_ok(process, base_url + ready_path, SERVER_READY_TIMEOUT)
+        yield base_url
+    finally:
+        process.send_signal(signal.SIGTERM)  # gunicorn's graceful stop, workers included
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# load generation -----------------------------------------------------------------------------
+
+
+def run_wrk(url: str, duration: int, connections: int) -> LoadResult:
+    if not Path(WRK).exists():
+        raise BenchError(f"{WRK} not found: run `make deps` (it apt-installs Debian's wrk)")
+    command = [WRK, f"-t{min(WRK_THREADS, connections)}", f"-c{connections}", f"-d{duration}s",
+               "--latency", url]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
+    if result.returncode != 0:
+        raise BenchError(f"wrk failed on {url}: {result.stderr.strip() or result.stdout.strip()}")
+    return parse_wrk_output(result.stdout)
+
+
+_REQUESTS_PER_SECOND = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+_P99 = re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", re.MULTILINE)
+_SOCKET_ERRORS = re.compile(
+    r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+_NON_SUCCESS = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+_TO_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def parse_wrk_output(output: str) -> LoadResult:
+    """Read req/s, the p99 latency and every kind of error from `wrk --latency` output."""
+    rate = _REQUESTS_PER_SECOND.search(output)
+    p99 = _P99.search(output)
+    if not rate or not p99:
+        raise BenchError(f"unexpected wrk output (was --latency given?):\n{output}")
+    # wrk prints these lines only when there was at least one such error.
+    socket_errors = _SOCKET_ERRORS.search(output)
+    non_success = _NON_SUCCESS.search(output)
+    errors = sum(int(count) for count in socket_errors.groups()) if socket_errors else 0
+    errors += int(non_success.group(1)) if non_success else 0
+    return LoadResult(
+        requests_per_second=float(rate.group(1)),
+        p99_ms=float(p99.group(1)) * _TO_MS[p99.group(2)],
+        errors=errors,
+    )
+
+
+# reporting -----------------------------------------------------------------------------------
+
+
+def format_table(baseline: Measurement, measurements: Sequence[Measurement]) -> str:
+    rows = [("endpoint", "req/s", "p99", "errors", "vs trivial")]
+    for measurement in [baseline, *measurements]:
+        result = measurement.result
+        ratio = result.requests_per_second / baseline.result.requests_per_second
+        rows.append((measurement.endpoint, f"{result.requests_per_second:.0f}",
+                     f"{result.p99_ms:.1f} ms", str(result.errors), f"{ratio:.0%}"))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [row[0].ljust(widths[0])]
+        cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  ".join(cells))
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def problems(baseline: Measurement, home: Measurement,
+             measurements: Sequence[Measurement]) -> list[str]:
+    """Why the run fails, if it does: any error, or the home page under the target ratio."""
+    found = [f"{m.endpoint}: {m.result.errors} failed requests"
+             for m in [baseline, *measurements] if m.result.errors]
+    ratio = home.result.requests_per_second / baseline.result.requests_per_second
+    if ratio < HOME_MIN_RATIO:
+        found.append(f"home page at {ratio:.0%} of the trivial endpoint "
+                     f"(target: at least {HOME_MIN_RATIO:.0%})")
+    return found
+
+
+# the run -------------------------------------------------------------------------------------
+
+
+def benchmark(duration: int, connections: int) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="restaurant-review-bench-"))
+    workdir.chmod(0o755)  # PostgreSQL may run as another OS user and must walk in
+    try:
+        with site_services(workdir) as services:
+            print(f"Seeding {RESTAURANTS} restaurants x {REVIEWS_PER_RESTAURANT} reviews…",
+                  flush=True)
+            photo_names = upload_photos(services.environment, sample_photos())
+            seed(services.postgres, APP_DATABASE, photo_names)
+            with gunicorn("webapp:create_app()", services.environment,
+                          ready_path="/healthz") as site, \
+                    gunicorn("devtools.bench:create_trivial_app()", {}) as trivial:
+                targets = {
+                    TRIVIAL_LABEL: trivial + "/",
+                    HOME_LABEL: site + "/",
+                    "/restaurants/1 (details)": site + "/restaurants/1",
+                    "/photos/<name> (photo)": f"{site}/photos/{photo_names[0]}",
+                }
+                measurements = measure_in_rounds(targets, duration, connections)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return report(measurements, duration, connections)
+
+
+def measure_in_rounds(targets: dict[str, str], duration: int,
+                      connections: int) -> list[Measurement]:
+    """Load each target in turn, `ROUNDS` times, `duration / ROUNDS` seconds each.
+
+    Alternating spreads any background load on the machine over every endpoint alike, so the
+    ratios stay fair even when the absolute numbers move.
+    """
+    for url in targets.values():
+        run_wrk(url, WARM_UP_SECONDS, connections)  # pools, caches and workers warmed up
+    slice_seconds = max(1, round(duration / ROUNDS))
+    runs: dict[str, list[LoadResult]] = {label: [] for label in targets}
+    for round_number in range(1, ROUNDS + 1):
+        for label, url in targets.items():
+            print(f"Round {round_number}/{ROUNDS}: {label} for {slice_seconds} s…", flush=True)
+            runs[label].append(run_wrk(url, slice_seconds, connections))
+    return [Measurement(label, combine(results)) for label, results in runs.items()]
+
+
+def combine(results: Sequence[LoadResult]) -> LoadResult:
+    """Equal-length runs: mean rate, worst p99 (the conservative choice), all errors."""
+    return LoadResult(
+        requests_per_second=sum(r.requests_per_second for r in results) / len(results),
+        p99_ms=max(r.p99_ms for r in results),
+        errors=sum(r.errors for r in results),
+    )
+
+
+def report(measurements: Sequence[Measurement], duration: int, connections: int) -> int:
+    by_label = {m.endpoint: m for m in measurements}
+    baseline = by_label[TRIVIAL_LABEL]
+    site_measurements = [m for m in measurements if m is not baseline]
+    # The load average shows whether other work shared the CPUs during the run.
+    print(f"\ngunicorn {GUNICORN_WORKERS} workers x {GUNICORN_THREADS} threads, wrk "
+          f"{connections} connections, {duration} s per endpoint in {ROUNDS} rounds, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n")
+    print(format_table(baseline, site_measurements))
+    failures = problems(baseline, by_label[HOME_LABEL], site_measurements)
+    for failure in failures:
+        print(f"FAIL: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.bench",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per endpoint")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    args = parser.parse_args(argv)
+    try:
+        return benchmark(args.duration, args.connections)
+    except (BenchError, NotReadyError, ServiceError) as failure:
+        print(f"make bench: {failure}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""`make dev`: the whole site on http://127.0.0.1:8000 with its own PostgreSQL and Azurite.
+
+PostgreSQL's cluster, Azurite's blobs, the app role's password and the Flask SECRET_KEY live in
+.local/ (git-ignored), so data and sessions survive restarts. The site runs under Flask's
+development server with the reloader, in a process group of its own. Ctrl-C (SIGINT) or SIGTERM
+stops the site, Azurite and PostgreSQL, in that order, and nothing else.
+
+    .venv/bin/python -m devtools.dev [--data-dir .local] [--port 8000]
+    make dev DEV_PORT=8001                      # when port 8000 is taken
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import BlobServiceClient
+from psycopg import sql
+
+from devtools.readiness import NotReadyError, wait_for_http_ok
+from devtools.services import (
+    REPO_ROOT,
+    AzuriteServer,
+    PostgresCluster,
+    ServiceError,
+    free_port,
+    port_is_open,
+)
+
+APP_ROLE = "restaurant_review"
+APP_DATABASE = "restaurant_review"
+PHOTO_CONTAINER = "photos"
+DEFAULT_SITE_PORT = 8000
+# Fixed ports when free make the services easy to reach from other tools between restarts.
+PREFERRED_POSTGRES_PORT = 5433
+PREFERRED_AZURITE_PORT = 10000
+SITE_READY_TIMEOUT = 60.0
+SITE_STOP_TIMEOUT = 10.0
+
+
+class DevLoopError(RuntimeError):
+    """The dev loop cannot start; the message says what to do."""
+
+
+class ShutdownRequested(Exception):
+    """Raised in the main thread by the SIGINT/SIGTERM handler."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    try:
+        return run(args.data_dir.resolve(), args.port)
+    except (DevLoopError, NotReadyError, ServiceError) as failure:
+        print(f"make dev: {failure}", file=sys.stderr, flush=True)
+        return 1
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m devtools.dev",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / ".local",
+                        help="where PostgreSQL, Azurite and the secrets persist (default: .local)")
+    parser.add_argument("--port", type=int,
+                        default=os.environ.get("DEV_PORT", str(DEFAULT_SITE_PORT)),
+                        help="the site's port on 127.0.0.1 (default: $DEV_PORT or 8000)")
+    return parser.parse_args(argv)
+
+
+def run(data_dir: Path, site_port: int) -> int:
+    """Start everything, serve until a signal or the site exits, then stop what was started."""
+    if port_is_open(site_port):
+        raise DevLoopError(
+            f"port {site_port} on 127.0.0.1 is already in use (another `make dev`?): stop that "
+            "process, or pick another port: `make dev DEV_PORT=8001`"
+        )
+    _prepare_data_dir(data_dir)
+    _install_signal_handlers()
+    with contextlib.ExitStack() as started:
+        try:
+            postgres, azurite = _start_services(started, data_dir)
+            environment = _prepare_site(postgres, azurite, data_dir)
+            site = _start_site(started, environment, site_port)
+            _print_banner(site_port, postgres, azurite, data_dir)
+            return site.wait()
+        except ShutdownRequested:
+            return 0
+        finally:
+            _ignore_further_signals()
+            print("\nStopping…", flush=True)
+
+
+# services ----------------------------------------------------------------------------------
+
+
+def _prepare_data_dir(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # PostgreSQL runs as the `postgres` user when we are root: it must be able to walk in.
+    data_dir.chmod(0o755)
+
+
+def _start_services(started: contextlib.ExitStack,
+                    data_dir: Path) -> tuple[PostgresCluster, AzuriteServer]:
+    postgres = PostgresCluster(data_dir / "postgres", port=_preferred_port(PREFERRED_POSTGRES_PORT))
+    # Registered before starting: a signal during start-up must still stop the server.
+    started.callback(_announce_stop, "PostgreSQL", postgres.stop)
+    _start_postgres(postgres)
+    azurite = AzuriteServer(data_dir / "azurite", port=_preferred_port(PREFERRED_AZURITE_PORT))
+    started.callback(_announce_stop, "Azurite", azurite.stop)
+    azurite.start()
+    return postgres, azurite
+
+
+def _start_postgres(cluster: PostgresCluster) -> None:
+    if (cluster.data_dir / "postmaster.pid").exists():
+        # A previous run was killed before it could clean up: stop its server (it is ours,
+        # in our data folder). A stale pid file of a dead server makes pg_ctl stop fail, and
+        # PostgreSQL then removes that file itself on start.
+        with contextlib.suppress(ServiceError):
+            cluster.stop()
+    cluster.start()
+
+
+def _preferred_port(port: int) -> int:
+    return free_port() if port_is_open(port) else port
+
+
+def _prepare_site(postgres: PostgresCluster, azurite: AzuriteServer,
+                  data_dir: Path) -> dict[str, str]:
+    """Role, database, container and schema; returns the site's environment."""
+    password = _persistent_secret(data_dir / "postgres_password")
+    _prepare_database(postgres, password)
+    _create_photo_container(azurite)
+    environment = _site_environment(postgres, azurite, password,
+                                    secret_key=_persistent_secret(data_dir / "secret_key"))
+    _migrate(environment)
+    return environment
+
+
+def _prepare_database(postgres: PostgresCluster, password: str) -> None:
+    """Create the app's role and database once; (re)set the role's password every run."""
+    role = sql.Identifier(APP_ROLE)
+    if not postgres.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", params=(APP_ROLE,)):
+        postgres.create_role(APP_ROLE, password=password)
+    else:
+        postgres.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(role, sql.Literal(password)))
+    if not postgres.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                            params=(APP_DATABASE,)):
+        postgres.create_database(APP_DATABASE, owner=APP_ROLE)
+
+
+def _create_photo_container(azurite: AzuriteServer) -> None:
+    # In Azure the infrastructure creates the container; locally we play that part.
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    with contextlib.suppress(ResourceExistsError):
+        service.create_container(PHOTO_CONTAINER)
+
+
+def _persistent_secret(path: Path) -> str:
+    """A random value created on first use and kept (owner-only) for later runs."""
+    kept = path.read_text().strip() if path.exists() else ""
+    if kept:
+        return kept
+    value = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.chmod(0o600)  # also when an empty file was left behind with other permissions
+    path.write_text(value + "\n")
+    return value
+
+
+def _site_environment(postgres: PostgresCluster, azurite: AzuriteServer, password: str,
+                      secret_key: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": postgres.url(APP_DATABASE, user=APP_ROLE, password=password),
+        "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
+        "AZURE_STORAGE_CONTAINER": PHOTO_CONTAINER,
+        "SECRET_KEY": secret_key,
+    }
+
+
+def _child_environment(environment: dict[str, str]) -> dict[str, str]:
+    child = {**os.environ, **environment}
+    # A shell's Azure settings must not redirect the local site to real Azure resources.
+    for name in ("AZURE_POSTGRESQL_HOST", "AZURE_STORAGE_ACCOUNT_URL",
+                 "APPLICATIONINSIGHTS_CONNECTION_STRING"):
+        child.pop(name, None)
+    child["PYTHONUNBUFFERED"] = "1"
+    return child
+
+
+# the site ----------------------------------------------------------------------------------
+
+
+def _flask(*args: str) -> list[str]:
+    return [sys.executable, "-m", "flask", "--app", "webapp", *args]
+
+
+def _migrate(environment: dict[str, str]) -> None:
+    result = subprocess.run(_flask("migrate"), cwd=REPO_ROOT, env=_child_environment(environment),
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise DevLoopError(f"migrations failed:\n{(result.stderr or result.stdout).strip()}")
+
+
+def _start_site(started: contextlib.ExitStack, environment: dict[str, str],
+                port: int) -> subprocess.Popen:
+    # A session of its own: the reloader's parent and child are stopped together, by group.
+    site = subprocess.Popen(
+        _flask("run", "--host", "127.0.0.1", "--port", str(port), "--debug",
+               "--exclude-patterns", _not_the_site()),
+        cwd=REPO_ROOT, env=_child_environment(environment), start_new_session=True,
+    )
+    started.callback(_announce_stop, "the site", lambda: _stop_site(site))
+    wait_for_http_ok(site, f"http://127.0.0.1:{port}/healthz", SITE_READY_TIMEOUT)
+    return site
+
+
+def _not_the_site() -> str:
+    """Reloader exclusions: the reloader watches every .py under the repository, but only
+    webapp/ changes the running site (infra/ and tests/ change often while developing)."""
+    folders = [path for path in REPO_ROOT.iterdir()
+               if path.is_dir() and path.name != "webapp" and not path.name.startswith(".")]
+    return os.pathsep.join(f"{folder}{os.sep}*" for folder in folders)
+
+
+def _stop_site(site: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(site.pid, signal.SIGTERM)
+    try:
+        site.wait(timeout=SITE_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(site.pid, signal.SIGKILL)
+        site.wait()
+
+
+def _print_banner(port: int, postgres: PostgresCluster, azurite: AzuriteServer,
+                  data_dir: Path) -> None:
+    lines = [
+        "",
+        f"  Site:        http://127.0.0.1:{port}",
+        f"  PostgreSQL:  psql postgresql://{PostgresCluster.SUPERUSER}@127.0.0.1:{postgres.port}"
+        f"/{APP_DATABASE}",
+        f"  Azurite:     {azurite.blob_endpoint}",
+        f"  Data:        {data_dir}",
+        "  Ctrl-C stops the site, Azurite and PostgreSQL.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+# signals -----------------------------------------------------------------------------------
+
+
+def _install_signal_handlers() -> None:
+    def request_shutdown(signum: int, _frame: object) -> None:
+        raise ShutdownRequested(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, request_shutdown)
+    signal.signal(signal.SIGTERM, request_shutdown)
+
+
+def _ignore_further_signals() -> None:
+    # A second Ctrl-C must not cut the clean-up short and leave servers behind.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _announce_stop(name: str, stop) -> None:
+    print(f"  stopping {name}", flush=True)
+    try:
+        stop()
+    except (ServiceError, OSError) as failure:
+        # Keep going: the other services must still be stopped.
+        print(f"  could not stop {name} cleanly: {failure}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
