@@ -316,12 +316,18 @@ def benchmark(duration: int, connections: int) -> int:
                   flush=True)
             photo_names = upload_photos(services.environment, sample_photos())
             seed(services.postgres, APP_DATABASE, photo_names)
+            # The same site with its home-page listing cache off shows what each request
+            # costs when it goes to PostgreSQL (reported, not held to the target).
+            uncached_environment = {**services.environment, "HOME_PAGE_CACHE_SECONDS": "0"}
             with gunicorn("webapp:create_app()", services.environment,
                           ready_path="/healthz") as site, \
+                    gunicorn("webapp:create_app()", uncached_environment,
+                             ready_path="/healthz") as uncached_site, \
                     gunicorn("devtools.bench:create_trivial_app()", {}) as trivial:
                 targets = {
                     TRIVIAL_LABEL: trivial + "/",
                     HOME_LABEL: site + "/",
+                    "/ (home, listing cache off)": uncached_site + "/",
                     "/restaurants/1 (details)": site + "/restaurants/1",
                     "/photos/<name> (photo)": f"{site}/photos/{photo_names[0]}",
                 }

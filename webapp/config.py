@@ -17,6 +17,8 @@ from sqlalchemy.exc import ArgumentError
 
 DEFAULT_CONTAINER = "photos"
 DEFAULT_MAX_PHOTO_BYTES = 8 * 1024 * 1024
+# How long one process may serve a home page's listing without asking PostgreSQL again.
+DEFAULT_HOME_PAGE_CACHE_SECONDS = 2.0
 DEFAULT_POSTGRES_PORT = 5432
 DEFAULT_SSLMODE = "require"
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -62,6 +64,7 @@ class Settings:
     storage: StorageSettings
     max_photo_bytes: int
     appinsights_connection_string: str | None
+    home_page_cache_seconds: float
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, object]) -> Settings:
@@ -71,6 +74,9 @@ class Settings:
             storage=_storage(env),
             max_photo_bytes=_positive_int(env, "MAX_PHOTO_BYTES", DEFAULT_MAX_PHOTO_BYTES),
             appinsights_connection_string=_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            home_page_cache_seconds=_seconds(
+                env, "HOME_PAGE_CACHE_SECONDS", DEFAULT_HOME_PAGE_CACHE_SECONDS
+            ),
         )
 
 
@@ -98,16 +104,28 @@ def _secret_key(env: Mapping[str, object]) -> str:
 
 
 def _positive_int(env: Mapping[str, object], name: str, default: int) -> int:
+    value = _number(env, name, default, int, "a whole number")
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than zero.")
+    return value
+
+
+def _seconds(env: Mapping[str, object], name: str, default: float) -> float:
+    """A duration in seconds; 0 is allowed and means 'off'."""
+    value = _number(env, name, default, float, "a number of seconds")
+    if not 0 <= value < float("inf"):
+        raise ConfigError(f"{name} must be zero or a positive number of seconds.")
+    return value
+
+
+def _number(env: Mapping[str, object], name: str, default, convert, kind: str):
     raw = _get(env, name)
     if raw is None:
         return default
     try:
-        value = int(raw)
+        return convert(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got a non-numeric value.") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be greater than zero.")
-    return value
+        raise ConfigError(f"{name} must be {kind}, got a non-numeric value.") from None
 
 
 def _database(env: Mapping[str, object]) -> DatabaseSettings:

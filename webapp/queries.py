@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from .models import Restaurant, Review
 
@@ -18,8 +18,19 @@ class RestaurantSummary:
 
 
 @dataclass(frozen=True)
+class RestaurantCard:
+    """What the home page shows of one restaurant: plain values, no ORM state to track."""
+
+    id: int
+    name: str
+    street_address: str
+    average_rating: float | None
+    review_count: int
+
+
+@dataclass(frozen=True)
 class RestaurantPage:
-    items: list[RestaurantSummary]
+    items: list[RestaurantCard]
     page: int
     per_page: int
     total: int
@@ -43,17 +54,24 @@ def restaurant_page(session: Session, page: int, per_page: int) -> RestaurantPag
     A single statement: the inner query picks the page (and counts all restaurants with a
     window function, evaluated before LIMIT), the outer one aggregates only that page's reviews.
     """
+    # Only the columns the page shows: loading ORM entities would cost more than the query.
     page_rows = (
-        select(Restaurant, func.count().over().label("total"))
+        select(
+            Restaurant.id,
+            Restaurant.name,
+            Restaurant.street_address,
+            func.count().over().label("total"),
+        )
         .order_by(Restaurant.name, Restaurant.id)
         .limit(per_page)
         .offset((page - 1) * per_page)
         .subquery()
     )
-    restaurant = aliased(Restaurant, page_rows)
     statement = (
         select(
-            restaurant,
+            page_rows.c.id,
+            page_rows.c.name,
+            page_rows.c.street_address,
             page_rows.c.total,
             func.avg(Review.rating).label("average_rating"),
             func.count(Review.id).label("review_count"),
@@ -64,7 +82,9 @@ def restaurant_page(session: Session, page: int, per_page: int) -> RestaurantPag
     )
     rows = session.execute(statement).all()
     items = [
-        RestaurantSummary(row[0], _as_float(row.average_rating), row.review_count) for row in rows
+        RestaurantCard(row.id, row.name, row.street_address, _as_float(row.average_rating),
+                       row.review_count)
+        for row in rows
     ]
     total = rows[0].total if rows else 0
     return RestaurantPage(items=items, page=page, per_page=per_page, total=total)

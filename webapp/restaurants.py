@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from markupsafe import Markup
 
 from .db import get_session
 from .forms import RestaurantForm, ReviewForm
+from .listing_cache import listing_cache
 from .models import Restaurant
 from .queries import restaurant_page, restaurant_summary, reviews_newest_first
 
@@ -17,10 +19,25 @@ def index():
     page_number = request.args.get("page", 1, type=int)
     if page_number < 1:
         abort(404)
-    page = restaurant_page(get_session(), page_number, current_app.config["RESTAURANTS_PER_PAGE"])
-    if page_number > 1 and not page.items:
+    per_page = current_app.config["RESTAURANTS_PER_PAGE"]
+    listing = listing_cache().get_or_load(
+        (page_number, per_page), lambda: _render_listing(page_number, per_page)
+    )
+    if listing is None:
         abort(404)
-    return render_template("restaurants/index.html", page=page)
+    return render_template("restaurants/index.html", listing=listing)
+
+
+def _render_listing(page_number: int, per_page: int) -> Markup | None:
+    """One page's restaurant cards and pagination, or None past the last page.
+
+    Rendered HTML is what gets cached: the page around it (flash messages) stays per request.
+    """
+    page = restaurant_page(get_session(), page_number, per_page)
+    if page_number > 1 and not page.items:
+        return None
+    # render_template autoescapes every value, so its output is safe HTML to embed.
+    return Markup(render_template("restaurants/_listing.html", page=page))  # noqa: S704
 
 
 @bp.route("/restaurants/new", methods=["GET", "POST"])
