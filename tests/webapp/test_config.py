@@ -82,6 +82,10 @@ def test_azure_settings_build_a_passwordless_url_with_tls_required():
         (LOCAL, {"AZURE_STORAGE_CONTAINER": "Photos_2"}, "AZURE_STORAGE_CONTAINER must be"),
         (LOCAL, {"MAX_PHOTO_BYTES": "0"}, "MAX_PHOTO_BYTES must be greater than zero"),
         (LOCAL, {"MAX_PHOTO_BYTES": "8MB"}, "MAX_PHOTO_BYTES must be a whole number"),
+        (LOCAL, {"HOME_PAGE_CACHE_SECONDS": "-1"}, "HOME_PAGE_CACHE_SECONDS must be zero or"),
+        (LOCAL, {"HOME_PAGE_CACHE_SECONDS": "inf"}, "HOME_PAGE_CACHE_SECONDS must be zero or"),
+        (LOCAL, {"HOME_PAGE_CACHE_SECONDS": "2s"},
+         "HOME_PAGE_CACHE_SECONDS must be a number of seconds"),
     ],
 )
 def test_bad_settings_are_refused_with_the_variable_named(base, changes, named):
