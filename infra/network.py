@@ -18,31 +18,39 @@ class VirtualNetwork:
     ase_subnet: network.Subnet | None  # isolated: the ASE v3 lives here
 
 
+def _allow_from_vnet(name: str, priority: int, ports: list[str]) -> network.SecurityRuleArgs:
+    return network.SecurityRuleArgs(
+        name=name,
+        priority=priority,
+        direction="Inbound",
+        access="Allow",
+        protocol="Tcp",
+        source_address_prefix="VirtualNetwork",
+        source_port_range="*",
+        destination_address_prefix="VirtualNetwork",
+        destination_port_ranges=ports,
+    )
+
+
+def _deny_inbound(name: str, priority: int, source: str) -> network.SecurityRuleArgs:
+    return network.SecurityRuleArgs(
+        name=name,
+        priority=priority,
+        direction="Inbound",
+        access="Deny",
+        protocol="*",
+        source_address_prefix=source,
+        source_port_range="*",
+        destination_address_prefix="*",
+        destination_port_range="*",
+    )
+
+
 def _private_endpoint_rules() -> list[network.SecurityRuleArgs]:
     # Only clients inside the VNet reach the data services' private endpoints, only on their ports.
     return [
-        network.SecurityRuleArgs(
-            name="allow-vnet-to-data-services",
-            priority=100,
-            direction="Inbound",
-            access="Allow",
-            protocol="Tcp",
-            source_address_prefix="VirtualNetwork",
-            source_port_range="*",
-            destination_address_prefix="VirtualNetwork",
-            destination_port_ranges=["443", "5432"],
-        ),
-        network.SecurityRuleArgs(
-            name="deny-all-other-inbound",
-            priority=4096,
-            direction="Inbound",
-            access="Deny",
-            protocol="*",
-            source_address_prefix="*",
-            source_port_range="*",
-            destination_address_prefix="*",
-            destination_port_range="*",
-        ),
+        _allow_from_vnet("allow-vnet-to-data-services", 100, ["443", "5432"]),
+        _deny_inbound("deny-all-other-inbound", 4096, source="*"),
     ]
 
 
@@ -50,28 +58,8 @@ def _ase_rules() -> list[network.SecurityRuleArgs]:
     # The ILB answers HTTP(S) for the VNet (and peered/on-premises networks routed into it);
     # nothing arrives from the internet because the ASE has no public inbound address.
     return [
-        network.SecurityRuleArgs(
-            name="allow-vnet-https",
-            priority=100,
-            direction="Inbound",
-            access="Allow",
-            protocol="Tcp",
-            source_address_prefix="VirtualNetwork",
-            source_port_range="*",
-            destination_address_prefix="VirtualNetwork",
-            destination_port_ranges=["80", "443"],
-        ),
-        network.SecurityRuleArgs(
-            name="deny-internet-inbound",
-            priority=4000,
-            direction="Inbound",
-            access="Deny",
-            protocol="*",
-            source_address_prefix="Internet",
-            source_port_range="*",
-            destination_address_prefix="*",
-            destination_port_range="*",
-        ),
+        _allow_from_vnet("allow-vnet-https", 100, ["80", "443"]),
+        _deny_inbound("deny-internet-inbound", 4000, source="Internet"),
     ]
 
 
