@@ -49,6 +49,10 @@ def test_pull_request_runs_checks_then_previews_every_stack_with_policies():
     assert pulumi["with"]["diff"] is True and pulumi["with"]["comment-on-pr"] is True
     assert pulumi["with"]["policyPacks"] == "policy"
     assert pulumi["with"]["policyPackConfigs"] == "policy/config/${{ matrix.stack }}.json"
+    # The program hashes the deploy package, so it must exist before the preview runs.
+    preview_steps = steps(preview)
+    package = next(i for i, s in enumerate(preview_steps) if s.get("run") == "make package")
+    assert package < preview_steps.index(pulumi)
 
 
 def test_main_deploys_dev_then_prod_then_isolated_behind_environments():
