@@ -26,7 +26,7 @@ $(SYS_DEPS): devtools/install-system-deps.sh
 	devtools/install-system-deps.sh
 	@touch $@
 
-$(PY_DEPS): requirements.txt webapp/requirements.txt
+$(PY_DEPS): requirements.txt webapp/requirements.txt | $(SYS_DEPS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -35,7 +35,7 @@ $(PY_DEPS): requirements.txt webapp/requirements.txt
 $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-$(CHECKOV_DEPS): requirements-checkov.txt
+$(CHECKOV_DEPS): requirements-checkov.txt | $(SYS_DEPS)
 	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
 	.venv-checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
 	@touch $@

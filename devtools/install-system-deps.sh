@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the dev loop and the tests run for real: PostgreSQL's server
-# binaries, Chromium for the browser test, wrk for the benchmark, openssl for test certificates.
+# binaries, Chromium for the browser test, wrk for the benchmark, openssl for test certificates,
+# Node.js for Azurite and python3-venv for the virtualenvs.
 # Only what is missing is installed, so a prepared machine pays nothing.
 set -euo pipefail
 
@@ -10,6 +11,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+# Debian and Ubuntu ship venv's pip bootstrap separately from python3.
+python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 
