@@ -13,6 +13,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -226,6 +227,7 @@ class AzuriteServer:
         self.port = port or free_port()
         self.cert, self.key, self.oauth = cert, key, oauth
         self._process: subprocess.Popen | None = None
+        self._errors = None
 
     @property
     def scheme(self) -> str:
@@ -248,9 +250,12 @@ class AzuriteServer:
             raise ServiceError(f"{executable} not found: run `make deps` (npm ci) first")
         if port_is_open(self.port):
             raise ServiceError(f"port {self.port} is already in use: Azurite cannot listen on it")
+        # Kept open for as long as Azurite runs; closed (and so deleted) by stop().
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115
         self._process = subprocess.Popen(
             [str(executable), *self._arguments()],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            # A file, not a pipe: nobody reads a pipe while Azurite runs, and a full one blocks it.
+            stdout=subprocess.DEVNULL, stderr=self._errors,
         )
         self._wait_until_listening()
         return self
@@ -263,8 +268,8 @@ class AzuriteServer:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-        if self._process and self._process.stderr:
-            self._process.stderr.close()
+        if self._errors:
+            self._errors.close()
         self._process = None
 
     @property
@@ -290,7 +295,9 @@ class AzuriteServer:
         deadline = time.monotonic() + SERVICE_START_TIMEOUT
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise ServiceError(f"Azurite exited at start-up: {self._process.stderr.read()}")
+                self._errors.seek(0)
+                output = self._errors.read().decode(errors="replace").strip()
+                raise ServiceError(f"Azurite exited at start-up: {output}")
             if port_is_open(self.port):
                 return
             time.sleep(0.1)

@@ -43,7 +43,8 @@ def locate_package(cfg: StackConfig, repo_root: Path = REPO_ROOT) -> PackageRef:
         path = repo_root / path
     if not path.is_file():
         raise PackageError(
-            f"deploy package {path} not found: run `make package` first (it builds "
+            f"deploy package {path} not found: run `make package` first "
+            f"(`PACKAGE_PYTHON_VERSION={cfg.python_version} make package` builds "
             f"dist/webapp-py{cfg.python_version}.zip for pythonVersion {cfg.python_version}), "
             "or point config 'packagePath' at an existing zip"
         )

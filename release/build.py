@@ -35,7 +35,8 @@ from pathlib import Path, PurePosixPath
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SCRIPT = Path(__file__).resolve().parent / "startup.py"
 
-# App Service's runtime stack is PYTHON|3.11; override with --python-version or PYTHON_VERSION.
+# App Service's runtime stack is PYTHON|3.11; override with --python-version or
+# PACKAGE_PYTHON_VERSION (not PYTHON_VERSION: Python's Docker images set that to e.g. 3.11.9).
 DEFAULT_PYTHON_VERSION = "3.11"
 
 # App Service's Python images run on Debian (glibc >= 2.28), so any manylinux wheel up to
@@ -138,7 +139,7 @@ def build_package(settings: BuildSettings) -> Path:
 def check_python_version(version: str) -> None:
     parts = version.split(".")
     if len(parts) != 2 or not all(part.isdigit() for part in parts) or parts[0] != "3":
-        raise BuildError(f"PYTHON_VERSION must look like 3.11, got {version!r}")
+        raise BuildError(f"the package's Python version must look like 3.11, got {version!r}")
 
 
 # --- vendored dependencies -------------------------------------------------------------------
@@ -429,8 +430,8 @@ def parse_args(argv: list[str] | None) -> tuple[BuildSettings, bool]:
     )
     parser.add_argument(
         "--python-version",
-        default=os.environ.get("PYTHON_VERSION", DEFAULT_PYTHON_VERSION),
-        help="target CPython version (env PYTHON_VERSION; default %(default)s = PYTHON|3.11)",
+        default=os.environ.get("PACKAGE_PYTHON_VERSION", DEFAULT_PYTHON_VERSION),
+        help="target CPython version (env PACKAGE_PYTHON_VERSION; default %(default)s)",
     )
     parser.add_argument("--source", type=Path, default=REPO_ROOT, help="folder holding webapp/")
     parser.add_argument("--dist", type=Path, default=REPO_ROOT / "dist", help="output folder")

@@ -2,10 +2,11 @@
 
     python3 -m release.swap_slots --resource-group RG --name APP [--slot staging]
 
-1. waits until the staging slot's /healthz answers 200 (bounded retries), else stops: nothing
-   is swapped;
+1. waits until the staging slot's /readyz answers 200 (bounded retries), else stops: nothing
+   is swapped. Readiness, not mere liveness (/healthz): the slot must reach PostgreSQL and Blob
+   Storage with its own identity through the VNet before it takes production traffic;
 2. `az webapp deployment slot swap --slot staging --target-slot production`;
-3. checks production's /healthz; if it stays unhealthy, swaps back (unless --no-rollback) and
+3. checks production's /readyz; if it stays unready, swaps back (unless --no-rollback) and
    fails, so CI/CD shows a red step and users get the previous release again.
 
 Needs the az CLI, signed in (`az login` or a federated CI identity), and network line of sight
@@ -26,7 +27,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
-HEALTH_PATH = "/healthz"
+HEALTH_PATH = "/readyz"
 REQUEST_TIMEOUT_SECONDS = 10
 
 
@@ -124,7 +125,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python3 -m release.swap_slots",
         description=(
-            "Swap an App Service slot into production once its /healthz answers 200, then "
+            "Swap an App Service slot into production once its /readyz answers 200, then "
             "verify production and swap back if it is unhealthy."
         ),
         epilog=(

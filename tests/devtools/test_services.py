@@ -67,3 +67,11 @@ def test_azurite_stops_promptly(services_dir):
     server.stop()
     assert time.monotonic() - started < AZURITE_STOP_TIMEOUT / 2
     assert server.pid is None
+
+
+def test_azurite_that_cannot_start_says_why(services_dir):
+    missing = services_dir / "no-such-cert.pem"
+    server = AzuriteServer(data_dir=None, cert=missing, key=missing)
+    with pytest.raises(ServiceError, match="Azurite exited at start-up: .*no-such-cert"):
+        server.start()
+    server.stop()

@@ -109,7 +109,7 @@ def test_secret_looking_files_fail_the_build(source_snapshot, tmp_path, secret):
 
 
 def test_bad_python_version_and_missing_sources_are_named(tmp_path):
-    with pytest.raises(BuildError, match="PYTHON_VERSION must look like 3.11"):
+    with pytest.raises(BuildError, match="Python version must look like 3.11"):
         build_package(build_settings(REPO_ROOT, tmp_path, python_version="311"))
     (tmp_path / "empty" / "webapp").mkdir(parents=True)
     with pytest.raises(BuildError, match="requirements not found"):

@@ -165,7 +165,7 @@ def test_host_names_come_from_az_per_slot(fake_az):
     result = run_swap({**env, "FAKE_AZ_HOST": "127.0.0.1:9"}, "--attempts", "1")
 
     assert result.returncode == 1
-    assert "https://127.0.0.1:9/healthz" in result.stderr
+    assert "https://127.0.0.1:9/readyz" in result.stderr
     show = ["webapp", "show", "--resource-group", "rg-review", "--name", "app-review"]
     query = ["--query", "defaultHostName", "--output", "tsv"]
     assert az_calls(log) == [[*show, "--slot", "staging", *query], [*show, *query]]
@@ -182,7 +182,7 @@ def test_missing_az_cli_is_a_clear_error(tmp_path):
 
 def test_help_and_argument_errors():
     result = run_swap(dict(os.environ), "--help")
-    assert result.returncode == 0 and "/healthz" in result.stdout and "az CLI" in result.stdout
+    assert result.returncode == 0 and "/readyz" in result.stdout and "az CLI" in result.stdout
 
     result = run_swap(dict(os.environ), "--slot", "production")
     assert result.returncode == 2 and "must differ" in result.stderr

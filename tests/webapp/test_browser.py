@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import secrets
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,8 @@ from webapp.db import get_engine, upgrade_database
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
+# Debian packages it as `chromium`; some Ubuntu images name the binary `chromium-browser`.
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Headless, offline and quiet: no GPU, no QUIC, no background calls to Google services.
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -60,8 +62,8 @@ def site_url(postgres: PostgresCluster, azurite: AzuriteServer) -> Iterator[str]
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make deps` (it apt-installs Debian's chromium)")
+    if CHROMIUM is None:
+        pytest.fail("Chromium is missing: run `make deps` (it apt-installs Debian's chromium)")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
