@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 import pulumi
 from pulumi_azure_native import web
+from pulumi_command import local
 
 from infra.context import Context
 from infra.data import PHOTO_CONTAINER, DataServices
@@ -69,6 +71,8 @@ def create_plan(ctx: Context, hosting: Hosting) -> web.AppServicePlan:
         hosting_environment_profile=web.HostingEnvironmentProfileArgs(id=hosting.ase_id)
         if hosting.ase_id else None,
         tags=ctx.tags,
+        # Autoscale owns the instance count once it exists; the next `up` must not reset it.
+        opts=pulumi.ResourceOptions(ignore_changes=["sku.capacity"]) if cfg.has_autoscale else None,
     )
 
 
@@ -187,7 +191,7 @@ def create_app_service(ctx: Context, data: DataServices, insights_connection_str
     return AppService(plan, production, staging)
 
 
-def bind_custom_domain(ctx: Context, service: AppService) -> web.WebAppHostNameBinding | None:
+def bind_custom_domain(ctx: Context, service: AppService) -> local.Command | None:
     """Seed step 07: hostname binding, free App Service managed certificate, SNI binding.
 
     Needs, before `pulumi up`, a CNAME from the domain to the app's default host name and a TXT
@@ -205,6 +209,8 @@ def bind_custom_domain(ctx: Context, service: AppService) -> web.WebAppHostNameB
         custom_host_name_dns_record_type="CName",
         host_name_type="Verified",
         ssl_state="Disabled",
+        # The SNI step below turns TLS on for this same binding; don't undo it on the next `up`.
+        opts=pulumi.ResourceOptions(ignore_changes=["ssl_state", "thumbprint"]),
     )
     certificate = web.Certificate(
         "custom-domain-certificate",
@@ -216,16 +222,19 @@ def bind_custom_domain(ctx: Context, service: AppService) -> web.WebAppHostNameB
         tags=ctx.tags,
         opts=pulumi.ResourceOptions(depends_on=[binding]),
     )
-    # Same ARM resource as `binding`, now with the certificate: the managed certificate can only
-    # be issued for a host name that is already bound, hence the two steps.
-    return web.WebAppHostNameBinding(
+    # The managed certificate can only be issued for a host name that is already bound, and ARM
+    # has one binding resource per host name: a second Pulumi resource for it would collide, so
+    # the SNI switch is the CLI's update of that binding.
+    command = pulumi.Output.all(ctx.rg_name, app.name, certificate.thumbprint).apply(
+        lambda values: shlex.join([
+            "az", "webapp", "config", "ssl", "bind", "--resource-group", values[0],
+            "--name", values[1], "--hostname", domain, "--certificate-thumbprint", values[2],
+            "--ssl-type", "SNI",
+        ])
+    )
+    return local.Command(
         "custom-domain-sni",
-        name=app.name,
-        host_name=domain,
-        resource_group_name=ctx.rg_name,
-        custom_host_name_dns_record_type="CName",
-        host_name_type="Verified",
-        ssl_state="SniEnabled",
-        thumbprint=certificate.thumbprint,
-        opts=pulumi.ResourceOptions(depends_on=[certificate]),
+        create=command,
+        triggers=[certificate.thumbprint],
+        opts=pulumi.ResourceOptions(depends_on=[binding, certificate]),
     )

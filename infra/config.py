@@ -11,11 +11,12 @@ import hashlib
 import ipaddress
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi.runtime.config
 
 PROJECT = "restaurant-review"
 
@@ -104,6 +105,10 @@ class StackConfig:
 
     @property
     def has_slot(self) -> bool:
+        return self.tier != "basic"
+
+    @property
+    def has_autoscale(self) -> bool:
         return self.tier != "basic"
 
     @property
@@ -277,6 +282,8 @@ NETWORK_KEYS = ("vnetAddressSpace", "integrationSubnet", "privateEndpointSubnet"
 # not a value to ignore silently.
 TIER_ONLY_KEYS: dict[str, tuple[str, ...]] = {
     "deployerIpAddress": ("basic",),
+    # App Service managed certificates need a publicly reachable site: not behind the ASE's ILB.
+    "customDomain": ("basic", "standard"),
     "vnetAddressSpace": ("standard", "isolated"),
     "privateEndpointSubnet": ("standard", "isolated"),
     "integrationSubnet": ("standard",),
@@ -287,12 +294,29 @@ TIER_ONLY_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 KNOWN_KEYS = frozenset({
-    "tier", "sku", "pythonVersion", "healthCheckPath", "alertEmail", "customDomain",
+    "tier", "sku", "pythonVersion", "healthCheckPath", "alertEmail",
     "namePrefix", "nameSuffix", "postgresAdminObjectId", "postgresAdminPrincipalName",
     "postgresAdminPrincipalType", "postgresSku", "postgresStorageGb",
     "postgresBackupRetentionDays", "postgresHighAvailability", "postgresGeoRedundantBackup",
     "logRetentionDays", "packagePath", *TIER_ONLY_KEYS,
 })
+
+
+def reject_unknown_keys(keys: Iterable[str]) -> None:
+    """A misspelt key would otherwise be ignored and its default used without a word."""
+    unknown = sorted(set(keys) - KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(repr(key) for key in unknown)}; "
+            f"known keys: {', '.join(sorted(KNOWN_KEYS))}"
+        )
+
+
+def _configured_keys(project: str) -> set[str]:
+    """The project's keys as the Pulumi runtime holds them (set, or from PULUMI_CONFIG)."""
+    prefix = f"{project}:"
+    names = {*pulumi.runtime.config.CONFIG.get(), *pulumi.runtime.config.get_config_env()}
+    return {name[len(prefix):] for name in names if name.startswith(prefix)}
 
 
 def _reject_keys_outside_tier(get: Callable[[str], str | None], tier: str) -> None:
@@ -419,5 +443,6 @@ def parse_config(stack: str, get: Callable[[str], str | None], location: str | N
 def load() -> StackConfig:
     """Reads the current stack's configuration through pulumi.Config."""
     project_config = pulumi.Config()
+    reject_unknown_keys(_configured_keys(pulumi.get_project()))
     location = pulumi.Config("azure-native").get("location")
     return parse_config(pulumi.get_stack(), project_config.get, location)

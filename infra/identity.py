@@ -1,8 +1,10 @@
 """Least-privilege role assignments for the web app's (and slot's) managed identity.
 
 Each assignment is scoped to the one resource it grants (the photo container, the vault), never a
-resource group or subscription. Its name is a GUID derived from scope, principal and role, so a
-rerun or a fresh state file finds the same assignment instead of colliding with it.
+resource group or subscription. Its name is a GUID derived from scope, principal and role, so
+reruns name it the same and the diff stays stable. A recreated app or slot has a new principal
+id, which replaces the assignment under the same name: it is deleted first, since Azure refuses
+a second assignment with that name.
 """
 
 from __future__ import annotations
@@ -47,4 +49,5 @@ def grant(
             lambda sub: f"/subscriptions/{sub}/providers/Microsoft.Authorization/"
             f"roleDefinitions/{role_id}"
         ),
+        opts=pulumi.ResourceOptions(delete_before_replace=True),
     )

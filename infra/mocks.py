@@ -52,6 +52,8 @@ class CapturedResource:
     retain_on_delete: bool
     depends_on: tuple[str, ...]  # URNs
     custom_timeouts: dict | None  # {"create": "6h", ...}
+    delete_before_replace: bool = False
+    ignore_changes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -332,6 +334,8 @@ class CapturingMonitor(MockMonitor):
                 retain_on_delete=bool(request.retainOnDelete),
                 depends_on=tuple(sorted(request.dependencies)),
                 custom_timeouts=custom_timeouts,
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                ignore_changes=tuple(request.ignoreChanges),
             ))
         return response
 

@@ -26,6 +26,8 @@ class Captured(Protocol):
     retain_on_delete: bool
     depends_on: tuple[str, ...]
     custom_timeouts: dict | None
+    delete_before_replace: bool
+    ignore_changes: tuple[str, ...]
 
 
 def urn_ref(urn: str) -> str:
@@ -61,6 +63,8 @@ class Resource:
     retain_on_delete: bool
     depends_on: tuple[str, ...]
     custom_timeouts: Mapping[str, Any] | None
+    delete_before_replace: bool = False
+    ignore_changes: tuple[str, ...] = ()
 
     @property
     def ref(self) -> str:
@@ -77,6 +81,8 @@ class Resource:
             retain_on_delete=bool(captured.retain_on_delete),
             depends_on=tuple(sorted({urn_ref(urn) for urn in captured.depends_on})),
             custom_timeouts=captured.custom_timeouts or None,
+            delete_before_replace=bool(captured.delete_before_replace),
+            ignore_changes=tuple(captured.ignore_changes),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -86,6 +92,8 @@ class Resource:
             "parent": self.parent,
             "protect": self.protect,
             "retainOnDelete": self.retain_on_delete,
+            "deleteBeforeReplace": self.delete_before_replace,
+            "ignoreChanges": list(self.ignore_changes),
             "dependsOn": list(self.depends_on),
             "customTimeouts": self.custom_timeouts,
             "inputs": self.inputs,

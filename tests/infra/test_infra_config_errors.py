@@ -188,3 +188,14 @@ def test_committed_stack_files_use_only_known_keys(committed_stacks):
             namespace, name = key.split(":", 1)
             if namespace == mocks.PROJECT:
                 assert name in KNOWN_KEYS, f"Pulumi.{stack}.yaml: unknown key {name}"
+
+
+def test_a_misspelt_key_is_an_error_not_a_silent_default(valid_config):
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) 'minInstance'"):
+        mocks.run_stack("typo", config={**standard(valid_config),
+                                        f"{mocks.PROJECT}:minInstance": "9"})
+
+
+def test_custom_domain_is_refused_behind_the_ase_ilb(valid_config):
+    with pytest.raises(ConfigError, match=r"'customDomain'.*unset in the isolated tier"):
+        parse(isolated(valid_config, customDomain="www.example.com"))

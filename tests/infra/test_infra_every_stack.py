@@ -125,6 +125,8 @@ def test_role_assignments_are_least_privilege_and_scoped_to_the_resource(stack_v
         inputs = assignment.inputs
         assert inputs["principalType"] == "ServicePrincipal"
         assert re.fullmatch(r"[0-9a-f-]{36}", inputs["roleAssignmentName"])
+        # A new principal replaces the assignment under the same name: delete it first.
+        assert assignment.delete_before_replace
         role = inputs["roleDefinitionId"].rsplit("/", 1)[1]
         if role == STORAGE_BLOB_DATA_CONTRIBUTOR:
             assert inputs["scope"].endswith("/blobServices/default/containers/photos")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from infra.mocks import load_stack_config, run_stack
 
 
@@ -9,14 +11,25 @@ def test_custom_domain_gets_a_managed_certificate_and_sni_binding():
     config = {**load_stack_config("dev"), "restaurant-review:customDomain": "www.example.com"}
     run = run_stack("dev", config=config)
     resources = {r.name: r for r in run.resources}
-    plain, sni = resources["custom-domain"], resources["custom-domain-sni"]
+    binding, sni = resources["custom-domain"], resources["custom-domain-sni"]
     certificate = resources["custom-domain-certificate"]
-    assert plain.inputs["hostName"] == sni.inputs["hostName"] == "www.example.com"
-    assert plain.inputs["sslState"] == "Disabled" and sni.inputs["sslState"] == "SniEnabled"
+    # One ARM binding per host name: a single Pulumi resource manages it...
+    assert [r.name for r in run.resources if r.type.endswith("web:WebAppHostNameBinding")] == [
+        "custom-domain"]
+    assert binding.inputs["hostName"] == "www.example.com"
+    assert binding.inputs["sslState"] == "Disabled"
+    assert {"sslState", "thumbprint"} <= set(binding.ignore_changes)
     assert certificate.inputs["canonicalName"] == "www.example.com"
     assert "pfxBlob" not in certificate.inputs and "password" not in certificate.inputs
-    assert plain.urn in certificate.depends_on and certificate.urn in sni.depends_on
-    assert len(sni.inputs["thumbprint"]) == 40
+    assert binding.urn in certificate.depends_on
+    # ...and the CLI switches it to SNI with the managed certificate once that exists.
+    args = shlex.split(sni.inputs["create"])
+    assert args[:5] == ["az", "webapp", "config", "ssl", "bind"]
+    flags = dict(zip(args[5::2], args[6::2], strict=True))
+    assert flags["--hostname"] == "www.example.com" and flags["--ssl-type"] == "SNI"
+    assert len(flags["--certificate-thumbprint"]) == 40
+    assert sni.inputs["triggers"] == [flags["--certificate-thumbprint"]]
+    assert certificate.urn in sni.depends_on
     assert run.outputs["siteUrl"] == "https://www.example.com"
     assert run.outputs["customDomainVerificationId"]
 

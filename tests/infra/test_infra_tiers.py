@@ -125,6 +125,8 @@ def test_autoscale_keeps_at_least_two_instances(vnet_view):
     directions = sorted(rule["scaleAction"]["direction"] for rule in profile["rules"])
     assert directions == ["Decrease", "Increase"]
     assert plan.inputs["sku"]["capacity"] >= 2
+    # Autoscale owns the instance count; a later `up` must not reset it to the minimum.
+    assert "sku.capacity" in plan.ignore_changes
 
 
 def test_production_postgres_is_redundant_with_long_backups(vnet_view):
