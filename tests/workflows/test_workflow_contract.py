@@ -3,11 +3,14 @@ approvals before prod and isolated, the package built before deploy, the swap af
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
+
+from infra.ase import ASE_TIMEOUTS
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -67,6 +70,26 @@ def test_main_deploys_dev_then_prod_then_isolated_behind_environments():
         assert jobs[job]["permissions"]["id-token"] == "write"
     assert [jobs[j]["with"]["environment"] for j, _ in order] == ["dev", "prod", "isolated"]
     assert [jobs[j]["with"]["swap-slots"] for j, _ in order] == [False, True, True]
+
+
+def test_private_tiers_deploy_from_inside_their_vnet_with_a_renewable_login():
+    """prod and isolated reach PostgreSQL (SQL step) and the SCM site only from their VNet, and
+    the ASE build outlasts an OIDC login: a self-hosted runner with a managed identity."""
+    jobs = load("main.yml")["jobs"]
+    dev = jobs["deploy-dev"]["with"]
+    assert json.loads(dev["runs-on"]) == ["ubuntu-24.04"] and dev["azure-auth"] == "oidc"
+    for stack in ("prod", "isolated"):
+        settings = jobs[f"deploy-{stack}"]["with"]
+        labels = json.loads(settings["runs-on"])
+        assert "self-hosted" in labels and f"{stack}-vnet" in labels
+        assert settings["azure-auth"] == "identity"
+    ase_hours = int(ASE_TIMEOUTS.create.removesuffix("h"))
+    assert jobs["deploy-isolated"]["with"]["timeout-minutes"] > ase_hours * 60
+    deploy = load("deploy-stack.yml")["jobs"]["up"]
+    logins = [s for s in steps(deploy) if s.get("uses", "").startswith("azure/login")]
+    assert {s["if"] for s in logins} == {"inputs.azure-auth == 'oidc'",
+                                         "inputs.azure-auth == 'identity'"}
+    assert [s["with"].get("auth-type") for s in logins if "identity" in s["if"]] == ["IDENTITY"]
 
 
 def test_deploy_runs_up_in_the_environment_then_swaps_after_health():
