@@ -8,9 +8,11 @@ from pulumi_policy import (
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 
-from policy.rules import RULES, Rule
+from policy.rules import RULES, Rule, check_every_site_has_basic_auth_off
 
 PACK_NAME = "restaurant-review-baseline"
 
@@ -31,8 +33,15 @@ def _validator(rule: Rule):
     return validate
 
 
-def policies() -> list[ResourceValidationPolicy]:
-    return [
+def _every_site_has_basic_auth_off(args: StackValidationArgs,
+                                   report_violation: ReportViolation) -> None:
+    resources = [(resource.resource_type, resource.props) for resource in args.resources]
+    for message in check_every_site_has_basic_auth_off(resources):
+        report_violation(message, None)
+
+
+def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+    per_resource = [
         ResourceValidationPolicy(
             name=rule.name,
             description=rule.description,
@@ -42,3 +51,11 @@ def policies() -> list[ResourceValidationPolicy]:
         )
         for rule in RULES
     ]
+    stack_wide = StackValidationPolicy(
+        name="every-site-basic-auth-off",
+        description="Every web app and slot has its FTP and SCM basic-auth publishing switched "
+                    "off by a policy resource of its own.",
+        validate=_every_site_has_basic_auth_off,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    )
+    return [*per_resource, stack_wide]

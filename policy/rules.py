@@ -14,7 +14,7 @@ to be disposable or public (dev). CI passes that file with --policy-pack-config.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,6 +165,27 @@ def check_stateful_protected(resource_type, props, options=None, config=None) ->
         return ["stateful resource must set protect=True so `pulumi destroy` or a replacement "
                 "cannot delete its data"]
     return []
+
+
+def check_every_site_has_basic_auth_off(resources: Iterable[tuple[str, Mapping[str, Any]]]
+                                        ) -> list[str]:
+    """Stack-wide: a site without its FTP and SCM policy resources keeps basic auth ON.
+
+    The per-resource rule only sees policy resources that exist, so deleting them would pass it.
+    Each web app and slot needs one FTP and one SCM policy resource with allow=false.
+    """
+    resources = list(resources)
+    sites = sum(1 for resource_type, _ in resources if resource_type in WEB_SITES)
+    found = []
+    for kind in ("Ftp", "Scm"):
+        kinds = {f"{NATIVE}web:WebApp{kind}Allowed", f"{NATIVE}web:WebApp{kind}AllowedSlot"}
+        switched_off = sum(1 for resource_type, props in resources
+                           if resource_type in kinds and props.get("allow") is False)
+        if switched_off < sites:
+            found.append(f"{sites} web app(s)/slot(s) but only {switched_off} "
+                         f"{kind.upper()} basic-auth policy resource(s) with allow=false: every "
+                         "site needs its own, or publishing with a password stays possible")
+    return found
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,20 @@ def test_every_stack_passes_every_rule(stack_resources, stack, policy_dir):
     assert found == {}
 
 
+@pytest.mark.parametrize("stack", discover_stacks())
+def test_every_site_in_every_stack_has_basic_auth_off(stack_resources, stack):
+    resources = [(r.type, r.inputs) for r in stack_resources[stack]]
+    assert rules.check_every_site_has_basic_auth_off(resources) == []
+
+
+def test_a_site_whose_basic_auth_policies_were_removed_is_caught(stack_resources):
+    """The per-resource rule cannot see a policy resource that is not there; this one does."""
+    without_ftp = [(r.type, r.inputs) for r in stack_resources["prod"]
+                   if not r.type.startswith("azure-native:web:WebAppFtpAllowed")]
+    (message,) = rules.check_every_site_has_basic_auth_off(without_ftp)
+    assert message.startswith("2 web app(s)/slot(s) but only 0 FTP basic-auth")
+
+
 def test_dev_fails_the_private_tier_baseline(stack_resources):
     """The dev relaxations are real: under prod's (default) config dev is rejected."""
     tripped = set()
