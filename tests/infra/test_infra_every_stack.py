@@ -149,9 +149,19 @@ def test_monitoring_reaches_log_analytics_and_alerts_by_email(stack_view):
     site_diagnostics = [d for d in stack_view.all("monitor:DiagnosticSetting")
                         if d.name.startswith("diag-site-")]
     assert len(site_diagnostics) == len(stack_view.sites())
+    site_ids = set()
     for setting in site_diagnostics:
         categories = {log["category"] for log in setting.inputs["logs"]}
         assert categories == {"AppServiceHTTPLogs", "AppServiceConsoleLogs", "AppServiceAppLogs"}
+        site_ids.add(setting.inputs["resourceUri"])
+    # Each site's logs (app and slot alike) go to this stack's workspace.
+    app_name = stack_view.run.outputs["appName"]
+    expected_sites = {f"/sites/{app_name}"} | (
+        {f"/sites/{app_name}/slots/staging"} if stack_view.tier != "basic" else set())
+    assert {uri[uri.index("/sites/"):] for uri in site_ids} == expected_sites
+    workspace_suffix = "/workspaces/" + workspace.inputs["workspaceName"]
+    for setting in stack_view.all("monitor:DiagnosticSetting"):
+        assert setting.inputs["workspaceId"].endswith(workspace_suffix)
     alerts = {a.inputs["criteria"]["allOf"][0]["metricName"]
               for a in stack_view.all("monitor:MetricAlert")}
     assert alerts == {"Http5xx", "HealthCheckStatus", "HttpResponseTime"}
@@ -160,6 +170,9 @@ def test_monitoring_reaches_log_analytics_and_alerts_by_email(stack_view):
     for alert in stack_view.all("monitor:MetricAlert"):
         assert alert.inputs["actions"][0]["actionGroupId"].endswith(
             "/actionGroups/" + group["actionGroupName"])
+        # Alerts watch the production app (the slot is a staging area, not what users hit).
+        (scope,) = alert.inputs["scopes"]
+        assert scope.endswith(f"/sites/{app_name}")
 
 
 def test_stack_outputs(stack_view):

@@ -24,7 +24,9 @@ def test_basic_is_a_single_public_b1_app(basic_view):
     assert "virtualNetworkSubnetId" not in app and "hostingEnvironmentProfile" not in app
 
 
-def test_basic_data_services_only_admit_azure_services_and_entra(basic_view):
+def test_basic_postgres_admits_only_azure_services_and_storage_only_entra(basic_view):
+    # Storage and Key Vault stay on public endpoints with identity-only access on Basic (no
+    # VNet, and App Service is not a trusted service for their firewalls): see infra/README.md.
     rules = basic_view.all("dbforpostgresql:FirewallRule")
     assert [(r.inputs["startIpAddress"], r.inputs["endIpAddress"]) for r in rules] == \
         [("0.0.0.0", "0.0.0.0")]  # ARM's "allow Azure services" marker, nothing else
