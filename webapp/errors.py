@@ -12,9 +12,9 @@ from azure.core.exceptions import (
 )
 from flask import Flask, current_app, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 
 from .db import DatabaseTokenError
 from .forms import ReviewForm
@@ -40,6 +40,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, _csrf_failed)
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(DataError, _value_refused)
     for error in DATABASE_UNAVAILABLE:
         app.register_error_handler(error, _database_unavailable)
     for error in STORAGE_UNAVAILABLE:
@@ -77,12 +78,31 @@ def _too_large(error: RequestEntityTooLarge):
     if request.endpoint == "reviews.create" and restaurant_id is not None:
         form = ReviewForm(formdata=None)
         form.photo.errors = [limit_message + " Your review was not saved."]
-        return render_detail(restaurant_id, form, status=413)
+        # With CSRF on, the body is read (and refused) before the view could 404 or touch
+        # the database, so the details page may not exist or be readable: then the plain
+        # page. An error raised inside an error handler would become a 500.
+        try:
+            return render_detail(restaurant_id, form, status=413)
+        except NotFound:
+            pass
+        except DATABASE_UNAVAILABLE as error:
+            return _database_unavailable(error)
     return _page(413, "Upload too large", limit_message)
 
 
 def _photo_limit() -> int:
     return current_app.config["MAX_PHOTO_BYTES"]
+
+
+def _value_refused(error: DataError):
+    """A value PostgreSQL cannot store or compare (the forms and routes should catch these).
+
+    Only the kind of error is logged: the value came from the visitor and is never repeated.
+    """
+    logger.warning("Database refused a value: %s (SQLSTATE %s)", type(error.orig).__name__,
+                   getattr(error.orig, "sqlstate", None))
+    return _page(400, "Invalid value", "Something you sent cannot be stored or looked up. "
+                 "Check what you entered and try again.")
 
 
 def _database_unavailable(error: Exception):

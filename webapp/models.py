@@ -19,6 +19,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 MIN_RATING = 1
 MAX_RATING = 5
+# Ids are PostgreSQL `integer` (serial) columns: a larger number can name no row.
+MAX_ID = 2**31 - 1
 
 # Deterministic constraint names so migrations can refer to them.
 NAMING_CONVENTION = {

@@ -19,13 +19,22 @@ def show(name: str):
         abort(404)
     # The name is the SHA-256 of the bytes, so it is a strong ETag and the content never changes.
     etag = match["digest"]
-    revalidation = request.if_none_match.contains_weak(etag)
-    response = Response(status=304) if revalidation else _stream(name)
+    response = Response(status=304) if _client_has(etag) else _stream(name)
     response.set_etag(etag)
     response.cache_control.public = True
     response.cache_control.max_age = ONE_YEAR_SECONDS
     response.cache_control.immutable = True
     return response
+
+
+def _client_has(etag: str) -> bool:
+    """Whether If-None-Match lists this ETag (weak comparison, as RFC 9110 asks for GET).
+
+    "*" is ignored: it means "any current representation", and this answer is given without
+    asking storage whether the blob exists, so it would be a 304 for a missing photo.
+    """
+    tags = request.if_none_match
+    return tags.is_strong(etag) or tags.is_weak(etag)
 
 
 def _stream(name: str) -> Response:

@@ -8,24 +8,32 @@ from markupsafe import Markup
 from .db import get_session
 from .forms import RestaurantForm, ReviewForm
 from .listing_cache import listing_cache
-from .models import Restaurant
+from .models import MAX_ID, Restaurant
 from .queries import restaurant_page, restaurant_summary, reviews_newest_first
 
 bp = Blueprint("restaurants", __name__)
+
+# Bounded like the column, so an over-large id in the address is a 404, not a database error.
+RESTAURANT_ID_RULE = f"<int(max={MAX_ID}):restaurant_id>"
 
 
 @bp.get("/")
 def index():
     page_number = request.args.get("page", 1, type=int)
-    if page_number < 1:
-        abort(404)
     per_page = current_app.config["RESTAURANTS_PER_PAGE"]
+    if not 1 <= page_number <= last_possible_page(per_page):
+        abort(404)
     listing = listing_cache().get_or_load(
         (page_number, per_page), lambda: _render_listing(page_number, per_page)
     )
     if listing is None:
         abort(404)
     return render_template("restaurants/index.html", listing=listing)
+
+
+def last_possible_page(per_page: int) -> int:
+    """The last page there could be if every possible id were used; beyond it, no query."""
+    return -(-MAX_ID // per_page)
 
 
 def _render_listing(page_number: int, per_page: int) -> Markup | None:
@@ -58,7 +66,7 @@ def create():
     return render_template("restaurants/new.html", form=form), status
 
 
-@bp.get("/restaurants/<int:restaurant_id>")
+@bp.get(f"/restaurants/{RESTAURANT_ID_RULE}")
 def detail(restaurant_id: int):
     return render_detail(restaurant_id, ReviewForm())
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, abort, current_app, flash, redirect, url_for
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from .db import get_session
+from .db import get_engine, get_session
 from .forms import ReviewForm
 from .images import PhotoRejected, ValidatedPhoto, validate_photo
 from .models import Restaurant, Review
-from .restaurants import render_detail
+from .restaurants import RESTAURANT_ID_RULE, render_detail
 from .storage import current_photo_store
 
 logger = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("reviews", __name__)
 
 
-@bp.post("/restaurants/<int:restaurant_id>/reviews")
+@bp.post(f"/restaurants/{RESTAURANT_ID_RULE}/reviews")
 def create(restaurant_id: int):
     session = get_session()
     if session.get(Restaurant, restaurant_id) is None:
@@ -67,13 +68,26 @@ def save_review(session: Session, review: Review, photo: ValidatedPhoto | None) 
     except BaseException:
         session.rollback()
         if stored is not None and stored.created:
-            _delete_orphan(stored.name)
+            _delete_unless_used(stored.name)
         raise
 
 
-def _delete_orphan(name: str) -> None:
+def _delete_unless_used(name: str) -> None:
+    """Delete a blob this request created, unless a saved review refers to it after all.
+
+    Names are content-addressed: another review with the same bytes may have found our blob
+    already there (so it did not create it) and been saved meanwhile.
+    """
     try:
-        current_photo_store().delete(name)
+        if not _photo_in_use(name):
+            current_photo_store().delete(name)
     except Exception:
         # Keep the original failure as the one reported; name the blob so it can be removed.
+        # If the check itself failed, keeping a possibly orphaned blob is the safe side.
         logger.exception("Could not delete photo blob %s after the review failed to save", name)
+
+
+def _photo_in_use(name: str) -> bool:
+    # A connection of its own: the request's session has just failed and been rolled back.
+    with get_engine().connect() as connection:
+        return connection.scalar(select(exists().where(Review.photo_name == name)))

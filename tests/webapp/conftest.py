@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 from psycopg import sql
+from sqlalchemy import event
 
 from devtools.services import AzuriteServer, PostgresCluster
 from webapp import create_app
@@ -155,6 +156,15 @@ def app(config: dict) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def statements(app: Flask) -> list[str]:
+    """Every SQL statement the app sends from now on, in order."""
+    seen: list[str] = []
+    event.listen(get_engine(app), "before_cursor_execute",
+                 lambda _conn, _cursor, statement, *_args: seen.append(statement))
+    return seen
 
 
 @pytest.fixture

@@ -108,7 +108,8 @@ def test_concurrent_connections_share_one_token_request():
     assert credential.calls == 1
 
 
-def test_credential_failure_becomes_a_database_error_without_secrets():
+def test_credential_failure_becomes_a_database_token_error_naming_the_cause():
+    # The cause stays in the exception (for the log); the 503 page never shows it (below).
     cache = EntraTokenCache(FailingCredential(), clock=Clock())
     with pytest.raises(DatabaseTokenError, match="no identity endpoint"):
         cache.token()
@@ -220,3 +221,4 @@ def test_no_token_at_all_is_a_503(entra_app):
     response = app.test_client().get("/")
     assert response.status_code == 503
     assert "database is unavailable" in response.text
+    assert "identity endpoint" not in response.text

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from sqlalchemy.exc import IntegrityError
 
+from devtools.services import free_port
 from webapp.db import get_session
 from webapp.models import Review
 
@@ -274,3 +275,92 @@ def test_failed_write_keeps_a_blob_that_another_review_already_uses(
 
     [url] = photo_urls(client.get(f"/restaurants/{restaurant_id}").text)
     assert client.get(url).data == photo
+
+
+def test_blob_is_kept_when_a_review_saved_meanwhile_uses_it(
+    app, client, add_restaurant, add_review, make_image, run_sql, container
+):
+    """Review A uploads a new blob; review B (same bytes, so it found the blob already there)
+    is saved before A's insert fails. A must not delete the blob B now shows."""
+    restaurant_id = add_restaurant()
+    photo = make_image("PNG")
+    store = app.extensions["photo_store"]
+    upload = store.upload
+
+    def upload_then_another_review_is_saved(data, extension):
+        stored = upload(data, extension)
+        assert stored.created
+        run_sql(
+            "INSERT INTO reviews (restaurant_id, reviewer_name, rating, review_text, photo_name) "
+            "VALUES (%s, 'B', 5, 'Same photo', %s)",
+            (restaurant_id, stored.name),
+        )
+        return stored
+
+    store.upload = upload_then_another_review_is_saved
+    run_sql(
+        "CREATE FUNCTION refuse_a() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN IF NEW.reviewer_name = 'A' THEN RAISE EXCEPTION 'A fails'; END IF; "
+        "RETURN NEW; END $$"
+    )
+    run_sql("CREATE TRIGGER refuse_a BEFORE INSERT ON reviews "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_a()")
+    app.testing = False
+
+    assert add_review(restaurant_id, reviewer_name="A", photo=(photo, "a.png")).status_code == 500
+
+    assert run_sql("SELECT reviewer_name FROM reviews") == [("B",)]
+    [url] = photo_urls(client.get(f"/restaurants/{restaurant_id}").text)
+    assert client.get(url).data == photo
+
+
+@pytest.fixture
+def csrf_on(config) -> None:
+    """CSRF protection on, as in production (request before `app`/`client`)."""
+    config["WTF_CSRF_ENABLED"] = True
+
+
+def too_big_body(app) -> bytes:
+    return b"\xff\xd8" + b"0" * app.config["MAX_CONTENT_LENGTH"]
+
+
+def test_too_large_upload_to_an_unknown_restaurant_is_a_plain_413(csrf_on, app, add_review):
+    # With CSRF on, the form is parsed (and refused) before the view could answer 404.
+    response = add_review(424242, photo=(too_big_body(app), "huge.jpg"))
+
+    assert response.status_code == 413
+    assert "Upload too large" in response.text
+    assert "The photo is larger than 8 MiB." in response.text
+
+
+@pytest.fixture
+def database_down(config) -> None:
+    """Point the app at a port where no PostgreSQL listens (request before `app`/`client`)."""
+    config["DATABASE_URL"] = f"postgresql+psycopg://nobody:none@127.0.0.1:{free_port()}/reviews"
+
+
+def test_too_large_upload_while_the_database_is_down_is_a_503(
+    csrf_on, database_down, app, add_review
+):
+    response = add_review(1, photo=(too_big_body(app), "huge.jpg"))
+
+    assert response.status_code == 503
+    assert "The restaurant database is unavailable right now" in response.text
+    assert response.headers["Retry-After"] == "30"
+
+
+def test_if_none_match_star_is_not_a_304_for_a_missing_photo(
+    client, add_restaurant, add_review, make_image
+):
+    missing = client.get("/photos/" + "a" * 64 + ".png", headers={"If-None-Match": "*"})
+    assert missing.status_code == 404
+
+    photo = make_image("PNG")
+    add_review(add_restaurant(), photo=(photo, "a.png"))
+    url = f"/photos/{hashlib.sha256(photo).hexdigest()}.png"
+    starred = client.get(url, headers={"If-None-Match": "*"})
+    assert starred.status_code == 200
+    assert starred.data == photo
+    # A weak form of the ETag still matches (weak comparison, as for any GET).
+    weak = client.get(url, headers={"If-None-Match": f'W/"{hashlib.sha256(photo).hexdigest()}"'})
+    assert weak.status_code == 304

@@ -57,6 +57,34 @@ def test_forms_with_the_token_from_the_page_are_accepted(csrf_client, run_sql):
     assert run_sql("SELECT reviewer_name FROM reviews") == [("Bob",)]
 
 
+def test_review_over_https_behind_the_front_end_needs_a_same_origin_referer(csrf_client,
+                                                                            run_sql):
+    # App Service ends TLS and forwards plain HTTP: Flask-WTF then sees HTTPS (through
+    # ProxyFix) and, as for any HTTPS request, also insists on a same-origin Referer.
+    [(restaurant_id,)] = run_sql(
+        "INSERT INTO restaurants (name, street_address) VALUES ('Secure Bistro', '1 A') "
+        "RETURNING id"
+    )
+    # Plain-HTTP requests as the front end forwards them; only the header says HTTPS.
+    page = f"/restaurants/{restaurant_id}"
+    https = {"X-Forwarded-Proto": "https"}
+    token = csrf_token(csrf_client.get(page, headers=https).text)
+    review = {"reviewer_name": "Bob", "rating": "5", "review_text": "real", "csrf_token": token}
+
+    without_referer = csrf_client.post(f"{page}/reviews", data=review, headers=https)
+    assert without_referer.status_code == 400
+    other_site = csrf_client.post(f"{page}/reviews", data=review,
+                                  headers={**https, "Referer": "https://evil.example/"})
+    assert other_site.status_code == 400
+    assert run_sql("SELECT count(*) FROM reviews") == [(0,)]
+
+    accepted = csrf_client.post(f"{page}/reviews", data=review,
+                                headers={**https, "Referer": f"https://localhost{page}"})
+    assert accepted.status_code == 303
+    assert accepted.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert run_sql("SELECT reviewer_name FROM reviews") == [("Bob",)]
+
+
 def test_pages_carry_security_headers(client):
     headers = client.get("/").headers
 
