@@ -31,7 +31,9 @@ from urllib.parse import urljoin
 import pytest
 import requests
 from PIL import Image
+from site_pages import csrf_token, png_photo
 
+from devtools.readiness import NotReadyError, wait_for_http_ok
 from devtools.services import free_port
 from infra.mocks import run_stack
 from release.build import DEFAULT_PYTHON_VERSION
@@ -235,17 +237,12 @@ def start_site(wwwroot: Path, command_line: str, env: dict[str, str]) -> Running
 
 def wait_until_healthy(site: RunningSite) -> float:
     """Seconds from start to the first 200 on /healthz."""
-    deadline = site.started_at + BOOT_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if site.process.poll() is not None:
-            pytest.fail(f"the site exited with {site.process.returncode}:\n{site.output()}")
-        try:
-            if requests.get(f"{site.base_url}/healthz", timeout=2).status_code == 200:
-                return time.monotonic() - site.started_at
-        except (requests.ConnectionError, requests.Timeout):  # port open, workers still booting
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"/healthz did not answer 200 within {BOOT_TIMEOUT_SECONDS}s:\n{site.output()}")
+    remaining = site.started_at + BOOT_TIMEOUT_SECONDS - time.monotonic()
+    try:
+        wait_for_http_ok(site.process, f"{site.base_url}/healthz", remaining)
+    except NotReadyError as failure:
+        pytest.fail(f"{failure}:\n{site.output()}")
+    return time.monotonic() - site.started_at
 
 
 def stop(site: RunningSite) -> int:
@@ -261,19 +258,6 @@ def stop(site: RunningSite) -> int:
 
 
 # --- the review round trip ------------------------------------------------------------------
-
-
-def csrf_token(html: str) -> str:
-    for tag in re.findall(r"<input[^>]*>", html):
-        if 'name="csrf_token"' in tag:
-            return re.search(r'value="([^"]+)"', tag).group(1)
-    raise AssertionError("no csrf_token field in the form")
-
-
-def png_photo() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), (200, 120, 40)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def post_review_with_photo(base_url: str) -> bytes:

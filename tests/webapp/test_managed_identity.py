@@ -20,7 +20,7 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 from azure.storage.blob import BlobServiceClient
 from flask import Flask
-from PIL import Image
+from site_pages import csrf_token, png_photo
 from sqlalchemy import event
 
 import webapp
@@ -131,18 +131,6 @@ def new_connections(site) -> list[object]:
     event.listen(get_engine(site), "connect", lambda dbapi_connection, _record: opened.append(
         dbapi_connection))
     return opened
-
-
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
-    assert match, "the form carries no CSRF token"
-    return match.group(1)
-
-
-def png_photo() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), (200, 80, 40)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def add_restaurant(client) -> str:

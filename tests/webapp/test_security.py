@@ -6,13 +6,10 @@ import re
 
 import pytest
 from flask import Flask
+from site_pages import csrf_token
 
 from webapp import create_app
 from webapp.db import get_engine
-
-
-def csrf_token(html: str) -> str:
-    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
 
 
 @pytest.fixture
