@@ -22,14 +22,31 @@ ADMIN_TOKEN = "token-for-admin"  # noqa: S105 - a stand-in, not a credential
 DATABASE = "rr_sqlstep"
 OWNER = "rr_sqlstep_owner"
 
+# Like Azure's pgaadauth: a login role whose password is what an Entra token for the object id
+# is to the server ("token-for-<object id>"), with the mapping kept on the role itself. It runs as
+# the calling administrator (no SECURITY DEFINER), so the administrator creates the role: on
+# PostgreSQL 16 that is what gives it ADMIN OPTION on the role.
 STAND_IN = """
 CREATE FUNCTION pgaadauth_create_principal_with_oid(
     role_name text, object_id text, object_type text, is_admin boolean, is_mfa boolean)
-RETURNS text LANGUAGE plpgsql SECURITY DEFINER AS $$
+RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', role_name, 'token-for-' || object_id);
+    EXECUTE format('COMMENT ON ROLE %I IS %L', role_name,
+                   'aadauth,oid=' || object_id || ',type=' || object_type);
     RETURN 'Created role for ' || role_name;
 END $$;
+
+CREATE FUNCTION pgaadauth_list_principals(is_admin boolean)
+RETURNS TABLE (rolename name, principaltype text, objectid text, tenantid text, ismfa int,
+               isadmin int)
+LANGUAGE sql STABLE AS $$
+    SELECT role.rolname, 'service', substring(note.description FROM 'oid=([^,]+)'), NULL, 0, 0
+    FROM pg_roles AS role
+    JOIN pg_shdescription AS note
+      ON note.objoid = role.oid AND note.classoid = 'pg_authid'::regclass
+    WHERE note.description LIKE 'aadauth,%'
+$$;
 """
 
 
@@ -88,6 +105,28 @@ def test_app_and_slot_roles_share_the_schema_with_least_privilege(azure_like_ser
     flags = cluster.execute("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
                             "WHERE rolname = ANY(%s)", params=([app[0], slot[0], OWNER],))
     assert flags == [(False, False, False)] * 3
+
+
+def test_the_role_follows_a_recreated_identity(azure_like_server):
+    cluster, fake_bin = azure_like_server
+    role, old_identity, new_identity = "app-rr-moved", str(uuid.uuid4()), str(uuid.uuid4())
+    assert run_step(cluster, fake_bin, role, old_identity).returncode == 0
+    with connect_as(cluster, role, old_identity) as conn:
+        conn.execute("CREATE TABLE visits (id serial PRIMARY KEY)")
+        conn.execute("INSERT INTO visits DEFAULT VALUES")
+
+    result = run_step(cluster, fake_bin, role, new_identity)  # the app was recreated
+    assert result.returncode == 0, result.stderr
+
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        connect_as(cluster, role, old_identity)
+    with connect_as(cluster, role, new_identity) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (OWNER,)
+        conn.execute("ALTER TABLE visits ADD COLUMN seen_at timestamptz")
+        assert conn.execute("SELECT count(*) FROM visits").fetchone() == (1,)
+    again = run_step(cluster, fake_bin, role, new_identity)  # unchanged identity: nothing to do
+    assert again.returncode == 0, again.stderr
+    assert "DROP ROLE" not in again.stdout
 
 
 def test_other_roles_cannot_connect_to_the_app_database(azure_like_server):
