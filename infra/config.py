@@ -17,6 +17,7 @@ from typing import Any
 
 import pulumi
 import pulumi.runtime.config
+from pulumi_azure_native import authorization
 
 PROJECT = "restaurant-review"
 
@@ -213,10 +214,16 @@ def _validate_network(values: Mapping[str, str], tier: str) -> Network:
     )
 
 
-def _default_suffix(stack: str, location: str) -> str:
-    """Stable per stack and region, so reruns keep the globally unique names they picked."""
-    digest = hashlib.sha256(f"{PROJECT}/{stack}/{location}".encode()).hexdigest()
-    return digest[:6]
+def _default_suffix(subscription_id: str, name_prefix: str, stack: str, location: str) -> str:
+    """Stable per subscription, resource group and region, so reruns keep the names they picked.
+
+    The resource group is rg-<namePrefix>-<stack> (infra/naming.py): hashing the subscription
+    with it means two people deploying the same committed stack file into their own
+    subscriptions get different web app, storage, vault, PostgreSQL and ASE names.
+    """
+    resource_group = f"rg-{name_prefix}-{stack}"
+    identity = f"{PROJECT}/{subscription_id}/{resource_group}/{location}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:6]
 
 
 def _postgres_sku(key: str, value: str, high_availability: bool) -> str:
@@ -407,18 +414,35 @@ def _optional(config: _Lookup, key: str, validate: Callable[[str, str], str]) ->
     return None if raw is None else validate(key, raw)
 
 
-def _naming_fields(config: _Lookup, stack: str, location: str) -> dict[str, str]:
+def _naming_fields(config: _Lookup, stack: str, location: str,
+                   subscription_id: str) -> dict[str, str]:
+    prefix = _matching("namePrefix", config.get("namePrefix") or "rr", _NAME_PREFIX,
+                       "2-8 lowercase letters or digits, starting with a letter")
+    suffix = config.get("nameSuffix") or _default_suffix(subscription_id, prefix, stack, location)
     return {
-        "name_prefix": _matching("namePrefix", config.get("namePrefix") or "rr", _NAME_PREFIX,
-                                 "2-8 lowercase letters or digits, starting with a letter"),
-        "name_suffix": _matching("nameSuffix", config.get("nameSuffix")
-                                 or _default_suffix(stack, location), _NAME_SUFFIX,
+        "name_prefix": prefix,
+        "name_suffix": _matching("nameSuffix", suffix, _NAME_SUFFIX,
                                  "4-6 lowercase letters or digits"),
     }
 
 
-def parse_config(stack: str, get: Callable[[str], str | None], location: str | None) -> StackConfig:
-    """Builds the StackConfig from a `get(key)` lookup; pure so tests can drive it directly."""
+def _subscription(subscription_id: str) -> str:
+    try:
+        return str(uuid.UUID(subscription_id))
+    except ValueError:
+        raise ConfigError(
+            f"the Azure subscription id {subscription_id!r} the provider reports is not a GUID: "
+            "check the azure-native provider's login (ARM_SUBSCRIPTION_ID / az account set)"
+        ) from None
+
+
+def parse_config(stack: str, get: Callable[[str], str | None], location: str | None,
+                 subscription_id: str) -> StackConfig:
+    """Builds the StackConfig from a `get(key)` lookup; pure so tests can drive it directly.
+
+    subscription_id is the one the provider deploys into: default names depend on it.
+    """
+    subscription_id = _subscription(subscription_id)
     tier = _choice("tier", get("tier") or "", TIERS)
     _reject_keys_outside_tier(get, tier)
     config = _Lookup(get, _tier_defaults(tier))
@@ -434,15 +458,20 @@ def parse_config(stack: str, get: Callable[[str], str | None], location: str | N
         log_retention_days=_int_in_range("logRetentionDays", config.value("logRetentionDays"),
                                          30, 730),
         package_path=config.get("packagePath"),
-        **_naming_fields(config, stack, location),
+        **_naming_fields(config, stack, location, subscription_id),
         **_hosting_fields(config, tier),
         **_postgres_fields(config),
     )
 
 
 def load() -> StackConfig:
-    """Reads the current stack's configuration through pulumi.Config."""
+    """Reads the current stack's configuration through pulumi.Config.
+
+    The subscription comes from the provider's own login, as a plain string (a synchronous
+    invoke), because names must be known before any resource is declared.
+    """
     project_config = pulumi.Config()
     reject_unknown_keys(_configured_keys(pulumi.get_project()))
     location = pulumi.Config("azure-native").get("location")
-    return parse_config(pulumi.get_stack(), project_config.get, location)
+    subscription_id = authorization.get_client_config().subscription_id
+    return parse_config(pulumi.get_stack(), project_config.get, location, subscription_id)

@@ -200,13 +200,14 @@ def _merge(inputs: dict, key: str, extra: dict) -> dict:
 class AzureMocks(pulumi.runtime.Mocks):
     """Returns inputs plus the computed outputs the program reads, all derived from names."""
 
-    def __init__(self) -> None:
+    def __init__(self, subscription_id: str = SUBSCRIPTION_ID) -> None:
+        self.subscription_id = subscription_id
         self.subnet_prefixes: dict[str, str] = {}
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "azure-native:authorization:getClientConfig":  # noqa: S105
             return {"clientId": DEPLOYER_OBJECT_ID, "objectId": DEPLOYER_OBJECT_ID,
-                    "subscriptionId": SUBSCRIPTION_ID, "tenantId": TENANT_ID}
+                    "subscriptionId": self.subscription_id, "tenantId": TENANT_ID}
         raise NotImplementedError(f"no offline answer for invoke {args.token}")
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
@@ -216,7 +217,7 @@ class AzureMocks(pulumi.runtime.Mocks):
             resource_id = f"{args.name}-{_hex(args.typ, args.name, length=8)}"
         else:
             resource_id = template.format_map(
-                _Placeholders({**inputs, "sub": SUBSCRIPTION_ID}, args.name))
+                _Placeholders({**inputs, "sub": self.subscription_id}, args.name))
         state = {"name": resource_id.rsplit("/", 1)[-1], **inputs}
         state.update(self._computed(args.typ, args.name, inputs, resource_id))
         return resource_id, state
@@ -373,17 +374,19 @@ def offline_package(cfg: StackConfig) -> PackageRef:
     return PackageRef(path=path, sha256=hashlib.sha256(f"offline:{path}".encode()).hexdigest())
 
 
-def run_stack(stack: str, config: dict | None = None, package=None) -> StackRun:
+def run_stack(stack: str, config: dict | None = None, package=None,
+              subscription_id: str = SUBSCRIPTION_ID) -> StackRun:
     """Runs infra/ for `stack` under mocks (preview=False) and returns what it registered.
 
     config: full or project-relative keys -> values; defaults to the committed stack file.
     package: a PackageRef to deploy; defaults to `offline_package` (no zip needed).
+    subscription_id: the subscription the provider's login reports (and ids are made in).
     """
     values = load_stack_config(stack) if config is None else config
     flat, secret_keys = as_pulumi_config(values)
     locate: Callable[[StackConfig], PackageRef] = (
         offline_package if package is None else (lambda _cfg: package))
-    monitor = CapturingMonitor(AzureMocks())
+    monitor = CapturingMonitor(AzureMocks(subscription_id))
     runtime_settings.ROOT.set(None)  # a fresh root stack resource for this run
     pulumi.runtime.set_all_config(flat, secret_keys)
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False,

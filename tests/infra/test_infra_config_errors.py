@@ -9,11 +9,12 @@ import pytest
 
 from infra import mocks
 from infra.config import ConfigError, parse_config
+from infra.mocks import SUBSCRIPTION_ID
 
 
 def parse(values: dict[str, str]):
     location = values.get("azure-native:location")
-    return parse_config("test", values.get, location)
+    return parse_config("test", values.get, location, SUBSCRIPTION_ID)
 
 
 def spoil(valid_config, **changes):

@@ -10,7 +10,7 @@ import pytest
 
 from infra import config as infra_config
 from infra.deploy import PackageError, PackageRef, locate_package
-from infra.mocks import load_stack_config, offline_package, run_stack
+from infra.mocks import SUBSCRIPTION_ID, load_stack_config, offline_package, run_stack
 
 
 def _flags(command: str) -> dict[str, str]:
@@ -63,19 +63,19 @@ def test_deploy_is_triggered_by_the_package_hash(basic_view):
 
 def test_offline_package_is_stable_and_follows_python_version(valid_config):
     cfg = infra_config.parse_config("dev", {**valid_config, "pythonVersion": "3.12"}.get,
-                                    "westeurope")
+                                    "westeurope", SUBSCRIPTION_ID)
     assert offline_package(cfg) == offline_package(cfg)
     assert offline_package(cfg).path == "dist/webapp-py3.12.zip"
 
 
 def test_missing_package_tells_you_to_run_make_package(tmp_path, valid_config):
-    cfg = infra_config.parse_config("dev", valid_config.get, "westeurope")
+    cfg = infra_config.parse_config("dev", valid_config.get, "westeurope", SUBSCRIPTION_ID)
     with pytest.raises(PackageError, match=r"webapp-py3\.11\.zip not found: run `make package`"):
         locate_package(cfg, repo_root=tmp_path)
 
 
 def test_package_is_hashed_from_its_bytes(tmp_path, valid_config):
-    cfg = infra_config.parse_config("dev", valid_config.get, "westeurope")
+    cfg = infra_config.parse_config("dev", valid_config.get, "westeurope", SUBSCRIPTION_ID)
     package = tmp_path / "dist" / "webapp-py3.11.zip"
     package.parent.mkdir()
     package.write_bytes(b"PK\x05\x06" + bytes(18))
