@@ -272,12 +272,23 @@ def _zone_redundant(raw: str | None, tier: str, sku: str) -> bool:
     return value
 
 
-def _instances(values: Mapping[str, str], tier: str) -> tuple[int, int]:
+# Most instances one plan can scale out to, by SKU family (Microsoft's App Service limits: Basic 3,
+# Standard 10, Premium v3 30, Isolated v2 100). Autoscale settings above the limit are refused by
+# ARM at `pulumi up` time, so they are refused here first.
+MAX_INSTANCES_BY_SKU_FAMILY = {"B": 3, "S": 10, "P": 30, "I": 100}
+
+
+def max_instances_for(sku: str) -> int:
+    return MAX_INSTANCES_BY_SKU_FAMILY[sku[0]]
+
+
+def _instances(values: Mapping[str, str], tier: str, sku: str) -> tuple[int, int]:
     if tier == "basic":
         # Basic plans have no autoscale; one instance is all the dev stack pays for.
         return 1, 1
-    low = _int_in_range("minInstances", values["minInstances"], 2, 30)
-    high = _int_in_range("maxInstances", values["maxInstances"], 2, 30)
+    limit = max_instances_for(sku)
+    low = _int_in_range("minInstances", values["minInstances"], 2, limit)
+    high = _int_in_range("maxInstances", values["maxInstances"], 2, limit)
     if high < low:
         raise _fail("maxInstances", values["maxInstances"], f"at least minInstances ({low})")
     return low, high
@@ -392,7 +403,7 @@ def _postgres_fields(config: _Lookup) -> dict[str, Any]:
 def _hosting_fields(config: _Lookup, tier: str) -> dict[str, Any]:
     sku = _choice("sku", config.value("sku"), TIER_SKUS[tier])
     min_instances, max_instances = _instances(
-        {key: config.value(key) for key in ("minInstances", "maxInstances")}, tier)
+        {key: config.value(key) for key in ("minInstances", "maxInstances")}, tier, sku)
     health_check_path = config.value("healthCheckPath")
     if not re.match(r"^/[A-Za-z0-9/_.-]*$", health_check_path):
         raise _fail("healthCheckPath", health_check_path, "an absolute URL path such as /healthz")

@@ -129,6 +129,30 @@ def test_instance_counts(valid_config, changes, message):
         parse(standard(valid_config, **changes))
 
 
+@pytest.mark.parametrize(("sku", "limit"), [("S1", 10), ("S3", 10), ("P1v3", 30), ("P1mv3", 30)])
+def test_max_instances_stop_at_what_the_sku_allows(valid_config, sku, limit):
+    tier = {"tier": "standard", "sku": sku}
+    assert parse(spoil(valid_config, **tier, maxInstances=str(limit))).max_instances == limit
+    with pytest.raises(ConfigError, match=rf"'maxInstances': '{limit + 1}' .* between 2 and "
+                                          rf"{limit}"):
+        parse(spoil(valid_config, **tier, maxInstances=str(limit + 1)))
+
+
+def test_isolated_plans_scale_to_a_hundred_instances(valid_config):
+    assert parse(isolated(valid_config, maxInstances="100")).max_instances == 100
+    with pytest.raises(ConfigError, match=r"'maxInstances': '101' .* between 2 and 100"):
+        parse(isolated(valid_config, maxInstances="101"))
+
+
+def test_every_offered_sku_has_an_instance_limit():
+    from infra.config import TIER_SKUS, max_instances_for
+
+    assert {sku: max_instances_for(sku) for sku in TIER_SKUS["basic"]} == dict.fromkeys(
+        TIER_SKUS["basic"], 3)
+    assert all(max_instances_for(sku) >= 10 for skus in TIER_SKUS.values() for sku in skus
+               if not sku.startswith("B"))
+
+
 def test_keys_that_do_not_apply_to_the_tier(valid_config):
     with pytest.raises(ConfigError, match=r"'integrationSubnet': .* unset in the basic tier"):
         parse(spoil(valid_config, integrationSubnet="10.40.1.0/26"))
