@@ -43,8 +43,10 @@ POSTGRES_STORAGE_SIZES_GB = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 1638
 POSTGRES_PRINCIPAL_TYPES = ("Group", "User", "ServicePrincipal")
 
 # Regional VNet integration needs at least a /28 (Microsoft recommends /26 to leave room for
-# scale-out); an ASE v3 subnet must be /24 or larger; private endpoints fit in a /28.
-MIN_SUBNET_SIZE = {"integrationSubnet": 28, "privateEndpointSubnet": 28, "aseSubnet": 24}
+# scale-out); an ASE v3 subnet must be /24 or larger; private endpoints fit in a /28, and so does
+# the subnet delegated to the deployment scripts' container instances (one at a time).
+MIN_SUBNET_SIZE = {"integrationSubnet": 28, "privateEndpointSubnet": 28, "aseSubnet": 24,
+                   "deploymentScriptSubnet": 28}
 
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -63,6 +65,9 @@ class Network:
     integration_subnet: str
     private_endpoint_subnet: str
     ase_subnet: str
+    # Delegated to Microsoft.ContainerInstance/containerGroups: where the deployment scripts run
+    # (infra/deployer.py), inside the VNet, so `pulumi up` needs no network of its own.
+    script_subnet: str
 
 
 @dataclass(frozen=True)
@@ -193,7 +198,7 @@ def _network(key: str, value: str) -> ipaddress.IPv4Network:
 
 def _validate_network(values: Mapping[str, str], tier: str) -> Network:
     vnet = _network("vnetAddressSpace", values["vnetAddressSpace"])
-    subnet_keys = ["privateEndpointSubnet"]
+    subnet_keys = ["privateEndpointSubnet", "deploymentScriptSubnet"]
     subnet_keys.append("aseSubnet" if tier == "isolated" else "integrationSubnet")
     subnets: dict[str, ipaddress.IPv4Network] = {}
     for key in subnet_keys:
@@ -211,6 +216,7 @@ def _validate_network(values: Mapping[str, str], tier: str) -> Network:
         integration_subnet=values["integrationSubnet"],
         private_endpoint_subnet=values["privateEndpointSubnet"],
         ase_subnet=values["aseSubnet"],
+        script_subnet=values["deploymentScriptSubnet"],
     )
 
 
@@ -254,6 +260,7 @@ def _tier_defaults(tier: str) -> dict[str, str]:
         "aseSubnet": "10.40.0.0/24",
         "integrationSubnet": "10.40.1.0/26",
         "privateEndpointSubnet": "10.40.2.0/27",
+        "deploymentScriptSubnet": "10.40.3.0/28",
         "minInstances": "2" if production else "1",
         "maxInstances": "6" if production else "1",
         "logRetentionDays": "90" if production else "30",
@@ -294,7 +301,8 @@ def _instances(values: Mapping[str, str], tier: str, sku: str) -> tuple[int, int
     return low, high
 
 
-NETWORK_KEYS = ("vnetAddressSpace", "integrationSubnet", "privateEndpointSubnet", "aseSubnet")
+NETWORK_KEYS = ("vnetAddressSpace", "integrationSubnet", "privateEndpointSubnet", "aseSubnet",
+                "deploymentScriptSubnet")
 
 # Keys that only mean something in some tiers: setting one elsewhere is a mistake worth reporting,
 # not a value to ignore silently.
@@ -306,6 +314,7 @@ TIER_ONLY_KEYS: dict[str, tuple[str, ...]] = {
     "privateEndpointSubnet": ("standard", "isolated"),
     "integrationSubnet": ("standard",),
     "aseSubnet": ("isolated",),
+    "deploymentScriptSubnet": ("standard", "isolated"),
     "minInstances": ("standard", "isolated"),
     "maxInstances": ("standard", "isolated"),
     "zoneRedundant": ("standard", "isolated"),

@@ -64,11 +64,22 @@ def test_overlapping_subnets(valid_config):
     ("isolated", "aseSubnet", "10.40.0.0/25", "/24"),
     ("standard", "integrationSubnet", "10.40.1.0/29", "/28"),
     ("standard", "privateEndpointSubnet", "10.40.2.0/29", "/28"),
+    ("isolated", "deploymentScriptSubnet", "10.40.3.0/29", "/28"),
 ])
 def test_too_small_subnets(valid_config, tier, key, cidr, minimum):
     values = (isolated if tier == "isolated" else standard)(valid_config, **{key: cidr})
     with pytest.raises(ConfigError, match=rf"'{key}': '{cidr}' .* a {minimum} or larger block"):
         parse(values)
+
+
+def test_deployment_script_subnet_is_validated_like_the_others(valid_config):
+    cfg = parse(standard(valid_config))
+    assert cfg.network.script_subnet == "10.40.3.0/28"
+    with pytest.raises(ConfigError, match=r"'deploymentScriptSubnet': '10.40.2.0/28' .* does not "
+                                          r"overlap privateEndpointSubnet 10.40.2.0/27"):
+        parse(standard(valid_config, deploymentScriptSubnet="10.40.2.0/28"))
+    with pytest.raises(ConfigError, match=r"'deploymentScriptSubnet': .* unset in the basic tier"):
+        parse(spoil(valid_config, deploymentScriptSubnet="10.40.3.0/28"))
 
 
 def test_subnet_outside_the_vnet(valid_config):
