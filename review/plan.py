@@ -199,7 +199,7 @@ class ResourcePlan:
 
     @property
     def moved(self) -> bool:
-        return self.old_parent is not None or (self.action == "move")
+        return self.old_parent is not None
 
 
 ACTIONS = ("create", "update", "replace", "delete")
@@ -407,7 +407,8 @@ def _dangers(plan: ResourcePlan, old: Mapping | None, new: Mapping | None) -> li
     if plan.action in ("replace", "delete") and (stateful or protected):
         what = ", ".join(w for w, on in (("stateful", stateful), ("protected", protected)) if on)
         verb = "replaced" if plan.action == "replace" else "deleted"
-        dangers.append(f"{what} resource {verb}: its data is lost unless restored")
+        stop = ("; `pulumi up` refuses while `protect` is set" if protected else "")
+        dangers.append(f"{what} resource {verb}: its data is lost unless restored{stop}")
     if plan.moved and (stateful or protected):
         dangers.append("stateful resource moved to another parent (URN change): once deployed, "
                        "add an alias or Pulumi deletes and recreates it")
@@ -452,8 +453,19 @@ def _match(old: list[Mapping], new: list[Mapping]):
     return pairs, still_created, list(old_left.values())
 
 
+def _ignored(path: str, ignore_changes: Sequence[str]) -> bool:
+    """Pulumi keeps the deployed value of an `ignoreChanges` path (`a.b`, `a[*]`, `a`)."""
+    for ignored in ignore_changes:
+        pattern = re.escape(ignored).replace(r"\[\*\]", r"\[[^\]]+\]")
+        if re.match(f"{pattern}($|[.[])", path):
+            return True
+    return False
+
+
 def _plan_pair(old: Mapping, new: Mapping) -> ResourcePlan | None:
-    changes = diff_inputs(new["type"], old.get("inputs") or {}, new.get("inputs") or {})
+    changes = [c for c in diff_inputs(new["type"], old.get("inputs") or {},
+                                      new.get("inputs") or {})
+               if not _ignored(c.path, new.get("ignoreChanges") or ())]
     options = [Change(f, old.get(f), new.get(f)) for f in OPTION_FIELDS
                if (old.get(f) or None) != (new.get(f) or None)]
     moved = old.get("parent") != new.get("parent")
@@ -494,8 +506,8 @@ def plan_stack(stack: str, old_doc: Mapping | None, new_doc: Mapping | None) -> 
     order = {action: i for i, action in enumerate(("replace", "delete", "create", "update",
                                                    "move"))}
     plans.sort(key=lambda p: (order[p.action], p.type, p.name))
-    outputs = [c for c in diff_inputs("", (old_doc or {}).get("outputs") or {},
-                                      (new_doc or {}).get("outputs") or {})]
+    outputs = diff_inputs("", (old_doc or {}).get("outputs") or {},
+                          (new_doc or {}).get("outputs") or {})
     note = None
     if old_doc is None and new_doc is not None:
         note = "New stack: every resource is created."

@@ -152,6 +152,16 @@ def test_postgres_major_downgrade_replaces_and_upgrade_updates():
     assert only(plan_of([server("15")], [server("16")])).action == "update"
 
 
+def test_ignore_changes_paths_are_not_planned():
+    def plan(capacity: int, tier: str, subnet: str = "a") -> dict:
+        return resource("azure-native:web:AppServicePlan", "plan", {
+            "name": "asp", "resourceGroupName": RG, "sku": {"name": tier, "capacity": capacity},
+            "subnets": [{"id": subnet}]}, ignoreChanges=["sku.capacity", "subnets[*]"])
+    assert plan_of([plan(2, "P1v3")], [plan(3, "P1v3", "b")]).unchanged  # owned elsewhere
+    change = only(plan_of([plan(2, "P1v3")], [plan(3, "P2v3", "b")]))
+    assert [c.path for c in change.changes] == ["sku.name"]
+
+
 def test_protect_removed_is_flagged():
     unprotected = storage()
     unprotected["protect"] = False
@@ -247,7 +257,7 @@ def test_deleted_stateful_resource_is_flagged_loudly():
     change = only(result)
     assert change.action == "delete"
     assert change.dangers == ["stateful, protected resource deleted: its data is lost unless "
-                              "restored"]
+                              "restored; `pulumi up` refuses while `protect` is set"]
     text = markdown(result)
     caution = text.index("> [!CAUTION]")
     assert caution < text.index("- **delete** `azure-native:storage:StorageAccount::storage`")
