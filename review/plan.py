@@ -316,7 +316,7 @@ def _input(inputs: Mapping, path: str) -> Any:
 # --- ARM ids -----------------------------------------------------------------------------------
 
 
-def _arm_id_function() -> Callable[[str, Mapping, str], str | None]:
+def _arm_id_function() -> Callable[..., str | None]:
     try:
         from review.resource_types import arm_id
     except ImportError:  # until review/resource_types.py lands: the mocks' templates
@@ -324,17 +324,14 @@ def _arm_id_function() -> Callable[[str, Mapping, str], str | None]:
     return arm_id
 
 
-def _arm_id_from_mock_templates(type_token: str, inputs: Mapping, subscription_id: str):
-    from infra.mocks import ARM_IDS
+def _arm_id_from_mock_templates(type_token: str, inputs: Mapping, subscription_id: str,
+                                logical_name: str | None = None) -> str | None:
+    from infra.mocks import ARM_IDS, _Placeholders
 
     template = ARM_IDS.get(type_token)
     if template is None:
         return None
-    values = {k: v for k, v in inputs.items() if isinstance(v, str)}
-    try:
-        return template.format_map({**values, "sub": subscription_id})
-    except KeyError:  # an input the id needs is missing: no prediction rather than a wrong one
-        return None
+    return template.format_map(_Placeholders({**inputs, "sub": subscription_id}, logical_name))
 
 
 def _subscription_id() -> str:
@@ -346,10 +343,18 @@ def _subscription_id() -> str:
 
 
 def arm_id_of(resource: Mapping) -> str | None:
-    """The snapshot's `armId` when recorded, else computed from the type and inputs."""
+    """The snapshot's `armId` when recorded, else computed from the type and inputs.
+
+    None when it can't be known (not an Azure resource, or an input the id needs is missing):
+    no prediction rather than a wrong one.
+    """
     if resource.get("armId"):
         return resource["armId"]
-    return _arm_id_function()(resource["type"], resource.get("inputs") or {}, _subscription_id())
+    try:
+        return _arm_id_function()(resource["type"], resource.get("inputs") or {},
+                                  _subscription_id(), logical_name=resource.get("name"))
+    except (KeyError, ValueError):
+        return None
 
 
 # --- planning ----------------------------------------------------------------------------------
@@ -416,9 +421,10 @@ def _dangers(plan: ResourcePlan, old: Mapping | None, new: Mapping | None) -> li
         for flag in ("protect", "retainOnDelete"):
             if old.get(flag) and not new.get(flag):
                 dangers.append(f"`{flag}` removed")
+    if plan.action == "move":  # nothing changes in Azure: only the URN (see above)
+        return dangers
     if plan.type == ROLE_ASSIGNMENT:
-        dangers.append(f"role assignment {plan.action}d" if plan.action != "move"
-                       else "role assignment moved")
+        dangers.append(f"role assignment {plan.action}d")
     if plan.type in EXPOSURE_TYPES:
         dangers.append(f"network exposure: {plan.type.rsplit(':', 1)[-1]} {plan.action}d")
     elif plan.action in ("update", "replace"):
@@ -560,9 +566,7 @@ def _resource_lines(plan: ResourcePlan) -> list[str]:
     where = f" (under `{plan.parent}`)" if plan.parent else ""
     lines = [f"- **{plan.action}** `{plan.ref}`{where}"]
     if plan.moved:
-        lines.append(f"  - moved from under `{plan.old_parent}` to under "
-                     f"`{plan.parent or 'the stack'}`: a URN change (free before the first "
-                     "deploy; afterwards it needs an alias)")
+        lines.append(f"  - moved from under `{plan.old_parent}`")
     lines.extend(f"  - replaced because {reason}" for reason in plan.replace_reasons)
     lines.extend(f"  - {note}" for note in plan.notes)
     lines.extend(_change_line(c) for c in plan.changes)
@@ -591,6 +595,10 @@ def stack_section(plan: StackPlan) -> list[str]:
         lines.append("")
     if plan.note:
         lines.extend([plan.note, ""])
+    if plan.moved:
+        lines.extend([f"{plan.moved} resource(s) moved to another parent: a URN change, free "
+                      "before the first deploy; once deployed, each needs "
+                      "`aliases=[pulumi.Alias(parent=...)]` or Pulumi replaces it.", ""])
     if plan.unchanged:
         return [*lines, "No changes.", ""]
     for plan_ in plan.resources:

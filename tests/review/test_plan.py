@@ -274,7 +274,16 @@ def test_parent_change_is_a_move_that_would_need_an_alias():
     assert any("alias" in d for d in change.dangers)  # stateful: a URN change recreates it
     text = markdown(result)
     assert "| dev | 0 | 0 | 0 | 0 | 1 | **1** |" in text
-    assert f"moved from under `the stack` to under `{parent}`" in text
+    assert (f"- **move** `{STORAGE}::storage` (under `{parent}`)\n"
+            "  - moved from under `the stack`") in text
+    assert "1 resource(s) moved to another parent: a URN change" in text
+
+
+def test_moved_role_assignment_is_not_a_role_change():
+    moved = role_assignment()
+    moved["parent"] = "restaurant-review:app:Site::app"
+    result = plan_of([role_assignment()], [moved])
+    assert only(result).action == "move" and not result.dangers
 
 
 def test_moved_resource_with_a_changed_input_counts_once_as_update():
