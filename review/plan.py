@@ -634,8 +634,11 @@ class PlanError(RuntimeError):
 
 
 def _git(*args: str, root: Path = REPO_ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(root), *args],  # noqa: S603, S607 - git, our args
-                          capture_output=True, text=True, check=False)
+    try:
+        return subprocess.run(["git", "-C", str(root), *args],  # noqa: S603, S607 - our args
+                              capture_output=True, text=True, check=False)
+    except FileNotFoundError as error:
+        raise PlanError("git is not installed: the plan reads BASE's snapshots with git") from error
 
 
 def resolve(base: str, root: Path = REPO_ROOT) -> str:
@@ -695,7 +698,10 @@ def build_plans(base: str, stacks: Sequence[str] | None = None, root: Path = REP
     plans = []
     for stack in wanted:
         old = snapshot_at(commit, stack, root) if stack in before else None
-        new = current(stack) if stack in now else None
+        try:
+            new = current(stack) if stack in now else None
+        except ValueError as error:  # the program's own config errors name the key
+            raise PlanError(f"the program fails for stack {stack}: {error}") from error
         plan = plan_stack(stack, old, new)
         if stack in before and old is None:
             plan.note = (f"No committed snapshot at `{base}`: every resource is shown as "

@@ -324,6 +324,20 @@ def test_an_unknown_base_is_a_clear_error(capsys):
     assert "'no-such-ref-anywhere' is not a commit" in capsys.readouterr().err
 
 
+def test_a_program_that_rejects_its_config_is_a_clear_error():
+    from infra.config import ConfigError
+
+    def broken(stack):
+        raise ConfigError("config 'alertEmail': 'nope' is not allowed")
+    with pytest.raises(planner.PlanError, match="fails for stack dev: config 'alertEmail'"):
+        planner.build_plans("HEAD", ["dev"], current=broken)
+
+
+def test_an_unknown_stack_is_a_clear_error():
+    with pytest.raises(planner.PlanError, match="no stack qa at HEAD or in the working tree"):
+        planner.build_plans("HEAD", ["qa"])
+
+
 def test_fail_on_danger_exits_3_only_when_something_is_flagged(monkeypatch, capsys):
     flagged = plan_of([role_assignment()], [])
     calm = plan_of([storage()], [storage(tags={"a": "b"})])
