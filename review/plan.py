@@ -129,11 +129,9 @@ IMMUTABLE_RULES = (
     # A plan lives in one ASE, or in the multi-tenant service, for its whole life.
     ImmutableRule("azure-native:web:AppServicePlan", "hostingEnvironmentProfile.id",
                   "a plan can't move into, out of or between App Service Environments"),
-    # An ASE v3 is built into its subnet, with its load-balancer type, at creation.
+    # An ASE v3 is built into its subnet at creation (moving means migrating to a new one).
     ImmutableRule("azure-native:web:AppServiceEnvironment", "virtualNetwork.id",
                   "an App Service Environment can't move to another subnet"),
-    ImmutableRule("azure-native:web:AppServiceEnvironment", "internalLoadBalancingMode",
-                  "an App Service Environment's internal/external VIP is fixed at creation"),
     # A private endpoint's network interface is allocated in its subnet.
     ImmutableRule("azure-native:network:PrivateEndpoint", "subnet.id",
                   "a private endpoint can't move to another subnet"),
