@@ -83,6 +83,14 @@ def test_unchanged_says_no_changes_and_nothing_else():
                     "No changes.\n")
 
 
+def test_an_unchanged_stack_beside_a_changed_one_says_no_changes():
+    changed = plan_of([storage()], [storage(tags={})])
+    quiet = planner.plan_stack("prod", document(web_app()), document(web_app()))
+    text = planner.render([changed, quiet], "main")
+    assert "| prod | 0 | 0 | 0 | 0 | 0 | 0 |" in text
+    assert text.endswith("### prod\n\nNo changes.\n")
+
+
 def test_tag_change_is_an_update_with_path_and_old_and_new_values():
     result = plan_of([storage()], [storage(tags={**TAGS, "stack": "dev2"})])
     change = only(result)
