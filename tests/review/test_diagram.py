@@ -14,7 +14,7 @@ NET = "azure-native:network:"
 STORAGE = "azure-native:storage:StorageAccount::storage"
 
 EDGE = re.compile(r'^  (\S+) -(?:->|\.->)(?:\|"([^"]*)"\|)? (\S+)$')
-NODE = re.compile(r'^    (\S+)\["(.*)"\]$')
+NODE = re.compile(r'^\s+(\S+)\["(.*)"\]$')
 
 
 def parse(diagram: str) -> tuple[dict[str, str], set[tuple[str, str, str]]]:

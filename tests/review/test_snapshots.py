@@ -19,14 +19,14 @@ def test_every_committed_stack_has_its_snapshots(stacks):
     for stack in stacks:
         for kind in SNAPSHOT_KINDS:
             assert (SNAPSHOT_DIR / f"{stack}.{kind}").is_file(), (
-                f"snapshots/{stack}.{kind} missing: run `make synth`")
+                f"review/snapshots/{stack}.{kind} missing: run `make synth`")
 
 
 def test_snapshots_match_the_program(rendered):
     diffs = synth.stale_files(rendered)
     assert not diffs, (
-        "snapshots/ differ from what the program synthesizes; run `make synth` and commit "
-        "snapshots/ if the change is intended:\n" + "\n".join(diffs.values()))
+        "review/snapshots/ differ from what the program synthesizes; run `make synth` and commit "
+        "review/snapshots/ if the change is intended:\n" + "\n".join(diffs.values()))
 
 
 def test_two_runs_are_byte_identical(rendered, stacks):
