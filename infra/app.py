@@ -154,17 +154,8 @@ class Site(pulumi.ComponentResource):
         self.slot = None if args.app is None else name
         app_name = ctx.names.web_app
         self.database_role = app_name if self.slot is None else f"{app_name}-{self.slot}"
-        site_args = _site_args(ctx, args.plan, app_settings(
-            ctx, args.data, args.insights_connection_string, self.database_role), args.hosting)
-        # The settings only name the secret; depending on it keeps the first start from racing it.
-        options = pulumi.ResourceOptions(parent=self, depends_on=[args.data.secret_key])
-        if args.app is None:
-            self.resource = web.WebApp("web-app", name=app_name, **site_args, opts=options)
-            self.app_name = self.resource.name
-        else:
-            self.resource = web.WebAppSlot(f"web-app-{self.slot}", name=args.app.name,
-                                           slot=self.slot, **site_args, opts=options)
-            self.app_name = args.app.name
+        self.resource = self._web_app(args)
+        self.app_name = self.resource.name if args.app is None else args.app.name
         self.hardening = self._disable_basic_auth(ctx)
         self.grants = self._grant(ctx, args.data)
         network_ready = list(args.network_ready)
@@ -176,6 +167,17 @@ class Site(pulumi.ComponentResource):
                 ctx, self, args.package,
                 depends_on=[*self.grants, self.database_role_step, *network_ready])
         self.register_outputs({"siteId": self.resource.id, "principalId": self.principal_id})
+
+    def _web_app(self, args: SiteArgs) -> web.WebApp | web.WebAppSlot:
+        ctx = args.ctx
+        site_args = _site_args(ctx, args.plan, app_settings(
+            ctx, args.data, args.insights_connection_string, self.database_role), args.hosting)
+        # The settings only name the secret; depending on it keeps the first start from racing it.
+        options = pulumi.ResourceOptions(parent=self, depends_on=[args.data.secret_key])
+        if args.app is None:
+            return web.WebApp("web-app", name=ctx.names.web_app, **site_args, opts=options)
+        return web.WebAppSlot(f"web-app-{self.slot}", name=args.app.name, slot=self.slot,
+                              **site_args, opts=options)
 
     @property
     def principal_id(self) -> pulumi.Output[str]:
