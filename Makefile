@@ -18,8 +18,8 @@ help:
 	@echo "make test     install what is missing and run the whole suite"
 	@echo "make bench    load-test the site under gunicorn and print req/s and p99"
 	@echo "make package  build the reproducible deploy zip (prints its path last)"
-	@echo "make synth    render every stack offline into snapshots/ (JSON, Markdown, ARM, checkov)"
-	@echo "make synth-check  fail when snapshots/ differs from what the program declares"
+	@echo "make synth    render every stack offline into review/snapshots/ (JSON, Markdown, ARM, checkov)"
+	@echo "make synth-check  fail when review/snapshots/ differs from what the program declares"
 	@echo "make diff BASE=<git ref>  offline plan (Markdown) from BASE's snapshots to this program"
 
 $(SYS_DEPS): devtools/install-system-deps.sh
