@@ -1,52 +1,29 @@
-"""The Linux App Service plan, the web app, its staging slot and their app settings."""
+"""The Linux App Service plan, the web app and its staging slot: one Site component each.
+
+A Site carries what makes that app (or slot) servable and safe: its settings, basic-auth
+publishing off, and its user-assigned identity (infra/identity.py, granted before the site
+exists). The SQL step and the package deploy run as the deployer's scripts (infra/deployer.py).
+"""
 
 from __future__ import annotations
 
+import json
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
-from pulumi_azure_native import web
+from pulumi_azure_native import managedidentity, web
 from pulumi_command import local
 
 from infra.context import Context
 from infra.data import PHOTO_CONTAINER, DataServices
+from infra.deployer import Deployer, DeploymentScript, DeploymentScriptArgs, SiteTarget
+from infra.identity import SiteIdentities
 
-STARTUP_COMMAND = "python startup.py"  # the deploy package's entry point (issue 4)
+STARTUP_COMMAND = "python startup.py"  # the deploy package's entry point (release/)
 STAGING_SLOT = "staging"
-# Each slot runs as its own identity, hence its own PostgreSQL role: this must not swap.
-SLOT_STICKY_SETTINGS = ("AZURE_POSTGRESQL_USER",)
-
-
-@dataclass(frozen=True)
-class Site:
-    """The production app or one of its slots: what grants, deploys and diagnostics target."""
-
-    key: str  # "app" or the slot name
-    resource: web.WebApp | web.WebAppSlot
-    slot: str | None
-    database_role: str  # the PostgreSQL role its identity logs in as
-    hardening: tuple[pulumi.Resource, ...]  # basic-auth publishing switched off
-    app_name: pulumi.Output[str]  # the web app's name (for a slot: its parent app's)
-
-    @property
-    def principal_id(self) -> pulumi.Output[str]:
-        return self.resource.identity.apply(lambda identity: identity.principal_id)
-
-    @property
-    def url(self) -> pulumi.Output[str]:
-        return self.resource.default_host_name.apply(lambda host: f"https://{host}")
-
-
-@dataclass(frozen=True)
-class AppService:
-    plan: web.AppServicePlan
-    app: Site
-    staging: Site | None
-
-    @property
-    def sites(self) -> tuple[Site, ...]:
-        return (self.app,) if self.staging is None else (self.app, self.staging)
+# Each slot runs as its own identity, hence its own PostgreSQL role: these must not swap.
+SLOT_STICKY_SETTINGS = ("AZURE_CLIENT_ID", "AZURE_POSTGRESQL_USER")
 
 
 @dataclass(frozen=True)
@@ -57,7 +34,7 @@ class Hosting:
     ase_id: pulumi.Output[str] | None = None
 
 
-def create_plan(ctx: Context, hosting: Hosting) -> web.AppServicePlan:
+def create_plan(ctx: Context, hosting: Hosting, parent: pulumi.Resource) -> web.AppServicePlan:
     cfg = ctx.cfg
     return web.AppServicePlan(
         "plan",
@@ -72,14 +49,17 @@ def create_plan(ctx: Context, hosting: Hosting) -> web.AppServicePlan:
         if hosting.ase_id else None,
         tags=ctx.tags,
         # Autoscale owns the instance count once it exists; the next `up` must not reset it.
-        opts=pulumi.ResourceOptions(ignore_changes=["sku.capacity"]) if cfg.has_autoscale else None,
+        opts=pulumi.ResourceOptions(
+            parent=parent, ignore_changes=["sku.capacity"] if cfg.has_autoscale else None),
     )
 
 
 def app_settings(ctx: Context, data: DataServices, insights_connection_string,
-                 database_role: str) -> list[web.NameValuePairArgs]:
+                 database_role: str, client_id: pulumi.Input[str]) -> list[web.NameValuePairArgs]:
     """The env-var contract the site reads (COMMON.md); no secret value appears here."""
     settings = {
+        # DefaultAzureCredential signs in as this user-assigned identity (PostgreSQL, Blob).
+        "AZURE_CLIENT_ID": client_id,
         "AZURE_POSTGRESQL_HOST": data.postgres.fully_qualified_domain_name,
         "AZURE_POSTGRESQL_DATABASE": data.database.name,
         "AZURE_POSTGRESQL_USER": database_role,
@@ -112,12 +92,15 @@ def _site_config(ctx: Context, settings, hosting: Hosting) -> web.SiteConfigArgs
         min_tls_version="1.2",
         scm_min_tls_version="1.2",
         remote_debugging_enabled=False,
-        # Older API spelling of outbound_vnet_routing.all_traffic; kept in step with it.
+        # The older switch for routing all of the app's outbound traffic through the VNet; the
+        # SDK maps it to outboundVnetRouting.applicationTraffic, while outbound_vnet_routing below
+        # sets allTraffic (application traffic plus image pulls and content share).
         vnet_route_all_enabled=True if hosting.integration_subnet_id else None,
     )
 
 
-def _site_args(ctx: Context, plan: web.AppServicePlan, settings, hosting: Hosting) -> dict:
+def _site_args(ctx: Context, plan: web.AppServicePlan, settings, hosting: Hosting,
+               identity: managedidentity.UserAssignedIdentity) -> dict:
     """Arguments shared by the app and its slot: the slot gets exactly the same hardening."""
     integrated = hosting.integration_subnet_id is not None
     return {
@@ -125,8 +108,10 @@ def _site_args(ctx: Context, plan: web.AppServicePlan, settings, hosting: Hostin
         "location": ctx.location,
         "kind": "app,linux",
         "server_farm_id": plan.id,
-        "identity": web.ManagedServiceIdentityArgs(type="SystemAssigned"),
-        "key_vault_reference_identity": "SystemAssigned",
+        "identity": web.ManagedServiceIdentityArgs(type="UserAssigned",
+                                                   user_assigned_identities=[identity.id]),
+        # Granted Key Vault Secrets User before the site existed: resolves on the first start.
+        "key_vault_reference_identity": identity.id,
         "https_only": True,
         "client_affinity_enabled": False,
         "site_config": _site_config(ctx, settings, hosting),
@@ -140,101 +125,212 @@ def _site_args(ctx: Context, plan: web.AppServicePlan, settings, hosting: Hostin
     }
 
 
-def _disable_basic_auth(ctx: Context, key: str, app_name, slot: str | None):
-    """Publishing with user/password (FTP and the SCM site) off: deploys use Entra tokens."""
-    created = []
-    for kind, plain, slotted in (("ftp", web.WebAppFtpAllowed, web.WebAppFtpAllowedSlot),
-                                 ("scm", web.WebAppScmAllowed, web.WebAppScmAllowedSlot)):
-        args = {"name": app_name, "resource_group_name": ctx.rg_name, "allow": False}
-        if slot is None:
-            created.append(plain(f"{key}-{kind}-basic-auth", **args))
-        else:
-            created.append(slotted(f"{key}-{kind}-basic-auth", slot=slot, **args))
-    return tuple(created)
+@dataclass(frozen=True)
+class SiteArgs:
+    ctx: Context
+    data: DataServices
+    plan: web.AppServicePlan
+    hosting: Hosting
+    insights_connection_string: pulumi.Input[str]
+    identity: managedidentity.UserAssignedIdentity
+    # Its role assignments, and the private DNS and endpoints its first requests go through.
+    ready: tuple[pulumi.Resource, ...]
+    app: web.WebApp | None = None  # for a slot: the production app it belongs to
 
 
-def create_app_service(ctx: Context, data: DataServices, insights_connection_string,
-                       hosting: Hosting) -> AppService:
-    plan = create_plan(ctx, hosting)
-    app_name = ctx.names.web_app
-    app_role = app_name
-    # The settings only name the secret; depending on it keeps the first start from racing it.
-    after_secret = pulumi.ResourceOptions(depends_on=[data.secret_key])
-    app = web.WebApp(
-        "web-app",
-        name=app_name,
-        **_site_args(ctx, plan, app_settings(ctx, data, insights_connection_string, app_role),
-                     hosting),
-        opts=after_secret,
-    )
-    production = Site("app", app, None, app_role,
-                      _disable_basic_auth(ctx, "app", app.name, None), app.name)
-    if not ctx.cfg.has_slot:
-        return AppService(plan, production, None)
-    slot_role = f"{app_name}-{STAGING_SLOT}"
-    slot = web.WebAppSlot(
-        "web-app-staging",
-        name=app.name,
-        slot=STAGING_SLOT,
-        **_site_args(ctx, plan, app_settings(ctx, data, insights_connection_string, slot_role),
-                     hosting),
-        opts=after_secret,
-    )
-    web.WebAppSlotConfigurationNames(
-        "web-app-sticky-settings",
-        name=app.name,
-        resource_group_name=ctx.rg_name,
-        app_setting_names=list(SLOT_STICKY_SETTINGS),
-    )
-    staging = Site(STAGING_SLOT, slot, STAGING_SLOT, slot_role,
-                   _disable_basic_auth(ctx, STAGING_SLOT, app.name, STAGING_SLOT), app.name)
-    return AppService(plan, production, staging)
+class Site(pulumi.ComponentResource):
+    """The production app (name "app") or one of its slots (name = the slot's name), running as
+    its own user-assigned identity, with basic-auth publishing off."""
+
+    key: str
+    resource: web.WebApp | web.WebAppSlot
+    slot: str | None
+    database_role: str  # the PostgreSQL role its identity logs in as
+    hardening: tuple[pulumi.Resource, ...]  # basic-auth publishing switched off
+    app_name: pulumi.Output[str]  # the web app's name (for a slot: its parent app's)
+    identity: managedidentity.UserAssignedIdentity
+
+    def __init__(self, name: str, args: SiteArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("restaurant-review:app:Site", name, None, opts)
+        ctx = args.ctx
+        self.key = name
+        self.slot = None if args.app is None else name
+        self.identity = args.identity
+        app_name = ctx.names.web_app
+        self.database_role = app_name if self.slot is None else f"{app_name}-{self.slot}"
+        self.resource = self._web_app(args)
+        self.app_name = self.resource.name if args.app is None else args.app.name
+        self.hardening = self._disable_basic_auth(ctx)
+        self.register_outputs({"siteId": self.resource.id, "principalId": self.principal_id})
+
+    def _web_app(self, args: SiteArgs) -> web.WebApp | web.WebAppSlot:
+        ctx = args.ctx
+        settings = app_settings(ctx, args.data, args.insights_connection_string,
+                                self.database_role, args.identity.client_id)
+        site_args = _site_args(ctx, args.plan, settings, args.hosting, args.identity)
+        # The settings only name the secret; depending on it (and on the identity's grants and
+        # the private DNS) keeps the first start from racing them.
+        options = pulumi.ResourceOptions(parent=self,
+                                         depends_on=[args.data.secret_key, *args.ready])
+        if args.app is None:
+            return web.WebApp("web-app", name=ctx.names.web_app, **site_args, opts=options)
+        return web.WebAppSlot(f"web-app-{self.slot}", name=args.app.name, slot=self.slot,
+                              **site_args, opts=options)
+
+    @property
+    def principal_id(self) -> pulumi.Output[str]:
+        return self.identity.principal_id
+
+    @property
+    def url(self) -> pulumi.Output[str]:
+        return self.resource.default_host_name.apply(lambda host: f"https://{host}")
+
+    @property
+    def target(self) -> SiteTarget:
+        return SiteTarget(self.key, self.slot, self.database_role, self.principal_id,
+                          self.resource)
+
+    def _disable_basic_auth(self, ctx: Context) -> tuple[pulumi.Resource, ...]:
+        """Publishing with user/password (FTP and the SCM site) off: deploys use Entra tokens.
+
+        The policies name the site only through its app's name, so they depend on the site
+        explicitly: a slot's policy must not be written before the slot exists.
+        """
+        created = []
+        options = pulumi.ResourceOptions(parent=self, depends_on=[self.resource])
+        for kind, plain, slotted in (("ftp", web.WebAppFtpAllowed, web.WebAppFtpAllowedSlot),
+                                     ("scm", web.WebAppScmAllowed, web.WebAppScmAllowedSlot)):
+            args = {"name": self.app_name, "resource_group_name": ctx.rg_name, "allow": False}
+            if self.slot is None:
+                created.append(plain(f"{self.key}-{kind}-basic-auth", **args, opts=options))
+            else:
+                created.append(slotted(f"{self.key}-{kind}-basic-auth", slot=self.slot, **args,
+                                       opts=options))
+        return tuple(created)
 
 
-def bind_custom_domain(ctx: Context, service: AppService) -> local.Command | None:
-    """Seed step 07: hostname binding, free App Service managed certificate, SNI binding.
+@dataclass(frozen=True)
+class AppServiceArgs:
+    ctx: Context
+    data: DataServices
+    insights_connection_string: pulumi.Input[str]
+    identities: SiteIdentities  # one per site, granted before the sites exist
+    deployer: Deployer  # gets Website Contributor on the app; runs the custom-domain SNI step
+    hosting: Hosting = field(default_factory=Hosting)
+    network_ready: tuple[pulumi.Resource, ...] = ()
 
-    Needs, before `pulumi up`, a CNAME from the domain to the app's default host name and a TXT
-    record asuid.<domain> holding the `customDomainVerificationId` stack output.
-    """
-    domain = ctx.cfg.custom_domain
-    if domain is None:
-        return None
-    app = service.app.resource
-    binding = web.WebAppHostNameBinding(
-        "custom-domain",
-        name=app.name,
-        host_name=domain,
-        resource_group_name=ctx.rg_name,
-        custom_host_name_dns_record_type="CName",
-        host_name_type="Verified",
-        ssl_state="Disabled",
-        # The SNI step below turns TLS on for this same binding; don't undo it on the next `up`.
-        opts=pulumi.ResourceOptions(ignore_changes=["ssl_state", "thumbprint"]),
-    )
-    certificate = web.Certificate(
-        "custom-domain-certificate",
-        name=f"cert-{domain.replace('.', '-')}",
-        resource_group_name=ctx.rg_name,
-        location=ctx.location,
-        server_farm_id=service.plan.id,
-        canonical_name=domain,  # no pfx/password: App Service issues and renews it
-        tags=ctx.tags,
-        opts=pulumi.ResourceOptions(depends_on=[binding]),
-    )
-    # The managed certificate can only be issued for a host name that is already bound, and ARM
-    # has one binding resource per host name: a second Pulumi resource for it would collide, so
-    # the SNI switch is the CLI's update of that binding.
-    command = pulumi.Output.all(ctx.rg_name, app.name, certificate.thumbprint).apply(
-        lambda values: shlex.join([
-            "az", "webapp", "config", "ssl", "bind", "--resource-group", values[0],
-            "--name", values[1], "--hostname", domain, "--certificate-thumbprint", values[2],
-            "--ssl-type", "SNI",
-        ])
-    )
-    return local.Command(
-        "custom-domain-sni",
-        create=command,
-        triggers=[certificate.thumbprint],
-        opts=pulumi.ResourceOptions(depends_on=[binding, certificate]),
-    )
+
+class AppService(pulumi.ComponentResource):
+    """The Linux plan, the production Site, its staging Site where the tier has slots, the
+    slot-sticky settings and the optional custom domain."""
+
+    plan: web.AppServicePlan
+    app: Site
+    staging: Site | None
+    deploy_grant: pulumi.Resource  # the deployer's Website Contributor on the app
+    custom_domain: DeploymentScript | None  # the SNI step, last of the domain's resources
+
+    def __init__(self, name: str, args: AppServiceArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("restaurant-review:app:AppService", name, None, opts)
+        ctx = args.ctx
+        self.plan = create_plan(ctx, args.hosting, parent=self)
+
+        def site_args(key: str, app: web.WebApp | None) -> SiteArgs:
+            ready = (*args.identities.grants[key], *args.network_ready)
+            return SiteArgs(ctx, args.data, self.plan, args.hosting,
+                            args.insights_connection_string, args.identities.identities[key],
+                            ready, app=app)
+
+        child = pulumi.ResourceOptions(parent=self)
+        self.app = Site("app", site_args("app", None), child)
+        self.deploy_grant = args.deployer.allow_deploy_to(ctx, self.app.resource)
+        self.staging = None
+        if ctx.cfg.has_slot:
+            app = self.app.resource
+            self.staging = Site(STAGING_SLOT, site_args(STAGING_SLOT, app), child)
+            web.WebAppSlotConfigurationNames(
+                "web-app-sticky-settings",
+                name=app.name,
+                resource_group_name=ctx.rg_name,
+                app_setting_names=list(SLOT_STICKY_SETTINGS),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[app]),
+            )
+        self.custom_domain = self._bind_custom_domain(ctx, args.deployer)
+        self.register_outputs({"planId": self.plan.id, "appUrl": self.app.url})
+
+    @property
+    def sites(self) -> tuple[Site, ...]:
+        return (self.app,) if self.staging is None else (self.app, self.staging)
+
+    @property
+    def deploy_target(self) -> Site:
+        """The staging slot where there is one, else the app: releases land here first."""
+        return self.staging or self.app
+
+    def _bind_custom_domain(self, ctx: Context, deployer: Deployer) -> DeploymentScript | None:
+        """Seed step 07: hostname binding, free App Service managed certificate, SNI binding.
+
+        Needs, before `pulumi up`, a CNAME from the domain to the app's default host name and a
+        TXT record asuid.<domain> holding the `customDomainVerificationId` stack output.
+        """
+        domain = ctx.cfg.custom_domain
+        if domain is None:
+            return None
+        app = self.app.resource
+        binding = web.WebAppHostNameBinding(
+            "custom-domain",
+            name=app.name,
+            host_name=domain,
+            resource_group_name=ctx.rg_name,
+            custom_host_name_dns_record_type="CName",
+            host_name_type="Verified",
+            ssl_state="Disabled",
+            # The SNI step below turns TLS on for this same binding; don't undo it next `up`.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[app],
+                                        ignore_changes=["ssl_state", "thumbprint"]),
+        )
+        certificate = web.Certificate(
+            "custom-domain-certificate",
+            name=f"cert-{domain.replace('.', '-')}",
+            resource_group_name=ctx.rg_name,
+            location=ctx.location,
+            server_farm_id=self.plan.id,
+            canonical_name=domain,  # no pfx/password: App Service issues and renews it
+            tags=ctx.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[binding]),
+        )
+        # The managed certificate can only be issued for a host name that is already bound, and
+        # ARM has one binding resource per host name: a second Pulumi resource for it would
+        # collide, so the SNI switch is an update of that binding, run by the deployer identity
+        # (Website Contributor on the app) as a deployment script.
+        script = pulumi.Output.all(binding.id, certificate.thumbprint).apply(
+            lambda values: sni_bind_script(values[0], values[1]))
+        sni = DeploymentScript("custom-domain-sni", DeploymentScriptArgs(
+            ctx, deployer, "custom-domain-sni", script, environment={}, subnet_id=None,
+            triggers=[certificate.thumbprint],
+            depends_on=[binding, certificate, self.deploy_grant]),
+            pulumi.ResourceOptions(parent=self))
+        # On destroy the certificate can only go once no binding uses it. ARM cannot run that
+        # step, so this one runs on the deployer, with the az CLI signed in (`az login`).
+        unbind = pulumi.Output.all(ctx.rg_name, app.name, certificate.thumbprint).apply(
+            lambda values: shlex.join([
+                "az", "webapp", "config", "ssl", "unbind", "--resource-group", values[0],
+                "--name", values[1], "--certificate-thumbprint", values[2]]))
+        local.Command("custom-domain-sni-unbind", delete=unbind,
+                      opts=pulumi.ResourceOptions(parent=self, depends_on=[sni, certificate]))
+        return sni
+
+
+API_VERSION_WEB = "2023-12-01"
+
+
+def sni_bind_script(binding_id: str, thumbprint: str) -> str:
+    """The host name binding, rewritten with SNI TLS and the managed certificate's thumbprint."""
+    body = json.dumps({"properties": {"sslState": "SniEnabled", "thumbprint": thumbprint,
+                                      "customHostNameDnsRecordType": "CName",
+                                      "hostNameType": "Verified"}})
+    return "set -eu\n" + shlex.join([
+        "az", "rest", "--method", "put", "--only-show-errors", "--output", "none",
+        "--uri", f"{binding_id}?api-version={API_VERSION_WEB}", "--body", body]) + "\n"

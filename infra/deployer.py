@@ -7,8 +7,8 @@ deployment scripts (`Microsoft.Resources/deploymentScripts`, kind AzureCLI), whi
 container instance:
 
 * as a user-assigned "deployer" identity that this stack creates first, made an additional
-  Microsoft Entra administrator of PostgreSQL through ARM and Website Contributor on the
-  resource group (`az webapp deploy`), and Storage Blob Data Reader on the package container;
+  Microsoft Entra administrator of PostgreSQL through ARM, Website Contributor on the web app
+  (`az webapp deploy`, its slots included) and Storage Blob Data Reader on the package container;
 * inside a subnet of the stack's VNet delegated to Microsoft.ContainerInstance/containerGroups
   (standard, isolated), where the private DNS zones resolve PostgreSQL's private endpoint and the
   ASE's internal SCM site; in basic (no VNet) the container runs on Azure's public network, which
@@ -27,13 +27,15 @@ Entra-only.
 from __future__ import annotations
 
 import hashlib
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-from pulumi_azure_native import dbforpostgresql, managedidentity, resources, storage
+from pulumi_azure_native import dbforpostgresql, managedidentity, resources, storage, web
 
 from infra.context import Context
+from infra.db_role import SQL_SCRIPT, owner_role, psql_command
 from infra.deploy import PackageRef, deploy_command
 from infra.identity import grant
 
@@ -47,7 +49,7 @@ AZ_CLI_VERSION = "2.67.0"
 # ARM deletes the script resource (and its container) this long after it finished.
 SCRIPT_RETENTION = "PT1H"
 # How long the platform lets one script run, and how long Pulumi waits for it (a bit longer).
-SCRIPT_TIMEOUTS = {"database-roles": "PT20M", "deploy": "PT40M"}
+SCRIPT_TIMEOUTS = {"database-roles": "PT20M", "deploy": "PT40M", "custom-domain-sni": "PT10M"}
 PULUMI_SCRIPT_TIMEOUT = pulumi.CustomTimeouts(create="60m", update="60m", delete="15m")
 # A role assignment made minutes ago may not apply yet: the script retries its first data-plane
 # call for up to this long before it gives up.
@@ -98,7 +100,11 @@ class Deployer(pulumi.ComponentResource):
             allow_cross_tenant_replication=False,
             # The deployer uploads from wherever `pulumi up` runs.
             public_network_access="Enabled",
-            tags=ctx.tags,
+            network_rule_set=storage.NetworkRuleSetArgs(default_action="Allow",
+                                                        bypass="AzureServices"),
+            # policy/rules.py exempts this account, by this tag, from the shared-key and
+            # protection rules: it holds only release artefacts (infra/README.md).
+            tags={**ctx.tags, "purpose": "deployment-artefacts"},
             opts=child,
         )
         self.package_container = storage.BlobContainer(
@@ -130,18 +136,24 @@ class Deployer(pulumi.ComponentResource):
 
     def _grants(self, ctx: Context) -> tuple[pulumi.Resource, ...]:
         """Made right after the identity, so RBAC has applied long before a script runs."""
-        principal_key = f"{ctx.names.deployer_identity}/deployer"
         return (
-            grant("deployer-website-contributor", role_id=WEBSITE_CONTRIBUTOR,
-                  scope=ctx.resource_group.id, scope_key=ctx.names.resource_group,
-                  principal_id=self.identity.principal_id, principal_key=principal_key,
-                  subscription_id=ctx.subscription_id, parent=self),
             grant("deployer-package-reader", role_id=STORAGE_BLOB_DATA_READER,
                   scope=self.package_container.id,
                   scope_key=f"{ctx.names.deployer_storage_account}/{PACKAGE_CONTAINER}",
-                  principal_id=self.identity.principal_id, principal_key=principal_key,
-                  subscription_id=ctx.subscription_id, parent=self),
+                  principal_id=self.identity.principal_id,
+                  principal_key=_principal_key(ctx), subscription_id=ctx.subscription_id,
+                  parent=self),
         )
+
+    def allow_deploy_to(self, ctx: Context, app: web.WebApp) -> pulumi.Resource:
+        """Website Contributor on the web app (its slots included), made as soon as it exists.
+
+        The SQL script runs before the deploy and the deploy retries while the grant applies.
+        """
+        return grant("deployer-website-contributor", role_id=WEBSITE_CONTRIBUTOR,
+                     scope=app.id, scope_key=ctx.names.web_app,
+                     principal_id=self.identity.principal_id, principal_key=_principal_key(ctx),
+                     subscription_id=ctx.subscription_id, parent=self)
 
     def postgres_admin(self, ctx: Context, server: dbforpostgresql.Server,
                        after: Sequence[pulumi.Resource]) -> pulumi.CustomResource:
@@ -159,6 +171,62 @@ class Deployer(pulumi.ComponentResource):
             resource_group_name=ctx.rg_name,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[server, *after]),
         )
+
+
+@dataclass(frozen=True)
+class SiteTarget:
+    """What the scripts need to know about one site (the app or a slot)."""
+
+    key: str  # "app" or the slot's name
+    slot: str | None
+    database_role: str
+    principal_id: pulumi.Output[str]  # the identity its database role is bound to
+    resource: pulumi.CustomResource  # the WebApp or WebAppSlot
+
+
+def run_database_roles(ctx: Context, deployer: Deployer, postgres_host: pulumi.Output[str],
+                       sites: Sequence[SiteTarget], subnet_id: pulumi.Input[str] | None,
+                       after: Sequence[pulumi.Resource]) -> DeploymentScript:
+    """infra/sql/app_role.sql for every site's identity, as the deployer (a PostgreSQL admin)."""
+    sql = SQL_SCRIPT.read_text(encoding="utf-8")
+    principals = pulumi.Output.all(*(site.principal_id for site in sites))
+    script = principals.apply(lambda ids: database_roles_script(sql, [
+        psql_command(site.database_role, object_id, owner_role(ctx), ctx.names.database)
+        for site, object_id in zip(sites, ids, strict=True)]))
+    return DeploymentScript("database-roles", DeploymentScriptArgs(
+        ctx, deployer, "database-roles", script,
+        environment={"PGHOST": postgres_host, "PGUSER": deployer.identity.name,
+                     "PGDATABASE": "postgres", "PGSSLMODE": "require"},
+        subnet_id=subnet_id,
+        # A new identity (app or slot recreated) or a changed SQL script runs it again.
+        triggers=[hashlib.sha256(sql.encode()).hexdigest(),
+                  *(site.principal_id for site in sites),
+                  *(site.database_role for site in sites)],
+        depends_on=[*(site.resource for site in sites), *after],
+    ), pulumi.ResourceOptions(parent=deployer))
+
+
+def deploy_package(ctx: Context, deployer: Deployer, target: SiteTarget,
+                   app_name: pulumi.Output[str], package: PackageRef,
+                   subnet_id: pulumi.Input[str] | None,
+                   after: Sequence[pulumi.Resource]) -> DeploymentScript:
+    """The package from the deployer's blob to `target` (`az webapp deploy --type zip`)."""
+    script = pulumi.Output.all(ctx.rg_name, app_name, ctx.subscription_id).apply(
+        lambda values: deploy_script(values[0], values[1], target.slot, values[2]))
+    return DeploymentScript("deploy", DeploymentScriptArgs(
+        ctx, deployer, "deploy", script,
+        environment={"PACKAGE_ACCOUNT": deployer.storage_account.name,
+                     "PACKAGE_BLOB": deployer.package_blob.name,
+                     "PACKAGE_SHA256": package.sha256},
+        subnet_id=subnet_id,
+        # The package hash is what makes a new deploy; the site id redeploys into a replaced app.
+        triggers=[package.sha256, target.resource.id],
+        depends_on=[target.resource, deployer.package_blob, *after],
+    ), pulumi.ResourceOptions(parent=deployer))
+
+
+def _principal_key(ctx: Context) -> str:
+    return f"{ctx.names.deployer_identity}/deployer"
 
 
 def package_blob_name(package: PackageRef) -> str:
@@ -262,8 +330,30 @@ def deploy_script(resource_group: str, app_name: str, slot: str | None,
         'cd "$(mktemp -d)"',  # private scratch space, not the shared script folder
         _retry(download, "downloading the package"),
         'echo "$PACKAGE_SHA256  package.zip" | sha256sum -c -',
+        # Website Contributor on the app was granted minutes ago: wait until it applies.
+        _retry(shlex.join(["az", "webapp", "show", "--resource-group", resource_group,
+                           "--name", app_name, "--output", "none", "--only-show-errors"]),
+               "reading the web app"),
         deploy_command(resource_group, app_name, slot, subscription, "package.zip"),
+        *([] if slot is None else _first_release_to_production(resource_group, app_name,
+                                                                subscription)),
     ]) + "\n"
+
+
+def _first_release_to_production(resource_group: str, app_name: str,
+                                 subscription: str) -> list[str]:
+    """On the very first release, production gets the package too.
+
+    Until then production has never had a deployment and serves an empty site, so its health
+    check and the alerts on it would report it down until someone swaps. Later releases only
+    reach production through the health-gated swap (release/swap_slots.py).
+    """
+    count = shlex.join(["az", "webapp", "log", "deployment", "list", "--resource-group",
+                        resource_group, "--name", app_name, "--query", "length(@)",
+                        "--output", "tsv", "--only-show-errors"])
+    return [f'if [ "$({count})" = "0" ]; then',
+            "  " + deploy_command(resource_group, app_name, None, subscription, "package.zip"),
+            "fi"]
 
 
 # The azure-cli image is Azure Linux (tdnf) in current releases and was Alpine (apk) before.

@@ -4,110 +4,110 @@ basic     Internet -> App Service (B1) -> public data endpoints (Entra only), Ap
 standard  Internet -> App Service (P1v3/S1) + staging slot -> VNet integration subnet ->
           private endpoints (PostgreSQL, Key Vault, Blob) + private DNS; autoscale
 isolated  VNet -> ASE v3 (ILB) -> App Service (I1v2) + staging slot -> private endpoints + DNS
+
+Each box is a component (infra/<module>.py); the resource group stays at the top of the stack
+and every Azure resource sits under one of these components:
+
+    Deployer "deployer"            SiteIdentities "identities"
+    Telemetry "telemetry"          DataServices "data"
+    VirtualNetwork "network"       PrivateLink "postgres" / "vault" / "blob"
+    Environment "ase"              AppService "app-service" -> Site "app", Site "staging"
+    Monitoring "monitoring"        Deployer -> DeploymentScript "database-roles", "deploy"
+
+The deployer's scripts run the data-plane steps inside Azure (infra/README.md, "First deploy
+from empty"): `pulumi up` itself needs no network and no login beyond the provider's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 
-from infra import ase as ase_module
-from infra.app import AppService, Hosting, Site, bind_custom_domain, create_app_service
+from infra.app import STAGING_SLOT, AppService, AppServiceArgs, Hosting
+from infra.ase import Environment, EnvironmentArgs
 from infra.config import StackConfig
 from infra.context import Context, create_context
-from infra.data import PHOTO_CONTAINER, DataServices, create_data_services
-from infra.db_role import create_database_role
-from infra.deploy import PackageRef, deploy_package
-from infra.identity import KEY_VAULT_SECRETS_USER, STORAGE_BLOB_DATA_CONTRIBUTOR, grant
-from infra.monitoring import (
-    SITE_LOG_CATEGORIES,
-    Telemetry,
-    create_alerts,
-    create_autoscale,
-    create_telemetry,
-    diagnostics,
-)
-from infra.network import VirtualNetwork, create_network
-from infra.private_endpoints import private_link
+from infra.data import DataServices, DataServicesArgs
+from infra.deploy import PackageRef
+from infra.deployer import Deployer, DeployerArgs, deploy_package, run_database_roles
+from infra.identity import SiteIdentities, SiteIdentitiesArgs
+from infra.monitoring import Monitoring, MonitoringArgs, Telemetry, TelemetryArgs
+from infra.network import VirtualNetwork, VirtualNetworkArgs
+from infra.private_link import PrivateLink, PrivateLinkArgs
 
 
-@dataclass
+@dataclass(frozen=True)
 class Foundation:
     """What every tier has before the app exists."""
 
     ctx: Context
+    package: PackageRef
+    deployer: Deployer
+    identities: SiteIdentities
     telemetry: Telemetry
     data: DataServices
-    # Network plumbing the app's first requests (and the deployer) depend on.
-    network_ready: list[pulumi.Resource] = field(default_factory=list)
+    deployer_admin: pulumi.Resource  # the deployer as a PostgreSQL Entra administrator
 
 
-def _foundation(cfg: StackConfig) -> Foundation:
+def _foundation(cfg: StackConfig, package: PackageRef) -> Foundation:
+    """The identities first (so their grants apply early), then the data services."""
     ctx = create_context(cfg)
-    return Foundation(ctx, create_telemetry(ctx), create_data_services(ctx))
+    deployer = Deployer("deployer", DeployerArgs(ctx, package))
+    data = DataServices("data", DataServicesArgs(ctx))
+    site_keys = ("app", STAGING_SLOT) if cfg.has_slot else ("app",)
+    identities = SiteIdentities("identities", SiteIdentitiesArgs(ctx, data, site_keys))
+    deployer_admin = deployer.postgres_admin(ctx, data.postgres, after=data.postgres_ready)
+    telemetry = Telemetry("telemetry", TelemetryArgs(ctx))
+    return Foundation(ctx, package, deployer, identities, telemetry, data, deployer_admin)
 
 
-def _private_links(base: Foundation, vnet: VirtualNetwork) -> None:
-    """PostgreSQL, Key Vault and Blob reachable only through private endpoints in the VNet."""
+def _private_links(base: Foundation, vnet: VirtualNetwork) -> list[pulumi.Resource]:
+    """PostgreSQL, Key Vault and Blob reachable only through private endpoints in the VNet.
+
+    Returns the DNS zone groups: the app's first requests and the deployer need them.
+    """
     ctx, data = base.ctx, base.data
     links = [
-        private_link(ctx, "postgres", data.postgres, "postgresqlServer", vnet,
-                     after=data.postgres_ready),
-        private_link(ctx, "vault", data.vault, "vault", vnet),
-        private_link(ctx, "blob", data.storage_account, "blob", vnet),
+        PrivateLink("postgres", PrivateLinkArgs(ctx, data.postgres, "postgresqlServer", vnet,
+                                                after=tuple(data.postgres_ready))),
+        PrivateLink("vault", PrivateLinkArgs(ctx, data.vault, "vault", vnet)),
+        PrivateLink("blob", PrivateLinkArgs(ctx, data.storage_account, "blob", vnet)),
     ]
-    base.network_ready += [link.zone_group for link in links]
+    return [link.zone_group for link in links]
 
 
-def _grant_site(ctx: Context, data: DataServices, site: Site) -> list[pulumi.Resource]:
-    container_key = f"{ctx.names.storage_account}/{PHOTO_CONTAINER}"
-    principal_key = f"{ctx.names.web_app}/{site.key}"
-    return [
-        grant(f"{site.key}-blob-data-contributor", role_id=STORAGE_BLOB_DATA_CONTRIBUTOR,
-              scope=data.photo_container.id, scope_key=container_key,
-              principal_id=site.principal_id, principal_key=principal_key,
-              subscription_id=ctx.subscription_id),
-        grant(f"{site.key}-key-vault-secrets-user", role_id=KEY_VAULT_SECRETS_USER,
-              scope=data.vault.id, scope_key=ctx.names.key_vault,
-              principal_id=site.principal_id, principal_key=principal_key,
-              subscription_id=ctx.subscription_id),
-    ]
+def _app_service(base: Foundation, hosting: Hosting | None = None,
+                 network_ready: list[pulumi.Resource] | None = None,
+                 script_subnet_id: pulumi.Input[str] | None = None) -> AppService:
+    """The app and its slot; the deployer's SQL and deploy scripts; then what watches them."""
+    ctx, data, deployer = base.ctx, base.data, base.deployer
+    ready = tuple(network_ready or ())
+    service = AppService("app-service", AppServiceArgs(
+        ctx, data, base.telemetry.connection_string, base.identities, deployer,
+        hosting or Hosting(), ready))
+    roles = run_database_roles(
+        ctx, deployer, data.postgres.fully_qualified_domain_name,
+        [site.target for site in service.sites], script_subnet_id,
+        after=[base.deployer_admin, *data.postgres_ready, *ready])
+    target = service.deploy_target
+    deployment = deploy_package(
+        ctx, deployer, target.target, target.app_name, base.package, script_subnet_id,
+        after=[roles, service.deploy_grant, *target.hardening,
+               *base.identities.grants[target.key], *ready])
+    Monitoring("monitoring", MonitoringArgs(ctx, base.telemetry, data, service,
+                                            alerts_after=(deployment,)))
+    return service
 
 
-def _observe(base: Foundation, service: AppService) -> None:
-    ctx, telemetry, data = base.ctx, base.telemetry, base.data
-    for site in service.sites:
-        diagnostics(ctx, f"site-{site.key}", site.resource.id, telemetry, SITE_LOG_CATEGORIES)
-    diagnostics(ctx, "key-vault", data.vault.id, telemetry, category_group="audit")
-    diagnostics(ctx, "postgres", data.postgres.id, telemetry, category_group="allLogs")
-    create_alerts(ctx, service.app.resource)
-
-
-def _finish(base: Foundation, service: AppService, package: PackageRef) -> dict:
-    """Identity wiring, observability, the package deploy and the stack outputs."""
-    ctx, data = base.ctx, base.data
-    ready_for_site: dict[str, list[pulumi.Resource]] = {}
-    for site in service.sites:
-        grants = _grant_site(ctx, data, site)
-        role = create_database_role(ctx, data, site, depends_on=base.network_ready)
-        ready_for_site[site.key] = [*grants, role, *base.network_ready]
-    _observe(base, service)
-    binding = bind_custom_domain(ctx, service)
-    target = service.staging or service.app
-    deploy_package(ctx, target, package, depends_on=ready_for_site[target.key])
-    return _outputs(base, service, package, custom_domain_bound=binding is not None)
-
-
-def _outputs(base: Foundation, service: AppService, package: PackageRef,
-             custom_domain_bound: bool) -> dict:
+def _outputs(base: Foundation, service: AppService, package: PackageRef) -> dict:
     ctx, data = base.ctx, base.data
     app = service.app
     outputs = {
         "tier": ctx.cfg.tier,
         "resourceGroupName": ctx.rg_name,
         "appName": app.resource.name,
-        "siteUrl": f"https://{ctx.cfg.custom_domain}" if custom_domain_bound else app.url,
+        "siteUrl": f"https://{ctx.cfg.custom_domain}" if service.custom_domain else app.url,
         "defaultSiteUrl": app.url,
         "appPrincipalId": app.principal_id,
         "databaseHost": data.postgres.fully_qualified_domain_name,
@@ -126,41 +126,34 @@ def _outputs(base: Foundation, service: AppService, package: PackageRef,
 
 def build_basic(cfg: StackConfig, package: PackageRef) -> dict:
     """B1, public endpoint, no VNet: the dev stack."""
-    base = _foundation(cfg)
-    service = create_app_service(base.ctx, base.data, base.telemetry.connection_string, Hosting())
-    return _finish(base, service, package)
+    base = _foundation(cfg, package)
+    service = _app_service(base)
+    return _outputs(base, service, package)
 
 
 def build_standard(cfg: StackConfig, package: PackageRef) -> dict:
     """P1v3/S1 with VNet integration, private endpoints, staging slot and autoscale."""
-    base = _foundation(cfg)
-    vnet = create_network(base.ctx)
-    _private_links(base, vnet)
+    base = _foundation(cfg, package)
+    vnet = VirtualNetwork("network", VirtualNetworkArgs(base.ctx))
+    network_ready = _private_links(base, vnet)
     assert vnet.integration_subnet is not None
     hosting = Hosting(integration_subnet_id=vnet.integration_subnet.id)
-    service = create_app_service(base.ctx, base.data, base.telemetry.connection_string, hosting)
-    create_autoscale(base.ctx, service.plan)
-    outputs = _finish(base, service, package)
-    outputs["vnetName"] = vnet.vnet.name
-    return outputs
+    service = _app_service(base, hosting, network_ready, vnet.script_subnet.id)
+    return {**_outputs(base, service, package), "vnetName": vnet.vnet.name}
 
 
 def build_isolated(cfg: StackConfig, package: PackageRef) -> dict:
     """ASE v3 (internal load balancer) in the VNet, I1v2 plan, private endpoints."""
-    base = _foundation(cfg)
-    vnet = create_network(base.ctx)
-    _private_links(base, vnet)
-    environment = ase_module.create_environment(base.ctx, vnet)
-    # The deployer reaches the internal SCM site through the ASE's private zone.
-    base.network_ready += list(environment.records)
-    hosting = Hosting(ase_id=environment.ase.id)
-    service = create_app_service(base.ctx, base.data, base.telemetry.connection_string, hosting)
-    create_autoscale(base.ctx, service.plan)
-    outputs = _finish(base, service, package)
-    outputs["vnetName"] = vnet.vnet.name
-    outputs["aseName"] = environment.ase.name
-    outputs["aseInternalIp"] = environment.internal_ip
-    return outputs
+    base = _foundation(cfg, package)
+    vnet = VirtualNetwork("network", VirtualNetworkArgs(base.ctx))
+    network_ready = _private_links(base, vnet)
+    environment = Environment("ase", EnvironmentArgs(base.ctx, vnet))
+    # The deploy script reaches the internal SCM site through the ASE's private zone.
+    network_ready += environment.records
+    service = _app_service(base, Hosting(ase_id=environment.ase.id), network_ready,
+                           vnet.script_subnet.id)
+    return {**_outputs(base, service, package), "vnetName": vnet.vnet.name,
+            "aseName": environment.ase.name, "aseInternalIp": environment.internal_ip}
 
 
 TIER_BUILDERS = {"basic": build_basic, "standard": build_standard, "isolated": build_isolated}

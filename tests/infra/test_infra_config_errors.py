@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from infra import mocks
 from infra.config import ConfigError, parse_config
-from infra.mocks import SUBSCRIPTION_ID
+from review import mocks
 
 
 def parse(values: dict[str, str]):
     location = values.get("azure-native:location")
-    return parse_config("test", values.get, location, SUBSCRIPTION_ID)
+    return parse_config("test", values.get, location, mocks.SUBSCRIPTION_ID)
 
 
 def spoil(valid_config, **changes):

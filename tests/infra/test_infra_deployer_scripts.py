@@ -38,14 +38,23 @@ def _run(script: str, folder: Path, env: dict[str, str]) -> subprocess.Completed
 
 @pytest.fixture
 def deploy_bin(tmp_path: Path) -> Path:
+    """An `az` that serves the package, records deploys and reports production's history."""
     record = tmp_path / "deploys.log"
     return _fake_az(tmp_path, f"""
 case "$*" in
   "storage blob download "*) printf 'PK\\005\\006%018d' 0 | tr 0 '\\000' > package.zip ;;
+  "webapp show "*) ;;
+  "webapp log deployment list "*) echo "${{PRODUCTION_DEPLOYMENTS:-1}}" ;;
   "webapp deploy "*) echo "$*" >> {record} ;;
   *) echo "unexpected az call: $*" >&2; exit 2 ;;
 esac
 """)
+
+
+def _deploys(folder: Path) -> list[dict[str, str]]:
+    lines = (folder / "deploys.log").read_text().splitlines()
+    return [dict(zip(args[2::2], args[3::2], strict=True))
+            for args in (shlex.split(line) for line in lines)]
 
 
 def test_deploy_downloads_checks_and_deploys_the_package(deploy_bin):
@@ -54,12 +63,21 @@ def test_deploy_downloads_checks_and_deploys_the_package(deploy_bin):
            "PACKAGE_SHA256": hashlib.sha256(PACKAGE).hexdigest()}
     result = _run(script, deploy_bin, env)
     assert result.returncode == 0, result.stderr
-    (deployed,) = (deploy_bin / "deploys.log").read_text().splitlines()
-    args = shlex.split(deployed)
-    flags = dict(zip(args[2::2], args[3::2], strict=True))
+    (flags,) = _deploys(deploy_bin)  # production already runs a release: staging only
     assert flags["--name"] == "app-rr-prod-abc123" and flags["--slot"] == "staging"
     assert flags["--resource-group"] == "rg-rr-prod" and flags["--type"] == "zip"
     assert flags["--src-path"] == "package.zip" and flags["--clean"] == "true"
+
+
+def test_the_first_release_also_fills_the_empty_production_app(deploy_bin):
+    script = deploy_script("rg-rr-prod", "app-rr-prod-abc123", "staging", "sub-id")
+    env = {"PACKAGE_ACCOUNT": "a", "PACKAGE_BLOB": "b", "PRODUCTION_DEPLOYMENTS": "0",
+           "PACKAGE_SHA256": hashlib.sha256(PACKAGE).hexdigest()}
+    result = _run(script, deploy_bin, env)
+    assert result.returncode == 0, result.stderr
+    staging, production = _deploys(deploy_bin)
+    assert staging["--slot"] == "staging" and "--slot" not in production
+    assert production["--name"] == "app-rr-prod-abc123"
 
 
 def test_a_package_with_the_wrong_hash_is_never_deployed(deploy_bin):

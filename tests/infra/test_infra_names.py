@@ -7,8 +7,8 @@ import uuid
 import pytest
 
 from infra.config import ConfigError, parse_config
-from infra.mocks import SUBSCRIPTION_ID, load_stack_config, run_stack
 from infra.naming import Names
+from review.mocks import SUBSCRIPTION_ID, load_stack_config, run_stack
 
 OTHER_SUBSCRIPTION = str(uuid.uuid5(uuid.NAMESPACE_URL, "another-deployer-subscription"))
 
