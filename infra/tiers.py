@@ -69,8 +69,11 @@ def _private_links(base: Foundation, vnet: VirtualNetwork) -> list[pulumi.Resour
     """
     ctx, data = base.ctx, base.data
     links = [
+        # After every other change to the server, the deployer administrator included: a
+        # flexible server takes one change at a time.
         PrivateLink("postgres", PrivateLinkArgs(ctx, data.postgres, "postgresqlServer", vnet,
-                                                after=tuple(data.postgres_ready))),
+                                                after=(*data.postgres_ready,
+                                                       base.deployer_admin))),
         PrivateLink("vault", PrivateLinkArgs(ctx, data.vault, "vault", vnet)),
         PrivateLink("blob", PrivateLinkArgs(ctx, data.storage_account, "blob", vnet)),
     ]

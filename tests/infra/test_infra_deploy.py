@@ -176,6 +176,9 @@ def test_the_deployer_is_a_postgres_admin_through_arm(stack_view):
     # One change at a time on a flexible server: after the group admin, database and settings.
     assert {"postgres-entra-admin", "postgres-ssl-min-protocol-version"} <= \
         stack_view.depends_on(admin)
+    if stack_view.tier != "basic":  # and the private endpoint's connection comes after it
+        assert "postgres-deployer-admin" in stack_view.depends_on(
+            stack_view.one("network:PrivateEndpoint", "pe-postgres"))
 
 
 def test_a_new_identity_or_sql_script_reruns_the_role_step(basic_view):
