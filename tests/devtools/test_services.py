@@ -16,6 +16,12 @@ from devtools.services import (
 )
 
 
+def test_postgres_is_the_major_version_the_stacks_deploy(postgres: PostgresCluster):
+    # infra/data.py deploys PostgreSQL 16: the site's tests and the role SQL run against it too.
+    [(version,)] = postgres.execute("SHOW server_version_num")
+    assert int(version) >= 160000
+
+
 def test_postgres_accepts_the_right_password_and_rejects_a_wrong_one(postgres: PostgresCluster):
     postgres.create_role("services_probe", password="right-password")
     try:
