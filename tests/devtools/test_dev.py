@@ -231,10 +231,20 @@ def copy_checkout(parent: Path) -> Path:
     return checkout
 
 
+def psql(port: int, statement: str, database: str = "postgres") -> str:
+    """One statement as the trusted superuser, through the same psql a developer would use."""
+    result = subprocess.run(
+        ["psql", "--no-psqlrc", "--set", "ON_ERROR_STOP=1", "--tuples-only", "--no-align",
+         "--host", "127.0.0.1", "--port", str(port), "--username", PostgresCluster.SUPERUSER,
+         "--dbname", database, "--command", statement],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
 def server_version(port: int) -> int:
-    with psycopg.connect(host="127.0.0.1", port=port, user=PostgresCluster.SUPERUSER,
-                         dbname="postgres") as conn:
-        return int(conn.execute("SHOW server_version_num").fetchone()[0])
+    return int(psql(port, "SHOW server_version_num"))
 
 
 @pytest.fixture
@@ -265,19 +275,16 @@ def test_root_runs_make_dev_from_a_checkout_no_one_else_can_enter(closed_folder)
         # The account cannot enter the checkout, so it runs a copy of the checkout's binaries.
         assert Path(os.readlink(f"/proc/{postmaster}/exe")).is_relative_to(STATE_ROOT)
         assert server_version(postgres_port) >= 160000
-        with psycopg.connect(host="127.0.0.1", port=postgres_port, dbname=APP_DATABASE,
-                             user=PostgresCluster.SUPERUSER, autocommit=True) as conn:
-            conn.execute("CREATE TABLE kept_for_root (note text)")
-            conn.execute("INSERT INTO kept_for_root VALUES ('still here')")
+        psql(postgres_port, "CREATE TABLE kept_for_root AS SELECT 'still here' AS note",
+             database=APP_DATABASE)
         assert loops[0].stop(signal.SIGINT) == 0, "".join(loops[0].output)
 
         loops.append(DevLoop(data_dir, port, checkout=checkout))
         postgres_port = loops[1].postgres_port()
         loops[1].wait_for_line("Ctrl-C")
         assert site_is_healthy(port)
-        with psycopg.connect(host="127.0.0.1", port=postgres_port, dbname=APP_DATABASE,
-                             user=PostgresCluster.SUPERUSER) as conn:
-            assert conn.execute("SELECT note FROM kept_for_root").fetchall() == [("still here",)]
+        assert psql(postgres_port, "SELECT note FROM kept_for_root",
+                    database=APP_DATABASE) == "still here"
         assert loops[1].stop(signal.SIGTERM) == 0, "".join(loops[1].output)
     finally:
         for loop in loops:
@@ -352,18 +359,12 @@ def test_an_ordinary_user_runs_postgres_from_a_checkout_in_their_closed_home(thr
         assert cluster == checkout / ".local" / "postgres"
         assert process_owner(postmaster_pid(cluster)) == user.pw_uid
         assert server_version(port) >= 160000
-        with psycopg.connect(host="127.0.0.1", port=port, user=PostgresCluster.SUPERUSER,
-                             dbname="postgres", autocommit=True) as conn:
-            conn.execute("CREATE TABLE kept_for_the_user (note text)")
-            conn.execute("INSERT INTO kept_for_the_user VALUES ('still here')")
+        psql(port, "CREATE TABLE kept_for_the_user AS SELECT 'still here' AS note")
         run_as(user, stop)
         assert not (cluster / "postmaster.pid").exists()
 
         run_as(user, start)
-        with psycopg.connect(host="127.0.0.1", port=port, user=PostgresCluster.SUPERUSER,
-                             dbname="postgres") as conn:
-            assert conn.execute("SELECT note FROM kept_for_the_user").fetchall() == [
-                ("still here",)]
+        assert psql(port, "SELECT note FROM kept_for_the_user") == "still here"
     finally:
         with contextlib.suppress(AssertionError):
             run_as(user, stop)
