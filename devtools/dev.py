@@ -31,6 +31,7 @@ from devtools.services import (
     PostgresCluster,
     ServiceError,
     free_port,
+    persistent_cluster_dir,
     port_is_open,
 )
 
@@ -100,14 +101,15 @@ def run(data_dir: Path, site_port: int) -> int:
 
 
 def _prepare_data_dir(data_dir: Path) -> None:
+    # Only we need to enter it: root's PostgreSQL keeps its cluster elsewhere (see
+    # devtools.services.persistent_cluster_dir), so a checkout under /root works as well.
     data_dir.mkdir(parents=True, exist_ok=True)
-    # PostgreSQL runs as the `postgres` user when we are root: it must be able to walk in.
-    data_dir.chmod(0o755)
 
 
 def _start_services(started: contextlib.ExitStack,
                     data_dir: Path) -> tuple[PostgresCluster, AzuriteServer]:
-    postgres = PostgresCluster(data_dir / "postgres", port=_preferred_port(PREFERRED_POSTGRES_PORT))
+    postgres = PostgresCluster(persistent_cluster_dir(data_dir),
+                               port=_preferred_port(PREFERRED_POSTGRES_PORT))
     # Registered before starting: a signal during start-up must still stop the server.
     started.callback(_announce_stop, "PostgreSQL", postgres.stop)
     _start_postgres(postgres)
@@ -249,6 +251,8 @@ def _print_banner(port: int, postgres: PostgresCluster, azurite: AzuriteServer,
         f"/{APP_DATABASE}",
         f"  Azurite:     {azurite.blob_endpoint}",
         f"  Data:        {data_dir}",
+        *([f"               PostgreSQL's cluster: {postgres.data_dir}"]
+          if not postgres.data_dir.is_relative_to(data_dir) else []),
         "  Ctrl-C stops the site, Azurite and PostgreSQL.",
         "",
     ]
