@@ -119,35 +119,43 @@ def seed(postgres: PostgresCluster, database: str, photo_names: Sequence[str],
          ) -> None:
     """Insert restaurants and reviews set-wise: two statements, whatever the numbers.
 
-    (`%%s` is format()'s placeholder, escaped from psycopg's.)
+    (`%%s` is format()'s placeholder, escaped from psycopg2's.)
     """
-    with postgres.connect(database) as conn, conn.transaction():
-        conn.execute(
-            """
-            INSERT INTO restaurants (name, street_address, description)
-            SELECT format('Bench Bistro %%s', lpad(i::text, 4, '0')),
-                   format('%%s Benchmark Street, Seattle', i),
-                   'A seeded restaurant with a short description for the benchmark.'
-            FROM generate_series(1, %(restaurants)s) AS i
-            """,
-            {"restaurants": restaurants},
-        )
-        conn.execute(
-            """
-            INSERT INTO reviews (restaurant_id, reviewer_name, rating, review_text, photo_name,
-                                 created_at)
-            SELECT r.id, format('Reviewer %%s', n), 1 + mod(r.id + n, 5),
-                   'Seeded review: friendly staff, generous portions, would come back.',
-                   (%(photos)s::text[])[1 + mod(r.id + n, cardinality(%(photos)s::text[]))],
-                   now() - n * interval '1 hour'
-            FROM restaurants AS r CROSS JOIN generate_series(1, %(reviews)s) AS n
-            """,
-            {"photos": list(photo_names), "reviews": reviews_per_restaurant},
-        )
     with postgres.connect(database) as conn:
+        conn.autocommit = False  # both inserts or neither
+        with conn, conn.cursor() as cursor:  # psycopg2: commits on success, else rolls back
+            _insert_restaurants_and_reviews(cursor, photo_names, restaurants,
+                                            reviews_per_restaurant)
+    with postgres.connect(database) as conn, conn.cursor() as cursor:
         # What autovacuum does on a live database: statistics and the visibility map (so the
         # page query can use index-only scans). VACUUM cannot run inside the transaction.
-        conn.execute("VACUUM ANALYZE restaurants, reviews")
+        cursor.execute("VACUUM ANALYZE restaurants, reviews")
+
+
+def _insert_restaurants_and_reviews(cursor, photo_names: Sequence[str], restaurants: int,
+                                    reviews_per_restaurant: int) -> None:
+    cursor.execute(
+        """
+        INSERT INTO restaurants (name, street_address, description)
+        SELECT format('Bench Bistro %%s', lpad(i::text, 4, '0')),
+               format('%%s Benchmark Street, Seattle', i),
+               'A seeded restaurant with a short description for the benchmark.'
+        FROM generate_series(1, %(restaurants)s) AS i
+        """,
+        {"restaurants": restaurants},
+    )
+    cursor.execute(
+        """
+        INSERT INTO reviews (restaurant_id, reviewer_name, rating, review_text, photo_name,
+                             created_at)
+        SELECT r.id, format('Reviewer %%s', n), 1 + mod(r.id + n, 5),
+               'Seeded review: friendly staff, generous portions, would come back.',
+               (%(photos)s::text[])[1 + mod(r.id + n, cardinality(%(photos)s::text[]))],
+               now() - n * interval '1 hour'
+        FROM restaurants AS r CROSS JOIN generate_series(1, %(reviews)s) AS n
+        """,
+        {"photos": list(photo_names), "reviews": reviews_per_restaurant},
+    )
 
 
 # the site and its services -------------------------------------------------------------------

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient
-from psycopg import sql
+from psycopg2 import sql
 
 from devtools.readiness import NotReadyError, wait_for_http_ok
 from devtools.services import (

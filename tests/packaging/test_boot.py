@@ -354,7 +354,7 @@ def test_failed_migration_stops_the_start_with_a_clear_log_line(
 ):
     wwwroot = extract(package, tmp_path / "wwwroot")
     password = secrets.token_hex(12)
-    unreachable = f"postgresql+psycopg://boot:{password}@127.0.0.1:{free_port()}/reviews"
+    unreachable = f"postgresql+psycopg2://boot:{password}@127.0.0.1:{free_port()}/reviews"
     env = {
         **app_service_environment(free_port(), tmp_path / "home", python_on_path),
         "SECRET_KEY": secrets.token_urlsafe(48),

@@ -62,7 +62,7 @@ def test_layout_is_startup_webapp_vendor(package):
     names = names_in(package)
     assert {PurePosixPath(name).parts[0] for name in names} == {"startup.py", "webapp", "vendor"}
     for required in ("webapp/__init__.py", "webapp/db.py", "vendor/flask/__init__.py",
-                     "vendor/gunicorn/__init__.py", "vendor/psycopg/__init__.py"):  # fmt: skip
+                     "vendor/gunicorn/__init__.py", "vendor/psycopg2/__init__.py"):  # fmt: skip
         assert required in names
     assert any(name.startswith("webapp/templates/") for name in names)
     assert any(name.startswith("webapp/migrations/versions/") for name in names)
@@ -70,7 +70,7 @@ def test_layout_is_startup_webapp_vendor(package):
 
 def test_vendor_holds_linux_x86_64_binaries_for_the_target_python(package):
     extensions = [name for name in names_in(package) if name.endswith(".so")]
-    assert extensions, "compiled dependencies (psycopg-binary, pillow, ...) must be vendored"
+    assert extensions, "compiled dependencies (psycopg2-binary, pillow, ...) must be vendored"
     for name in extensions:
         file_name = PurePosixPath(name).name
         # Either built for CPython 3.11 on Linux x86-64, the stable ABI, or a bundled C library.

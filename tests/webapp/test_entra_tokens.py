@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
-from psycopg import sql
+from psycopg2 import sql
 from sqlalchemy import event, text
 
 from webapp import create_app
