@@ -120,6 +120,7 @@ def site(azure_environment) -> Iterator[Flask]:
     """A fresh app (so a fresh credential and token cache) configured only from the environment."""
     app = webapp.create_app()
     assert get_engine(app).url.password is None  # nothing but a token can sign it in
+    assert get_engine(app).dialect.driver == "psycopg2"  # the design card's driver
     yield app
     get_engine(app).dispose()
 
