@@ -61,7 +61,8 @@ bench: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
 package: $(PY_DEPS)
 	$(PY) -m release.build
 
-# Re-pin every vendored distribution after webapp/requirements.txt changes (commit both files).
+# Re-pin every vendored distribution, with hashes (uv pip compile for App Service's platform),
+# after webapp/requirements.txt changes: commit both files.
 package-lock: $(PY_DEPS)
 	$(PY) -m release.build --lock
 

@@ -25,10 +25,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
+import psycopg2
+from psycopg2 import sql
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Installed by `npm ci` from devtools/package.json and devtools/package-lock.json.
@@ -185,20 +186,28 @@ class PostgresCluster:
 
     def url(self, database: str = "postgres", user: str | None = None,
             password: str | None = None) -> str:
-        """SQLAlchemy URL for psycopg 3 over loopback TCP."""
+        """SQLAlchemy URL for psycopg2 over loopback TCP."""
         credentials = user or self.SUPERUSER
         if password is not None:
             credentials += f":{password}"
-        return f"postgresql+psycopg://{credentials}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql+psycopg2://{credentials}@127.0.0.1:{self.port}/{database}"
 
-    def connect(self, database: str = "postgres") -> psycopg.Connection:
-        return psycopg.connect(host="127.0.0.1", port=self.port, user=self.SUPERUSER,
-                               dbname=database, autocommit=True)
+    @contextlib.contextmanager
+    def connect(self, database: str = "postgres") -> Iterator[psycopg2.extensions.connection]:
+        """A superuser connection in autocommit mode, closed when the `with` block ends."""
+        # psycopg2's own `with connection` ends a transaction but leaves the connection open.
+        connection = psycopg2.connect(host="127.0.0.1", port=self.port, user=self.SUPERUSER,
+                                      dbname=database)
+        try:
+            connection.autocommit = True
+            yield connection
+        finally:
+            connection.close()
 
     def execute(self, statement: str | sql.Composable, database: str = "postgres",
                 params: tuple | None = None) -> list[tuple]:
-        with self.connect(database) as conn:
-            cursor = conn.execute(statement, params)
+        with self.connect(database) as conn, conn.cursor() as cursor:
+            cursor.execute(statement, params)
             return cursor.fetchall() if cursor.description else []
 
     def create_role(self, name: str, password: str | None = None) -> None:

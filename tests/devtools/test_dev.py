@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
+import psycopg2
 import pytest
 import requests
 
@@ -138,6 +138,17 @@ def is_running(pid: int) -> bool:
     return state != "Z"
 
 
+@contextlib.contextmanager
+def superuser_cursor(postgres_port: int):
+    """An autocommit cursor in the site's database, as the dev cluster's trusted superuser."""
+    with contextlib.closing(psycopg2.connect(host="127.0.0.1", port=postgres_port,
+                                             user=PostgresCluster.SUPERUSER,
+                                             dbname=APP_DATABASE)) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            yield cursor
+
+
 def site_is_healthy(port: int) -> bool:
     return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
 
@@ -157,10 +168,9 @@ def test_serves_the_site_keeps_data_across_restarts_and_stops_everything(dev_dat
     postgres_port = first.postgres_port()
     first.wait_for_line("Ctrl-C")
     assert site_is_healthy(port)
-    with psycopg.connect(host="127.0.0.1", port=postgres_port, user=PostgresCluster.SUPERUSER,
-                         dbname=APP_DATABASE, autocommit=True) as conn:
-        conn.execute("CREATE TABLE kept_across_restarts (note text)")
-        conn.execute("INSERT INTO kept_across_restarts VALUES ('still here')")
+    with superuser_cursor(postgres_port) as cursor:
+        cursor.execute("CREATE TABLE kept_across_restarts (note text)")
+        cursor.execute("INSERT INTO kept_across_restarts VALUES ('still here')")
     secret_key = (data_dir / "secret_key").read_text()
     started = first.service_pids()
     commands = " ".join(command_line(pid) for pid in started)
@@ -174,9 +184,9 @@ def test_serves_the_site_keeps_data_across_restarts_and_stops_everything(dev_dat
     postgres_port = second.postgres_port()
     second.wait_for_line("Ctrl-C")
     assert site_is_healthy(port)
-    with psycopg.connect(host="127.0.0.1", port=postgres_port, user=PostgresCluster.SUPERUSER,
-                         dbname=APP_DATABASE) as conn:
-        assert conn.execute("SELECT note FROM kept_across_restarts").fetchall() == [("still here",)]
+    with superuser_cursor(postgres_port) as cursor:
+        cursor.execute("SELECT note FROM kept_across_restarts")
+        assert cursor.fetchall() == [("still here",)]
     assert (data_dir / "secret_key").read_text() == secret_key
     assert (data_dir / "secret_key").stat().st_mode & 0o077 == 0
     started = second.service_pids()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 
-import psycopg
+import psycopg2
 import pytest
 from azure.storage.blob import BlobServiceClient
 
@@ -33,12 +34,14 @@ def test_postgres_is_the_major_version_the_stacks_deploy(postgres: PostgresClust
 def test_postgres_accepts_the_right_password_and_rejects_a_wrong_one(postgres: PostgresCluster):
     postgres.create_role("services_probe", password="right-password")
     try:
-        with psycopg.connect(host="127.0.0.1", port=postgres.port, user="services_probe",
-                             password="right-password", dbname="postgres") as conn:
-            assert conn.execute("select current_user").fetchone() == ("services_probe",)
-        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-            psycopg.connect(host="127.0.0.1", port=postgres.port, user="services_probe",
-                            password="wrong-password", dbname="postgres")
+        with contextlib.closing(psycopg2.connect(
+                host="127.0.0.1", port=postgres.port, user="services_probe",
+                password="right-password", dbname="postgres")) as conn, conn.cursor() as cursor:
+            cursor.execute("select current_user")
+            assert cursor.fetchone() == ("services_probe",)
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+            psycopg2.connect(host="127.0.0.1", port=postgres.port, user="services_probe",
+                             password="wrong-password", dbname="postgres")
     finally:
         postgres.execute('DROP ROLE "services_probe"')
 
