@@ -13,12 +13,19 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
+from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings, LinearRetry
 from flask import current_app
 
+from . import budget
 from .config import StorageSettings
 
 IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
@@ -26,11 +33,22 @@ CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 PHOTO_NAME = re.compile(r"^(?P<digest>[0-9a-f]{64})\.(?P<extension>jpg|png|webp)$")
 
 CLIENT_DEFAULTS = {
-    # A storage outage should become a 503 within seconds, not after a long retry ladder.
-    "STORAGE_RETRY_TOTAL": 3,
-    "STORAGE_CONNECTION_TIMEOUT_SECONDS": 5,
-    "STORAGE_READ_TIMEOUT_SECONDS": 30,
+    # One retry heals a pooled keep-alive connection that died while storage restarted; more
+    # would not fit the request budget (webapp/budget.py).
+    "STORAGE_RETRY_TOTAL": 1,
+    # Seconds per attempt, shortened further to what is left of the request's budget.
+    "STORAGE_CONNECTION_TIMEOUT_SECONDS": 2,
+    "STORAGE_READ_TIMEOUT_SECONDS": 3,
 }
+# The SDK's default backoff waits 15 s (then 18, 24) before a retry: the site froze for that
+# long during a short outage. A fixed short pause with a little jitter instead.
+RETRY_BACKOFF_SECONDS = 0.2
+RETRY_JITTER_SECONDS = 0.1
+# An attempt given less time than this would fail on a healthy service too: give up instead.
+MIN_ATTEMPT_SECONDS = 0.1
+# An attempt lasts a little longer than its timeouts (sending the request, the SDK's own work,
+# a busy CPU): each is given this much less than its share of the time left.
+ATTEMPT_OVERHEAD_SECONDS = 0.15
 # Above this size downloads arrive in chunks of this size instead of one buffer.
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 
@@ -41,6 +59,13 @@ class StoredPhoto:
     # False when identical bytes were already stored (by another review): such a blob is
     # shared and must not be deleted when this review fails to save.
     created: bool
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    name: str
+    last_modified: datetime
+    etag: str
 
 
 @dataclass(frozen=True)
@@ -63,11 +88,15 @@ def parse_photo_name(name: str) -> re.Match[str] | None:
 
 
 class PhotoStore:
-    def __init__(self, service: BlobServiceClient, container_name: str) -> None:
+    def __init__(self, service: BlobServiceClient, container_name: str, retries: int = 0,
+                 connection_timeout: float = 2, read_timeout: float = 3) -> None:
         self._service = service
         self._container: ContainerClient = service.get_container_client(container_name)
         self._container_ready = False
         self._lock = threading.Lock()
+        self._retries = retries
+        self._connection_timeout = connection_timeout
+        self._read_timeout = read_timeout
 
     @classmethod
     def from_settings(
@@ -77,8 +106,13 @@ class PhotoStore:
         config,
     ) -> PhotoStore:
         options = {key: config.get(key, default) for key, default in CLIENT_DEFAULTS.items()}
+        retries = options["STORAGE_RETRY_TOTAL"]
         client_options = {
-            "retry_total": options["STORAGE_RETRY_TOTAL"],
+            "retry_policy": LinearRetry(
+                backoff=RETRY_BACKOFF_SECONDS,
+                random_jitter_range=RETRY_JITTER_SECONDS,
+                retry_total=retries,
+            ),
             "connection_timeout": options["STORAGE_CONNECTION_TIMEOUT_SECONDS"],
             "read_timeout": options["STORAGE_READ_TIMEOUT_SECONDS"],
             "max_single_get_size": DOWNLOAD_CHUNK_BYTES,
@@ -92,31 +126,70 @@ class PhotoStore:
             service = BlobServiceClient.from_connection_string(
                 settings.connection_string, **client_options
             )
-        return cls(service, settings.container)
+        return cls(
+            service,
+            settings.container,
+            retries=retries,
+            connection_timeout=options["STORAGE_CONNECTION_TIMEOUT_SECONDS"],
+            read_timeout=options["STORAGE_READ_TIMEOUT_SECONDS"],
+        )
 
     def upload(self, data: bytes, extension: str) -> StoredPhoto:
+        """Store the photo; identical bytes already stored are reused (and marked as in use).
+
+        Reusing a blob touches it first, which changes its ETag and modification time: the
+        orphan sweep (webapp/sweep.py) only deletes a blob that is old and unchanged since it
+        listed it, so it cannot remove one a review is about to refer to. If the sweep removed
+        it just before, the touch finds nothing and the photo is uploaded again.
+        """
         self._ensure_container()
         name = photo_name_for(data, extension)
         settings = ContentSettings(
             content_type=CONTENT_TYPES[extension], cache_control=IMMUTABLE_CACHE_CONTROL
         )
-        try:
-            self._container.upload_blob(name, data, overwrite=False, content_settings=settings)
-        except ResourceExistsError:
-            return StoredPhoto(name=name, created=False)
-        return StoredPhoto(name=name, created=True)
+        for _attempt in range(2):
+            try:
+                self._container.upload_blob(
+                    name, data, overwrite=False, content_settings=settings, **self._bounded()
+                )
+            except ResourceExistsError:
+                try:
+                    self._container.get_blob_client(name).set_blob_metadata(
+                        {"reused": "true"}, **self._bounded()
+                    )
+                except ResourceNotFoundError:
+                    continue  # swept between the two calls: upload it again
+                return StoredPhoto(name=name, created=False)
+            return StoredPhoto(name=name, created=True)
+        raise ResourceNotFoundError(f"photo blob {name} vanished while it was being stored")
 
     def download(self, name: str) -> PhotoDownload:
         """Start a streaming download; raises ResourceNotFoundError for an unknown name."""
         extension = name.rsplit(".", 1)[-1]
-        downloader = self._container.download_blob(name)
+        downloader = self._container.download_blob(name, **self._bounded())
         return PhotoDownload(
             content_type=CONTENT_TYPES[extension], size=downloader.size, chunks=downloader.chunks()
         )
 
     def delete(self, name: str) -> None:
         with contextlib.suppress(ResourceNotFoundError):  # already gone is what we want
-            self._container.delete_blob(name)
+            self._container.delete_blob(name, **self._bounded())
+
+    def blobs(self) -> Iterator[StoredBlob]:
+        """Every photo blob with its modification time and ETag (for the orphan sweep)."""
+        for blob in self._container.list_blobs(**self._bounded()):
+            yield StoredBlob(name=blob.name, last_modified=blob.last_modified, etag=blob.etag)
+
+    def delete_if_unchanged(self, blob: StoredBlob) -> bool:
+        """Delete the blob unless it changed (was reused) since listed; True if deleted."""
+        try:
+            self._container.delete_blob(
+                blob.name, etag=blob.etag, match_condition=MatchConditions.IfNotModified,
+                **self._bounded(),
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
 
     def close(self) -> None:
         """Close the pooled HTTP connections (the app normally lives as long as the process)."""
@@ -124,8 +197,31 @@ class PhotoStore:
 
     def check(self) -> None:
         """Raise unless the container is reachable, creating it if missing (readiness view)."""
-        if not self._container.exists():
+        if not self._container.exists(**self._bounded()):
             self._create_container()
+
+    def _bounded(self) -> dict:
+        """Per-call timeouts and retries that fit what is left of the request's budget.
+
+        The SDK applies connection_timeout and read_timeout to each attempt; with the backoff
+        between attempts, the whole call ends before the deadline. Outside a request the
+        client's own settings apply.
+        """
+        left = budget.remaining("Blob Storage")
+        if left is None:
+            return {}
+        retries = self._retries
+        pause = RETRY_BACKOFF_SECONDS + RETRY_JITTER_SECONDS
+        per_attempt = (left - retries * pause) / (retries + 1) - ATTEMPT_OVERHEAD_SECONDS
+        if per_attempt < MIN_ATTEMPT_SECONDS:
+            retries, per_attempt = 0, left - ATTEMPT_OVERHEAD_SECONDS
+        if per_attempt < MIN_ATTEMPT_SECONDS:
+            raise budget.DependencyTimeout("Blob Storage")
+        return {
+            "retry_total": retries,
+            "connection_timeout": min(self._connection_timeout, per_attempt),
+            "read_timeout": min(self._read_timeout, per_attempt),
+        }
 
     def _ensure_container(self) -> None:
         if self._container_ready:
@@ -133,10 +229,10 @@ class PhotoStore:
         with self._lock:
             # exists() first: an identity allowed to write blobs may not be allowed to create
             # containers, and in Azure the infrastructure creates this one.
-            if not self._container.exists():
+            if not self._container.exists(**self._bounded()):
                 self._create_container()
             self._container_ready = True
 
     def _create_container(self) -> None:
         with contextlib.suppress(ResourceExistsError):  # another instance was quicker
-            self._container.create_container()
+            self._container.create_container(**self._bounded())
