@@ -11,12 +11,13 @@ SYS_DEPS  := $(VENV)/.system-deps
 CHECKOV_DEPS := .venv-checkov/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps dev test lint bench package package-lock synth synth-check clean
+.PHONY: help deps dev test lint bench chaos package package-lock synth synth-check clean
 
 help:
 	@echo "make dev      run the site locally on http://127.0.0.1:8000 (PostgreSQL + Azurite included)"
 	@echo "make test     install what is missing and run the whole suite"
 	@echo "make bench    load-test the site under gunicorn and print req/s and p99"
+	@echo "make chaos    restart/pause PostgreSQL and Blob Storage under load; print 503s, slowest answer, recovery"
 	@echo "make package  build the reproducible deploy zip (prints its path last)"
 	@echo "make synth    render every stack offline into snapshots/ (JSON, Markdown, ARM, checkov)"
 	@echo "make synth-check  fail when snapshots/ differs from what the program declares"
@@ -53,6 +54,9 @@ test: deps lint
 
 bench: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
 	$(PY) -m devtools.bench
+
+chaos: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
+	$(PY) -m devtools.chaos
 
 package: $(PY_DEPS)
 	$(PY) -m release.build

@@ -7,14 +7,16 @@ new reviews with and without a photo. After a quiet baseline each fault runs in 
 
 - PostgreSQL restarted (fast shutdown, then start);
 - PostgreSQL paused: every server process SIGSTOPped for the fault time, then SIGCONT;
-- Blob Storage down: Azurite stopped for the fault time, then started again;
+- Blob Storage down: Azurite stopped, started again after the fault time;
 - Blob Storage paused: Azurite SIGSTOPped for the fault time.
 
-Prints one row per phase (requests, 503s, other errors, slowest answer, recovery time: from
-the dependency's return to the end of the last failed answer to a request sent after it) and
-exits 1 when any of these fail: an answer that is neither expected nor a 503, an answer slower
-than the budget, a failure to a request sent later than 2 s after the dependency returned, a
-successful review missing from the database or its photo bytes, a refused review visible.
+Prints one row per phase: requests, 503s, other errors, the slowest answer as the site timed it
+(gunicorn's access log) and as the client saw it, when the dependency itself answered a direct
+request again after the fault ended, and the recovery time: from that moment to the end of the
+last failed answer to a request sent after it. Exits 1 when any of these fail: an answer
+neither expected nor a 503 (or a request without an answer), a site answer slower than the
+budget, a failure to a request sent later than 2 s after the dependency answered again, an
+accepted review missing from the database or its photo bytes, a refused review visible.
 
     .venv/bin/python -m devtools.chaos [--fault-seconds 5] [--clients 12] [--budget 3]
 """
@@ -304,6 +306,8 @@ def faults(postgres: PostgresCluster, azurite: AzuriteServer, seconds: float,
         postgres.start()
 
     def storage_down() -> None:
+        # Stopped (SIGTERM), not killed: Azurite saves its blob index on the way out, as a
+        # real storage account keeps every acknowledged write.
         azurite.stop()
         time.sleep(seconds)
         azurite.start()
