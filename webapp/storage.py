@@ -12,6 +12,7 @@ import hashlib
 import re
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,6 +50,10 @@ MIN_ATTEMPT_SECONDS = 0.1
 # An attempt lasts a little longer than its timeouts (sending the request, the SDK's own work,
 # a busy CPU): each is given this much less than its share of the time left.
 ATTEMPT_OVERHEAD_SECONDS = 0.15
+# Threads that run a request's storage calls so it can stop waiting at its deadline whatever
+# the SDK does inside (the download's own body-read retries sleep a second each). A call left
+# behind still ends by its own timeouts; a photo it uploads late is swept (webapp/sweep.py).
+CALL_THREADS = 32
 # Above this size downloads arrive in chunks of this size instead of one buffer.
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 
@@ -97,6 +102,7 @@ class PhotoStore:
         self._retries = retries
         self._connection_timeout = connection_timeout
         self._read_timeout = read_timeout
+        self._calls = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="blob-storage")
 
     @classmethod
     def from_settings(
@@ -142,7 +148,10 @@ class PhotoStore:
         listed it, so it cannot remove one a review is about to refer to. If the sweep removed
         it just before, the touch finds nothing and the photo is uploaded again.
         """
-        self._ensure_container()
+        return self._within_budget(self._upload, data, extension)
+
+    def _upload(self, data: bytes, extension: str, options: dict) -> StoredPhoto:
+        self._ensure_container(options)
         name = photo_name_for(data, extension)
         settings = ContentSettings(
             content_type=CONTENT_TYPES[extension], cache_control=IMMUTABLE_CACHE_CONTROL
@@ -150,12 +159,12 @@ class PhotoStore:
         for _attempt in range(2):
             try:
                 self._container.upload_blob(
-                    name, data, overwrite=False, content_settings=settings, **self._bounded()
+                    name, data, overwrite=False, content_settings=settings, **options
                 )
             except ResourceExistsError:
                 try:
                     self._container.get_blob_client(name).set_blob_metadata(
-                        {"reused": "true"}, **self._bounded()
+                        {"reused": "true"}, **options
                     )
                 except ResourceNotFoundError:
                     continue  # swept between the two calls: upload it again
@@ -165,15 +174,21 @@ class PhotoStore:
 
     def download(self, name: str) -> PhotoDownload:
         """Start a streaming download; raises ResourceNotFoundError for an unknown name."""
+        return self._within_budget(self._download, name)
+
+    def _download(self, name: str, options: dict) -> PhotoDownload:
         extension = name.rsplit(".", 1)[-1]
-        downloader = self._container.download_blob(name, **self._bounded())
+        downloader = self._container.download_blob(name, **options)
         return PhotoDownload(
             content_type=CONTENT_TYPES[extension], size=downloader.size, chunks=downloader.chunks()
         )
 
     def delete(self, name: str) -> None:
+        self._within_budget(self._delete, name)
+
+    def _delete(self, name: str, options: dict) -> None:
         with contextlib.suppress(ResourceNotFoundError):  # already gone is what we want
-            self._container.delete_blob(name, **self._bounded())
+            self._container.delete_blob(name, **options)
 
     def blobs(self) -> Iterator[StoredBlob]:
         """Every photo blob with its modification time and ETag (for the orphan sweep)."""
@@ -193,23 +208,43 @@ class PhotoStore:
 
     def close(self) -> None:
         """Close the pooled HTTP connections (the app normally lives as long as the process)."""
+        self._calls.shutdown(wait=False)
         self._service.close()
 
     def check(self) -> None:
         """Raise unless the container is reachable, creating it if missing (readiness view)."""
-        if not self._container.exists(**self._bounded()):
-            self._create_container()
+        self._within_budget(self._check)
 
-    def _bounded(self) -> dict:
-        """Per-call timeouts and retries that fit what is left of the request's budget.
+    def _check(self, options: dict) -> None:
+        if not self._container.exists(**options):
+            self._create_container(options)
 
-        The SDK applies connection_timeout and read_timeout to each attempt; with the backoff
-        between attempts, the whole call ends before the deadline. Outside a request the
-        client's own settings apply.
+    def _within_budget(self, call, *args):
+        """Run `call(*args, options=...)`, answering by the request's deadline.
+
+        The call runs on a storage thread while the request waits at most the time left;
+        outside a request it runs here with the client's own settings.
         """
         left = budget.remaining("Blob Storage")
         if left is None:
-            return {}
+            return call(*args, options={})
+        future = self._calls.submit(call, *args, options=self._call_options(left))
+        done, _ = wait([future], timeout=left)
+        if not done:
+            raise budget.DependencyTimeout("Blob Storage")
+        return future.result()
+
+    def _bounded(self) -> dict:
+        """Per-call options for the time left in this request (none outside a request)."""
+        left = budget.remaining("Blob Storage")
+        return {} if left is None else self._call_options(left)
+
+    def _call_options(self, left: float) -> dict:
+        """Per-call timeouts and retries that fit in `left` seconds.
+
+        The SDK applies connection_timeout and read_timeout to each attempt; with the backoff
+        between attempts, the whole call ends before the deadline.
+        """
         retries = self._retries
         pause = RETRY_BACKOFF_SECONDS + RETRY_JITTER_SECONDS
         per_attempt = (left - retries * pause) / (retries + 1) - ATTEMPT_OVERHEAD_SECONDS
@@ -223,16 +258,16 @@ class PhotoStore:
             "read_timeout": min(self._read_timeout, per_attempt),
         }
 
-    def _ensure_container(self) -> None:
+    def _ensure_container(self, options: dict) -> None:
         if self._container_ready:
             return
         with self._lock:
             # exists() first: an identity allowed to write blobs may not be allowed to create
             # containers, and in Azure the infrastructure creates this one.
-            if not self._container.exists(**self._bounded()):
-                self._create_container()
+            if not self._container.exists(**options):
+                self._create_container(options)
             self._container_ready = True
 
-    def _create_container(self) -> None:
+    def _create_container(self, options: dict) -> None:
         with contextlib.suppress(ResourceExistsError):  # another instance was quicker
-            self._container.create_container(**self._bounded())
+            self._container.create_container(**options)
