@@ -190,17 +190,18 @@ class PhotoStore:
         with contextlib.suppress(ResourceNotFoundError):  # already gone is what we want
             self._container.delete_blob(name, **options)
 
+    # The two below serve the orphan sweep, background work outside any request budget.
+
     def blobs(self) -> Iterator[StoredBlob]:
-        """Every photo blob with its modification time and ETag (for the orphan sweep)."""
-        for blob in self._container.list_blobs(**self._bounded()):
+        """Every photo blob with its modification time and ETag."""
+        for blob in self._container.list_blobs():
             yield StoredBlob(name=blob.name, last_modified=blob.last_modified, etag=blob.etag)
 
     def delete_if_unchanged(self, blob: StoredBlob) -> bool:
         """Delete the blob unless it changed (was reused) since listed; True if deleted."""
         try:
             self._container.delete_blob(
-                blob.name, etag=blob.etag, match_condition=MatchConditions.IfNotModified,
-                **self._bounded(),
+                blob.name, etag=blob.etag, match_condition=MatchConditions.IfNotModified
             )
         except (ResourceModifiedError, ResourceNotFoundError):
             return False
@@ -233,11 +234,6 @@ class PhotoStore:
         if not done:
             raise budget.DependencyTimeout("Blob Storage")
         return future.result()
-
-    def _bounded(self) -> dict:
-        """Per-call options for the time left in this request (none outside a request)."""
-        left = budget.remaining("Blob Storage")
-        return {} if left is None else self._call_options(left)
 
     def _call_options(self, left: float) -> dict:
         """Per-call timeouts and retries that fit in `left` seconds.
