@@ -1,9 +1,11 @@
 """The per-request dependency budget: waiting on PostgreSQL or Blob Storage ends in time.
 
-Each request gets a deadline when it starts (REQUEST_BUDGET_SECONDS, minus a reserve to render
-the 503 page). db.py and storage.py size every outbound call to what is left of it; past it,
-DependencyTimeout becomes the 503 page (errors.py). Outside a request (migrations, the photo
-sweep) there is no deadline: only each call's own timeouts apply.
+A request gets its deadline when it first calls PostgreSQL or Blob Storage: REQUEST_BUDGET_SECONDS
+later, minus a reserve to render the 503 page. Reading the visitor's upload and checking the
+photo come before that (a slow phone on a large photo is not a slow dependency). db.py and
+storage.py size every outbound call to what is left; past it, DependencyTimeout becomes the 503
+page (errors.py). Outside a request (migrations, the photo sweep) there is no deadline: only
+each call's own timeouts apply.
 """
 
 from __future__ import annotations
@@ -36,19 +38,17 @@ class DependencyTimeout(Exception):
 
 def init_app(app: Flask, budget_seconds: float) -> None:
     app.config["REQUEST_BUDGET_SECONDS"] = budget_seconds
-    app.before_request(_start_clock)
-
-
-def _start_clock() -> None:
-    budget = current_app.config["REQUEST_BUDGET_SECONDS"]
-    g.dependency_deadline = time.monotonic() + budget - ANSWER_RESERVE_SECONDS
 
 
 def deadline() -> float | None:
-    """The current request's deadline on the monotonic clock, or None outside a request."""
+    """The current request's deadline on the monotonic clock (set by the first call that asks
+    for it), or None outside a request."""
     if not has_request_context():
         return None
-    return g.get("dependency_deadline")
+    if "dependency_deadline" not in g:
+        budget = current_app.config["REQUEST_BUDGET_SECONDS"]
+        g.dependency_deadline = time.monotonic() + budget - ANSWER_RESERVE_SECONDS
+    return g.dependency_deadline
 
 
 def remaining(dependency: str) -> float | None:

@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from devtools.chaos import postgres_pids
 from devtools.services import AzuriteServer, PostgresCluster, free_port
 from webapp import create_app
-from webapp.budget import DependencyTimeout
+from webapp.budget import ANSWER_RESERVE_SECONDS, DependencyTimeout
 from webapp.config import ConfigError, Settings
 from webapp.db import (
     ConnectionWatchdog,
@@ -375,3 +375,14 @@ def test_the_request_budget_defaults_to_a_few_seconds(config):
     assert Settings.from_mapping(config).request_budget_seconds == BUDGET_SECONDS
     assert Settings.from_mapping({**config, "REQUEST_BUDGET_SECONDS": "5"}
                                  ).request_budget_seconds == 5.0
+
+
+def test_the_budget_starts_at_the_first_dependency_call_not_with_the_upload(outage_app):
+    """Reading a large upload from a slow phone and decoding it is not dependency time."""
+    with outage_app.test_request_context("/"):
+        outage_app.preprocess_request()  # CSRF and the form have read the body by now
+        assert "dependency_deadline" not in g
+        time.sleep(0.2)
+        first_call = time.monotonic()
+        get_session().execute(text("SELECT 1"))
+        assert g.dependency_deadline >= first_call + BUDGET_SECONDS - ANSWER_RESERVE_SECONDS
