@@ -75,4 +75,4 @@ def test_the_first_round_waits_a_random_part_of_the_interval():
     sweep_periodically(timeline.sweep, interval=3600, parent_alive=timeline.parent_alive,
                        sleep=timeline.sleep)
     assert 0 <= timeline.sweeps[0] <= 3600
-    assert timeline.sweeps[1] - timeline.sweeps[0] == 3600
+    assert timeline.sweeps[1] - timeline.sweeps[0] == pytest.approx(3600)
