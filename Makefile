@@ -12,12 +12,13 @@ SYS_DEPS  := $(VENV)/.system-deps
 CHECKOV_DEPS := .venv-checkov/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps checkov-deps dev test lint bench package package-lock synth synth-check diff clean
+.PHONY: help deps checkov-deps dev test lint bench chaos package package-lock synth synth-check diff clean
 
 help:
 	@echo "make dev      run the site locally on http://127.0.0.1:8000 (PostgreSQL + Azurite included)"
 	@echo "make test     install what is missing and run the whole suite"
 	@echo "make bench    load-test the site under gunicorn and print req/s and p99"
+	@echo "make chaos    restart/pause PostgreSQL and Blob Storage under load; print 503s, slowest answer, recovery"
 	@echo "make package  build the reproducible deploy zip (prints its path last)"
 	@echo "make synth    render every stack offline into review/snapshots/ (JSON, Markdown, ARM, checkov)"
 	@echo "make synth-check  fail when review/snapshots/ differs from what the program declares"
@@ -57,6 +58,9 @@ test: deps lint
 
 bench: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
 	$(PY) -m devtools.bench
+
+chaos: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
+	$(PY) -m devtools.chaos
 
 package: $(PY_DEPS)
 	$(PY) -m release.build

@@ -20,6 +20,12 @@ DEFAULT_CONTAINER = "photos"
 DEFAULT_MAX_PHOTO_BYTES = 8 * 1024 * 1024
 # How long one process may serve a home page's listing without asking PostgreSQL again.
 DEFAULT_HOME_PAGE_CACHE_SECONDS = 2.0
+# How long a request may wait on PostgreSQL and Blob Storage in all before it gets the 503 page
+# (webapp/budget.py). At least the PostgreSQL connect timeout (libpq's minimum, 2 s) plus the
+# time to answer; at most what a visitor would wait for a page.
+DEFAULT_REQUEST_BUDGET_SECONDS = 3.0
+MIN_REQUEST_BUDGET_SECONDS = 2.5
+MAX_REQUEST_BUDGET_SECONDS = 30.0
 DEFAULT_POSTGRES_PORT = 5432
 DEFAULT_SSLMODE = "require"
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -72,6 +78,7 @@ class Settings:
     max_photo_bytes: int
     appinsights_connection_string: str | None
     home_page_cache_seconds: float
+    request_budget_seconds: float = DEFAULT_REQUEST_BUDGET_SECONDS
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, object]) -> Settings:
@@ -84,6 +91,7 @@ class Settings:
             home_page_cache_seconds=_seconds(
                 env, "HOME_PAGE_CACHE_SECONDS", DEFAULT_HOME_PAGE_CACHE_SECONDS
             ),
+            request_budget_seconds=_request_budget(env),
         )
 
 
@@ -122,6 +130,18 @@ def _seconds(env: Mapping[str, object], name: str, default: float) -> float:
     value = _number(env, name, default, float, "a number of seconds")
     if not 0 <= value < float("inf"):
         raise ConfigError(f"{name} must be zero or a positive number of seconds.")
+    return value
+
+
+def _request_budget(env: Mapping[str, object]) -> float:
+    name = "REQUEST_BUDGET_SECONDS"
+    value = _number(env, name, DEFAULT_REQUEST_BUDGET_SECONDS, float, "a number of seconds")
+    if not MIN_REQUEST_BUDGET_SECONDS <= value <= MAX_REQUEST_BUDGET_SECONDS:
+        raise ConfigError(
+            f"{name} must be between {MIN_REQUEST_BUDGET_SECONDS:g} and "
+            f"{MAX_REQUEST_BUDGET_SECONDS:g} seconds (it must fit PostgreSQL's 2 s connect "
+            "timeout and still be a wait a visitor accepts)."
+        )
     return value
 
 

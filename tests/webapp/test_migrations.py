@@ -15,7 +15,7 @@ from webapp import create_app
 from webapp.db import MIGRATION_LOCK_KEY, get_engine, upgrade_database
 from webapp.models import Base
 
-HEAD = "0001"
+HEAD = "0002"
 SCHEMA_TABLES = {"alembic_version", "restaurants", "reviews"}
 
 
