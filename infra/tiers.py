@@ -4,6 +4,9 @@ basic     Internet -> App Service (B1) -> public data endpoints (Entra only), Ap
 standard  Internet -> App Service (P1v3/S1) + staging slot -> VNet integration subnet ->
           private endpoints (PostgreSQL, Key Vault, Blob) + private DNS; autoscale
 isolated  VNet -> ASE v3 (ILB) -> App Service (I1v2) + staging slot -> private endpoints + DNS
+ingress   (config, standard or isolated) Internet -> Application Gateway WAF_v2 -> the app
+hub       (config, standard or isolated) hub VNet <-> peering <-> VNet; every private DNS zone
+          also linked to the hub
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pulumi
+from pulumi_azure_native import privatedns
 
 from infra import ase as ase_module
 from infra.app import AppService, Hosting, Site, bind_custom_domain, create_app_service
@@ -19,6 +23,8 @@ from infra.context import Context, create_context
 from infra.data import PHOTO_CONTAINER, DataServices, create_data_services
 from infra.db_role import create_database_role
 from infra.deploy import PackageRef, deploy_package
+from infra.gateway import ApplicationGateway, ApplicationGatewayArgs
+from infra.hub import HubConnection, HubConnectionArgs
 from infra.identity import KEY_VAULT_SECRETS_USER, STORAGE_BLOB_DATA_CONTRIBUTOR, grant
 from infra.monitoring import (
     SITE_LOG_CATEGORIES,
@@ -48,7 +54,7 @@ def _foundation(cfg: StackConfig) -> Foundation:
     return Foundation(ctx, create_telemetry(ctx), create_data_services(ctx))
 
 
-def _private_links(base: Foundation, vnet: VirtualNetwork) -> None:
+def _private_links(base: Foundation, vnet: VirtualNetwork) -> dict[str, privatedns.PrivateZone]:
     """PostgreSQL, Key Vault and Blob reachable only through private endpoints in the VNet."""
     ctx, data = base.ctx, base.data
     links = [
@@ -58,6 +64,33 @@ def _private_links(base: Foundation, vnet: VirtualNetwork) -> None:
         private_link(ctx, "blob", data.storage_account, "blob", vnet),
     ]
     base.network_ready += [link.zone_group for link in links]
+    return {key: link.zone for key, link in zip(("postgres", "vault", "blob"), links,
+                                                strict=True)}
+
+
+def _ingress(base: Foundation, vnet: VirtualNetwork, app_host_name: str,
+             after: pulumi.Resource) -> ApplicationGateway | None:
+    """Internet -> WAF -> the app, when config `ingress` is applicationGateway."""
+    if not base.ctx.cfg.has_gateway:
+        return None
+    return ApplicationGateway("ingress", ApplicationGatewayArgs(
+        ctx=base.ctx, vnet_name=vnet.vnet.name, backend_host_name=app_host_name,
+        vault=base.data.vault, workspace_id=base.telemetry.workspace.id,
+        app_service_endpoint=base.ctx.cfg.tier == "standard", after=after))
+
+
+def _hub(base: Foundation, vnet: VirtualNetwork, zones: dict) -> HubConnection | None:
+    if base.ctx.cfg.hub is None:
+        return None
+    return HubConnection("hub", HubConnectionArgs(ctx=base.ctx, vnet=vnet.vnet, zones=zones))
+
+
+def _ingress_outputs(outputs: dict, gateway: ApplicationGateway | None) -> dict:
+    if gateway is not None:
+        # What the site's users open; the app's own URL stays internal (isolated) or closed.
+        outputs["siteUrl"] = gateway.public_url
+        outputs["gatewayPublicIp"] = gateway.public_ip.ip_address
+    return outputs
 
 
 def _grant_site(ctx: Context, data: DataServices, site: Site) -> list[pulumi.Resource]:
@@ -135,22 +168,33 @@ def build_standard(cfg: StackConfig, package: PackageRef) -> dict:
     """P1v3/S1 with VNet integration, private endpoints, staging slot and autoscale."""
     base = _foundation(cfg)
     vnet = create_network(base.ctx)
-    _private_links(base, vnet)
     assert vnet.integration_subnet is not None
-    hosting = Hosting(integration_subnet_id=vnet.integration_subnet.id)
+    zones = _private_links(base, vnet)
+    # The app's default host name; known before the app exists, which admits the gateway.
+    gateway = _ingress(base, vnet, f"{base.ctx.names.web_app}.azurewebsites.net",
+                       after=vnet.integration_subnet)
+    _hub(base, vnet, zones)
+    hosting = Hosting(integration_subnet_id=vnet.integration_subnet.id,
+                      gateway_subnet_id=gateway.subnet.id if gateway else None)
     service = create_app_service(base.ctx, base.data, base.telemetry.connection_string, hosting)
     create_autoscale(base.ctx, service.plan)
     outputs = _finish(base, service, package)
     outputs["vnetName"] = vnet.vnet.name
-    return outputs
+    return _ingress_outputs(outputs, gateway)
 
 
 def build_isolated(cfg: StackConfig, package: PackageRef) -> dict:
     """ASE v3 (internal load balancer) in the VNet, I1v2 plan, private endpoints."""
     base = _foundation(cfg)
     vnet = create_network(base.ctx)
-    _private_links(base, vnet)
+    zones = _private_links(base, vnet)
     environment = ase_module.create_environment(base.ctx, vnet)
+    zones["ase"] = environment.zone
+    names = base.ctx.names
+    # The app's host name on the ASE (the ASE's DNS suffix); known before the app exists.
+    gateway = _ingress(base, vnet, f"{names.web_app}.{names.ase}.appserviceenvironment.net",
+                       after=vnet.ase_subnet)
+    _hub(base, vnet, zones)
     # The deployer reaches the internal SCM site through the ASE's private zone.
     base.network_ready += list(environment.records)
     hosting = Hosting(ase_id=environment.ase.id)
@@ -160,7 +204,7 @@ def build_isolated(cfg: StackConfig, package: PackageRef) -> dict:
     outputs["vnetName"] = vnet.vnet.name
     outputs["aseName"] = environment.ase.name
     outputs["aseInternalIp"] = environment.internal_ip
-    return outputs
+    return _ingress_outputs(outputs, gateway)
 
 
 TIER_BUILDERS = {"basic": build_basic, "standard": build_standard, "isolated": build_isolated}
