@@ -11,15 +11,16 @@ SYS_DEPS  := $(VENV)/.system-deps
 CHECKOV_DEPS := .venv-checkov/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps dev test lint bench package package-lock synth synth-check clean
+.PHONY: help deps checkov-deps dev test lint bench package package-lock synth synth-check diff clean
 
 help:
 	@echo "make dev      run the site locally on http://127.0.0.1:8000 (PostgreSQL + Azurite included)"
 	@echo "make test     install what is missing and run the whole suite"
 	@echo "make bench    load-test the site under gunicorn and print req/s and p99"
 	@echo "make package  build the reproducible deploy zip (prints its path last)"
-	@echo "make synth    render every stack offline into snapshots/ (JSON, Markdown, ARM, checkov)"
-	@echo "make synth-check  fail when snapshots/ differs from what the program declares"
+	@echo "make synth    render every stack offline into review/snapshots/ (JSON, Markdown, ARM, checkov)"
+	@echo "make synth-check  fail when review/snapshots/ differs from what the program declares"
+	@echo "make diff BASE=<git ref>  offline plan (Markdown) from BASE's snapshots to this program"
 
 $(SYS_DEPS): devtools/install-system-deps.sh
 	@mkdir -p $(VENV)
@@ -35,10 +36,12 @@ $(PY_DEPS): requirements.txt webapp/requirements.txt | $(SYS_DEPS)
 $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-$(CHECKOV_DEPS): requirements-checkov.txt | $(SYS_DEPS)
+$(CHECKOV_DEPS): review/requirements-checkov.txt | $(SYS_DEPS)
 	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
-	.venv-checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
+	.venv-checkov/bin/python -m pip install --quiet -r review/requirements-checkov.txt
 	@touch $@
+
+checkov-deps: $(CHECKOV_DEPS)
 
 deps: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS) $(CHECKOV_DEPS)
 
@@ -66,6 +69,12 @@ synth: $(PY_DEPS) $(CHECKOV_DEPS)
 
 synth-check: $(PY_DEPS)
 	$(PY) -m review.synth --check
+
+# The plan compares BASE's committed snapshots with this working tree's program, per stack.
+# STACK=<name> limits it to one stack; OUT=<file> writes the Markdown there instead of stdout.
+BASE ?= $(shell git rev-parse --verify --quiet origin/main >/dev/null && echo origin/main || echo HEAD)
+diff: $(PY_DEPS)
+	@$(PY) -m review.plan --base $(BASE) $(if $(STACK),--stack $(STACK)) $(if $(OUT),--output $(OUT))
 
 clean:
 	rm -rf dist build .pytest_cache .ruff_cache

@@ -1,52 +1,29 @@
-"""The Linux App Service plan, the web app, its staging slot and their app settings."""
+"""The Linux App Service plan, the web app and its staging slot: one Site component each.
+
+A Site carries what makes that app (or slot) servable and safe: its settings, basic-auth
+publishing off, its identity's role assignments and PostgreSQL role, and (for the deploy
+target) the package deployment.
+"""
 
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
-from pulumi_azure_native import web
+from pulumi_azure_native import authorization, web
 from pulumi_command import local
 
 from infra.context import Context
 from infra.data import PHOTO_CONTAINER, DataServices
+from infra.db_role import create_database_role
+from infra.deploy import PackageRef, deploy_package
+from infra.identity import KEY_VAULT_SECRETS_USER, STORAGE_BLOB_DATA_CONTRIBUTOR, grant
 
-STARTUP_COMMAND = "python startup.py"  # the deploy package's entry point (issue 4)
+STARTUP_COMMAND = "python startup.py"  # the deploy package's entry point (release/)
 STAGING_SLOT = "staging"
 # Each slot runs as its own identity, hence its own PostgreSQL role: this must not swap.
 SLOT_STICKY_SETTINGS = ("AZURE_POSTGRESQL_USER",)
-
-
-@dataclass(frozen=True)
-class Site:
-    """The production app or one of its slots: what grants, deploys and diagnostics target."""
-
-    key: str  # "app" or the slot name
-    resource: web.WebApp | web.WebAppSlot
-    slot: str | None
-    database_role: str  # the PostgreSQL role its identity logs in as
-    hardening: tuple[pulumi.Resource, ...]  # basic-auth publishing switched off
-    app_name: pulumi.Output[str]  # the web app's name (for a slot: its parent app's)
-
-    @property
-    def principal_id(self) -> pulumi.Output[str]:
-        return self.resource.identity.apply(lambda identity: identity.principal_id)
-
-    @property
-    def url(self) -> pulumi.Output[str]:
-        return self.resource.default_host_name.apply(lambda host: f"https://{host}")
-
-
-@dataclass(frozen=True)
-class AppService:
-    plan: web.AppServicePlan
-    app: Site
-    staging: Site | None
-
-    @property
-    def sites(self) -> tuple[Site, ...]:
-        return (self.app,) if self.staging is None else (self.app, self.staging)
 
 
 @dataclass(frozen=True)
@@ -59,7 +36,7 @@ class Hosting:
     gateway_subnet_id: pulumi.Output[str] | None = None
 
 
-def create_plan(ctx: Context, hosting: Hosting) -> web.AppServicePlan:
+def create_plan(ctx: Context, hosting: Hosting, parent: pulumi.Resource) -> web.AppServicePlan:
     cfg = ctx.cfg
     return web.AppServicePlan(
         "plan",
@@ -74,7 +51,8 @@ def create_plan(ctx: Context, hosting: Hosting) -> web.AppServicePlan:
         if hosting.ase_id else None,
         tags=ctx.tags,
         # Autoscale owns the instance count once it exists; the next `up` must not reset it.
-        opts=pulumi.ResourceOptions(ignore_changes=["sku.capacity"]) if cfg.has_autoscale else None,
+        opts=pulumi.ResourceOptions(
+            parent=parent, ignore_changes=["sku.capacity"] if cfg.has_autoscale else None),
     )
 
 
@@ -160,101 +138,204 @@ def _site_args(ctx: Context, plan: web.AppServicePlan, settings, hosting: Hostin
     }
 
 
-def _disable_basic_auth(ctx: Context, key: str, app_name, slot: str | None):
-    """Publishing with user/password (FTP and the SCM site) off: deploys use Entra tokens."""
-    created = []
-    for kind, plain, slotted in (("ftp", web.WebAppFtpAllowed, web.WebAppFtpAllowedSlot),
-                                 ("scm", web.WebAppScmAllowed, web.WebAppScmAllowedSlot)):
-        args = {"name": app_name, "resource_group_name": ctx.rg_name, "allow": False}
-        if slot is None:
-            created.append(plain(f"{key}-{kind}-basic-auth", **args))
-        else:
-            created.append(slotted(f"{key}-{kind}-basic-auth", slot=slot, **args))
-    return tuple(created)
+@dataclass(frozen=True)
+class SiteArgs:
+    ctx: Context
+    data: DataServices
+    plan: web.AppServicePlan
+    hosting: Hosting
+    insights_connection_string: pulumi.Input[str]
+    # Private DNS and endpoints the site's first requests (and the deployer) go through.
+    network_ready: tuple[pulumi.Resource, ...]
+    app: web.WebApp | None = None  # for a slot: the production app it belongs to
+    package: PackageRef | None = None  # deployed to this site when set
 
 
-def create_app_service(ctx: Context, data: DataServices, insights_connection_string,
-                       hosting: Hosting) -> AppService:
-    plan = create_plan(ctx, hosting)
-    app_name = ctx.names.web_app
-    app_role = app_name
-    # The settings only name the secret; depending on it keeps the first start from racing it.
-    after_secret = pulumi.ResourceOptions(depends_on=[data.secret_key])
-    app = web.WebApp(
-        "web-app",
-        name=app_name,
-        **_site_args(ctx, plan, app_settings(ctx, data, insights_connection_string, app_role),
-                     hosting),
-        opts=after_secret,
-    )
-    production = Site("app", app, None, app_role,
-                      _disable_basic_auth(ctx, "app", app.name, None), app.name)
-    if not ctx.cfg.has_slot:
-        return AppService(plan, production, None)
-    slot_role = f"{app_name}-{STAGING_SLOT}"
-    slot = web.WebAppSlot(
-        "web-app-staging",
-        name=app.name,
-        slot=STAGING_SLOT,
-        **_site_args(ctx, plan, app_settings(ctx, data, insights_connection_string, slot_role),
-                     hosting),
-        opts=after_secret,
-    )
-    web.WebAppSlotConfigurationNames(
-        "web-app-sticky-settings",
-        name=app.name,
-        resource_group_name=ctx.rg_name,
-        app_setting_names=list(SLOT_STICKY_SETTINGS),
-    )
-    staging = Site(STAGING_SLOT, slot, STAGING_SLOT, slot_role,
-                   _disable_basic_auth(ctx, STAGING_SLOT, app.name, STAGING_SLOT), app.name)
-    return AppService(plan, production, staging)
+class Site(pulumi.ComponentResource):
+    """The production app (name "app") or one of its slots (name = the slot's name), with
+    everything it needs to serve: basic-auth publishing off, its identity's role assignments,
+    its PostgreSQL role and, for the deploy target, the package deployment."""
+
+    key: str
+    resource: web.WebApp | web.WebAppSlot
+    slot: str | None
+    database_role: str  # the PostgreSQL role its identity logs in as
+    hardening: tuple[pulumi.Resource, ...]  # basic-auth publishing switched off
+    app_name: pulumi.Output[str]  # the web app's name (for a slot: its parent app's)
+    grants: tuple[authorization.RoleAssignment, ...]
+    database_role_step: local.Command
+    deployment: local.Command | None
+
+    def __init__(self, name: str, args: SiteArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("restaurant-review:app:Site", name, None, opts)
+        ctx = args.ctx
+        self.key = name
+        self.slot = None if args.app is None else name
+        app_name = ctx.names.web_app
+        self.database_role = app_name if self.slot is None else f"{app_name}-{self.slot}"
+        self.resource = self._web_app(args)
+        self.app_name = self.resource.name if args.app is None else args.app.name
+        self.hardening = self._disable_basic_auth(ctx)
+        self.grants = self._grant(ctx, args.data)
+        network_ready = list(args.network_ready)
+        self.database_role_step = create_database_role(ctx, args.data, self,
+                                                       depends_on=network_ready)
+        self.deployment = None
+        if args.package is not None:
+            self.deployment = deploy_package(
+                ctx, self, args.package,
+                depends_on=[*self.grants, self.database_role_step, *network_ready])
+        self.register_outputs({"siteId": self.resource.id, "principalId": self.principal_id})
+
+    def _web_app(self, args: SiteArgs) -> web.WebApp | web.WebAppSlot:
+        ctx = args.ctx
+        site_args = _site_args(ctx, args.plan, app_settings(
+            ctx, args.data, args.insights_connection_string, self.database_role), args.hosting)
+        # The settings only name the secret; depending on it keeps the first start from racing it.
+        options = pulumi.ResourceOptions(parent=self, depends_on=[args.data.secret_key])
+        if args.app is None:
+            return web.WebApp("web-app", name=ctx.names.web_app, **site_args, opts=options)
+        return web.WebAppSlot(f"web-app-{self.slot}", name=args.app.name, slot=self.slot,
+                              **site_args, opts=options)
+
+    @property
+    def principal_id(self) -> pulumi.Output[str]:
+        return self.resource.identity.apply(lambda identity: identity.principal_id)
+
+    @property
+    def url(self) -> pulumi.Output[str]:
+        return self.resource.default_host_name.apply(lambda host: f"https://{host}")
+
+    def _disable_basic_auth(self, ctx: Context) -> tuple[pulumi.Resource, ...]:
+        """Publishing with user/password (FTP and the SCM site) off: deploys use Entra tokens.
+
+        The policies name the site only through its app's name, so they depend on the site
+        explicitly: a slot's policy must not be written before the slot exists.
+        """
+        created = []
+        options = pulumi.ResourceOptions(parent=self, depends_on=[self.resource])
+        for kind, plain, slotted in (("ftp", web.WebAppFtpAllowed, web.WebAppFtpAllowedSlot),
+                                     ("scm", web.WebAppScmAllowed, web.WebAppScmAllowedSlot)):
+            args = {"name": self.app_name, "resource_group_name": ctx.rg_name, "allow": False}
+            if self.slot is None:
+                created.append(plain(f"{self.key}-{kind}-basic-auth", **args, opts=options))
+            else:
+                created.append(slotted(f"{self.key}-{kind}-basic-auth", slot=self.slot, **args,
+                                       opts=options))
+        return tuple(created)
+
+    def _grant(self, ctx: Context, data: DataServices) -> tuple[authorization.RoleAssignment, ...]:
+        """Least privilege for the site's identity: the photo container and the vault only."""
+        container_key = f"{ctx.names.storage_account}/{PHOTO_CONTAINER}"
+        principal_key = f"{ctx.names.web_app}/{self.key}"
+        return (
+            grant(f"{self.key}-blob-data-contributor", role_id=STORAGE_BLOB_DATA_CONTRIBUTOR,
+                  scope=data.photo_container.id, scope_key=container_key,
+                  principal_id=self.principal_id, principal_key=principal_key,
+                  subscription_id=ctx.subscription_id, parent=self),
+            grant(f"{self.key}-key-vault-secrets-user", role_id=KEY_VAULT_SECRETS_USER,
+                  scope=data.vault.id, scope_key=ctx.names.key_vault,
+                  principal_id=self.principal_id, principal_key=principal_key,
+                  subscription_id=ctx.subscription_id, parent=self),
+        )
 
 
-def bind_custom_domain(ctx: Context, service: AppService) -> local.Command | None:
-    """Seed step 07: hostname binding, free App Service managed certificate, SNI binding.
+@dataclass(frozen=True)
+class AppServiceArgs:
+    ctx: Context
+    data: DataServices
+    insights_connection_string: pulumi.Input[str]
+    package: PackageRef  # deployed to the staging slot when there is one, else to the app
+    hosting: Hosting = field(default_factory=Hosting)
+    network_ready: tuple[pulumi.Resource, ...] = ()
 
-    Needs, before `pulumi up`, a CNAME from the domain to the app's default host name and a TXT
-    record asuid.<domain> holding the `customDomainVerificationId` stack output.
-    """
-    domain = ctx.cfg.custom_domain
-    if domain is None:
-        return None
-    app = service.app.resource
-    binding = web.WebAppHostNameBinding(
-        "custom-domain",
-        name=app.name,
-        host_name=domain,
-        resource_group_name=ctx.rg_name,
-        custom_host_name_dns_record_type="CName",
-        host_name_type="Verified",
-        ssl_state="Disabled",
-        # The SNI step below turns TLS on for this same binding; don't undo it on the next `up`.
-        opts=pulumi.ResourceOptions(ignore_changes=["ssl_state", "thumbprint"]),
-    )
-    certificate = web.Certificate(
-        "custom-domain-certificate",
-        name=f"cert-{domain.replace('.', '-')}",
-        resource_group_name=ctx.rg_name,
-        location=ctx.location,
-        server_farm_id=service.plan.id,
-        canonical_name=domain,  # no pfx/password: App Service issues and renews it
-        tags=ctx.tags,
-        opts=pulumi.ResourceOptions(depends_on=[binding]),
-    )
-    # The managed certificate can only be issued for a host name that is already bound, and ARM
-    # has one binding resource per host name: a second Pulumi resource for it would collide, so
-    # the SNI switch is the CLI's update of that binding.
-    command = pulumi.Output.all(ctx.rg_name, app.name, certificate.thumbprint).apply(
-        lambda values: shlex.join([
-            "az", "webapp", "config", "ssl", "bind", "--resource-group", values[0],
-            "--name", values[1], "--hostname", domain, "--certificate-thumbprint", values[2],
-            "--ssl-type", "SNI",
-        ])
-    )
-    return local.Command(
-        "custom-domain-sni",
-        create=command,
-        triggers=[certificate.thumbprint],
-        opts=pulumi.ResourceOptions(depends_on=[binding, certificate]),
-    )
+
+class AppService(pulumi.ComponentResource):
+    """The Linux plan, the production Site, its staging Site where the tier has slots, the
+    slot-sticky settings and the optional custom domain."""
+
+    plan: web.AppServicePlan
+    app: Site
+    staging: Site | None
+    custom_domain: local.Command | None  # the SNI step, last of the domain's resources
+
+    def __init__(self, name: str, args: AppServiceArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("restaurant-review:app:AppService", name, None, opts)
+        ctx = args.ctx
+        self.plan = create_plan(ctx, args.hosting, parent=self)
+        has_slot = ctx.cfg.has_slot
+
+        def site_args(app: web.WebApp | None, deploy_here: bool) -> SiteArgs:
+            return SiteArgs(ctx, args.data, self.plan, args.hosting,
+                            args.insights_connection_string, args.network_ready, app=app,
+                            package=args.package if deploy_here else None)
+
+        child = pulumi.ResourceOptions(parent=self)
+        self.app = Site("app", site_args(None, deploy_here=not has_slot), child)
+        self.staging = None
+        if has_slot:
+            app = self.app.resource
+            self.staging = Site(STAGING_SLOT, site_args(app, deploy_here=True), child)
+            web.WebAppSlotConfigurationNames(
+                "web-app-sticky-settings",
+                name=app.name,
+                resource_group_name=ctx.rg_name,
+                app_setting_names=list(SLOT_STICKY_SETTINGS),
+                opts=child,
+            )
+        self.custom_domain = self._bind_custom_domain(ctx)
+        self.register_outputs({"planId": self.plan.id, "appUrl": self.app.url})
+
+    @property
+    def sites(self) -> tuple[Site, ...]:
+        return (self.app,) if self.staging is None else (self.app, self.staging)
+
+    def _bind_custom_domain(self, ctx: Context) -> local.Command | None:
+        """Seed step 07: hostname binding, free App Service managed certificate, SNI binding.
+
+        Needs, before `pulumi up`, a CNAME from the domain to the app's default host name and a
+        TXT record asuid.<domain> holding the `customDomainVerificationId` stack output.
+        """
+        domain = ctx.cfg.custom_domain
+        if domain is None:
+            return None
+        app = self.app.resource
+        binding = web.WebAppHostNameBinding(
+            "custom-domain",
+            name=app.name,
+            host_name=domain,
+            resource_group_name=ctx.rg_name,
+            custom_host_name_dns_record_type="CName",
+            host_name_type="Verified",
+            ssl_state="Disabled",
+            # The SNI step below turns TLS on for this same binding; don't undo it next `up`.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ssl_state", "thumbprint"]),
+        )
+        certificate = web.Certificate(
+            "custom-domain-certificate",
+            name=f"cert-{domain.replace('.', '-')}",
+            resource_group_name=ctx.rg_name,
+            location=ctx.location,
+            server_farm_id=self.plan.id,
+            canonical_name=domain,  # no pfx/password: App Service issues and renews it
+            tags=ctx.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[binding]),
+        )
+        # The managed certificate can only be issued for a host name that is already bound, and
+        # ARM has one binding resource per host name: a second Pulumi resource for it would
+        # collide, so the SNI switch is the CLI's update of that binding.
+        command = pulumi.Output.all(ctx.rg_name, app.name, certificate.thumbprint).apply(
+            lambda values: shlex.join([
+                "az", "webapp", "config", "ssl", "bind", "--resource-group", values[0],
+                "--name", values[1], "--hostname", domain, "--certificate-thumbprint", values[2],
+                "--ssl-type", "SNI",
+            ])
+        )
+        return local.Command(
+            "custom-domain-sni",
+            create=command,
+            triggers=[certificate.thumbprint],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[binding, certificate]),
+        )

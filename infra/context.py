@@ -31,7 +31,8 @@ class Context:
     def tags(self) -> dict[str, str]:
         return {"project": "restaurant-review", "stack": self.cfg.stack, "tier": self.cfg.tier}
 
-    def stateful(self, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+    def stateful(self, *depends_on: pulumi.Resource,
+                 parent: pulumi.Resource | None = None) -> pulumi.ResourceOptions:
         """Options for resources that hold data: protected and retained outside dev.
 
         `protect` stops `pulumi destroy` and replacements; `retain_on_delete` keeps the Azure
@@ -39,7 +40,8 @@ class Context:
         """
         keep = self.cfg.is_production
         return pulumi.ResourceOptions(
-            protect=keep, retain_on_delete=keep, depends_on=list(depends_on) or None
+            protect=keep, retain_on_delete=keep, depends_on=list(depends_on) or None,
+            parent=parent,
         )
 
 

@@ -19,38 +19,12 @@ SECRET_KEY_NAME = "flask-secret-key"  # noqa: S105 - a name, not a value
 AZURE_SERVICES_RULE = "AllowAllAzureServicesAndResourcesWithinAzureIps"
 
 
-@dataclass(frozen=True)
-class DataServices:
-    storage_account: storage.StorageAccount
-    photo_container: storage.BlobContainer
-    vault: keyvault.Vault
-    secret_key: keyvault.Secret
-    postgres: dbforpostgresql.Server
-    database: dbforpostgresql.Database
-    postgres_admin: dbforpostgresql.AdministratorsMicrosoftEntra
-    # Everything that must exist before the server accepts the SQL step (admin, TLS, firewall).
-    postgres_ready: list[pulumi.Resource]
-
-    @property
-    def blob_endpoint(self) -> pulumi.Output[str]:
-        # The app wants the bare account URL, without the trailing slash ARM reports.
-        return self.storage_account.primary_endpoints.blob.apply(lambda url: url.rstrip("/"))
-
-    @property
-    def secret_key_reference(self) -> pulumi.Output[str]:
-        # Built from the vault URI, not the Secret's outputs: those are secret because its
-        # `properties` input is, and would seal every app setting next to this one.
-        # Versionless URI: App Service picks up a rotated secret without a settings change.
-        return self.vault.properties.vault_uri.apply(
-            lambda uri: f"@Microsoft.KeyVault(SecretUri={uri}secrets/{SECRET_KEY_NAME})"
-        )
-
-
 def _public_access(ctx: Context) -> str:
     return "Disabled" if ctx.cfg.has_vnet else "Enabled"
 
 
-def create_storage(ctx: Context) -> tuple[storage.StorageAccount, storage.BlobContainer]:
+def create_storage(ctx: Context, parent: pulumi.Resource,
+                   ) -> tuple[storage.StorageAccount, storage.BlobContainer]:
     production = ctx.cfg.is_production
     account = storage.StorageAccount(
         "storage",
@@ -74,7 +48,7 @@ def create_storage(ctx: Context) -> tuple[storage.StorageAccount, storage.BlobCo
             default_action="Deny" if ctx.cfg.has_vnet else "Allow", bypass="AzureServices"
         ),
         tags=ctx.tags,
-        opts=ctx.stateful(),
+        opts=ctx.stateful(parent=parent),
     )
     retention = storage.DeleteRetentionPolicyArgs(enabled=True, days=30 if production else 7)
     blob_service = storage.BlobServiceProperties(
@@ -85,6 +59,7 @@ def create_storage(ctx: Context) -> tuple[storage.StorageAccount, storage.BlobCo
         delete_retention_policy=retention,
         container_delete_retention_policy=retention,
         is_versioning_enabled=production,
+        opts=pulumi.ResourceOptions(parent=parent),
     )
     container = storage.BlobContainer(
         "photo-container",
@@ -92,12 +67,13 @@ def create_storage(ctx: Context) -> tuple[storage.StorageAccount, storage.BlobCo
         account_name=account.name,
         resource_group_name=ctx.rg_name,
         public_access="None",
-        opts=ctx.stateful(blob_service),
+        opts=ctx.stateful(blob_service, parent=parent),
     )
     return account, container
 
 
-def create_key_vault(ctx: Context) -> tuple[keyvault.Vault, keyvault.Secret]:
+def create_key_vault(ctx: Context, parent: pulumi.Resource,
+                     ) -> tuple[keyvault.Vault, keyvault.Secret]:
     production = ctx.cfg.is_production
     vault = keyvault.Vault(
         "key-vault",
@@ -118,9 +94,10 @@ def create_key_vault(ctx: Context) -> tuple[keyvault.Vault, keyvault.Secret]:
             ),
         ),
         tags=ctx.tags,
-        opts=ctx.stateful(),
+        opts=ctx.stateful(parent=parent),
     )
-    secret_value = random.RandomPassword("flask-secret-key", length=64, special=False)
+    secret_value = random.RandomPassword("flask-secret-key", length=64, special=False,
+                                         opts=pulumi.ResourceOptions(parent=parent))
     # Written through ARM (control plane), so the deployer needs no data-plane role on the vault.
     secret = keyvault.Secret(
         "flask-secret-key",
@@ -131,12 +108,12 @@ def create_key_vault(ctx: Context) -> tuple[keyvault.Vault, keyvault.Secret]:
         # that, and nothing should depend on it to keep the key out of plain text.
         properties=keyvault.SecretPropertiesArgs(value=pulumi.Output.secret(secret_value.result),
                                                  content_type="text/plain"),
-        opts=ctx.stateful(),
+        opts=ctx.stateful(parent=parent),
     )
     return vault, secret
 
 
-def _postgres_server(ctx: Context) -> dbforpostgresql.Server:
+def _postgres_server(ctx: Context, parent: pulumi.Resource) -> dbforpostgresql.Server:
     cfg = ctx.cfg
     return dbforpostgresql.Server(
         "postgres",
@@ -164,11 +141,13 @@ def _postgres_server(ctx: Context) -> dbforpostgresql.Server:
         network=dbforpostgresql.NetworkArgs(public_network_access=_public_access(ctx)),
         create_mode="Create",
         tags=ctx.tags,
-        opts=ctx.stateful(),
+        opts=ctx.stateful(parent=parent),
     )
 
 
-def _server_setting(ctx, server, name, value, after) -> dbforpostgresql.Configuration:
+def _server_setting(ctx: Context, server: dbforpostgresql.Server, name: str, value: str,
+                    after: pulumi.Resource, parent: pulumi.Resource,
+                    ) -> dbforpostgresql.Configuration:
     return dbforpostgresql.Configuration(
         f"postgres-{name.replace('_', '-')}",
         configuration_name=name,
@@ -177,11 +156,12 @@ def _server_setting(ctx, server, name, value, after) -> dbforpostgresql.Configur
         value=value,
         source="user-override",
         # A flexible server applies one change at a time; chain them to avoid ServerBusy.
-        opts=pulumi.ResourceOptions(depends_on=[after]),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[after]),
     )
 
 
-def _dev_firewall(ctx: Context, server, after) -> list[pulumi.Resource]:
+def _dev_firewall(ctx: Context, server: dbforpostgresql.Server, after: pulumi.Resource,
+                  parent: pulumi.Resource) -> list[pulumi.Resource]:
     """Basic tier only: Azure services (the web app) and optionally the deployer's address."""
     rules = [("azure-services", AZURE_SERVICES_RULE, "0.0.0.0")]  # noqa: S104 - ARM's marker
     if ctx.cfg.deployer_ip_address:
@@ -195,16 +175,17 @@ def _dev_firewall(ctx: Context, server, after) -> list[pulumi.Resource]:
             resource_group_name=ctx.rg_name,
             start_ip_address=address,
             end_ip_address=address,
-            opts=pulumi.ResourceOptions(depends_on=[after]),
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[after]),
         )
         created.append(after)
     return created
 
 
-def create_postgres(ctx: Context) -> tuple[dbforpostgresql.Server, dbforpostgresql.Database,
-                                           dbforpostgresql.AdministratorsMicrosoftEntra,
-                                           list[pulumi.Resource]]:
-    server = _postgres_server(ctx)
+def create_postgres(ctx: Context, parent: pulumi.Resource,
+                    ) -> tuple[dbforpostgresql.Server, dbforpostgresql.Database,
+                               dbforpostgresql.AdministratorsMicrosoftEntra,
+                               list[pulumi.Resource]]:
+    server = _postgres_server(ctx, parent)
     admin_cfg = ctx.cfg.postgres_admin
     admin = dbforpostgresql.AdministratorsMicrosoftEntra(
         "postgres-entra-admin",
@@ -214,6 +195,7 @@ def create_postgres(ctx: Context) -> tuple[dbforpostgresql.Server, dbforpostgres
         tenant_id=ctx.tenant_id,
         server_name=server.name,
         resource_group_name=ctx.rg_name,
+        opts=pulumi.ResourceOptions(parent=parent),
     )
     database = dbforpostgresql.Database(
         "postgres-database",
@@ -222,18 +204,59 @@ def create_postgres(ctx: Context) -> tuple[dbforpostgresql.Server, dbforpostgres
         resource_group_name=ctx.rg_name,
         charset="UTF8",
         collation="en_US.utf8",
-        opts=ctx.stateful(admin),
+        opts=ctx.stateful(admin, parent=parent),
     )
-    tls = _server_setting(ctx, server, "require_secure_transport", "on", database)
-    tls_version = _server_setting(ctx, server, "ssl_min_protocol_version", "TLSv1.2", tls)
+    tls = _server_setting(ctx, server, "require_secure_transport", "on", database, parent)
+    tls_version = _server_setting(ctx, server, "ssl_min_protocol_version", "TLSv1.2", tls,
+                                  parent)
     ready: list[pulumi.Resource] = [admin, database, tls, tls_version]
     if not ctx.cfg.has_vnet:
-        ready += _dev_firewall(ctx, server, tls_version)
+        ready += _dev_firewall(ctx, server, tls_version, parent)
     return server, database, admin, ready
 
 
-def create_data_services(ctx: Context) -> DataServices:
-    account, container = create_storage(ctx)
-    vault, secret = create_key_vault(ctx)
-    server, database, admin, ready = create_postgres(ctx)
-    return DataServices(account, container, vault, secret, server, database, admin, ready)
+@dataclass(frozen=True)
+class DataServicesArgs:
+    ctx: Context
+
+
+class DataServices(pulumi.ComponentResource):
+    """Photo storage, the Key Vault holding SECRET_KEY, and PostgreSQL with its database."""
+
+    storage_account: storage.StorageAccount
+    photo_container: storage.BlobContainer
+    vault: keyvault.Vault
+    secret_key: keyvault.Secret
+    postgres: dbforpostgresql.Server
+    database: dbforpostgresql.Database
+    postgres_admin: dbforpostgresql.AdministratorsMicrosoftEntra
+    # Everything that must exist before the server accepts the SQL step (admin, TLS, firewall).
+    postgres_ready: list[pulumi.Resource]
+
+    def __init__(self, name: str, args: DataServicesArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("restaurant-review:data:DataServices", name, None, opts)
+        ctx = args.ctx
+        self.storage_account, self.photo_container = create_storage(ctx, self)
+        self.vault, self.secret_key = create_key_vault(ctx, self)
+        self.postgres, self.database, self.postgres_admin, self.postgres_ready = (
+            create_postgres(ctx, self))
+        self.register_outputs({
+            "storageAccountId": self.storage_account.id,
+            "keyVaultId": self.vault.id,
+            "postgresServerId": self.postgres.id,
+        })
+
+    @property
+    def blob_endpoint(self) -> pulumi.Output[str]:
+        # The app wants the bare account URL, without the trailing slash ARM reports.
+        return self.storage_account.primary_endpoints.blob.apply(lambda url: url.rstrip("/"))
+
+    @property
+    def secret_key_reference(self) -> pulumi.Output[str]:
+        # Built from the vault URI, not the Secret's outputs: those are secret because its
+        # `properties` input is, and would seal every app setting next to this one.
+        # Versionless URI: App Service picks up a rotated secret without a settings change.
+        return self.vault.properties.vault_uri.apply(
+            lambda uri: f"@Microsoft.KeyVault(SecretUri={uri}secrets/{SECRET_KEY_NAME})"
+        )

@@ -15,13 +15,16 @@ from __future__ import annotations
 import hashlib
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pulumi
 from pulumi_command import local
 
-from infra.app import Site
 from infra.context import Context
 from infra.data import DataServices
+
+if TYPE_CHECKING:  # infra.app builds this step inside each Site
+    from infra.app import Site
 
 SQL_SCRIPT = Path(__file__).resolve().parent / "sql" / "app_role.sql"
 # Shell substitution run on the deployer, so no token is ever stored in the command.
@@ -44,6 +47,7 @@ def psql_command(role: str, object_id: str, owner: str, database: str) -> str:
 
 def create_database_role(ctx: Context, data: DataServices, site: Site,
                          depends_on: list[pulumi.Resource]) -> local.Command:
+    """The SQL step for `site`'s identity, created as a child of the site."""
     script = SQL_SCRIPT.read_text(encoding="utf-8")
     command = site.principal_id.apply(
         lambda object_id: psql_command(site.database_role, object_id, owner_role(ctx),
@@ -62,5 +66,5 @@ def create_database_role(ctx: Context, data: DataServices, site: Site,
         # A new identity (app or slot recreated) or a changed script reruns the step.
         triggers=[site.principal_id, site.database_role,
                   hashlib.sha256(script.encode()).hexdigest()],
-        opts=pulumi.ResourceOptions(depends_on=[*data.postgres_ready, *depends_on]),
+        opts=pulumi.ResourceOptions(parent=site, depends_on=[*data.postgres_ready, *depends_on]),
     )

@@ -11,13 +11,16 @@ import hashlib
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pulumi
 from pulumi_command import local
 
-from infra.app import Site
 from infra.config import StackConfig
 from infra.context import Context
+
+if TYPE_CHECKING:  # infra.app deploys the package from inside the Site it targets
+    from infra.app import Site
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,7 +71,8 @@ def deploy_command(resource_group: str, app_name: str, slot: str | None, subscri
 
 def deploy_package(ctx: Context, site: Site, package: PackageRef,
                    depends_on: list[pulumi.Resource]) -> local.Command:
-    """Deploys to `site`; depends_on carries what must exist first (role assignments, DB role)."""
+    """Deploys to `site` (a child of it); depends_on carries what must exist first (role
+    assignments, DB role)."""
     command = pulumi.Output.all(ctx.rg_name, site.app_name, ctx.subscription_id).apply(
         lambda values: deploy_command(values[0], values[1], site.slot, values[2], package.path)
     )
@@ -77,5 +81,6 @@ def deploy_package(ctx: Context, site: Site, package: PackageRef,
         create=command,
         # The package hash is what makes a new deploy; the site id redeploys into a replaced app.
         triggers=[package.sha256, site.resource.id],
-        opts=pulumi.ResourceOptions(depends_on=[site.resource, *site.hardening, *depends_on]),
+        opts=pulumi.ResourceOptions(parent=site,
+                                    depends_on=[site.resource, *site.hardening, *depends_on]),
     )

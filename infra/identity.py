@@ -36,6 +36,7 @@ def grant(
     principal_id: pulumi.Output[str],
     principal_key: str,
     subscription_id: pulumi.Output[str],
+    parent: pulumi.Resource,
 ) -> authorization.RoleAssignment:
     return authorization.RoleAssignment(
         logical_name,
@@ -49,5 +50,5 @@ def grant(
             lambda sub: f"/subscriptions/{sub}/providers/Microsoft.Authorization/"
             f"roleDefinitions/{role_id}"
         ),
-        opts=pulumi.ResourceOptions(delete_before_replace=True),
+        opts=pulumi.ResourceOptions(parent=parent, delete_before_replace=True),
     )

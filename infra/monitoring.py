@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
 from pulumi_azure_native import applicationinsights, monitor, operationalinsights, web
 
 from infra.context import Context
+from infra.data import DataServices
+
+if TYPE_CHECKING:  # the app's settings read Telemetry, Monitoring watches the app
+    from infra.app import AppService
 
 SITE_LOG_CATEGORIES = ("AppServiceHTTPLogs", "AppServiceConsoleLogs", "AppServiceAppLogs")
-
-
-@dataclass(frozen=True)
-class Telemetry:
-    workspace: operationalinsights.Workspace
-    insights: applicationinsights.Component
-
-    @property
-    def connection_string(self) -> pulumi.Output[str]:
-        return self.insights.connection_string
 
 
 @dataclass(frozen=True)
@@ -43,32 +38,54 @@ ALERTS = (
 )
 
 
-def create_telemetry(ctx: Context) -> Telemetry:
-    workspace = operationalinsights.Workspace(
-        "log-analytics",
-        workspace_name=ctx.names.log_workspace,
-        resource_group_name=ctx.rg_name,
-        location=ctx.location,
-        sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
-        retention_in_days=ctx.cfg.log_retention_days,
-        tags=ctx.tags,
-    )
-    insights = applicationinsights.Component(
-        "app-insights",
-        resource_name_=ctx.names.app_insights,
-        resource_group_name=ctx.rg_name,
-        location=ctx.location,
-        kind="web",
-        application_type="web",
-        workspace_resource_id=workspace.id,
-        ingestion_mode="LogAnalytics",
-        tags=ctx.tags,
-    )
-    return Telemetry(workspace, insights)
+@dataclass(frozen=True)
+class TelemetryArgs:
+    ctx: Context
+
+
+class Telemetry(pulumi.ComponentResource):
+    """Log Analytics and the workspace-based Application Insights the app reports to."""
+
+    workspace: operationalinsights.Workspace
+    insights: applicationinsights.Component
+
+    def __init__(self, name: str, args: TelemetryArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("restaurant-review:monitoring:Telemetry", name, None, opts)
+        ctx = args.ctx
+        self.workspace = operationalinsights.Workspace(
+            "log-analytics",
+            workspace_name=ctx.names.log_workspace,
+            resource_group_name=ctx.rg_name,
+            location=ctx.location,
+            sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
+            retention_in_days=ctx.cfg.log_retention_days,
+            tags=ctx.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.insights = applicationinsights.Component(
+            "app-insights",
+            resource_name_=ctx.names.app_insights,
+            resource_group_name=ctx.rg_name,
+            location=ctx.location,
+            kind="web",
+            application_type="web",
+            workspace_resource_id=self.workspace.id,
+            ingestion_mode="LogAnalytics",
+            tags=ctx.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"workspaceId": self.workspace.id,
+                               "insightsId": self.insights.id})
+
+    @property
+    def connection_string(self) -> pulumi.Output[str]:
+        return self.insights.connection_string
 
 
 def diagnostics(ctx: Context, key: str, resource_uri: pulumi.Output[str], telemetry: Telemetry,
-                categories: tuple[str, ...] = (), category_group: str | None = None,
+                parent: pulumi.Resource, categories: tuple[str, ...] = (),
+                category_group: str | None = None,
                 metrics: bool = True) -> monitor.DiagnosticSetting:
     logs = [monitor.DiagnosticsLogSettingsArgs(category=c, enabled=True) for c in categories]
     if category_group:
@@ -83,10 +100,12 @@ def diagnostics(ctx: Context, key: str, resource_uri: pulumi.Output[str], teleme
         logs=logs,
         metrics=[monitor.DiagnosticsMetricSettingsArgs(category="AllMetrics", enabled=True)]
         if metrics else None,
+        opts=pulumi.ResourceOptions(parent=parent),
     )
 
 
-def create_alerts(ctx: Context, app: web.WebApp) -> list[monitor.MetricAlert]:
+def create_alerts(ctx: Context, app: web.WebApp,
+                  parent: pulumi.Resource) -> list[monitor.MetricAlert]:
     group = monitor.ActionGroup(
         "alerts-action-group",
         action_group_name=f"ag-{ctx.names.base}",
@@ -97,12 +116,13 @@ def create_alerts(ctx: Context, app: web.WebApp) -> list[monitor.MetricAlert]:
         email_receivers=[monitor.MicrosoftCommonEmailReceiverArgs(
             name="on-call", email_address=ctx.cfg.alert_email, use_common_alert_schema=True)],
         tags=ctx.tags,
+        opts=pulumi.ResourceOptions(parent=parent),
     )
-    return [_metric_alert(ctx, app, group, alert) for alert in ALERTS]
+    return [_metric_alert(ctx, app, group, alert, parent) for alert in ALERTS]
 
 
-def _metric_alert(ctx: Context, app: web.WebApp, group: monitor.ActionGroup,
-                  alert: Alert) -> monitor.MetricAlert:
+def _metric_alert(ctx: Context, app: web.WebApp, group: monitor.ActionGroup, alert: Alert,
+                  parent: pulumi.Resource) -> monitor.MetricAlert:
     return monitor.MetricAlert(
         f"alert-{alert.key}",
         rule_name=f"alert-{ctx.names.base}-{alert.key}",
@@ -129,6 +149,7 @@ def _metric_alert(ctx: Context, app: web.WebApp, group: monitor.ActionGroup,
         ),
         actions=[monitor.MetricAlertActionArgs(action_group_id=group.id)],
         tags=ctx.tags,
+        opts=pulumi.ResourceOptions(parent=parent),
     )
 
 
@@ -150,7 +171,8 @@ def _cpu_rule(plan_id, operator: str, threshold: float, direction: str, window: 
     )
 
 
-def create_autoscale(ctx: Context, plan: web.AppServicePlan) -> monitor.AutoscaleSetting:
+def create_autoscale(ctx: Context, plan: web.AppServicePlan,
+                     parent: pulumi.Resource) -> monitor.AutoscaleSetting:
     cfg = ctx.cfg
     return monitor.AutoscaleSetting(
         "autoscale",
@@ -171,4 +193,36 @@ def create_autoscale(ctx: Context, plan: web.AppServicePlan) -> monitor.Autoscal
             ],
         )],
         tags=ctx.tags,
+        opts=pulumi.ResourceOptions(parent=parent),
     )
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    ctx: Context
+    telemetry: Telemetry
+    data: DataServices
+    service: AppService
+
+
+class Monitoring(pulumi.ComponentResource):
+    """What watches the running app: diagnostic settings into the workspace, metric alerts on
+    the production app and, on the tiers that have it, CPU autoscale of the plan."""
+
+    alerts: list[monitor.MetricAlert]
+    autoscale: monitor.AutoscaleSetting | None
+
+    def __init__(self, name: str, args: MonitoringArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("restaurant-review:monitoring:Monitoring", name, None, opts)
+        ctx, telemetry, data, service = args.ctx, args.telemetry, args.data, args.service
+        for site in service.sites:
+            diagnostics(ctx, f"site-{site.key}", site.resource.id, telemetry, self,
+                        SITE_LOG_CATEGORIES)
+        diagnostics(ctx, "key-vault", data.vault.id, telemetry, self, category_group="audit")
+        diagnostics(ctx, "postgres", data.postgres.id, telemetry, self,
+                    category_group="allLogs")
+        self.alerts = create_alerts(ctx, service.app.resource, self)
+        self.autoscale = (create_autoscale(ctx, service.plan, self)
+                          if ctx.cfg.has_autoscale else None)
+        self.register_outputs({"alertIds": [alert.id for alert in self.alerts]})

@@ -10,14 +10,6 @@ from pulumi_azure_native import network
 from infra.context import Context
 
 
-@dataclass(frozen=True)
-class VirtualNetwork:
-    vnet: network.VirtualNetwork
-    private_endpoint_subnet: network.Subnet
-    integration_subnet: network.Subnet | None  # standard: regional VNet integration
-    ase_subnet: network.Subnet | None  # isolated: the ASE v3 lives here
-
-
 def _allow_from_vnet(name: str, priority: int, ports: list[str]) -> network.SecurityRuleArgs:
     return network.SecurityRuleArgs(
         name=name,
@@ -63,7 +55,8 @@ def _ase_rules() -> list[network.SecurityRuleArgs]:
     ]
 
 
-def _nsg(ctx: Context, role: str, rules: list[network.SecurityRuleArgs]):
+def _nsg(ctx: Context, role: str, rules: list[network.SecurityRuleArgs],
+         parent: pulumi.Resource) -> network.NetworkSecurityGroup:
     return network.NetworkSecurityGroup(
         f"nsg-{role}",
         network_security_group_name=f"nsg-{ctx.names.base}-{role}",
@@ -71,46 +64,71 @@ def _nsg(ctx: Context, role: str, rules: list[network.SecurityRuleArgs]):
         location=ctx.location,
         security_rules=rules,
         tags=ctx.tags,
+        opts=pulumi.ResourceOptions(parent=parent),
     )
 
 
-def _subnet(ctx, vnet, role, prefix, rules, delegation=None, after=None) -> network.Subnet:
-    nsg = _nsg(ctx, role, rules)
-    return network.Subnet(
-        f"snet-{role}",
-        subnet_name=f"snet-{role}",
-        resource_group_name=ctx.rg_name,
-        virtual_network_name=vnet.name,
-        address_prefix=prefix,
-        network_security_group=network.NetworkSecurityGroupArgs(id=nsg.id),
-        delegations=[network.DelegationArgs(name=delegation, service_name=delegation)]
-        if delegation else None,
-        # NSGs apply to private endpoints only when the subnet's network policies are enabled.
-        private_endpoint_network_policies="Enabled",
-        # Azure serialises writes to one VNet; chaining subnets avoids AnotherOperationInProgress.
-        opts=pulumi.ResourceOptions(depends_on=[after] if after else None),
-    )
+@dataclass(frozen=True)
+class VirtualNetworkArgs:
+    ctx: Context
 
 
-def create_network(ctx: Context) -> VirtualNetwork:
-    net = ctx.cfg.network
-    assert net is not None, "create_network is only called for tiers with a VNet"
-    vnet = network.VirtualNetwork(
-        "vnet",
-        virtual_network_name=ctx.names.vnet,
-        resource_group_name=ctx.rg_name,
-        location=ctx.location,
-        address_space=network.AddressSpaceArgs(address_prefixes=[net.address_space]),
-        tags=ctx.tags,
-        # Subnets are separate resources; without this the VNet would try to own them too.
-        opts=pulumi.ResourceOptions(ignore_changes=["subnets"]),
-    )
-    pe_subnet = _subnet(ctx, vnet, "private-endpoints", net.private_endpoint_subnet,
-                        _private_endpoint_rules())
-    if ctx.cfg.tier == "isolated":
-        ase_subnet = _subnet(ctx, vnet, "ase", net.ase_subnet, _ase_rules(),
-                             delegation="Microsoft.Web/hostingEnvironments", after=pe_subnet)
-        return VirtualNetwork(vnet, pe_subnet, None, ase_subnet)
-    integration = _subnet(ctx, vnet, "app-integration", net.integration_subnet, [],
-                          delegation="Microsoft.Web/serverFarms", after=pe_subnet)
-    return VirtualNetwork(vnet, pe_subnet, integration, None)
+class VirtualNetwork(pulumi.ComponentResource):
+    """The VNet and its subnets: private endpoints, plus app integration (standard) or the ASE
+    (isolated), each subnet behind its own NSG."""
+
+    vnet: network.VirtualNetwork
+    private_endpoint_subnet: network.Subnet
+    integration_subnet: network.Subnet | None  # standard: regional VNet integration
+    ase_subnet: network.Subnet | None  # isolated: the ASE v3 lives here
+
+    def __init__(self, name: str, args: VirtualNetworkArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("restaurant-review:network:VirtualNetwork", name, None, opts)
+        ctx = args.ctx
+        net = ctx.cfg.network
+        assert net is not None, "VirtualNetwork is only built for tiers with a VNet"
+        self.vnet = network.VirtualNetwork(
+            "vnet",
+            virtual_network_name=ctx.names.vnet,
+            resource_group_name=ctx.rg_name,
+            location=ctx.location,
+            address_space=network.AddressSpaceArgs(address_prefixes=[net.address_space]),
+            tags=ctx.tags,
+            # Subnets are separate resources; without this the VNet would try to own them too.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["subnets"]),
+        )
+        self.private_endpoint_subnet = self._subnet(
+            ctx, "private-endpoints", net.private_endpoint_subnet, _private_endpoint_rules())
+        self.integration_subnet = None
+        self.ase_subnet = None
+        if ctx.cfg.tier == "isolated":
+            self.ase_subnet = self._subnet(
+                ctx, "ase", net.ase_subnet, _ase_rules(),
+                delegation="Microsoft.Web/hostingEnvironments",
+                after=self.private_endpoint_subnet)
+        else:
+            self.integration_subnet = self._subnet(
+                ctx, "app-integration", net.integration_subnet, [],
+                delegation="Microsoft.Web/serverFarms", after=self.private_endpoint_subnet)
+        self.register_outputs({"vnetId": self.vnet.id})
+
+    def _subnet(self, ctx: Context, role: str, prefix: str,
+                rules: list[network.SecurityRuleArgs], delegation: str | None = None,
+                after: network.Subnet | None = None) -> network.Subnet:
+        nsg = _nsg(ctx, role, rules, parent=self)
+        return network.Subnet(
+            f"snet-{role}",
+            subnet_name=f"snet-{role}",
+            resource_group_name=ctx.rg_name,
+            virtual_network_name=self.vnet.name,
+            address_prefix=prefix,
+            network_security_group=network.NetworkSecurityGroupArgs(id=nsg.id),
+            delegations=[network.DelegationArgs(name=delegation, service_name=delegation)]
+            if delegation else None,
+            # NSGs apply to private endpoints only when the subnet's network policies are enabled.
+            private_endpoint_network_policies="Enabled",
+            # Azure serialises writes to one VNet; chaining subnets avoids
+            # AnotherOperationInProgress.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[after] if after else None),
+        )

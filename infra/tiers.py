@@ -7,70 +7,80 @@ isolated  VNet -> ASE v3 (ILB) -> App Service (I1v2) + staging slot -> private e
 ingress   (config, standard or isolated) Internet -> Application Gateway WAF_v2 -> the app
 hub       (config, standard or isolated) hub VNet <-> peering <-> VNet; every private DNS zone
           also linked to the hub
+
+Each box is a component (infra/<module>.py); the resource group stays at the top of the stack
+and every Azure resource sits under one of these components:
+
+    Telemetry "telemetry"          DataServices "data"
+    VirtualNetwork "network"       PrivateLink "postgres" / "vault" / "blob"
+    Environment "ase"              AppService "app-service" -> Site "app", Site "staging"
+    Monitoring "monitoring"
+    ApplicationGateway "ingress"   HubConnection "hub"          (when configured)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 from pulumi_azure_native import privatedns
 
-from infra import ase as ase_module
-from infra.app import AppService, Hosting, Site, bind_custom_domain, create_app_service
+from infra.app import AppService, AppServiceArgs, Hosting
+from infra.ase import Environment, EnvironmentArgs
 from infra.config import StackConfig
 from infra.context import Context, create_context
-from infra.data import PHOTO_CONTAINER, DataServices, create_data_services
-from infra.db_role import create_database_role
-from infra.deploy import PackageRef, deploy_package
+from infra.data import DataServices, DataServicesArgs
+from infra.deploy import PackageRef
 from infra.gateway import ApplicationGateway, ApplicationGatewayArgs
 from infra.hub import HubConnection, HubConnectionArgs
-from infra.identity import KEY_VAULT_SECRETS_USER, STORAGE_BLOB_DATA_CONTRIBUTOR, grant
-from infra.monitoring import (
-    SITE_LOG_CATEGORIES,
-    Telemetry,
-    create_alerts,
-    create_autoscale,
-    create_telemetry,
-    diagnostics,
-)
-from infra.network import VirtualNetwork, create_network
-from infra.private_endpoints import private_link
+from infra.monitoring import Monitoring, MonitoringArgs, Telemetry, TelemetryArgs
+from infra.network import VirtualNetwork, VirtualNetworkArgs
+from infra.private_link import PrivateLink, PrivateLinkArgs
 
 
-@dataclass
+@dataclass(frozen=True)
 class Foundation:
     """What every tier has before the app exists."""
 
     ctx: Context
     telemetry: Telemetry
     data: DataServices
-    # Network plumbing the app's first requests (and the deployer) depend on.
-    network_ready: list[pulumi.Resource] = field(default_factory=list)
 
 
 def _foundation(cfg: StackConfig) -> Foundation:
     ctx = create_context(cfg)
-    return Foundation(ctx, create_telemetry(ctx), create_data_services(ctx))
+    return Foundation(ctx, Telemetry("telemetry", TelemetryArgs(ctx)),
+                      DataServices("data", DataServicesArgs(ctx)))
 
 
-def _private_links(base: Foundation, vnet: VirtualNetwork) -> dict[str, privatedns.PrivateZone]:
+def _private_links(base: Foundation, vnet: VirtualNetwork) -> dict[str, PrivateLink]:
     """PostgreSQL, Key Vault and Blob reachable only through private endpoints in the VNet."""
     ctx, data = base.ctx, base.data
-    links = [
-        private_link(ctx, "postgres", data.postgres, "postgresqlServer", vnet,
-                     after=data.postgres_ready),
-        private_link(ctx, "vault", data.vault, "vault", vnet),
-        private_link(ctx, "blob", data.storage_account, "blob", vnet),
-    ]
-    base.network_ready += [link.zone_group for link in links]
-    return {key: link.zone for key, link in zip(("postgres", "vault", "blob"), links,
-                                                strict=True)}
+    return {
+        "postgres": PrivateLink("postgres", PrivateLinkArgs(
+            ctx, data.postgres, "postgresqlServer", vnet, after=tuple(data.postgres_ready))),
+        "vault": PrivateLink("vault", PrivateLinkArgs(ctx, data.vault, "vault", vnet)),
+        "blob": PrivateLink("blob", PrivateLinkArgs(ctx, data.storage_account, "blob", vnet)),
+    }
+
+
+def _zone_groups(links: dict[str, PrivateLink]) -> list[pulumi.Resource]:
+    """The app's first requests and the deployer need the endpoints' DNS records."""
+    return [link.zone_group for link in links.values()]
+
+
+def _zones(links: dict[str, PrivateLink]) -> dict[str, privatedns.PrivateZone]:
+    return {key: link.zone for key, link in links.items()}
 
 
 def _ingress(base: Foundation, vnet: VirtualNetwork, app_host_name: str,
              after: pulumi.Resource) -> ApplicationGateway | None:
-    """Internet -> WAF -> the app, when config `ingress` is applicationGateway."""
+    """Internet -> WAF -> the app, when config `ingress` is applicationGateway.
+
+    app_host_name is the app's default host name, known before the app exists (its name and
+    the ASE's DNS suffix): in the standard tier the app's access restrictions need the
+    gateway's subnet, so the gateway comes first.
+    """
     if not base.ctx.cfg.has_gateway:
         return None
     return ApplicationGateway("ingress", ApplicationGatewayArgs(
@@ -79,68 +89,39 @@ def _ingress(base: Foundation, vnet: VirtualNetwork, app_host_name: str,
         app_service_endpoint=base.ctx.cfg.tier == "standard", after=after))
 
 
-def _hub(base: Foundation, vnet: VirtualNetwork, zones: dict) -> HubConnection | None:
+def _hub(base: Foundation, vnet: VirtualNetwork,
+         zones: dict[str, privatedns.PrivateZone]) -> HubConnection | None:
     if base.ctx.cfg.hub is None:
         return None
     return HubConnection("hub", HubConnectionArgs(ctx=base.ctx, vnet=vnet.vnet, zones=zones))
 
 
-def _ingress_outputs(outputs: dict, gateway: ApplicationGateway | None) -> dict:
-    if gateway is not None:
-        # What the site's users open; the app's own URL stays internal (isolated) or closed.
-        outputs["siteUrl"] = gateway.public_url
-        outputs["gatewayPublicIp"] = gateway.public_ip.ip_address
-    return outputs
+def _with_ingress(outputs: dict, gateway: ApplicationGateway | None) -> dict:
+    if gateway is None:
+        return outputs
+    # What the site's users open; the app's own URL stays internal (isolated) or closed.
+    return {**outputs, "siteUrl": gateway.public_url,
+            "gatewayPublicIp": gateway.public_ip.ip_address}
 
 
-def _grant_site(ctx: Context, data: DataServices, site: Site) -> list[pulumi.Resource]:
-    container_key = f"{ctx.names.storage_account}/{PHOTO_CONTAINER}"
-    principal_key = f"{ctx.names.web_app}/{site.key}"
-    return [
-        grant(f"{site.key}-blob-data-contributor", role_id=STORAGE_BLOB_DATA_CONTRIBUTOR,
-              scope=data.photo_container.id, scope_key=container_key,
-              principal_id=site.principal_id, principal_key=principal_key,
-              subscription_id=ctx.subscription_id),
-        grant(f"{site.key}-key-vault-secrets-user", role_id=KEY_VAULT_SECRETS_USER,
-              scope=data.vault.id, scope_key=ctx.names.key_vault,
-              principal_id=site.principal_id, principal_key=principal_key,
-              subscription_id=ctx.subscription_id),
-    ]
+def _app_service(base: Foundation, package: PackageRef, hosting: Hosting | None = None,
+                 network_ready: list[pulumi.Resource] | None = None) -> AppService:
+    """The app and its slot, then what watches them."""
+    service = AppService("app-service", AppServiceArgs(
+        base.ctx, base.data, base.telemetry.connection_string, package, hosting or Hosting(),
+        tuple(network_ready or ())))
+    Monitoring("monitoring", MonitoringArgs(base.ctx, base.telemetry, base.data, service))
+    return service
 
 
-def _observe(base: Foundation, service: AppService) -> None:
-    ctx, telemetry, data = base.ctx, base.telemetry, base.data
-    for site in service.sites:
-        diagnostics(ctx, f"site-{site.key}", site.resource.id, telemetry, SITE_LOG_CATEGORIES)
-    diagnostics(ctx, "key-vault", data.vault.id, telemetry, category_group="audit")
-    diagnostics(ctx, "postgres", data.postgres.id, telemetry, category_group="allLogs")
-    create_alerts(ctx, service.app.resource)
-
-
-def _finish(base: Foundation, service: AppService, package: PackageRef) -> dict:
-    """Identity wiring, observability, the package deploy and the stack outputs."""
-    ctx, data = base.ctx, base.data
-    ready_for_site: dict[str, list[pulumi.Resource]] = {}
-    for site in service.sites:
-        grants = _grant_site(ctx, data, site)
-        role = create_database_role(ctx, data, site, depends_on=base.network_ready)
-        ready_for_site[site.key] = [*grants, role, *base.network_ready]
-    _observe(base, service)
-    binding = bind_custom_domain(ctx, service)
-    target = service.staging or service.app
-    deploy_package(ctx, target, package, depends_on=ready_for_site[target.key])
-    return _outputs(base, service, package, custom_domain_bound=binding is not None)
-
-
-def _outputs(base: Foundation, service: AppService, package: PackageRef,
-             custom_domain_bound: bool) -> dict:
+def _outputs(base: Foundation, service: AppService, package: PackageRef) -> dict:
     ctx, data = base.ctx, base.data
     app = service.app
     outputs = {
         "tier": ctx.cfg.tier,
         "resourceGroupName": ctx.rg_name,
         "appName": app.resource.name,
-        "siteUrl": f"https://{ctx.cfg.custom_domain}" if custom_domain_bound else app.url,
+        "siteUrl": f"https://{ctx.cfg.custom_domain}" if service.custom_domain else app.url,
         "defaultSiteUrl": app.url,
         "appPrincipalId": app.principal_id,
         "databaseHost": data.postgres.fully_qualified_domain_name,
@@ -160,51 +141,42 @@ def _outputs(base: Foundation, service: AppService, package: PackageRef,
 def build_basic(cfg: StackConfig, package: PackageRef) -> dict:
     """B1, public endpoint, no VNet: the dev stack."""
     base = _foundation(cfg)
-    service = create_app_service(base.ctx, base.data, base.telemetry.connection_string, Hosting())
-    return _finish(base, service, package)
+    service = _app_service(base, package)
+    return _outputs(base, service, package)
 
 
 def build_standard(cfg: StackConfig, package: PackageRef) -> dict:
     """P1v3/S1 with VNet integration, private endpoints, staging slot and autoscale."""
     base = _foundation(cfg)
-    vnet = create_network(base.ctx)
+    vnet = VirtualNetwork("network", VirtualNetworkArgs(base.ctx))
+    links = _private_links(base, vnet)
     assert vnet.integration_subnet is not None
-    zones = _private_links(base, vnet)
-    # The app's default host name; known before the app exists, which admits the gateway.
     gateway = _ingress(base, vnet, f"{base.ctx.names.web_app}.azurewebsites.net",
                        after=vnet.integration_subnet)
-    _hub(base, vnet, zones)
+    _hub(base, vnet, _zones(links))
     hosting = Hosting(integration_subnet_id=vnet.integration_subnet.id,
                       gateway_subnet_id=gateway.subnet.id if gateway else None)
-    service = create_app_service(base.ctx, base.data, base.telemetry.connection_string, hosting)
-    create_autoscale(base.ctx, service.plan)
-    outputs = _finish(base, service, package)
-    outputs["vnetName"] = vnet.vnet.name
-    return _ingress_outputs(outputs, gateway)
+    service = _app_service(base, package, hosting, _zone_groups(links))
+    return _with_ingress({**_outputs(base, service, package), "vnetName": vnet.vnet.name},
+                         gateway)
 
 
 def build_isolated(cfg: StackConfig, package: PackageRef) -> dict:
     """ASE v3 (internal load balancer) in the VNet, I1v2 plan, private endpoints."""
     base = _foundation(cfg)
-    vnet = create_network(base.ctx)
-    zones = _private_links(base, vnet)
-    environment = ase_module.create_environment(base.ctx, vnet)
-    zones["ase"] = environment.zone
+    vnet = VirtualNetwork("network", VirtualNetworkArgs(base.ctx))
+    links = _private_links(base, vnet)
+    environment = Environment("ase", EnvironmentArgs(base.ctx, vnet))
     names = base.ctx.names
-    # The app's host name on the ASE (the ASE's DNS suffix); known before the app exists.
     gateway = _ingress(base, vnet, f"{names.web_app}.{names.ase}.appserviceenvironment.net",
                        after=vnet.ase_subnet)
-    _hub(base, vnet, zones)
+    _hub(base, vnet, {**_zones(links), "ase": environment.zone})
     # The deployer reaches the internal SCM site through the ASE's private zone.
-    base.network_ready += list(environment.records)
-    hosting = Hosting(ase_id=environment.ase.id)
-    service = create_app_service(base.ctx, base.data, base.telemetry.connection_string, hosting)
-    create_autoscale(base.ctx, service.plan)
-    outputs = _finish(base, service, package)
-    outputs["vnetName"] = vnet.vnet.name
-    outputs["aseName"] = environment.ase.name
-    outputs["aseInternalIp"] = environment.internal_ip
-    return _ingress_outputs(outputs, gateway)
+    network_ready = [*_zone_groups(links), *environment.records]
+    service = _app_service(base, package, Hosting(ase_id=environment.ase.id), network_ready)
+    return _with_ingress({**_outputs(base, service, package), "vnetName": vnet.vnet.name,
+                          "aseName": environment.ase.name,
+                          "aseInternalIp": environment.internal_ip}, gateway)
 
 
 TIER_BUILDERS = {"basic": build_basic, "standard": build_standard, "isolated": build_isolated}

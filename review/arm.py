@@ -7,8 +7,8 @@ sku, identity...) at the top, rebuild the ARM name from the path parameters, dro
 group, and put everything else back under `properties`.
 
 The API version comes from the installed SDK (each resource module states the Azure REST API
-version it was generated from); the ARM resource type is the one thing the Python SDK does not
-carry, hence the small `ARM_TYPES` table below.
+version it was generated from); the ARM resource type and name segments, which the Python SDK
+does not carry, come from the one resource-type table in review/resource_types.py.
 """
 
 from __future__ import annotations
@@ -17,140 +17,33 @@ import importlib
 import inspect
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 from review.model import Resource
+from review.resource_types import (
+    PROVIDER_PREFIX,
+    ResourceType,
+    UnmappedTypeError,
+    arm_type,
+    is_azure_native,
+    name_segments,
+    resource_type,
+)
+
+__all__ = ["UnmappedTypeError", "api_version", "mapping_for", "render_resource",
+           "render_template"]
 
 TEMPLATE_SCHEMA = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
 ENVELOPE_KEYS = frozenset(
     {"location", "kind", "sku", "identity", "tags", "zones", "extendedLocation", "plan"}
 )
 PATH_PARAMETERS = frozenset({"resourceGroupName"})
-PROVIDER_PREFIX = "azure-native:"
 
 
-@dataclass(frozen=True)
-class ArmType:
-    """How one azure-native type maps to ARM.
-
-    name: the segments of the ARM name; "=x" is the literal x, anything else an input key
-    (the last one falls back to the Pulumi logical name: azure-native auto-names it).
-    scope: the input holding the scope of an extension resource (role assignments...).
-    keep: input keys that look like envelope keys or path names but live under `properties`.
-    drop: inputs that only repeat the name in the request body.
-    rename: inputs the SDK renamed (the spec's x-ms-client-name) -> their ARM property name.
-    """
-
-    type: str
-    name: tuple[str, ...]
-    scope: str | None = None
-    keep: frozenset[str] = field(default_factory=frozenset)
-    drop: frozenset[str] = field(default_factory=frozenset)
-    rename: Mapping[str, str] = field(default_factory=dict)
-
-
-def _t(arm_type: str, *name: str, **options: Any) -> ArmType:
-    for key in ("keep", "drop"):
-        options[key] = frozenset(options.get(key, ()))
-    return ArmType(arm_type, name, **options)
-
-
-ARM_TYPES: Mapping[str, ArmType] = {
-    "resources:ResourceGroup": _t("Microsoft.Resources/resourceGroups", "resourceGroupName"),
-    "web:AppServicePlan": _t("Microsoft.Web/serverfarms", "name"),
-    "web:AppServiceEnvironment": _t("Microsoft.Web/hostingEnvironments", "name"),
-    "web:WebApp": _t("Microsoft.Web/sites", "name"),
-    "web:WebAppSlot": _t("Microsoft.Web/sites/slots", "name", "slot"),
-    "web:WebAppFtpAllowed": _t("Microsoft.Web/sites/basicPublishingCredentialsPolicies",
-                               "name", "=ftp"),
-    "web:WebAppScmAllowed": _t("Microsoft.Web/sites/basicPublishingCredentialsPolicies",
-                               "name", "=scm"),
-    "web:WebAppFtpAllowedSlot": _t("Microsoft.Web/sites/slots/basicPublishingCredentialsPolicies",
-                                   "name", "slot", "=ftp"),
-    "web:WebAppScmAllowedSlot": _t("Microsoft.Web/sites/slots/basicPublishingCredentialsPolicies",
-                                   "name", "slot", "=scm"),
-    "web:WebAppSwiftVirtualNetworkConnection": _t("Microsoft.Web/sites/networkConfig",
-                                                  "name", "=virtualNetwork"),
-    "web:WebAppSwiftVirtualNetworkConnectionSlot": _t("Microsoft.Web/sites/slots/networkConfig",
-                                                      "name", "slot", "=virtualNetwork"),
-    "web:WebAppSlotConfigurationNames": _t("Microsoft.Web/sites/config", "name",
-                                           "=slotConfigNames"),
-    "web:WebAppApplicationSettings": _t("Microsoft.Web/sites/config", "name", "=appsettings"),
-    "web:WebAppApplicationSettingsSlot": _t("Microsoft.Web/sites/slots/config", "name", "slot",
-                                            "=appsettings"),
-    "web:WebAppDiagnosticLogsConfiguration": _t("Microsoft.Web/sites/config", "name", "=logs"),
-    "web:WebAppHostNameBinding": _t("Microsoft.Web/sites/hostNameBindings", "name", "hostName"),
-    "web:Certificate": _t("Microsoft.Web/certificates", "name"),
-    "storage:StorageAccount": _t("Microsoft.Storage/storageAccounts", "accountName",
-                                 rename={"networkRuleSet": "networkAcls",
-                                         "enableHttpsTrafficOnly": "supportsHttpsTrafficOnly"}),
-    "storage:BlobServiceProperties": _t("Microsoft.Storage/storageAccounts/blobServices",
-                                        "accountName", "=default", drop={"blobServicesName"}),
-    "storage:BlobContainer": _t("Microsoft.Storage/storageAccounts/blobServices/containers",
-                                "accountName", "=default", "containerName"),
-    "keyvault:Vault": _t("Microsoft.KeyVault/vaults", "vaultName"),
-    "keyvault:Secret": _t("Microsoft.KeyVault/vaults/secrets", "vaultName", "secretName"),
-    "dbforpostgresql:Server": _t("Microsoft.DBforPostgreSQL/flexibleServers", "serverName"),
-    "dbforpostgresql:Database": _t("Microsoft.DBforPostgreSQL/flexibleServers/databases",
-                                   "serverName", "databaseName"),
-    "dbforpostgresql:FirewallRule": _t("Microsoft.DBforPostgreSQL/flexibleServers/firewallRules",
-                                       "serverName", "firewallRuleName"),
-    "dbforpostgresql:Administrator": _t("Microsoft.DBforPostgreSQL/flexibleServers/administrators",
-                                        "serverName", "objectId"),
-    "dbforpostgresql:AdministratorsMicrosoftEntra": _t(
-        "Microsoft.DBforPostgreSQL/flexibleServers/administrators", "serverName", "objectId"),
-    "dbforpostgresql:Configuration": _t("Microsoft.DBforPostgreSQL/flexibleServers/configurations",
-                                        "serverName", "configurationName"),
-    "network:VirtualNetwork": _t("Microsoft.Network/virtualNetworks", "virtualNetworkName"),
-    "network:Subnet": _t("Microsoft.Network/virtualNetworks/subnets",
-                         "virtualNetworkName", "subnetName", drop={"name"}),
-    "network:NetworkSecurityGroup": _t("Microsoft.Network/networkSecurityGroups",
-                                       "networkSecurityGroupName"),
-    "network:SecurityRule": _t("Microsoft.Network/networkSecurityGroups/securityRules",
-                               "networkSecurityGroupName", "securityRuleName", drop={"name"}),
-    "network:PrivateEndpoint": _t("Microsoft.Network/privateEndpoints", "privateEndpointName"),
-    "network:PrivateDnsZoneGroup": _t("Microsoft.Network/privateEndpoints/privateDnsZoneGroups",
-                                      "privateEndpointName", "privateDnsZoneGroupName",
-                                      drop={"name"}),
-    "privatedns:PrivateZone": _t("Microsoft.Network/privateDnsZones", "privateZoneName"),
-    "privatedns:VirtualNetworkLink": _t("Microsoft.Network/privateDnsZones/virtualNetworkLinks",
-                                        "privateZoneName", "virtualNetworkLinkName"),
-    # The record type is part of the ARM type (privateDnsZones/A, /CNAME...): see arm_type().
-    "privatedns:PrivateRecordSet": _t("Microsoft.Network/privateDnsZones/{recordType}",
-                                      "privateZoneName", "relativeRecordSetName",
-                                      drop={"recordType"}),
-    "monitor:AutoscaleSetting": _t("Microsoft.Insights/autoscalesettings",
-                                   "autoscaleSettingName", keep={"name"}),
-    "monitor:ActionGroup": _t("Microsoft.Insights/actionGroups", "actionGroupName"),
-    "monitor:MetricAlert": _t("Microsoft.Insights/metricAlerts", "ruleName"),
-    "monitor:DiagnosticSetting": _t("Microsoft.Insights/diagnosticSettings", "name",
-                                    scope="resourceUri"),
-    "applicationinsights:Component": _t("Microsoft.Insights/components", "resourceName"),
-    "operationalinsights:Workspace": _t("Microsoft.OperationalInsights/workspaces",
-                                        "workspaceName", keep={"sku"}),
-    "authorization:RoleAssignment": _t("Microsoft.Authorization/roleAssignments",
-                                       "roleAssignmentName", scope="scope"),
-}
-
-
-class UnmappedTypeError(KeyError):
-    def __str__(self) -> str:
-        token = self.args[0]
-        return (f"no ARM mapping for {token!r}: add its ARM resource type to ARM_TYPES in "
-                "review/arm.py")
-
-
-def is_azure_native(resource_type: str) -> bool:
-    return resource_type.startswith(PROVIDER_PREFIX)
-
-
-def mapping_for(resource_type: str) -> ArmType:
-    key = resource_type.removeprefix(PROVIDER_PREFIX)
-    if key not in ARM_TYPES:
-        raise UnmappedTypeError(resource_type)
-    return ARM_TYPES[key]
+def mapping_for(type_token: str) -> ResourceType:
+    """The table entry of an azure-native type (review/resource_types.py)."""
+    return resource_type(type_token)
 
 
 @cache
@@ -165,23 +58,11 @@ def api_version(resource_type: str) -> str:
     return found.group(1)
 
 
-def arm_name(mapping: ArmType, resource: Resource) -> str:
-    segments = []
-    for index, key in enumerate(mapping.name):
-        if key.startswith("="):
-            segments.append(key[1:])
-            continue
-        value = resource.inputs.get(key)
-        if value is None and index == len(mapping.name) - 1:
-            value = resource.name
-        if value is None:
-            raise ValueError(f"{resource.ref}: input {key!r} is needed to name the ARM resource")
-        segments.append(str(value))
-    return "/".join(segments)
-
-
-def arm_type(mapping: ArmType, resource: Resource) -> str:
-    return mapping.type.format(**{k: resource.inputs.get(k, "") for k in ("recordType",)})
+def arm_name(mapping: ResourceType, resource: Resource) -> str:
+    try:
+        return "/".join(name_segments(mapping, resource.inputs, resource.name))
+    except ValueError as error:
+        raise ValueError(f"{resource.ref}: {error}") from None
 
 
 def render_resource(resource: Resource, skips: list[str] | None = None) -> dict[str, Any]:
@@ -190,7 +71,7 @@ def render_resource(resource: Resource, skips: list[str] | None = None) -> dict[
     if mapping.scope:
         not_properties.add(mapping.scope)
     rendered: dict[str, Any] = {
-        "type": arm_type(mapping, resource),
+        "type": arm_type(mapping, resource.inputs),
         "apiVersion": api_version(resource.type),
         "name": arm_name(mapping, resource),
     }

@@ -17,7 +17,7 @@ from review.stacks import REPO_ROOT
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
 INSTALL_HINT = (
     "checkov is not installed: run `make checkov-deps` (python3 -m venv .venv-checkov && "
-    ".venv-checkov/bin/pip install -r requirements-checkov.txt)"
+    ".venv-checkov/bin/pip install -r review/requirements-checkov.txt)"
 )
 
 

@@ -1,6 +1,8 @@
 """A Mermaid architecture diagram generated from a stack's resources (never drawn by hand).
 
-Nodes are the resources a reviewer cares about (by type); edges come from the dependency graph
+Nodes are the resources a reviewer cares about (by type); each sits in a subgraph per component
+instance it belongs to (from the resources' parents, nested like the components); edges come
+from the dependency graph
 the program itself produced: when B's inputs use A's outputs, Pulumi records A as a dependency of
 B, and a table says how such a pair is drawn. "Connector" resources (DNS zone groups, role
 assignments, record sets, VNet links...) are not nodes: they draw an edge between the nodes they
@@ -14,24 +16,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from review.model import Resource
+from review.resource_types import diagram_roles
 
-# type token -> role. Roles not listed here are not drawn as nodes.
-ROLES: Mapping[str, str] = {
-    "azure-native:web:WebApp": "app",
-    "azure-native:web:WebAppSlot": "slot",
-    "azure-native:web:AppServicePlan": "plan",
-    "azure-native:web:AppServiceEnvironment": "ase",
-    "azure-native:monitor:AutoscaleSetting": "autoscale",
-    "azure-native:applicationinsights:Component": "insights",
-    "azure-native:operationalinsights:Workspace": "workspace",
-    "azure-native:network:VirtualNetwork": "vnet",
-    "azure-native:network:Subnet": "subnet",
-    "azure-native:network:PrivateEndpoint": "endpoint",
-    "azure-native:dbforpostgresql:Server": "postgres",
-    "azure-native:keyvault:Vault": "keyvault",
-    "azure-native:storage:StorageAccount": "storage",
-    "azure-native:privatedns:PrivateZone": "dnszone",
-}
+# type token -> role, from the one resource-type table. Types without a role are not nodes.
+ROLES: Mapping[str, str] = diagram_roles()
 
 TITLES: Mapping[str, str] = {
     "app": "Web app",
@@ -99,21 +87,23 @@ class Diagram:
         self.by_ref = {r.ref: r for r in resources}
         self.roles = {ref: ROLES[r.type] for ref, r in self.by_ref.items() if r.type in ROLES}
         self.labels: dict[str, str] = {}
-        self.groups: dict[str, str] = {}
+        self.groups: dict[str, str | None] = {}  # node id -> ref of its component (None: none)
         self.edges: set[Edge] = set()
 
     # nodes -------------------------------------------------------------------------------
-    def add_node(self, node_id: str, role: str, detail: str = "") -> None:
+    def add_node(self, node_id: str, role: str, detail: str = "",
+                 group: str | None = None) -> None:
         title = TITLES[role]
         self.labels[node_id] = f"{title}<br/>{detail}" if detail else title
-        self.groups[node_id] = group_of(role)
+        self.groups[node_id] = group
 
     def node_id(self, ref: str) -> str:
         return "n_" + re.sub(r"[^A-Za-z0-9]", "_", ref.split("::", 1)[1])
 
     def add_resource_nodes(self) -> None:
         for ref, role in self.roles.items():
-            self.add_node(self.node_id(ref), role, describe(role, self.by_ref[ref]))
+            resource = self.by_ref[ref]
+            self.add_node(self.node_id(ref), role, describe(role, resource), resource.parent)
 
     def add_derived_nodes(self) -> None:
         """Nodes that are properties of resources, not resources: identity, ILB, Internet."""
@@ -122,7 +112,7 @@ class Diagram:
             resource = self.by_ref[ref]
             if role in ("app", "slot") and has_system_identity(resource):
                 identity = self.node_id(ref) + "_identity"
-                self.add_node(identity, "identity", resource.name)
+                self.add_node(identity, "identity", resource.name, resource.parent)
                 self.edges.add(Edge(self.node_id(ref), identity, "identity"))
             if role == "app" and not has_ase:
                 self.add_node("internet", "internet")
@@ -130,7 +120,7 @@ class Diagram:
             if role == "ase":
                 ilb = self.node_id(ref) + "_ilb"
                 mode = str(resource.inputs.get("internalLoadBalancingMode", ""))
-                self.add_node(ilb, "ilb", mode)
+                self.add_node(ilb, "ilb", mode, resource.parent)
                 self.edges.add(Edge(ilb, self.node_id(ref), "private only"))
 
     # edges -------------------------------------------------------------------------------
@@ -199,17 +189,39 @@ class Diagram:
                                     label))
 
     # rendering ---------------------------------------------------------------------------
+    def component_parent(self, ref: str) -> str | None:
+        """The component a component sits in (None: directly under the stack)."""
+        component = self.by_ref.get(ref)
+        return component.parent if component is not None else None
+
+    def render_group(self, group: str | None, depth: int, lines: list[str]) -> None:
+        """The nodes of `group`, then one nested subgraph per child component with nodes."""
+        indent = "  " * (depth + 2)
+        lines.extend(f'{indent}{n}["{escape(self.labels[n])}"]'
+                     for n in sorted(n for n, g in self.groups.items() if g == group))
+        for component in sorted({c for c in self.drawn_components()
+                                 if self.component_parent(c) == group}):
+            lines.append(f'{indent}subgraph {self.group_id(component)}'
+                         f'["{escape(component_title(component))}"]')
+            self.render_group(component, depth + 1, lines)
+            lines.append(f"{indent}end")
+
+    def drawn_components(self) -> set[str]:
+        """Components holding a node, and the components around them."""
+        found: set[str] = set()
+        for group in self.groups.values():
+            while group is not None and group not in found:
+                found.add(group)
+                group = self.component_parent(group)
+        return found
+
+    @staticmethod
+    def group_id(component: str) -> str:
+        return "g_" + re.sub(r"[^A-Za-z0-9]", "_", component)
+
     def render(self) -> str:
         lines = ["flowchart TB"]
-        for group, title in GROUP_TITLES.items():
-            members = sorted(n for n, g in self.groups.items() if g == group)
-            if not members:
-                continue
-            if title:
-                lines.append(f'  subgraph {group}["{title}"]')
-            lines.extend(f'    {n}["{escape(self.labels[n])}"]' for n in members)
-            if title:
-                lines.append("  end")
+        self.render_group(None, 0, lines)
         known = set(self.labels)
         for edge in sorted(self.edges):
             if edge.source not in known or edge.target not in known:
@@ -220,28 +232,10 @@ class Diagram:
         return "\n".join(lines) + "\n"
 
 
-GROUP_TITLES: Mapping[str, str] = {
-    "outside": "",
-    "compute": "App Service",
-    "network": "Virtual network",
-    "data": "Data services",
-    "dns": "Private DNS",
-    "monitoring": "Monitoring",
-}
-
-
-def group_of(role: str) -> str:
-    if role in ("app", "slot", "plan", "ase", "autoscale", "identity", "ilb"):
-        return "compute"
-    if role in ("vnet", "subnet", "endpoint"):
-        return "network"
-    if role in DATA_ROLES:
-        return "data"
-    if role == "dnszone":
-        return "dns"
-    if role in ("insights", "workspace"):
-        return "monitoring"
-    return "outside"
+def component_title(ref: str) -> str:
+    """restaurant-review:app:Site::staging -> Site staging."""
+    type_token, name = ref.split("::", 1)
+    return f"{type_token.rsplit(':', 1)[-1]} {name}"
 
 
 def escape(text: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from review.model import Resource
 
+PROJECT_PREFIX = "restaurant-review:"  # the type tokens of the program's own components
+
 TIER_TITLES = {
     "basic": "Basic (public App Service, no VNet)",
     "standard": "Standard/Premium v3 (VNet integration, private endpoints, slots, autoscale)",
@@ -22,12 +24,21 @@ def flags(resource: Resource) -> str:
     return ", ".join(marks)
 
 
+def short_ref(ref: str) -> str:
+    """restaurant-review:app:Site::staging -> app:Site::staging (the project is implied)."""
+    return ref.split(":", 1)[1] if ref.startswith(PROJECT_PREFIX) else short_type(ref)
+
+
 def resource_table(resources: list[Resource]) -> list[str]:
-    rows = ["| Resource | Type | Parent | Data safety |", "|---|---|---|---|"]
+    """One row per resource, grouped under its parent component (the tree `pulumi preview`
+    shows), components first."""
+    rows = ["| Resource | Type | Parent component | Data safety |", "|---|---|---|---|"]
+    ordered = sorted(resources, key=lambda r: (
+        r.parent or "", not r.type.startswith(PROJECT_PREFIX), r.type, r.name))
     rows.extend(
         f"| `{r.name}` | `{short_type(r.type)}` | "
-        f"{'`' + r.parent.split('::', 1)[1] + '`' if r.parent else ''} | {flags(r)} |"
-        for r in resources
+        f"{'`' + short_ref(r.parent) + '`' if r.parent else ''} | {flags(r)} |"
+        for r in ordered
     )
     return rows
 

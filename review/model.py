@@ -1,7 +1,7 @@
 """The snapshot model: a stack's captured resources as a deterministic, reviewable document.
 
-The input is what `infra.mocks.run_stack` returns (a `StackRun` of `CapturedResource`s); this module
-only relies on those attribute names, so hand-made lists work the same way in tests.
+The input is what `review.mocks.run_stack` returns (a `StackRun` of `CapturedResource`s); this
+module only relies on those attribute names, so hand-made lists work the same way in tests.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ STACK_TYPE = "pulumi:pulumi:Stack"
 
 
 class Captured(Protocol):
-    """The attributes of `infra.mocks.CapturedResource` this package reads."""
+    """The attributes of `review.mocks.CapturedResource` this package reads."""
 
     type: str
     name: str
@@ -28,6 +28,7 @@ class Captured(Protocol):
     custom_timeouts: dict | None
     delete_before_replace: bool
     ignore_changes: tuple[str, ...]
+    arm_id: str | None
 
 
 def urn_ref(urn: str) -> str:
@@ -65,6 +66,7 @@ class Resource:
     custom_timeouts: Mapping[str, Any] | None
     delete_before_replace: bool = False
     ignore_changes: tuple[str, ...] = ()
+    arm_id: str | None = None  # the Azure resource id, with the mocks' fixed subscription
 
     @property
     def ref(self) -> str:
@@ -83,12 +85,14 @@ class Resource:
             custom_timeouts=captured.custom_timeouts or None,
             delete_before_replace=bool(captured.delete_before_replace),
             ignore_changes=tuple(captured.ignore_changes),
+            arm_id=captured.arm_id,
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "type": self.type,
             "name": self.name,
+            "armId": self.arm_id,
             "parent": self.parent,
             "protect": self.protect,
             "retainOnDelete": self.retain_on_delete,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SNAPSHOT_DIR = REPO_ROOT / "snapshots"
+SNAPSHOT_DIR = REPO_ROOT / "review" / "snapshots"
 
 
 def discover_stacks(root: Path = REPO_ROOT) -> list[str]:

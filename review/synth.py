@@ -1,9 +1,10 @@
-"""Offline synth: render every stack through the program's own mocks into snapshots/.
+"""Offline synth: render every stack through the program's mocks into review/snapshots/.
 
-    python -m review.synth            write snapshots/<stack>.{json,md,arm.json}, then run checkov
+    python -m review.synth            write review/snapshots/<stack>.{json,md,arm.json}, then
+                                      run checkov
     python -m review.synth --check    exit 1 with a unified diff when a snapshot is stale
 
-No Pulumi CLI, cloud or credentials: `infra.mocks.run_stack` runs the real program in-process.
+No Pulumi CLI, cloud or credentials: `review.mocks.run_stack` runs the real program in-process.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ REFRESH_COMMAND = "make synth"
 
 
 def default_runner(stack: str):
-    # Imported late: importing the program's mocks sets Pulumi's global mock state.
-    from infra.mocks import run_stack
+    # Imported late: the mocks import the whole Pulumi program and the azure-native SDK.
+    from review.mocks import run_stack
 
     return run_stack(stack)
 
@@ -55,6 +56,14 @@ def render_all(stacks: Sequence[str], runner: Callable = default_runner) -> dict
     return rendered
 
 
+def _shown(directory: Path) -> str:
+    """The folder as a reviewer types it: relative to the repository when inside it."""
+    try:
+        return str(directory.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(directory)
+
+
 def stale_files(rendered: dict[str, str], directory: Path = SNAPSHOT_DIR) -> dict[str, str]:
     """name -> unified diff (committed -> synthesized) for every snapshot that differs."""
     diffs = {}
@@ -64,7 +73,8 @@ def stale_files(rendered: dict[str, str], directory: Path = SNAPSHOT_DIR) -> dic
         if committed != content:
             diffs[name] = "".join(difflib.unified_diff(
                 committed.splitlines(keepends=True), content.splitlines(keepends=True),
-                fromfile=f"snapshots/{name} (committed)", tofile=f"snapshots/{name} (program)"))
+                fromfile=f"{_shown(directory)}/{name} (committed)",
+                tofile=f"{_shown(directory)}/{name} (program)"))
     return diffs
 
 
@@ -104,7 +114,7 @@ def main(argv: Sequence[str] | None = None, runner: Callable = default_runner) -
             sys.stdout.write(diff)
         if diffs:
             print(f"\nsnapshots are stale ({', '.join(diffs)}): run `{REFRESH_COMMAND}` and "
-                  "commit snapshots/", file=sys.stderr)
+                  f"commit {_shown(args.dir)}/", file=sys.stderr)
             return 1
         print(f"snapshots up to date for {', '.join(stacks)}")
         return 0

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from infra.mocks import CapturedResource, StackRun, load_stack_config, run_stack
+from review.mocks import CapturedResource, StackRun, load_stack_config, run_stack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPONENT_PREFIX = "restaurant-review:"
 STACKS = sorted(path.name.split(".")[1] for path in REPO_ROOT.glob("Pulumi.*.yaml"))
 
 VIEW_TIERS = {
@@ -51,9 +52,14 @@ class StackView:
         return self.run.outputs["tier"]
 
     def all(self, type_suffix: str) -> list[CapturedResource]:
-        """Resources whose type ends with e.g. 'web:WebApp' (so 'WebApp' != 'WebAppSlot')."""
+        """Resources whose type ends with e.g. 'web:WebApp' (so 'WebApp' != 'WebAppSlot').
+
+        The program's own components match only by their full type token, so
+        'network:VirtualNetwork' is the Azure VNet, not the component holding it.
+        """
         return [r for r in self.run.resources
-                if r.type == type_suffix or r.type.endswith(":" + type_suffix)]
+                if r.type == type_suffix or (r.type.endswith(":" + type_suffix)
+                                             and not r.type.startswith(COMPONENT_PREFIX))]
 
     def one(self, type_suffix: str, name: str | None = None) -> CapturedResource:
         found = [r for r in self.all(type_suffix) if name is None or r.name == name]

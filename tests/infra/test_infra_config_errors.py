@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra import mocks
 from infra.config import ConfigError, parse_config
+from review import mocks
 
 
 def parse(values: dict[str, str]):

@@ -10,7 +10,7 @@ import pytest
 
 from infra import config as infra_config
 from infra.deploy import PackageError, PackageRef, locate_package
-from infra.mocks import load_stack_config, offline_package, run_stack
+from review.mocks import load_stack_config, offline_package, run_stack
 
 
 def _flags(command: str) -> dict[str, str]:

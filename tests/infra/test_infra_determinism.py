@@ -7,7 +7,7 @@ import uuid
 from dataclasses import asdict
 
 from infra.identity import role_assignment_name
-from infra.mocks import run_stack
+from review.mocks import run_stack
 
 
 def test_two_runs_are_byte_identical(stack_view):

@@ -11,7 +11,7 @@ import pytest
 from pulumi.runtime import settings
 
 from infra.deploy import PackageError
-from infra.mocks import (
+from review.mocks import (
     PROJECT,
     AzureMocks,
     CapturingMonitor,

@@ -7,7 +7,7 @@ import re
 
 from infra.config import TIERS
 from infra.identity import KEY_VAULT_SECRETS_USER, STORAGE_BLOB_DATA_CONTRIBUTOR
-from infra.mocks import SECRET, load_stack_config, mock_password
+from review.mocks import SECRET, load_stack_config, mock_password
 
 
 def test_every_tier_has_a_committed_stack(committed_stacks):

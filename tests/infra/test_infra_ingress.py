@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from infra.gateway import pfx_base64, self_signed_secret_name
 from infra.identity import KEY_VAULT_SECRETS_USER
-from infra.mocks import (
+from review.mocks import (
     SECRET,
     load_stack_config,
     mock_certificate_pem,

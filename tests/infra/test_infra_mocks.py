@@ -1,10 +1,10 @@
-"""The shared mocks harness (infra/mocks.py): config loading and what a run captures."""
+"""The shared mocks harness (review/mocks.py): config loading and what a run captures."""
 
 from __future__ import annotations
 
 import pytest
 
-from infra.mocks import PROJECT, SECRET, as_pulumi_config, load_stack_config
+from review.mocks import PROJECT, SECRET, as_pulumi_config, load_stack_config
 
 
 def test_stack_config_keys_are_namespaced(committed_stacks):
@@ -32,14 +32,14 @@ def test_config_reaches_the_program_as_pulumi_strings_with_secrets_sealed():
     assert secret_keys == [f"{PROJECT}:token"]
 
 
-def test_captured_resources_hang_off_the_stack_in_dependency_order(stack_view):
+def test_captured_resources_come_after_their_parent_and_dependencies(stack_view):
     resources = stack_view.run.resources
     stack = resources[0]
     assert stack.type == "pulumi:pulumi:Stack" and stack.parent is None
-    seen = set()
+    seen = {stack.urn}
     for resource in resources[1:]:
-        assert resource.parent == stack.urn
-        assert set(resource.depends_on) <= seen | {stack.urn}, resource.name
+        assert resource.parent in seen, resource.name
+        assert set(resource.depends_on) <= seen, resource.name
         seen.add(resource.urn)
     assert not any(r.type.startswith("pulumi:providers:") for r in resources)
     timed = [r.name for r in resources if r.custom_timeouts]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from infra.mocks import load_stack_config, run_stack
+from review.mocks import load_stack_config, run_stack
 
 
 def test_custom_domain_gets_a_managed_certificate_and_sni_binding():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from infra.private_endpoints import PRIVATE_DNS_ZONES
+from infra.private_link import PRIVATE_DNS_ZONES
 
 STATEFUL = ("dbforpostgresql:Server", "dbforpostgresql:Database", "storage:StorageAccount",
             "storage:BlobContainer", "keyvault:Vault", "keyvault:Secret")

@@ -35,8 +35,8 @@ from site_pages import csrf_token, png_photo
 
 from devtools.readiness import NotReadyError, wait_for_http_ok
 from devtools.services import free_port
-from infra.mocks import run_stack
 from release.build import DEFAULT_PYTHON_VERSION
+from review.mocks import run_stack
 
 BOOT_TIMEOUT_SECONDS = 90
 SITE_NAME = "app-rr-dev-boot"

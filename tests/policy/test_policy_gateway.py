@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from infra.mocks import load_stack_config, run_stack
 from policy import rules
+from review.mocks import load_stack_config, run_stack
 from review.model import normalize
 
 GATEWAY, WAF = rules.APPLICATION_GATEWAY, rules.WAF_POLICY

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.mocks import CapturedResource
+from review.mocks import CapturedResource
 from review.model import Resource, normalize
 from review.stacks import discover_stacks
 from review.synth import cached_run, render_all
@@ -31,7 +31,7 @@ def _urn(type_: str, name: str) -> str:
 
 def _captured(type_: str, name: str, inputs: dict | None = None, depends_on: tuple = (),
               protect: bool = False, parent: str | None = None) -> CapturedResource:
-    """A hand-made resource as infra.mocks captures it; depends_on as `type::name` refs."""
+    """A hand-made resource as review.mocks captures it; depends_on as `type::name` refs."""
     return CapturedResource(
         type=type_, name=name, urn=_urn(type_, name), parent=parent, inputs=inputs or {},
         protect=protect, retain_on_delete=False,
@@ -49,3 +49,8 @@ def captured():
 @pytest.fixture
 def urn():
     return _urn
+
+
+@pytest.fixture(scope="session")
+def all_resources(resources_by_stack) -> list[Resource]:
+    return [resource for resources in resources_by_stack.values() for resource in resources]

@@ -14,7 +14,7 @@ NET = "azure-native:network:"
 STORAGE = "azure-native:storage:StorageAccount::storage"
 
 EDGE = re.compile(r'^  (\S+) -(?:->|\.->)(?:\|"([^"]*)"\|)? (\S+)$')
-NODE = re.compile(r'^    (\S+)\["(.*)"\]$')
+NODE = re.compile(r'^\s+(\S+)\["(.*)"\]$')
 
 
 def parse(diagram: str) -> tuple[dict[str, str], set[tuple[str, str, str]]]:
@@ -135,3 +135,49 @@ def test_dev_diagram_is_public_without_network(rendered):
     assert "Internet" in diagram
     for absent in ("VNet", "Private endpoint", "Deployment slot", "Autoscale"):
         assert absent not in diagram, absent
+
+
+def subgraph_members(diagram: str) -> dict[str, list[str]]:
+    """subgraph title -> node ids directly inside it (nested subgraphs are their own entries)."""
+    members: dict[str, list[str]] = {}
+    stack: list[str] = []
+    for line in diagram.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("subgraph "):
+            stack.append(stripped.split('["', 1)[1].rstrip('"]'))
+            members.setdefault(stack[-1], [])
+        elif stripped == "end":
+            stack.pop()
+        elif (node := NODE.match(line)) and stack:
+            members[stack[-1]].append(node.group(1))
+    return members
+
+
+def test_nodes_are_grouped_by_their_component(captured, urn):
+    service = urn("my:app:AppService", "svc")
+    site = urn("my:app:Site", "app")
+    resources = normalize([
+        captured("my:app:AppService", "svc"),
+        captured("my:app:Site", "app", parent=service),
+        captured(f"{WEB}AppServicePlan", "plan", parent=service),
+        captured(f"{WEB}WebApp", "app", {"identity": {"type": "SystemAssigned"}}, parent=site,
+                 depends_on=(f"{WEB}AppServicePlan::plan",)),
+        captured(f"{NET}VirtualNetwork", "vnet"),
+    ])
+    diagram = mermaid(resources)
+    members = subgraph_members(diagram)
+    assert members == {"AppService svc": ["n_plan"], "Site app": ["n_app", "n_app_identity"]}
+    # Site app is nested in AppService svc; the VNet has no component and stays outside.
+    lines = [line.strip() for line in diagram.splitlines()]
+    assert lines.index('subgraph g_my_app_AppService__svc["AppService svc"]') < lines.index(
+        'subgraph g_my_app_Site__app["Site app"]')
+    assert 'n_vnet["VNet<br/>vnet"]' in lines[:lines.index(
+        'subgraph g_my_app_AppService__svc["AppService svc"]')]
+
+
+def test_committed_diagrams_have_a_subgraph_per_drawn_component(rendered):
+    members = subgraph_members(labels(rendered["prod.md"]))
+    assert members["DataServices data"] == ["n_key_vault", "n_postgres", "n_storage"]
+    assert members["Site staging"] == ["n_web_app_staging", "n_web_app_staging_identity"]
+    assert {f"PrivateLink {key}" for key in ("postgres", "vault", "blob")} <= set(members)
+    assert "n_snet_private_endpoints" in members["VirtualNetwork network"]

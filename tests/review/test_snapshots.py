@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from review import synth
+from review.mocks import SUBSCRIPTION_ID
 from review.model import parent_ref, urn_ref
 from review.stacks import SNAPSHOT_DIR, discover_stacks
 
@@ -19,14 +20,14 @@ def test_every_committed_stack_has_its_snapshots(stacks):
     for stack in stacks:
         for kind in SNAPSHOT_KINDS:
             assert (SNAPSHOT_DIR / f"{stack}.{kind}").is_file(), (
-                f"snapshots/{stack}.{kind} missing: run `make synth`")
+                f"review/snapshots/{stack}.{kind} missing: run `make synth`")
 
 
 def test_snapshots_match_the_program(rendered):
     diffs = synth.stale_files(rendered)
     assert not diffs, (
-        "snapshots/ differ from what the program synthesizes; run `make synth` and commit "
-        "snapshots/ if the change is intended:\n" + "\n".join(diffs.values()))
+        "review/snapshots/ differ from what the program synthesizes; run `make synth` and commit "
+        "review/snapshots/ if the change is intended:\n" + "\n".join(diffs.values()))
 
 
 def test_two_runs_are_byte_identical(rendered, stacks):
@@ -98,3 +99,34 @@ def test_stack_parent_is_not_shown_and_bad_urns_are_named():
     assert parent_ref("urn:pulumi:dev::rr::pulumi:pulumi:Stack::rr-dev") is None
     with pytest.raises(ValueError, match="not a Pulumi URN: 'web-app'"):
         urn_ref("web-app")
+
+
+def test_snapshots_show_the_component_tree(rendered, stacks):
+    for stack in stacks:
+        resources = json.loads(rendered[f"{stack}.json"])["resources"]
+        components = {f"{r['type']}::{r['name']}" for r in resources
+                      if r["type"].startswith("restaurant-review:")}
+        assert "restaurant-review:data:DataServices::data" in components
+        for resource in resources:
+            if resource["type"] == "azure-native:resources:ResourceGroup":
+                assert resource["parent"] is None
+            elif resource["type"].startswith("restaurant-review:"):
+                assert resource["parent"] is None or resource["parent"] in components
+                assert resource["inputs"] == {} and resource["armId"] is None
+            else:
+                assert resource["parent"] in components, (stack, resource["name"])
+        table = rendered[f"{stack}.md"].split("## Resources", 1)[1]
+        assert "| `web-app` | `web:WebApp` | `app:Site::app` |" in table
+
+
+def test_snapshots_carry_arm_ids(rendered):
+    resources = json.loads(rendered["prod.json"])["resources"]
+    by_name = {r["name"]: r for r in resources}
+    slot = by_name["web-app-staging"]
+    assert slot["armId"] == (
+        f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/"
+        f"{slot['inputs']['resourceGroupName']}/providers/Microsoft.Web/sites/"
+        f"{slot['inputs']['name']}/slots/staging")
+    assert by_name["db-role-app"]["armId"] is None  # a command, not an Azure resource
+    assert all(r["armId"].startswith("/subscriptions/") for r in resources
+               if r["type"].startswith("azure-native:"))

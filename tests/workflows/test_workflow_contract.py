@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from infra.ase import ASE_TIMEOUTS
+from review.plan import COMMENT_MARKER
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -56,6 +57,31 @@ def test_pull_request_runs_checks_then_previews_every_stack_with_policies():
     preview_steps = steps(preview)
     package = next(i for i, s in enumerate(preview_steps) if s.get("run") == "make package")
     assert package < preview_steps.index(pulumi)
+
+
+def test_pull_request_posts_the_offline_plan_without_cloud_credentials():
+    """Forks have no OIDC token, variables or writable token: the plan must not need them."""
+    job = load("pull-request.yml")["jobs"]["plan"]
+    assert "needs" not in job and "if" not in job  # every PR, forks included
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert "id-token" not in job["permissions"] and "env" not in job
+    assert not uses(job, "azure/login") and not uses(job, "pulumi/actions")
+    assert "vars." not in yaml.safe_dump(job)
+    (checkout,) = uses(job, "actions/checkout")
+    assert checkout["with"]["fetch-depth"] == 0  # `git show <base>:<snapshot>` needs history
+    runs = [s["run"] for s in steps(job) if "run" in s]
+    assert runs[0] == "make diff BASE=${{ github.event.pull_request.base.sha }} OUT=plan.md"
+    assert 'cat plan.md >> "$GITHUB_STEP_SUMMARY"' in runs
+    (artifact,) = uses(job, "actions/upload-artifact")
+    assert artifact["with"]["path"] == "plan.md"
+    # Only a same-repository PR has a token that can write the comment.
+    (comment,) = [s for s in steps(job) if "gh api" in s.get("run", "")]
+    assert comment["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    assert comment["env"]["MARKER"] == "<!-- offline-plan -->"
+    assert "--method PATCH" in comment["run"] and "--method POST" in comment["run"]
+    # The Makefile target the job calls exists, and the marker is the one the plan prints.
+    assert re.search(r"^diff:", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert comment["env"]["MARKER"] == COMMENT_MARKER
 
 
 def test_main_deploys_dev_then_prod_then_isolated_behind_environments():

@@ -1,8 +1,9 @@
 """Runs the real Pulumi program offline, under mocks, and captures what it declares.
 
-Used by the infra tests and by the reviewers' `make synth`. Every value the mocks invent (ids,
-principal ids, host names, the ASE's internal IP) is derived from resource names, so two runs of
-the same stack are byte-identical. Nothing here talks to Azure or needs the Pulumi CLI.
+Used by the infra tests and by the reviewers' `make synth` (infra/ holds only what `pulumi up`
+runs). Every value the mocks invent (ids from review/resource_types.py, principal ids, host
+names, the ASE's internal IP) is derived from resource names, so two runs of the same stack are
+byte-identical. Nothing here talks to Azure or needs the Pulumi CLI.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from pulumi.runtime.mocks import MockMonitor
 from infra import program
 from infra.config import StackConfig
 from infra.deploy import PackageRef, default_package_path
+from review.resource_types import arm_id
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))["name"]
 
 SECRET = "[secret]"  # noqa: S105 - the placeholder for sealed values
@@ -58,6 +60,7 @@ class CapturedResource:
     custom_timeouts: dict | None  # {"create": "6h", ...}
     delete_before_replace: bool = False
     ignore_changes: tuple[str, ...] = ()
+    arm_id: str | None = None  # the Azure resource id (None: not an Azure resource)
 
 
 @dataclass(frozen=True)
@@ -110,90 +113,6 @@ def as_pulumi_config(values: Mapping[str, Any]) -> tuple[dict[str, str], list[st
 
 # --- deterministic fake Azure ---------------------------------------------------------------
 
-_RG = "/subscriptions/{sub}/resourceGroups/{resourceGroupName}"
-_WEB = _RG + "/providers/Microsoft.Web"
-_SITE = _WEB + "/sites/{name}"
-_SLOT = _SITE + "/slots/{slot}"
-_PG = _RG + "/providers/Microsoft.DBforPostgreSQL/flexibleServers/{serverName}"
-_NET = _RG + "/providers/Microsoft.Network"
-_DNS = _NET + "/privateDnsZones/{privateZoneName}"
-_INSIGHTS = _RG + "/providers/Microsoft.Insights"
-_STORAGE = _RG + "/providers/Microsoft.Storage/storageAccounts/{accountName}"
-_VAULT = _RG + "/providers/Microsoft.KeyVault/vaults/{vaultName}"
-_VNET = _NET + "/virtualNetworks/{virtualNetworkName}"
-
-ARM_IDS = {
-    "azure-native:resources:ResourceGroup": _RG,
-    "azure-native:web:AppServicePlan": _WEB + "/serverfarms/{name}",
-    "azure-native:web:AppServiceEnvironment": _WEB + "/hostingEnvironments/{name}",
-    "azure-native:web:Certificate": _WEB + "/certificates/{name}",
-    "azure-native:web:WebApp": _SITE,
-    "azure-native:web:WebAppSlot": _SLOT,
-    "azure-native:web:WebAppFtpAllowed": _SITE + "/basicPublishingCredentialsPolicies/ftp",
-    "azure-native:web:WebAppScmAllowed": _SITE + "/basicPublishingCredentialsPolicies/scm",
-    "azure-native:web:WebAppFtpAllowedSlot": _SLOT + "/basicPublishingCredentialsPolicies/ftp",
-    "azure-native:web:WebAppScmAllowedSlot": _SLOT + "/basicPublishingCredentialsPolicies/scm",
-    "azure-native:web:WebAppSlotConfigurationNames": _SITE + "/config/slotConfigNames",
-    "azure-native:web:WebAppHostNameBinding": _SITE + "/hostNameBindings/{hostName}",
-    "azure-native:storage:StorageAccount": _STORAGE,
-    "azure-native:storage:BlobServiceProperties": _STORAGE + "/blobServices/default",
-    "azure-native:storage:BlobContainer": _STORAGE + "/blobServices/default/containers/"
-                                          "{containerName}",
-    "azure-native:keyvault:Vault": _VAULT,
-    "azure-native:keyvault:Secret": _VAULT + "/secrets/{secretName}",
-    "azure-native:dbforpostgresql:Server": _PG,
-    "azure-native:dbforpostgresql:Database": _PG + "/databases/{databaseName}",
-    "azure-native:dbforpostgresql:Configuration": _PG + "/configurations/{configurationName}",
-    "azure-native:dbforpostgresql:FirewallRule": _PG + "/firewallRules/{firewallRuleName}",
-    "azure-native:dbforpostgresql:AdministratorsMicrosoftEntra": _PG + "/administrators/"
-                                                                  "{objectId}",
-    "azure-native:network:VirtualNetwork": _NET + "/virtualNetworks/{virtualNetworkName}",
-    "azure-native:network:Subnet": _NET + "/virtualNetworks/{virtualNetworkName}/subnets/"
-                                   "{subnetName}",
-    "azure-native:network:NetworkSecurityGroup": _NET + "/networkSecurityGroups/"
-                                                 "{networkSecurityGroupName}",
-    "azure-native:network:PrivateEndpoint": _NET + "/privateEndpoints/{privateEndpointName}",
-    "azure-native:network:PublicIPAddress": _NET + "/publicIPAddresses/{publicIpAddressName}",
-    "azure-native:network:ApplicationGateway": _NET + "/applicationGateways/"
-                                               "{applicationGatewayName}",
-    "azure-native:network:WebApplicationFirewallPolicy": _NET + "/ApplicationGatewayWebApplication"
-                                                         "FirewallPolicies/{policyName}",
-    "azure-native:network:VirtualNetworkPeering": _VNET + "/virtualNetworkPeerings/"
-                                                  "{virtualNetworkPeeringName}",
-    "azure-native:managedidentity:UserAssignedIdentity": _RG + "/providers/"
-                                                         "Microsoft.ManagedIdentity/"
-                                                         "userAssignedIdentities/{resourceName}",
-    "azure-native:network:PrivateDnsZoneGroup": _NET + "/privateEndpoints/{privateEndpointName}"
-                                                "/privateDnsZoneGroups/{privateDnsZoneGroupName}",
-    "azure-native:privatedns:PrivateZone": _DNS,
-    "azure-native:privatedns:VirtualNetworkLink": _DNS + "/virtualNetworkLinks/"
-                                                  "{virtualNetworkLinkName}",
-    "azure-native:privatedns:PrivateRecordSet": _DNS + "/{recordType}/{relativeRecordSetName}",
-    "azure-native:operationalinsights:Workspace": _RG + "/providers/Microsoft.OperationalInsights"
-                                                  "/workspaces/{workspaceName}",
-    "azure-native:applicationinsights:Component": _INSIGHTS + "/components/{resourceName}",
-    "azure-native:monitor:ActionGroup": _INSIGHTS + "/actionGroups/{actionGroupName}",
-    "azure-native:monitor:MetricAlert": _INSIGHTS + "/metricAlerts/{ruleName}",
-    "azure-native:monitor:AutoscaleSetting": _INSIGHTS + "/autoscalesettings/"
-                                             "{autoscaleSettingName}",
-    "azure-native:monitor:DiagnosticSetting": "{resourceUri}/providers/Microsoft.Insights/"
-                                              "diagnosticSettings/{name}",
-    "azure-native:authorization:RoleAssignment": "{scope}/providers/Microsoft.Authorization/"
-                                                 "roleAssignments/{roleAssignmentName}",
-}
-
-
-class _Placeholders(dict):
-    """format_map source: a missing input falls back to the logical name, never a KeyError."""
-
-    def __init__(self, values: Mapping[str, Any], fallback: str):
-        super().__init__({k: v for k, v in values.items() if isinstance(v, str)})
-        self.fallback = fallback
-
-    def __missing__(self, key: str) -> str:
-        return self.fallback
-
-
 def _stable_uuid(*parts: str) -> str:
     return str(uuid.uuid5(_MOCK_NAMESPACE, "|".join(parts)))
 
@@ -212,6 +131,29 @@ def _merge(inputs: dict, key: str, extra: dict) -> dict:
     return {**(current if isinstance(current, dict) else {}), **extra}
 
 
+# type token -> the AzureMocks method inventing the outputs Azure (or the provider) computes.
+COMPUTED_OUTPUTS = {
+    "azure-native:web:WebApp": "_webapp",
+    "azure-native:web:WebAppSlot": "_webappslot",
+    "azure-native:web:AppServiceEnvironment": "_appserviceenvironment",
+    "azure-native:web:Certificate": "_certificate",
+    "azure-native:dbforpostgresql:Server": "_server",
+    "azure-native:storage:StorageAccount": "_storageaccount",
+    "azure-native:keyvault:Vault": "_vault",
+    "azure-native:keyvault:Secret": "_secret",
+    "azure-native:applicationinsights:Component": "_insights",
+    "azure-native:operationalinsights:Workspace": "_workspace",
+    "azure-native:network:Subnet": "_subnet",
+    "azure-native:network:PublicIPAddress": "_publicipaddress",
+    "azure-native:network:ApplicationGateway": "_applicationgateway",
+    "azure-native:managedidentity:UserAssignedIdentity": "_userassignedidentity",
+    "tls:index/privateKey:PrivateKey": "_privatekey",
+    "tls:index/selfSignedCert:SelfSignedCert": "_selfsignedcert",
+    "random:index/randomPassword:RandomPassword": "_randompassword",
+    "command:local:Command": "_command",
+}
+
+
 class AzureMocks(pulumi.runtime.Mocks):
     """Returns inputs plus the computed outputs the program reads, all derived from names."""
 
@@ -226,21 +168,20 @@ class AzureMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = dict(args.inputs)
-        template = ARM_IDS.get(args.typ)
-        if template is None:
+        if not args.custom:
+            return "", {}  # a component: no id, no state of its own
+        resource_id = arm_id(args.typ, inputs, SUBSCRIPTION_ID, logical_name=args.name)
+        if resource_id is None:  # another provider's resource (command, random)
             resource_id = f"{args.name}-{_hex(args.typ, args.name, length=8)}"
-        else:
-            resource_id = template.format_map(
-                _Placeholders({**inputs, "sub": SUBSCRIPTION_ID}, args.name))
         state = {"name": resource_id.rsplit("/", 1)[-1], **inputs}
         state.update(self._computed(args.typ, args.name, inputs, resource_id))
         return resource_id, state
 
     def _computed(self, typ: str, logical: str, inputs: dict, resource_id: str) -> dict:
-        handler = getattr(self, "_" + typ.rsplit(":", 1)[-1].lower(), None)
-        return handler(logical, inputs, resource_id) if handler else {}
+        method = COMPUTED_OUTPUTS.get(typ)
+        return getattr(self, method)(logical, inputs, resource_id) if method else {}
 
-    # One method per resource type whose computed outputs the program reads.
+    # One method per resource type whose computed outputs the program reads (COMPUTED_OUTPUTS).
     def _site_identity(self, resource_id: str) -> dict:
         return {"type": "SystemAssigned", "tenantId": TENANT_ID,
                 "principalId": _stable_uuid("principal", resource_id)}
@@ -276,7 +217,7 @@ class AzureMocks(pulumi.runtime.Mocks):
         return {"properties": _merge(inputs, "properties", {
             "secretUri": uri, "secretUriWithVersion": f"{uri}/{_hex(resource_id, length=32)}"})}
 
-    def _component(self, logical, inputs, resource_id):
+    def _insights(self, logical, inputs, resource_id):
         key = _stable_uuid("instrumentation-key", resource_id)
         return {"instrumentationKey": key, "appId": _stable_uuid("app-id", resource_id),
                 "connectionString": f"InstrumentationKey={key};IngestionEndpoint="
@@ -387,18 +328,20 @@ class CapturingMonitor(MockMonitor):
             custom_timeouts = {k: v for k, v in (("create", timeouts.create),
                                                  ("update", timeouts.update),
                                                  ("delete", timeouts.delete)) if v} or None
+            inputs = _plain(json_format.MessageToDict(request.object))
             self.captured.append(CapturedResource(
                 type=request.type,
                 name=request.name,
                 urn=response.urn,
                 parent=request.parent or None,
-                inputs=_plain(json_format.MessageToDict(request.object)),
+                inputs=inputs,
                 protect=bool(request.protect),
                 retain_on_delete=bool(request.retainOnDelete),
                 depends_on=tuple(sorted(request.dependencies)),
                 custom_timeouts=custom_timeouts,
                 delete_before_replace=bool(request.deleteBeforeReplace),
                 ignore_changes=tuple(request.ignoreChanges),
+                arm_id=arm_id(request.type, inputs, SUBSCRIPTION_ID, logical_name=request.name),
             ))
         return response
 
