@@ -331,3 +331,13 @@ def test_standard_tier_can_join_the_hub_too():
     hub_links = [link for link in view.all("privatedns:VirtualNetworkLink")
                  if link.inputs["virtualNetwork"]["id"] == HUB_ID]
     assert len(hub_links) == 3
+
+
+def test_the_committed_isolated_stack_is_reached_through_the_waf(isolated_view):
+    assert load_stack_config(isolated_view.stack)[P + "ingress"] == "applicationGateway"
+    gateway = isolated_view.one("network:ApplicationGateway").inputs
+    app_host = isolated_view.run.outputs["defaultSiteUrl"].removeprefix("https://")
+    assert gateway["backendAddressPools"][0]["backendAddresses"] == [{"fqdn": app_host}]
+    policy = isolated_view.one("network:WebApplicationFirewallPolicy").inputs
+    assert policy["policySettings"]["mode"] == "Prevention"
+    assert isolated_view.run.outputs["siteUrl"].endswith(".westeurope.cloudapp.azure.com")
