@@ -129,3 +129,11 @@ def test_tls_policy_must_require_tls_1_2(props, policy, allowed):
     assert (violations == []) is allowed
     if not allowed:
         assert violations[0].startswith("sslPolicy must set TLS 1.2 or later")
+
+
+def test_the_committed_isolated_stack_gives_the_gateway_rules_something_to_check(
+        stack_resources):
+    types = {r.type for r in stack_resources["isolated"]}
+    assert {GATEWAY, WAF} <= types
+    resources = [(r.type, r.inputs) for r in stack_resources["isolated"]]
+    assert rules.check_every_gateway_has_a_prevention_waf(resources) == []
