@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PY_DEPS   := $(VENV)/.installed
-NODE_DEPS := node_modules/.package-lock.json
+# Azurite and PostgreSQL 16 from npm: the manifest and lock live with the tools that use them.
+NODE_DEPS := devtools/node_modules/.package-lock.json
 SYS_DEPS  := $(VENV)/.system-deps
 # checkov pins an older `packaging` than pulumi wants, so it lives in a virtualenv of its own.
 CHECKOV_DEPS := .venv-checkov/.installed
@@ -33,8 +34,8 @@ $(PY_DEPS): requirements.txt webapp/requirements.txt | $(SYS_DEPS)
 	$(PY) -m pip install --quiet -r requirements.txt
 	@touch $@
 
-$(NODE_DEPS): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+$(NODE_DEPS): devtools/package.json devtools/package-lock.json | $(SYS_DEPS)
+	npm ci --prefix devtools --no-audit --no-fund --loglevel=error
 
 $(CHECKOV_DEPS): review/requirements-checkov.txt | $(SYS_DEPS)
 	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
@@ -60,7 +61,8 @@ bench: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
 package: $(PY_DEPS)
 	$(PY) -m release.build
 
-# Re-pin every vendored distribution after webapp/requirements.txt changes (commit both files).
+# Re-pin every vendored distribution, with hashes (uv pip compile for App Service's platform),
+# after webapp/requirements.txt changes: commit both files.
 package-lock: $(PY_DEPS)
 	$(PY) -m release.build --lock
 

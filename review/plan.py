@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from review.resource_types import arm_id
 from review.stacks import REPO_ROOT, discover_stacks
 
 SNAPSHOT_PATHS = ("review/snapshots/{stack}.json", "snapshots/{stack}.json")
@@ -314,32 +315,6 @@ def _input(inputs: Mapping, path: str) -> Any:
 # --- ARM ids -----------------------------------------------------------------------------------
 
 
-def _arm_id_function() -> Callable[..., str | None]:
-    try:
-        from review.resource_types import arm_id
-    except ImportError:  # until review/resource_types.py lands: the mocks' templates
-        return _arm_id_from_mock_templates
-    return arm_id
-
-
-def _arm_id_from_mock_templates(type_token: str, inputs: Mapping, subscription_id: str,
-                                logical_name: str | None = None) -> str | None:
-    from infra.mocks import ARM_IDS, _Placeholders
-
-    template = ARM_IDS.get(type_token)
-    if template is None:
-        return None
-    return template.format_map(_Placeholders({**inputs, "sub": subscription_id}, logical_name))
-
-
-def _subscription_id() -> str:
-    try:
-        from review.mocks import SUBSCRIPTION_ID
-    except ImportError:
-        from infra.mocks import SUBSCRIPTION_ID
-    return SUBSCRIPTION_ID
-
-
 def arm_id_of(resource: Mapping) -> str | None:
     """The snapshot's `armId` when recorded, else computed from the type and inputs.
 
@@ -348,10 +323,13 @@ def arm_id_of(resource: Mapping) -> str | None:
     """
     if resource.get("armId"):
         return resource["armId"]
+    # The snapshots' ids carry the mocks' subscription. Imported late: it loads the program.
+    from review.mocks import SUBSCRIPTION_ID
+
     try:
-        return _arm_id_function()(resource["type"], resource.get("inputs") or {},
-                                  _subscription_id(), logical_name=resource.get("name"))
-    except (KeyError, ValueError):
+        return arm_id(resource["type"], resource.get("inputs") or {}, SUBSCRIPTION_ID,
+                      logical_name=resource.get("name"))
+    except (KeyError, ValueError):  # a type outside review/resource_types.py, an input missing
         return None
 
 
@@ -667,11 +645,9 @@ def snapshot_at(commit: str, stack: str, root: Path = REPO_ROOT) -> dict | None:
 
 
 def _run_stack(stack: str):
-    # Imported late: importing the mocks sets Pulumi's global mock state.
-    try:
-        from review.mocks import run_stack
-    except ImportError:  # the mocks lived in infra/ before they moved next to their users
-        from infra.mocks import run_stack
+    # Imported late: the mocks import the whole Pulumi program and the azure-native SDK.
+    from review.mocks import run_stack
+
     return run_stack(stack)
 
 

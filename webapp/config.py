@@ -7,6 +7,7 @@ DATABASE_URL, account keys inside AZURE_STORAGE_CONNECTION_STRING).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +31,12 @@ DEFAULT_TRUSTED_PROXY_HOPS = 1
 TRUSTED_PROXY_HOPS = (1, 2)
 # Blob container naming rules from the Storage REST API.
 CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
+# psycopg2 is the only PostgreSQL driver installed (webapp/requirements.txt).
+DATABASE_DRIVERNAME = "postgresql+psycopg2"
+# psycopg 3's spelling, which this site used before: mapped so existing settings keep working.
+FORMER_DRIVERNAME = "postgresql+psycopg"
+
+logger = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -158,7 +165,7 @@ def _database(env: Mapping[str, object]) -> DatabaseSettings:
         return DatabaseSettings(url=_entra_database_url(env, host), use_entra_token=True)
     raise ConfigError(
         "No database configured: set DATABASE_URL "
-        "(postgresql+psycopg://user:password@host:port/db) or AZURE_POSTGRESQL_HOST, "
+        "(postgresql://user:password@host:port/db) or AZURE_POSTGRESQL_HOST, "
         "AZURE_POSTGRESQL_DATABASE and AZURE_POSTGRESQL_USER."
     )
 
@@ -170,14 +177,29 @@ def _database_url(raw: str) -> URL:
         # The parser's message may repeat the value, which may contain a password.
         raise ConfigError(
             "DATABASE_URL is not a valid URL: expected "
-            "postgresql+psycopg://user:password@host:port/db."
+            "postgresql://user:password@host:port/db."
         ) from None
     if url.get_backend_name() != "postgresql":
-        raise ConfigError("DATABASE_URL must point to PostgreSQL (postgresql+psycopg://...).")
+        raise ConfigError("DATABASE_URL must point to PostgreSQL (postgresql://...).")
     if not url.database:
         raise ConfigError("DATABASE_URL must name a database (.../db at the end).")
-    # psycopg 3 is the only driver installed; accept plain postgresql:// and pick it.
-    return url.set(drivername="postgresql+psycopg")
+    return url.set(drivername=_database_drivername(url.drivername))
+
+
+def _database_drivername(drivername: str) -> str:
+    """psycopg2 for `postgresql://` and `+psycopg2`; psycopg 3's `+psycopg` is mapped to it."""
+    if drivername == FORMER_DRIVERNAME:
+        logger.warning(
+            "DATABASE_URL names the psycopg 3 driver (postgresql+psycopg://); the site uses "
+            "psycopg2 and connects with it. Write postgresql:// to silence this message."
+        )
+    elif drivername not in ("postgresql", DATABASE_DRIVERNAME):
+        driver = drivername.partition("+")[2]
+        raise ConfigError(
+            f"DATABASE_URL names the PostgreSQL driver {driver!r}, which the site does not "
+            "use: write postgresql://... (the site connects with psycopg2)."
+        )
+    return DATABASE_DRIVERNAME
 
 
 def _entra_database_url(env: Mapping[str, object], host: str) -> URL:
@@ -193,7 +215,7 @@ def _entra_database_url(env: Mapping[str, object], host: str) -> URL:
     if sslmode not in SSLMODES:
         raise ConfigError(f"AZURE_POSTGRESQL_SSLMODE must be one of {', '.join(SSLMODES)}.")
     return URL.create(
-        "postgresql+psycopg",
+        DATABASE_DRIVERNAME,
         username=user,
         host=host,
         port=port,

@@ -100,7 +100,7 @@ def _value_refused(error: DataError):
     Only the kind of error is logged: the value came from the visitor and is never repeated.
     """
     logger.warning("Database refused a value: %s (SQLSTATE %s)", type(error.orig).__name__,
-                   getattr(error.orig, "sqlstate", None))
+                   getattr(error.orig, "pgcode", None))  # psycopg2's name for the SQLSTATE
     return _page(400, "Invalid value", "Something you sent cannot be stored or looked up. "
                  "Check what you entered and try again.")
 

@@ -7,11 +7,12 @@ server), and the admin is a CREATEROLE member of azure_pg_admin, which owns the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
 
-import psycopg
+import psycopg2
 import pytest
 
 from devtools.services import postgres_bin_dir
@@ -62,9 +63,15 @@ def run_step(cluster, fake_bin, role: str, object_id: str,
                           check=False, timeout=60)
 
 
-def connect_as(cluster, role: str, object_id: str) -> psycopg.Connection:
-    return psycopg.connect(host="127.0.0.1", port=cluster.port, user=role, dbname=DATABASE,
-                           password=f"token-for-{object_id}", autocommit=True)
+@contextlib.contextmanager
+def cursor_as(cluster, role: str, object_id: str):
+    """An autocommit cursor signed in as `role`; the connection closes with the block."""
+    with contextlib.closing(psycopg2.connect(host="127.0.0.1", port=cluster.port, user=role,
+                                             dbname=DATABASE,
+                                             password=f"token-for-{object_id}")) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            yield cursor
 
 
 def test_app_and_slot_roles_share_the_schema_with_least_privilege(azure_like_server):
@@ -74,13 +81,15 @@ def test_app_and_slot_roles_share_the_schema_with_least_privilege(azure_like_ser
         result = run_step(cluster, fake_bin, role, object_id)
         assert result.returncode == 0, result.stderr
 
-    with connect_as(cluster, *app) as conn:
-        assert conn.execute("SELECT current_user").fetchone() == (OWNER,)
-        conn.execute("CREATE TABLE reviews (id serial PRIMARY KEY, body text)")
-        conn.execute("INSERT INTO reviews (body) VALUES ('great')")
-    with connect_as(cluster, *slot) as conn:  # the other slot can migrate what the first made
-        conn.execute("ALTER TABLE reviews ADD COLUMN rating int")
-        assert conn.execute("SELECT body FROM reviews").fetchall() == [("great",)]
+    with cursor_as(cluster, *app) as cursor:
+        cursor.execute("SELECT current_user")
+        assert cursor.fetchone() == (OWNER,)
+        cursor.execute("CREATE TABLE reviews (id serial PRIMARY KEY, body text)")
+        cursor.execute("INSERT INTO reviews (body) VALUES ('great')")
+    with cursor_as(cluster, *slot) as cursor:  # the other slot can migrate what the first made
+        cursor.execute("ALTER TABLE reviews ADD COLUMN rating int")
+        cursor.execute("SELECT body FROM reviews")
+        assert cursor.fetchall() == [("great",)]
 
     owner = cluster.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'reviews'",
                             database=DATABASE)
@@ -94,9 +103,9 @@ def test_other_roles_cannot_connect_to_the_app_database(azure_like_server):
     cluster, fake_bin = azure_like_server
     assert run_step(cluster, fake_bin, "app-rr-other", str(uuid.uuid4())).returncode == 0
     cluster.execute("CREATE ROLE stranger LOGIN PASSWORD 'token-for-stranger'")
-    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
-        psycopg.connect(host="127.0.0.1", port=cluster.port, user="stranger", dbname=DATABASE,
-                        password="token-for-stranger")  # noqa: S106 - local stand-in
+    with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+        psycopg2.connect(host="127.0.0.1", port=cluster.port, user="stranger", dbname=DATABASE,
+                         password="token-for-stranger")  # noqa: S106 - local stand-in
 
 
 def test_a_failing_statement_fails_the_step(azure_like_server):
