@@ -109,6 +109,17 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = {
     "network:PrivateDnsZoneGroup": _t("Microsoft.Network/privateEndpoints/privateDnsZoneGroups",
                                       "privateEndpointName", "privateDnsZoneGroupName",
                                       drop={"name"}),
+    "network:PublicIPAddress": _t("Microsoft.Network/publicIPAddresses", "publicIpAddressName"),
+    "network:ApplicationGateway": _t("Microsoft.Network/applicationGateways",
+                                     "applicationGatewayName", role="gateway"),
+    "network:WebApplicationFirewallPolicy": _t(
+        "Microsoft.Network/ApplicationGatewayWebApplicationFirewallPolicies", "policyName",
+        role="waf"),
+    "network:VirtualNetworkPeering": _t("Microsoft.Network/virtualNetworks/virtualNetworkPeerings",
+                                        "virtualNetworkName", "virtualNetworkPeeringName",
+                                        drop={"name"}),
+    "managedidentity:UserAssignedIdentity": _t(
+        "Microsoft.ManagedIdentity/userAssignedIdentities", "resourceName"),
     "privatedns:PrivateZone": _t("Microsoft.Network/privateDnsZones", "privateZoneName",
                                  role="dnszone"),
     "privatedns:VirtualNetworkLink": _t("Microsoft.Network/privateDnsZones/virtualNetworkLinks",

@@ -64,7 +64,7 @@ def create_app(test_config: Mapping[str, object] | None = None) -> flask.Flask:
         settings.storage, credential, app.config
     )
     CSRFProtect(app)
-    security.init_app(app)
+    security.init_app(app, settings.trusted_proxy_hops)
     errors.init_app(app)
     sweep.init_app(app)
     for blueprint in (restaurants.bp, reviews.bp, photos.bp, health.bp):

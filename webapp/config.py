@@ -31,6 +31,10 @@ DEFAULT_SSLMODE = "require"
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # A Flask secret shorter than this is guessable; Key Vault generated values are far longer.
 MIN_SECRET_KEY_LENGTH = 16
+# Reverse proxies in front of the site: 1 = App Service's front end alone; 2 = an Application
+# Gateway in front of it (infra/gateway.py). See webapp/security.py for what each one trusts.
+DEFAULT_TRUSTED_PROXY_HOPS = 1
+TRUSTED_PROXY_HOPS = (1, 2)
 # Blob container naming rules from the Storage REST API.
 CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 # psycopg2 is the only PostgreSQL driver installed (webapp/requirements.txt).
@@ -79,6 +83,7 @@ class Settings:
     appinsights_connection_string: str | None
     home_page_cache_seconds: float
     request_budget_seconds: float = DEFAULT_REQUEST_BUDGET_SECONDS
+    trusted_proxy_hops: int = DEFAULT_TRUSTED_PROXY_HOPS
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, object]) -> Settings:
@@ -92,6 +97,7 @@ class Settings:
                 env, "HOME_PAGE_CACHE_SECONDS", DEFAULT_HOME_PAGE_CACHE_SECONDS
             ),
             request_budget_seconds=_request_budget(env),
+            trusted_proxy_hops=_proxy_hops(env),
         )
 
 
@@ -143,6 +149,16 @@ def _request_budget(env: Mapping[str, object]) -> float:
             "timeout and still be a wait a visitor accepts)."
         )
     return value
+
+
+def _proxy_hops(env: Mapping[str, object]) -> int:
+    hops = _number(env, "TRUSTED_PROXY_HOPS", DEFAULT_TRUSTED_PROXY_HOPS, int, "a whole number")
+    if hops not in TRUSTED_PROXY_HOPS:
+        raise ConfigError(
+            "TRUSTED_PROXY_HOPS must be 1 (App Service alone) or 2 (an Application Gateway in "
+            "front of App Service)."
+        )
+    return hops
 
 
 def _number(env: Mapping[str, object], name: str, default, convert, kind: str):
