@@ -5,18 +5,20 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PY_DEPS   := $(VENV)/.installed
-NODE_DEPS := node_modules/.package-lock.json
+# Azurite and PostgreSQL 16 from npm: the manifest and lock live with the tools that use them.
+NODE_DEPS := devtools/node_modules/.package-lock.json
 SYS_DEPS  := $(VENV)/.system-deps
 # checkov pins an older `packaging` than pulumi wants, so it lives in a virtualenv of its own.
 CHECKOV_DEPS := .venv-checkov/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps checkov-deps dev test lint bench package package-lock synth synth-check diff clean
+.PHONY: help deps checkov-deps dev test lint bench chaos package package-lock synth synth-check diff clean
 
 help:
 	@echo "make dev      run the site locally on http://127.0.0.1:8000 (PostgreSQL + Azurite included)"
 	@echo "make test     install what is missing and run the whole suite"
 	@echo "make bench    load-test the site under gunicorn and print req/s and p99"
+	@echo "make chaos    restart/pause PostgreSQL and Blob Storage under load; print 503s, slowest answer, recovery"
 	@echo "make package  build the reproducible deploy zip (prints its path last)"
 	@echo "make synth    render every stack offline into review/snapshots/ (JSON, Markdown, ARM, checkov)"
 	@echo "make synth-check  fail when review/snapshots/ differs from what the program declares"
@@ -33,8 +35,8 @@ $(PY_DEPS): requirements.txt webapp/requirements.txt | $(SYS_DEPS)
 	$(PY) -m pip install --quiet -r requirements.txt
 	@touch $@
 
-$(NODE_DEPS): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+$(NODE_DEPS): devtools/package.json devtools/package-lock.json | $(SYS_DEPS)
+	npm ci --prefix devtools --no-audit --no-fund --loglevel=error
 
 $(CHECKOV_DEPS): review/requirements-checkov.txt | $(SYS_DEPS)
 	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
@@ -57,10 +59,14 @@ test: deps lint
 bench: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
 	$(PY) -m devtools.bench
 
+chaos: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
+	$(PY) -m devtools.chaos
+
 package: $(PY_DEPS)
 	$(PY) -m release.build
 
-# Re-pin every vendored distribution after webapp/requirements.txt changes (commit both files).
+# Re-pin every vendored distribution, with hashes (uv pip compile for App Service's platform),
+# after webapp/requirements.txt changes: commit both files.
 package-lock: $(PY_DEPS)
 	$(PY) -m release.build --lock
 

@@ -17,7 +17,6 @@ import contextlib
 import io
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -27,8 +26,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import BlobServiceClient
 from flask import Flask
 from PIL import Image
 
@@ -40,9 +37,9 @@ from devtools.services import (
     ServiceError,
     free_port,
 )
+from devtools.site_setup import SiteSetupError, child_environment, prepare_site
 
 APP_DATABASE = "bench"  # also the name of its owner role
-PHOTO_CONTAINER = "photos"
 RESTAURANTS = 200
 REVIEWS_PER_RESTAURANT = 20
 DISTINCT_PHOTOS = 4
@@ -119,35 +116,43 @@ def seed(postgres: PostgresCluster, database: str, photo_names: Sequence[str],
          ) -> None:
     """Insert restaurants and reviews set-wise: two statements, whatever the numbers.
 
-    (`%%s` is format()'s placeholder, escaped from psycopg's.)
+    (`%%s` is format()'s placeholder, escaped from psycopg2's.)
     """
-    with postgres.connect(database) as conn, conn.transaction():
-        conn.execute(
-            """
-            INSERT INTO restaurants (name, street_address, description)
-            SELECT format('Bench Bistro %%s', lpad(i::text, 4, '0')),
-                   format('%%s Benchmark Street, Seattle', i),
-                   'A seeded restaurant with a short description for the benchmark.'
-            FROM generate_series(1, %(restaurants)s) AS i
-            """,
-            {"restaurants": restaurants},
-        )
-        conn.execute(
-            """
-            INSERT INTO reviews (restaurant_id, reviewer_name, rating, review_text, photo_name,
-                                 created_at)
-            SELECT r.id, format('Reviewer %%s', n), 1 + mod(r.id + n, 5),
-                   'Seeded review: friendly staff, generous portions, would come back.',
-                   (%(photos)s::text[])[1 + mod(r.id + n, cardinality(%(photos)s::text[]))],
-                   now() - n * interval '1 hour'
-            FROM restaurants AS r CROSS JOIN generate_series(1, %(reviews)s) AS n
-            """,
-            {"photos": list(photo_names), "reviews": reviews_per_restaurant},
-        )
     with postgres.connect(database) as conn:
+        conn.autocommit = False  # both inserts or neither
+        with conn, conn.cursor() as cursor:  # psycopg2: commits on success, else rolls back
+            _insert_restaurants_and_reviews(cursor, photo_names, restaurants,
+                                            reviews_per_restaurant)
+    with postgres.connect(database) as conn, conn.cursor() as cursor:
         # What autovacuum does on a live database: statistics and the visibility map (so the
         # page query can use index-only scans). VACUUM cannot run inside the transaction.
-        conn.execute("VACUUM ANALYZE restaurants, reviews")
+        cursor.execute("VACUUM ANALYZE restaurants, reviews")
+
+
+def _insert_restaurants_and_reviews(cursor, photo_names: Sequence[str], restaurants: int,
+                                    reviews_per_restaurant: int) -> None:
+    cursor.execute(
+        """
+        INSERT INTO restaurants (name, street_address, description)
+        SELECT format('Bench Bistro %%s', lpad(i::text, 4, '0')),
+               format('%%s Benchmark Street, Seattle', i),
+               'A seeded restaurant with a short description for the benchmark.'
+        FROM generate_series(1, %(restaurants)s) AS i
+        """,
+        {"restaurants": restaurants},
+    )
+    cursor.execute(
+        """
+        INSERT INTO reviews (restaurant_id, reviewer_name, rating, review_text, photo_name,
+                             created_at)
+        SELECT r.id, format('Reviewer %%s', n), 1 + mod(r.id + n, 5),
+               'Seeded review: friendly staff, generous portions, would come back.',
+               (%(photos)s::text[])[1 + mod(r.id + n, cardinality(%(photos)s::text[]))],
+               now() - n * interval '1 hour'
+        FROM restaurants AS r CROSS JOIN generate_series(1, %(reviews)s) AS n
+        """,
+        {"photos": list(photo_names), "reviews": reviews_per_restaurant},
+    )
 
 
 # the site and its services -------------------------------------------------------------------
@@ -168,45 +173,12 @@ def site_services(workdir: Path) -> Iterator[SiteServices]:
     try:
         postgres.start()
         azurite.start()
-        yield SiteServices(postgres, azurite, prepare_site(postgres, azurite))
+        # Same code path as production minus telemetry: exporting spans would measure the
+        # exporter (devtools/site_setup.py passes no Application Insights setting on).
+        yield SiteServices(postgres, azurite, prepare_site(postgres, azurite, APP_DATABASE))
     finally:
         azurite.stop()
         postgres.stop()
-
-
-def prepare_site(postgres: PostgresCluster, azurite: AzuriteServer,
-                 name: str = APP_DATABASE) -> dict[str, str]:
-    """Create role `name`, its database and the photo container, migrate; return the site's env."""
-    password = secrets.token_urlsafe(24)
-    postgres.create_role(name, password=password)
-    postgres.create_database(name, owner=name)
-    with contextlib.suppress(ResourceExistsError):
-        BlobServiceClient.from_connection_string(azurite.connection_string).create_container(
-            PHOTO_CONTAINER)
-    environment = {
-        "DATABASE_URL": postgres.url(name, user=name, password=password),
-        "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
-        "AZURE_STORAGE_CONTAINER": PHOTO_CONTAINER,
-        "SECRET_KEY": secrets.token_urlsafe(32),
-    }
-    _migrate(environment)
-    return environment
-
-
-def _migrate(environment: dict[str, str]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "webapp", "migrate"], cwd=REPO_ROOT,
-        env=_child_environment(environment), capture_output=True, text=True,
-    )
-    if result.returncode != 0:
-        raise BenchError(f"migrations failed:\n{(result.stderr or result.stdout).strip()}")
-
-
-def _child_environment(environment: dict[str, str]) -> dict[str, str]:
-    child = {**os.environ, **environment}
-    # Same code path as production minus telemetry: exporting spans would measure the exporter.
-    child.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
-    return child
 
 
 @contextlib.contextmanager
@@ -217,7 +189,7 @@ def gunicorn(app_spec: str, environment: dict[str, str], ready_path: str = "/") 
         [sys.executable, "-m", "gunicorn", "--workers", str(GUNICORN_WORKERS),
          "--threads", str(GUNICORN_THREADS), "--bind", f"127.0.0.1:{port}",
          "--log-level", "warning", app_spec],
-        cwd=REPO_ROOT, env=_child_environment(environment),
+        cwd=REPO_ROOT, env=child_environment(environment),
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -387,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return benchmark(args.duration, args.connections)
-    except (BenchError, NotReadyError, ServiceError) as failure:
+    except (BenchError, NotReadyError, ServiceError, SiteSetupError) as failure:
         print(f"make bench: {failure}", file=sys.stderr)
         return 2
 

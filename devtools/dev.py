@@ -20,10 +20,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import BlobServiceClient
-from psycopg import sql
-
 from devtools.readiness import NotReadyError, wait_for_http_ok
 from devtools.services import (
     REPO_ROOT,
@@ -31,12 +27,12 @@ from devtools.services import (
     PostgresCluster,
     ServiceError,
     free_port,
+    persistent_cluster_dir,
     port_is_open,
 )
+from devtools.site_setup import SiteSetupError, child_environment, flask_command, prepare_site
 
-APP_ROLE = "restaurant_review"
-APP_DATABASE = "restaurant_review"
-PHOTO_CONTAINER = "photos"
+APP_DATABASE = "restaurant_review"  # also the name of its owner role
 DEFAULT_SITE_PORT = 8000
 # Fixed ports when free make the services easy to reach from other tools between restarts.
 PREFERRED_POSTGRES_PORT = 5433
@@ -57,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         return run(args.data_dir.resolve(), args.port)
-    except (DevLoopError, NotReadyError, ServiceError) as failure:
+    except (DevLoopError, NotReadyError, ServiceError, SiteSetupError) as failure:
         print(f"make dev: {failure}", file=sys.stderr, flush=True)
         return 1
 
@@ -100,14 +96,15 @@ def run(data_dir: Path, site_port: int) -> int:
 
 
 def _prepare_data_dir(data_dir: Path) -> None:
+    # Only we need to enter it: root's PostgreSQL keeps its cluster elsewhere (see
+    # devtools.services.persistent_cluster_dir), so a checkout under /root works as well.
     data_dir.mkdir(parents=True, exist_ok=True)
-    # PostgreSQL runs as the `postgres` user when we are root: it must be able to walk in.
-    data_dir.chmod(0o755)
 
 
 def _start_services(started: contextlib.ExitStack,
                     data_dir: Path) -> tuple[PostgresCluster, AzuriteServer]:
-    postgres = PostgresCluster(data_dir / "postgres", port=_preferred_port(PREFERRED_POSTGRES_PORT))
+    postgres = PostgresCluster(persistent_cluster_dir(data_dir),
+                               port=_preferred_port(PREFERRED_POSTGRES_PORT))
     # Registered before starting: a signal during start-up must still stop the server.
     started.callback(_announce_stop, "PostgreSQL", postgres.stop)
     _start_postgres(postgres)
@@ -133,33 +130,10 @@ def _preferred_port(port: int) -> int:
 
 def _prepare_site(postgres: PostgresCluster, azurite: AzuriteServer,
                   data_dir: Path) -> dict[str, str]:
-    """Role, database, container and schema; returns the site's environment."""
-    password = _persistent_secret(data_dir / "postgres_password")
-    _prepare_database(postgres, password)
-    _create_photo_container(azurite)
-    environment = _site_environment(postgres, azurite, password,
-                                    secret_key=_persistent_secret(data_dir / "secret_key"))
-    _migrate(environment)
-    return environment
-
-
-def _prepare_database(postgres: PostgresCluster, password: str) -> None:
-    """Create the app's role and database once; (re)set the role's password every run."""
-    role = sql.Identifier(APP_ROLE)
-    if not postgres.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", params=(APP_ROLE,)):
-        postgres.create_role(APP_ROLE, password=password)
-    else:
-        postgres.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(role, sql.Literal(password)))
-    if not postgres.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                            params=(APP_DATABASE,)):
-        postgres.create_database(APP_DATABASE, owner=APP_ROLE)
-
-
-def _create_photo_container(azurite: AzuriteServer) -> None:
-    # In Azure the infrastructure creates the container; locally we play that part.
-    service = BlobServiceClient.from_connection_string(azurite.connection_string)
-    with contextlib.suppress(ResourceExistsError):
-        service.create_container(PHOTO_CONTAINER)
+    """Role, database, container and schema, with the secrets kept in the data folder."""
+    return prepare_site(postgres, azurite, APP_DATABASE,
+                        password=_persistent_secret(data_dir / "postgres_password"),
+                        secret_key=_persistent_secret(data_dir / "secret_key"))
 
 
 def _persistent_secret(path: Path) -> str:
@@ -174,47 +148,17 @@ def _persistent_secret(path: Path) -> str:
     return value
 
 
-def _site_environment(postgres: PostgresCluster, azurite: AzuriteServer, password: str,
-                      secret_key: str) -> dict[str, str]:
-    return {
-        "DATABASE_URL": postgres.url(APP_DATABASE, user=APP_ROLE, password=password),
-        "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
-        "AZURE_STORAGE_CONTAINER": PHOTO_CONTAINER,
-        "SECRET_KEY": secret_key,
-    }
-
-
-def _child_environment(environment: dict[str, str]) -> dict[str, str]:
-    child = {**os.environ, **environment}
-    # A shell's Azure settings must not redirect the local site to real Azure resources.
-    for name in ("AZURE_POSTGRESQL_HOST", "AZURE_STORAGE_ACCOUNT_URL",
-                 "APPLICATIONINSIGHTS_CONNECTION_STRING"):
-        child.pop(name, None)
-    child["PYTHONUNBUFFERED"] = "1"
-    return child
-
-
 # the site ----------------------------------------------------------------------------------
-
-
-def _flask(*args: str) -> list[str]:
-    return [sys.executable, "-m", "flask", "--app", "webapp", *args]
-
-
-def _migrate(environment: dict[str, str]) -> None:
-    result = subprocess.run(_flask("migrate"), cwd=REPO_ROOT, env=_child_environment(environment),
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        raise DevLoopError(f"migrations failed:\n{(result.stderr or result.stdout).strip()}")
 
 
 def _start_site(started: contextlib.ExitStack, environment: dict[str, str],
                 port: int) -> subprocess.Popen:
     # A session of its own: the reloader's parent and child are stopped together, by group.
     site = subprocess.Popen(
-        _flask("run", "--host", "127.0.0.1", "--port", str(port), "--debug",
-               "--exclude-patterns", _not_the_site()),
-        cwd=REPO_ROOT, env=_child_environment(environment), start_new_session=True,
+        flask_command("run", "--host", "127.0.0.1", "--port", str(port), "--debug",
+                      "--exclude-patterns", _not_the_site()),
+        cwd=REPO_ROOT, env={**child_environment(environment), "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
     )
     started.callback(_announce_stop, "the site", lambda: _stop_site(site))
     wait_for_http_ok(site, f"http://127.0.0.1:{port}/healthz", SITE_READY_TIMEOUT)
@@ -249,6 +193,8 @@ def _print_banner(port: int, postgres: PostgresCluster, azurite: AzuriteServer,
         f"/{APP_DATABASE}",
         f"  Azurite:     {azurite.blob_endpoint}",
         f"  Data:        {data_dir}",
+        *([f"               PostgreSQL's cluster: {postgres.data_dir}"]
+          if not postgres.data_dir.is_relative_to(data_dir) else []),
         "  Ctrl-C stops the site, Azurite and PostgreSQL.",
         "",
     ]

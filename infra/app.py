@@ -32,6 +32,8 @@ class Hosting:
 
     integration_subnet_id: pulumi.Output[str] | None = None
     ase_id: pulumi.Output[str] | None = None
+    # Standard tier behind the Application Gateway: the only subnet the app admits.
+    gateway_subnet_id: pulumi.Output[str] | None = None
 
 
 def create_plan(ctx: Context, hosting: Hosting, parent: pulumi.Resource) -> web.AppServicePlan:
@@ -72,6 +74,9 @@ def app_settings(ctx: Context, data: DataServices, insights_connection_string,
         # The package ships its dependencies vendored: no Oryx build, no pip at start-up.
         "SCM_DO_BUILD_DURING_DEPLOYMENT": "false",
     }
+    if ctx.cfg.has_gateway:
+        # Application Gateway -> App Service front end -> the site (webapp/security.py).
+        settings["TRUSTED_PROXY_HOPS"] = "2"
     if ctx.cfg.has_slot:
         # The platform's own swap warm-up then also waits for a healthy answer, not just any.
         settings["WEBSITE_SWAP_WARMUP_PING_PATH"] = ctx.cfg.health_check_path
@@ -96,7 +101,22 @@ def _site_config(ctx: Context, settings, hosting: Hosting) -> web.SiteConfigArgs
         # SDK maps it to outboundVnetRouting.applicationTraffic, while outbound_vnet_routing below
         # sets allTraffic (application traffic plus image pulls and content share).
         vnet_route_all_enabled=True if hosting.integration_subnet_id else None,
+        **_gateway_only(hosting),
     )
+
+
+def _gateway_only(hosting: Hosting) -> dict:
+    """Access restrictions that admit the gateway's subnet alone; the SCM site keeps its own
+    (unrestricted) rules, so deploys work as before."""
+    if hosting.gateway_subnet_id is None:
+        return {}
+    return {
+        "ip_security_restrictions": [web.IpSecurityRestrictionArgs(
+            name="application-gateway", action="Allow", priority=100,
+            vnet_subnet_resource_id=hosting.gateway_subnet_id)],
+        "ip_security_restrictions_default_action": "Deny",
+        "scm_ip_security_restrictions_use_main": False,
+    }
 
 
 def _site_args(ctx: Context, plan: web.AppServicePlan, settings, hosting: Hosting,

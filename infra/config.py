@@ -59,6 +59,21 @@ class ConfigError(ValueError):
     """A stack configuration value is missing or not allowed."""
 
 
+INGRESS_MODES = ("none", "applicationGateway")
+# Application Gateway v2 autoscale limits (instances); each instance takes one subnet address.
+GATEWAY_CAPACITY_LIMIT = 125
+# Azure keeps 5 addresses of every subnet; the gateway may also take one private frontend IP.
+GATEWAY_SUBNET_OVERHEAD = 6
+# Microsoft's smallest supported Application Gateway v2 subnet (a /24 is recommended).
+MIN_GATEWAY_SUBNET_PREFIX = 26
+_KEY_VAULT_OBJECT_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+_VNET_ID = re.compile(
+    r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})/resourceGroups/(?P<group>[-\w.()]{1,90})"
+    r"/providers/Microsoft\.Network/virtualNetworks/(?P<name>[-\w.]{2,64})$",
+    re.IGNORECASE,
+)
+
+
 @dataclass(frozen=True)
 class Network:
     address_space: str
@@ -77,6 +92,28 @@ class PostgresAdmin:
     object_id: str
     principal_name: str
     principal_type: str
+
+
+@dataclass(frozen=True)
+class Ingress:
+    """The Application Gateway (WAF_v2) in front of the app: see infra/gateway.py."""
+
+    subnet: str
+    min_capacity: int
+    max_capacity: int
+    host_name: str | None  # None: the public IP's <label>.<region>.cloudapp.azure.com name
+    certificate_name: str | None  # None: a self-signed certificate made by the program
+
+
+@dataclass(frozen=True)
+class Hub:
+    """An existing hub VNet to peer with and to link the stack's private DNS zones to."""
+
+    vnet_id: str
+    subscription_id: str
+    resource_group: str
+    vnet_name: str
+    use_remote_gateways: bool
 
 
 @dataclass(frozen=True)
@@ -104,6 +141,8 @@ class StackConfig:
     zone_redundant: bool
     log_retention_days: int
     package_path: str | None
+    ingress: Ingress | None = None  # None: config `ingress` is `none`
+    hub: Hub | None = None
 
     @property
     def has_vnet(self) -> bool:
@@ -121,6 +160,10 @@ class StackConfig:
     def is_production(self) -> bool:
         """Stateful resources are protected and retained outside the disposable dev tier."""
         return self.tier != "basic"
+
+    @property
+    def has_gateway(self) -> bool:
+        return self.ingress is not None
 
     @property
     def postgres_sku_tier(self) -> str:
@@ -260,10 +303,15 @@ def _tier_defaults(tier: str) -> dict[str, str]:
         "aseSubnet": "10.40.0.0/24",
         "integrationSubnet": "10.40.1.0/26",
         "privateEndpointSubnet": "10.40.2.0/27",
-        "deploymentScriptSubnet": "10.40.3.0/28",
+        "deploymentScriptSubnet": "10.40.4.0/28",
         "minInstances": "2" if production else "1",
         "maxInstances": "6" if production else "1",
         "logRetentionDays": "90" if production else "30",
+        "ingress": "none",
+        "applicationGatewaySubnet": "10.40.3.0/24",
+        "applicationGatewayMinCapacity": "2",
+        "applicationGatewayMaxCapacity": "10",
+        "hubUseRemoteGateways": "true",
     }
 
 
@@ -318,7 +366,20 @@ TIER_ONLY_KEYS: dict[str, tuple[str, ...]] = {
     "minInstances": ("standard", "isolated"),
     "maxInstances": ("standard", "isolated"),
     "zoneRedundant": ("standard", "isolated"),
+    "ingress": ("standard", "isolated"),
+    "applicationGatewaySubnet": ("standard", "isolated"),
+    "applicationGatewayMinCapacity": ("standard", "isolated"),
+    "applicationGatewayMaxCapacity": ("standard", "isolated"),
+    "applicationGatewayHostName": ("standard", "isolated"),
+    "applicationGatewayCertificateName": ("standard", "isolated"),
+    "hubVirtualNetworkId": ("standard", "isolated"),
+    "hubUseRemoteGateways": ("standard", "isolated"),
 }
+
+# Keys that only mean something once `ingress` is applicationGateway.
+GATEWAY_KEYS = ("applicationGatewaySubnet", "applicationGatewayMinCapacity",
+                "applicationGatewayMaxCapacity", "applicationGatewayHostName",
+                "applicationGatewayCertificateName")
 
 KNOWN_KEYS = frozenset({
     "tier", "sku", "pythonVersion", "healthCheckPath", "alertEmail",
@@ -429,6 +490,106 @@ def _hosting_fields(config: _Lookup, tier: str) -> dict[str, Any]:
     }
 
 
+def _public_host_name(key: str, value: str) -> str:
+    labels = value.split(".")
+    if len(value) > 253 or len(labels) < 2 or not all(_HOST_LABEL.match(lab) for lab in labels):
+        raise _fail(key, value, "a lowercase fully qualified domain name such as "
+                    "reviews.example.com")
+    if value.endswith((".azurewebsites.net", ".appserviceenvironment.net", ".cloudapp.azure.com")):
+        raise _fail(key, value, "your own domain (leave it unset to use the gateway's "
+                    "<label>.<region>.cloudapp.azure.com name)")
+    return value
+
+
+def _key_vault_object_name(key: str, value: str) -> str:
+    return _matching(key, value, _KEY_VAULT_OBJECT_NAME,
+                     "the name of a certificate or secret in the stack's Key Vault "
+                     "(1-127 letters, digits and hyphens)")
+
+
+def _tier_subnets(network: Network, tier: str) -> dict[str, str]:
+    """The subnets the tier creates (see _validate_network), by config key."""
+    other = ("aseSubnet", network.ase_subnet) if tier == "isolated" else (
+        "integrationSubnet", network.integration_subnet)
+    return {"privateEndpointSubnet": network.private_endpoint_subnet, other[0]: other[1]}
+
+
+def _gateway_subnet(config: _Lookup, network: Network, tier: str, max_capacity: int) -> str:
+    key = "applicationGatewaySubnet"
+    raw = config.value(key)
+    subnet = _network(key, raw)
+    if subnet.prefixlen > MIN_GATEWAY_SUBNET_PREFIX:
+        raise _fail(key, raw, f"a /{MIN_GATEWAY_SUBNET_PREFIX} or larger block "
+                    "(Application Gateway v2; a /24 is recommended)")
+    needed = max_capacity + GATEWAY_SUBNET_OVERHEAD
+    if subnet.num_addresses < needed:
+        raise _fail(key, raw, f"a block with at least {needed} addresses for "
+                    f"applicationGatewayMaxCapacity {max_capacity}")
+    vnet = ipaddress.IPv4Network(network.address_space)
+    if not subnet.subnet_of(vnet):
+        raise _fail(key, raw, f"a block inside vnetAddressSpace {vnet}")
+    for other_key, other in _tier_subnets(network, tier).items():
+        if subnet.overlaps(ipaddress.IPv4Network(other)):
+            raise _fail(key, raw, f"a block that does not overlap {other_key} {other}")
+    return raw
+
+
+def _ingress(config: _Lookup, network: Network | None, tier: str) -> Ingress | None:
+    mode = _choice("ingress", config.value("ingress"), INGRESS_MODES)
+    if mode == "none":
+        for key in GATEWAY_KEYS:
+            if config.get(key) is not None:
+                raise _fail(key, config.get(key), "unset while 'ingress' is none "
+                            "(set ingress: applicationGateway to use it)")
+        return None
+    assert network is not None, "ingress is refused in the basic tier before this point"
+    if config.get("customDomain") is not None:
+        # App Service managed certificates need a site the public can reach; behind the
+        # gateway only the gateway's subnet can.
+        raise _fail("customDomain", config.get("customDomain"), "unset while ingress is "
+                    "applicationGateway (use applicationGatewayHostName for the public name)")
+    low = _int_in_range("applicationGatewayMinCapacity",
+                        config.value("applicationGatewayMinCapacity"), 0, GATEWAY_CAPACITY_LIMIT)
+    high = _int_in_range("applicationGatewayMaxCapacity",
+                         config.value("applicationGatewayMaxCapacity"), 2, GATEWAY_CAPACITY_LIMIT)
+    if high < low:
+        raise _fail("applicationGatewayMaxCapacity", config.value("applicationGatewayMaxCapacity"),
+                    f"at least applicationGatewayMinCapacity ({low})")
+    return Ingress(
+        subnet=_gateway_subnet(config, network, tier, high),
+        min_capacity=low,
+        max_capacity=high,
+        host_name=_optional(config, "applicationGatewayHostName", _public_host_name),
+        certificate_name=_optional(config, "applicationGatewayCertificateName",
+                                   _key_vault_object_name),
+    )
+
+
+def _hub(config: _Lookup) -> Hub | None:
+    raw = config.get("hubVirtualNetworkId")
+    if raw is None:
+        if config.get("hubUseRemoteGateways") is not None:
+            raise _fail("hubUseRemoteGateways", config.get("hubUseRemoteGateways"),
+                        "unset while hubVirtualNetworkId is unset")
+        return None
+    match = _VNET_ID.match(raw)
+    if not match:
+        raise _fail("hubVirtualNetworkId", raw, "the full resource id of the hub VNet: "
+                    "/subscriptions/<guid>/resourceGroups/<group>/providers/"
+                    "Microsoft.Network/virtualNetworks/<name>")
+    try:
+        subscription = str(uuid.UUID(match["subscription"]))
+    except ValueError:
+        raise _fail("hubVirtualNetworkId", raw, "a VNet id whose subscription is a GUID") from None
+    return Hub(
+        vnet_id=raw,
+        subscription_id=subscription,
+        resource_group=match["group"],
+        vnet_name=match["name"],
+        use_remote_gateways=_bool("hubUseRemoteGateways", config.value("hubUseRemoteGateways")),
+    )
+
+
 def _optional(config: _Lookup, key: str, validate: Callable[[str, str], str]) -> str | None:
     raw = config.get(key)
     return None if raw is None else validate(key, raw)
@@ -468,6 +629,7 @@ def parse_config(stack: str, get: Callable[[str], str | None], location: str | N
     config = _Lookup(get, _tier_defaults(tier))
     location = _location(location)
     alert_email = config.required("alertEmail", "the e-mail address that receives alerts")
+    hosting = _hosting_fields(config, tier)
     return StackConfig(
         stack=stack,
         tier=tier,
@@ -479,8 +641,10 @@ def parse_config(stack: str, get: Callable[[str], str | None], location: str | N
                                          30, 730),
         package_path=config.get("packagePath"),
         **_naming_fields(config, stack, location, subscription_id),
-        **_hosting_fields(config, tier),
+        **hosting,
         **_postgres_fields(config),
+        ingress=_ingress(config, hosting["network"], tier),
+        hub=_hub(config),
     )
 
 

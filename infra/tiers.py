@@ -4,6 +4,9 @@ basic     Internet -> App Service (B1) -> public data endpoints (Entra only), Ap
 standard  Internet -> App Service (P1v3/S1) + staging slot -> VNet integration subnet ->
           private endpoints (PostgreSQL, Key Vault, Blob) + private DNS; autoscale
 isolated  VNet -> ASE v3 (ILB) -> App Service (I1v2) + staging slot -> private endpoints + DNS
+ingress   (config, standard or isolated) Internet -> Application Gateway WAF_v2 -> the app
+hub       (config, standard or isolated) hub VNet <-> peering <-> VNet; every private DNS zone
+          also linked to the hub
 
 Each box is a component (infra/<module>.py); the resource group stays at the top of the stack
 and every Azure resource sits under one of these components:
@@ -13,6 +16,7 @@ and every Azure resource sits under one of these components:
     VirtualNetwork "network"       PrivateLink "postgres" / "vault" / "blob"
     Environment "ase"              AppService "app-service" -> Site "app", Site "staging"
     Monitoring "monitoring"        Deployer -> DeploymentScript "database-roles", "deploy"
+    ApplicationGateway "ingress"   HubConnection "hub"          (when configured)
 
 The deployer's scripts run the data-plane steps inside Azure (infra/README.md, "First deploy
 from empty"): `pulumi up` itself needs no network and no login beyond the provider's.
@@ -23,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+from pulumi_azure_native import privatedns
 
 from infra.app import STAGING_SLOT, AppService, AppServiceArgs, Hosting
 from infra.ase import Environment, EnvironmentArgs
@@ -31,6 +36,8 @@ from infra.context import Context, create_context
 from infra.data import DataServices, DataServicesArgs
 from infra.deploy import PackageRef
 from infra.deployer import Deployer, DeployerArgs, deploy_package, run_database_roles
+from infra.gateway import ApplicationGateway, ApplicationGatewayArgs
+from infra.hub import HubConnection, HubConnectionArgs
 from infra.identity import SiteIdentities, SiteIdentitiesArgs
 from infra.monitoring import Monitoring, MonitoringArgs, Telemetry, TelemetryArgs
 from infra.network import VirtualNetwork, VirtualNetworkArgs
@@ -62,22 +69,58 @@ def _foundation(cfg: StackConfig, package: PackageRef) -> Foundation:
     return Foundation(ctx, package, deployer, identities, telemetry, data, deployer_admin)
 
 
-def _private_links(base: Foundation, vnet: VirtualNetwork) -> list[pulumi.Resource]:
-    """PostgreSQL, Key Vault and Blob reachable only through private endpoints in the VNet.
-
-    Returns the DNS zone groups: the app's first requests and the deployer need them.
-    """
+def _private_links(base: Foundation, vnet: VirtualNetwork) -> dict[str, PrivateLink]:
+    """PostgreSQL, Key Vault and Blob reachable only through private endpoints in the VNet."""
     ctx, data = base.ctx, base.data
-    links = [
+    return {
         # After every other change to the server, the deployer administrator included: a
         # flexible server takes one change at a time.
-        PrivateLink("postgres", PrivateLinkArgs(ctx, data.postgres, "postgresqlServer", vnet,
-                                                after=(*data.postgres_ready,
-                                                       base.deployer_admin))),
-        PrivateLink("vault", PrivateLinkArgs(ctx, data.vault, "vault", vnet)),
-        PrivateLink("blob", PrivateLinkArgs(ctx, data.storage_account, "blob", vnet)),
-    ]
-    return [link.zone_group for link in links]
+        "postgres": PrivateLink("postgres", PrivateLinkArgs(
+            ctx, data.postgres, "postgresqlServer", vnet,
+            after=(*data.postgres_ready, base.deployer_admin))),
+        "vault": PrivateLink("vault", PrivateLinkArgs(ctx, data.vault, "vault", vnet)),
+        "blob": PrivateLink("blob", PrivateLinkArgs(ctx, data.storage_account, "blob", vnet)),
+    }
+
+
+def _zone_groups(links: dict[str, PrivateLink]) -> list[pulumi.Resource]:
+    """The app's first requests and the deployer need the endpoints' DNS records."""
+    return [link.zone_group for link in links.values()]
+
+
+def _zones(links: dict[str, PrivateLink]) -> dict[str, privatedns.PrivateZone]:
+    return {key: link.zone for key, link in links.items()}
+
+
+def _ingress(base: Foundation, vnet: VirtualNetwork, app_host_name: str,
+             after: pulumi.Resource) -> ApplicationGateway | None:
+    """Internet -> WAF -> the app, when config `ingress` is applicationGateway.
+
+    app_host_name is the app's default host name, known before the app exists (its name and
+    the ASE's DNS suffix): in the standard tier the app's access restrictions need the
+    gateway's subnet, so the gateway comes first.
+    """
+    if not base.ctx.cfg.has_gateway:
+        return None
+    return ApplicationGateway("ingress", ApplicationGatewayArgs(
+        ctx=base.ctx, vnet_name=vnet.vnet.name, backend_host_name=app_host_name,
+        vault=base.data.vault, workspace_id=base.telemetry.workspace.id,
+        app_service_endpoint=base.ctx.cfg.tier == "standard", after=after))
+
+
+def _hub(base: Foundation, vnet: VirtualNetwork,
+         zones: dict[str, privatedns.PrivateZone]) -> HubConnection | None:
+    if base.ctx.cfg.hub is None:
+        return None
+    return HubConnection("hub", HubConnectionArgs(ctx=base.ctx, vnet=vnet.vnet, zones=zones))
+
+
+def _with_ingress(outputs: dict, gateway: ApplicationGateway | None) -> dict:
+    if gateway is None:
+        return outputs
+    # What the site's users open; the app's own URL stays internal (isolated) or closed.
+    return {**outputs, "siteUrl": gateway.public_url,
+            "gatewayPublicIp": gateway.public_ip.ip_address}
 
 
 def _app_service(base: Foundation, hosting: Hosting | None = None,
@@ -138,25 +181,35 @@ def build_standard(cfg: StackConfig, package: PackageRef) -> dict:
     """P1v3/S1 with VNet integration, private endpoints, staging slot and autoscale."""
     base = _foundation(cfg, package)
     vnet = VirtualNetwork("network", VirtualNetworkArgs(base.ctx))
-    network_ready = _private_links(base, vnet)
+    links = _private_links(base, vnet)
     assert vnet.integration_subnet is not None
-    hosting = Hosting(integration_subnet_id=vnet.integration_subnet.id)
-    service = _app_service(base, hosting, network_ready, vnet.script_subnet.id)
-    return {**_outputs(base, service, package), "vnetName": vnet.vnet.name}
+    gateway = _ingress(base, vnet, f"{base.ctx.names.web_app}.azurewebsites.net",
+                       after=vnet.integration_subnet)
+    _hub(base, vnet, _zones(links))
+    hosting = Hosting(integration_subnet_id=vnet.integration_subnet.id,
+                      gateway_subnet_id=gateway.subnet.id if gateway else None)
+    service = _app_service(base, hosting, _zone_groups(links), vnet.script_subnet.id)
+    return _with_ingress({**_outputs(base, service, package), "vnetName": vnet.vnet.name},
+                         gateway)
 
 
 def build_isolated(cfg: StackConfig, package: PackageRef) -> dict:
     """ASE v3 (internal load balancer) in the VNet, I1v2 plan, private endpoints."""
     base = _foundation(cfg, package)
     vnet = VirtualNetwork("network", VirtualNetworkArgs(base.ctx))
-    network_ready = _private_links(base, vnet)
+    links = _private_links(base, vnet)
     environment = Environment("ase", EnvironmentArgs(base.ctx, vnet))
+    names = base.ctx.names
+    gateway = _ingress(base, vnet, f"{names.web_app}.{names.ase}.appserviceenvironment.net",
+                       after=vnet.ase_subnet)
+    _hub(base, vnet, {**_zones(links), "ase": environment.zone})
     # The deploy script reaches the internal SCM site through the ASE's private zone.
-    network_ready += environment.records
+    network_ready = [*_zone_groups(links), *environment.records]
     service = _app_service(base, Hosting(ase_id=environment.ase.id), network_ready,
                            vnet.script_subnet.id)
-    return {**_outputs(base, service, package), "vnetName": vnet.vnet.name,
-            "aseName": environment.ase.name, "aseInternalIp": environment.internal_ip}
+    return _with_ingress({**_outputs(base, service, package), "vnetName": vnet.vnet.name,
+                          "aseName": environment.ase.name,
+                          "aseInternalIp": environment.internal_ip}, gateway)
 
 
 TIER_BUILDERS = {"basic": build_basic, "standard": build_standard, "isolated": build_isolated}

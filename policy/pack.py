@@ -12,7 +12,12 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policy.rules import RULES, Rule, check_every_site_has_basic_auth_off
+from policy.rules import (
+    RULES,
+    Rule,
+    check_every_gateway_has_a_prevention_waf,
+    check_every_site_has_basic_auth_off,
+)
 
 PACK_NAME = "restaurant-review-baseline"
 
@@ -40,6 +45,13 @@ def _every_site_has_basic_auth_off(args: StackValidationArgs,
         report_violation(message, None)
 
 
+def _every_gateway_has_a_prevention_waf(args: StackValidationArgs,
+                                        report_violation: ReportViolation) -> None:
+    resources = [(resource.resource_type, resource.props) for resource in args.resources]
+    for message in check_every_gateway_has_a_prevention_waf(resources):
+        report_violation(message, None)
+
+
 def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
     per_resource = [
         ResourceValidationPolicy(
@@ -58,4 +70,11 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
         validate=_every_site_has_basic_auth_off,
         enforcement_level=EnforcementLevel.MANDATORY,
     )
-    return [*per_resource, stack_wide]
+    gateways = StackValidationPolicy(
+        name="every-gateway-prevention-waf",
+        description="Every Application Gateway uses a WAF policy of the stack that is in "
+                    "Prevention mode.",
+        validate=_every_gateway_has_a_prevention_waf,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    )
+    return [*per_resource, stack_wide, gateways]

@@ -28,9 +28,18 @@ BLOB_CONTAINER = f"{NATIVE}storage:BlobContainer"
 KEY_VAULT = f"{NATIVE}keyvault:Vault"
 POSTGRES_SERVER = f"{NATIVE}dbforpostgresql:Server"
 ROLE_ASSIGNMENT = f"{NATIVE}authorization:RoleAssignment"
+APPLICATION_GATEWAY = f"{NATIVE}network:ApplicationGateway"
+WAF_POLICY = f"{NATIVE}network:WebApplicationFirewallPolicy"
 STATEFUL = (POSTGRES_SERVER, STORAGE_ACCOUNT, KEY_VAULT)
 
 WEB_TLS_VERSIONS = ("1.2", "1.3")
+GATEWAY_WAF_SKU = "WAF_v2"
+# Predefined Application Gateway TLS policies whose minimum is TLS 1.2.
+GATEWAY_TLS_POLICIES = ("AppGwSslPolicy20170401S", "AppGwSslPolicy20220101",
+                        "AppGwSslPolicy20220101S")
+GATEWAY_TLS_VERSIONS = ("TLSv1_2", "TLSv1_3")
+# Managed rule sets at least as current as these (OWASP CRS 3.2, Microsoft DRS 2.1).
+CURRENT_RULE_SETS = {"OWASP": (3, 2), "Microsoft_DefaultRuleSet": (2, 1)}
 STORAGE_TLS_VERSIONS = ("TLS1_2", "TLS1_3")
 # A resource ID below a resource group: .../resourceGroups/<rg>/providers/<namespace>/<type>/<name>
 RESOURCE_SCOPE = re.compile(
@@ -169,6 +178,107 @@ def check_role_assignment_scope(resource_type, props, options=None, config=None)
     return violations
 
 
+# --- Application Gateway -------------------------------------------------------------------
+
+def _version(text: Any) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in str(text).split("."))
+    except ValueError:
+        return ()
+
+
+def _part_name(reference: Any) -> str | None:
+    """The name of a gateway part from its sub-resource reference ({"id": ".../<kind>/<name>"})."""
+    resource_id = _get(reference, "id")
+    return resource_id.rsplit("/", 1)[-1] if isinstance(resource_id, str) else None
+
+
+def check_gateway_has_waf(resource_type, props, options=None, config=None) -> list[str]:
+    """A gateway is a WAF_v2 with a policy; the policy blocks with a current rule set."""
+    violations = []
+    if resource_type == APPLICATION_GATEWAY:
+        if _get(props, "sku", "tier") != GATEWAY_WAF_SKU:
+            violations.append(f"sku.tier must be {GATEWAY_WAF_SKU}: the site's only public door "
+                              "needs a web application firewall")
+        if not _get(props, "firewallPolicy", "id"):
+            violations.append("firewallPolicy must reference a WAF policy")
+    elif resource_type == WAF_POLICY:
+        settings = props.get("policySettings") or {}
+        if settings.get("mode") != "Prevention":
+            violations.append(f"policySettings.mode must be Prevention, not "
+                              f"{settings.get('mode')!r}: Detection only logs attacks")
+        if settings.get("state", "Enabled") != "Enabled":
+            violations.append("policySettings.state must be Enabled")
+        sets = _get(props, "managedRules", "managedRuleSets") or []
+        if not any(_version(rule_set.get("ruleSetVersion")) >= minimum
+                   for rule_set in sets
+                   for kind, minimum in CURRENT_RULE_SETS.items()
+                   if rule_set.get("ruleSetType") == kind):
+            violations.append("managedRules needs Microsoft_DefaultRuleSet 2.1+ or OWASP 3.2+")
+    return violations
+
+
+def _tls_policy_violations(props: Mapping[str, Any]) -> list[str]:
+    policy = props.get("sslPolicy") or {}
+    kind = policy.get("policyType")
+    if kind == "Predefined" and policy.get("policyName") in GATEWAY_TLS_POLICIES:
+        return []
+    if kind in ("Custom", "CustomV2") and policy.get("minProtocolVersion") in GATEWAY_TLS_VERSIONS:
+        return []
+    return [f"sslPolicy must set TLS 1.2 or later (Predefined {', '.join(GATEWAY_TLS_POLICIES)} "
+            f"or Custom/CustomV2 with minProtocolVersion TLSv1_2), got {policy or None!r}"]
+
+
+def check_gateway_listeners_use_tls(resource_type, props, options=None,
+                                    config=None) -> list[str]:
+    """Every public listener is HTTPS, except HTTP listeners that only redirect to HTTPS."""
+    if resource_type != APPLICATION_GATEWAY:
+        return []
+    violations = _tls_policy_violations(props)
+    listeners = {listener.get("name"): listener for listener in props.get("httpListeners") or []}
+    redirects = {r.get("name"): r for r in props.get("redirectConfigurations") or []}
+    rules = props.get("requestRoutingRules") or []
+    for name, listener in listeners.items():
+        protocol = listener.get("protocol")
+        if protocol == "Https":
+            if not listener.get("sslCertificate"):
+                violations.append(f"HTTPS listener {name!r} has no certificate")
+            continue
+        for rule in (r for r in rules if _part_name(r.get("httpListener")) == name):
+            redirect = redirects.get(_part_name(rule.get("redirectConfiguration")))
+            target = listeners.get(_part_name((redirect or {}).get("targetListener")), {})
+            to_https = target.get("protocol") == "Https" or str(
+                (redirect or {}).get("targetUrl", "")).startswith("https://")
+            if rule.get("backendAddressPool") or not to_https:
+                violations.append(f"{protocol} listener {name!r} may only redirect to HTTPS, but "
+                                  f"rule {rule.get('name')!r} does not")
+    return violations
+
+
+def check_every_gateway_has_a_prevention_waf(resources: Iterable[tuple[str, Mapping[str, Any]]]
+                                             ) -> list[str]:
+    """Stack-wide: each gateway's firewallPolicy is a WAF policy of this stack in Prevention.
+
+    The per-resource rules see a gateway's reference and a policy's mode separately; this joins
+    them, so a gateway pointing at a Detection policy (or at none of this stack's) is caught.
+    """
+    resources = list(resources)
+    policies = {props.get("policyName"): props for resource_type, props in resources
+                if resource_type == WAF_POLICY}
+    found = []
+    for resource_type, props in resources:
+        if resource_type != APPLICATION_GATEWAY:
+            continue
+        name = props.get("applicationGatewayName")
+        policy = policies.get(_part_name(props.get("firewallPolicy")))
+        if policy is None:
+            found.append(f"gateway {name!r} has no WAF policy of this stack")
+        elif _get(policy, "policySettings", "mode") != "Prevention":
+            found.append(f"gateway {name!r} uses WAF policy {policy.get('policyName')!r}, which "
+                         "is not in Prevention mode")
+    return found
+
+
 # --- Data safety ---------------------------------------------------------------------------
 
 def check_stateful_protected(resource_type, props, options=None, config=None) -> list[str]:
@@ -234,6 +344,12 @@ RULES: tuple[Rule, ...] = (
          check_postgres_entra_and_private, {"privateNetworking": True}),
     Rule("role-assignment-resource-scope", "Role assignments target one resource and a "
          "ServicePrincipal.", check_role_assignment_scope),
+    Rule("application-gateway-waf-prevention", "Application Gateways are WAF_v2 with a WAF "
+         "policy; WAF policies are enabled, in Prevention mode, with DRS 2.1+/OWASP 3.2+.",
+         check_gateway_has_waf),
+    Rule("application-gateway-tls-listeners", "Application Gateway listeners are HTTPS with a "
+         "certificate and TLS 1.2+; HTTP listeners only redirect to HTTPS.",
+         check_gateway_listeners_use_tls),
     Rule("stateful-resources-protected", "PostgreSQL, storage accounts and Key Vaults are "
          "protected outside dev.", check_stateful_protected, {"requireProtection": True}),
 )

@@ -1,11 +1,16 @@
 """Build the App Service deploy package: dist/webapp-py<version>.zip.
 
     .venv/bin/python -m release.build [--python-version 3.11] [--dist dist] [--cache build]
+    .venv/bin/python -m release.build --lock      # `make package-lock`: re-pin after a change
 
 The zip's root holds `startup.py` (the App Service startup command is `python startup.py`),
 `webapp/` (sources, templates, static files, migrations) and `vendor/` (every runtime dependency
 from webapp/requirements.txt, installed from manylinux x86_64 wheels for the target Python), so
 the site starts with nothing but a bare interpreter: no Oryx build, no pip at start-up.
+
+What is vendored comes from release/requirements-py<version>.txt, a hash-pinned requirements
+file that `uv pip compile --generate-hashes` resolves for the target platform and Python; pip
+installs it with --require-hashes, so every wheel is the one that was locked.
 
 The zip is byte-for-byte reproducible: entries sorted, one fixed timestamp (SOURCE_DATE_EPOCH
 or 1980-01-01), fixed permissions, no bytecode. The vendored set is cached under build/ keyed
@@ -45,8 +50,11 @@ MANYLINUX_PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(28, 16, 
     "manylinux2014_x86_64"
 ]
 
+# What `uv pip compile` resolves the lock for: the newest of the platforms above.
+LOCK_PLATFORM = "x86_64-manylinux_2_28"
+
 # Bump when the vendoring steps change, so older caches are not reused.
-VENDOR_CACHE_FORMAT = "2"
+VENDOR_CACHE_FORMAT = "3"
 
 ZIP_EPOCH_FLOOR = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can carry
 FILE_MODE = 0o100644  # regular file, rw-r--r--: nothing in the package needs an exec bit
@@ -104,7 +112,7 @@ class BuildSettings:
     cache_dir: Path
     python_version: str
     source_date_epoch: int
-    lock_file: Path | None = None  # pins every vendored distribution; None: versions float
+    lock_file: Path  # hash-pinned requirements: every vendored distribution, see --lock
 
     @property
     def webapp_dir(self) -> Path:
@@ -146,12 +154,11 @@ def check_python_version(version: str) -> None:
 
 
 def vendor_dependencies(
-    requirements: Path, python_version: str, cache_dir: Path, lock: Path | None
+    requirements: Path, python_version: str, cache_dir: Path, lock: Path
 ) -> Path:
     """The vendor/ tree for these requirements, installed once and then reused from cache."""
-    if lock is not None:
-        check_lock_is_current(lock, requirements)
-    key = vendor_cache_key(requirements, python_version, lock)
+    check_lock_is_current(lock, requirements)
+    key = vendor_cache_key(python_version, lock)
     prefix = f"vendor-py{python_version}-"
     target = cache_dir / f"{prefix}{key}"
     if target.is_dir():
@@ -161,10 +168,9 @@ def vendor_dependencies(
     # half-filled directory that a later build would trust.
     staging = Path(tempfile.mkdtemp(prefix=".vendor-", dir=cache_dir))
     try:
-        pip_install_wheels(requirements, python_version, staging, lock)
+        pip_install_wheels(lock, python_version, staging)
         strip_vendor_tree(staging)
-        if lock is not None:
-            check_matches_lock(vendored_distributions(staging), lock)
+        check_matches_lock(vendored_distributions(staging), lock)
         try:
             staging.rename(target)
         except OSError:
@@ -177,23 +183,23 @@ def vendor_dependencies(
     return target
 
 
-def vendor_cache_key(requirements: Path, python_version: str, lock: Path | None) -> str:
+def vendor_cache_key(python_version: str, lock: Path) -> str:
+    # The lock alone decides what is installed (webapp/requirements.txt is checked against it).
     digest = hashlib.sha256()
     for part in (
         VENDOR_CACHE_FORMAT,
         python_version,
         " ".join(MANYLINUX_PLATFORMS),
         importlib.metadata.version("pip"),
-        requirements.read_text(encoding="utf-8"),
-        lock.read_text(encoding="utf-8") if lock else "",
+        lock.read_text(encoding="utf-8"),
     ):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:16]
 
 
-def pip_install_wheels(
-    requirements: Path, python_version: str, target: Path, lock: Path | None
-) -> None:
+def pip_install_wheels(lock: Path, python_version: str, target: Path) -> None:
+    """Install exactly the locked wheels; pip refuses any file whose sha256 is not in the lock
+    and any dependency the lock does not pin."""
     abi = "cp" + python_version.replace(".", "")
     command = [
         sys.executable, "-m", "pip", "install",
@@ -203,17 +209,16 @@ def pip_install_wheels(
         "--abi", abi, "--abi", "abi3", "--abi", "none",
         *[arg for platform in MANYLINUX_PLATFORMS for arg in ("--platform", platform)],
         "--target", str(target),
-        "--requirement", str(requirements),
-        *(["--constraint", str(lock)] if lock else []),
+        "--require-hashes", "--requirement", str(lock),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    print(f"vendoring {requirements} for CPython {python_version} (manylinux x86_64)")
+    print(f"vendoring {lock} for CPython {python_version} (manylinux x86_64)")
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)  # noqa: S603
     if result.returncode != 0:
         raise BuildError(
-            f"pip could not install manylinux wheels for Python {python_version} from "
-            f"{requirements} (a dependency without a binary wheel for that platform, or a "
-            f"pin that conflicts with {lock or 'the lock'}?):\n{result.stderr.strip()}"
+            f"pip could not install the locked manylinux wheels for Python {python_version} "
+            f"from {lock} (a hash that does not match, or a lock written for another platform? "
+            f"refresh it with `{LOCK_COMMAND}`):\n{result.stderr.strip()}"
         )
 
 
@@ -254,46 +259,61 @@ def vendor_files(vendor: Path) -> Iterator[tuple[str, Path]]:
             yield path.relative_to(vendor).as_posix(), path
 
 
-# --- the lock: every vendored distribution pinned ---------------------------------------------
+# --- the lock: every vendored distribution pinned, with its hashes ------------------------------
 #
 # webapp/requirements.txt pins what the site imports; what those pull in would float to the
-# newest release on every cold build. The lock pins the whole resolved set, so the same sources
-# give the same package next month too. It records the requirements' hash to notice staleness.
+# newest release on every cold build. The lock is uv's standard hash-pinned requirements file
+# for the target platform and Python: the same sources give the same package next month too,
+# and pip installs nothing whose sha256 was not locked.
 
 LOCK_DIR = Path(__file__).resolve().parent
-LOCK_COMMAND = ".venv/bin/python -m release.build --lock"
-REQUIREMENTS_HASH_PREFIX = "# requirements sha256: "
+LOCK_COMMAND = "make package-lock"
+# Lock lines look like `name==version \` (continued by --hash lines), or `name[extra]==version`.
+LOCK_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
 
 
 def default_lock_path(python_version: str) -> Path:
-    return LOCK_DIR / f"vendor-lock-py{python_version}.txt"
-
-
-def requirements_digest(requirements: Path) -> str:
-    return hashlib.sha256(requirements.read_bytes()).hexdigest()
+    return LOCK_DIR / f"requirements-py{python_version}.txt"
 
 
 def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def read_lock(lock: Path) -> dict[str, str]:
+def read_pins(path: Path) -> dict[str, str]:
+    """canonical name -> version of every `name==version` line (hashes, comments skipped)."""
     pins = {}
-    for line in lock.read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            pins[canonical_name(name.strip())] = version.strip()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        pin = LOCK_PIN.match(line)
+        if pin:
+            pins[canonical_name(pin.group(1))] = pin.group(2)
     return pins
 
 
+def read_lock(lock: Path) -> dict[str, str]:
+    return read_pins(lock)
+
+
 def check_lock_is_current(lock: Path, requirements: Path) -> None:
+    """Every pin of webapp/requirements.txt is in the lock at that version."""
     if not lock.is_file():
         raise BuildError(f"lock file {lock} not found: create it with `{LOCK_COMMAND}`")
-    expected = REQUIREMENTS_HASH_PREFIX + requirements_digest(requirements)
-    if expected not in lock.read_text(encoding="utf-8").splitlines():
+    unpinned = [line.strip() for line in requirements.read_text(encoding="utf-8").splitlines()
+                if line.strip() and not line.lstrip().startswith("#")
+                and not LOCK_PIN.match(line.strip())]
+    if unpinned:
+        raise BuildError(f"{requirements} must pin exact versions (name==version): "
+                         f"{', '.join(unpinned)}")
+    locked = read_lock(lock)
+    stale = sorted(
+        f"{name}=={version} (locked: {locked.get(name, 'nothing')})"
+        for name, version in read_pins(requirements).items()
+        if locked.get(name) != version
+    )
+    if stale:
         raise BuildError(
-            f"{requirements} changed since {lock.name} was written: refresh the lock with "
-            f"`{LOCK_COMMAND}` and commit both"
+            f"{requirements} changed since {lock.name} was written: {', '.join(stale)}; "
+            f"refresh the lock with `{LOCK_COMMAND}` and commit both"
         )
 
 
@@ -321,20 +341,29 @@ def check_matches_lock(installed: dict[str, str], lock: Path) -> None:
     )
 
 
-def write_lock(requirements: Path, python_version: str, lock: Path) -> Path:
-    """Resolve the requirements afresh (no lock) and pin everything pip chose."""
-    with tempfile.TemporaryDirectory(prefix="vendor-lock-") as scratch:
-        target = Path(scratch) / "vendor"
-        pip_install_wheels(requirements, python_version, target, lock=None)
-        pins = vendored_distributions(target)
-    lines = [
-        f"# Every distribution vendored into the deploy package for CPython {python_version}",
-        "# (manylinux x86_64), resolved from webapp/requirements.txt. Generated; refresh with",
-        f"#     {LOCK_COMMAND}",
-        REQUIREMENTS_HASH_PREFIX + requirements_digest(requirements),
-        *(f"{name}=={version}" for name, version in sorted(pins.items())),
-    ]
-    lock.write_text("\n".join(lines) + "\n", encoding="utf-8")
+def lock_command(python_version: str, lock: Path) -> list[str]:
+    """`uv pip compile` for App Service's platform and Python, with every file's hash."""
+    return [
+        sys.executable, "-m", "uv", "pip", "compile", "webapp/requirements.txt",
+        "--python-version", python_version, "--python-platform", LOCK_PLATFORM,
+        "--only-binary", ":all:", "--generate-hashes",
+        "--custom-compile-command", LOCK_COMMAND,
+        "--output-file", str(lock), "--quiet",
+    ]  # fmt: skip
+
+
+def write_lock(source_root: Path, python_version: str, lock: Path) -> Path:
+    """Resolve webapp/requirements.txt afresh and write the hash-pinned lock."""
+    # Run from the source root, so the lock names `webapp/requirements.txt` wherever it is.
+    result = subprocess.run(  # noqa: S603
+        lock_command(python_version, lock), cwd=source_root, capture_output=True,
+        text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise BuildError(
+            f"uv could not lock webapp/requirements.txt for CPython {python_version} on "
+            f"{LOCK_PLATFORM}:\n{(result.stderr or result.stdout).strip()}"
+        )
     return lock
 
 
@@ -441,18 +470,17 @@ def parse_args(argv: list[str] | None) -> tuple[BuildSettings, bool]:
     parser.add_argument(
         "--lock",
         action="store_true",
-        help="re-resolve webapp/requirements.txt and rewrite release/vendor-lock-py<ver>.txt",
+        help="re-resolve webapp/requirements.txt and rewrite release/requirements-py<ver>.txt",
     )
     args = parser.parse_args(argv)
     check_python_version(args.python_version)
-    lock = default_lock_path(args.python_version)
     settings = BuildSettings(
         source_root=args.source.resolve(),
         dist_dir=args.dist.resolve(),
         cache_dir=args.cache.resolve(),
         python_version=args.python_version,
         source_date_epoch=source_date_epoch(),
-        lock_file=lock if lock.is_file() or args.lock else None,
+        lock_file=default_lock_path(args.python_version),
     )
     return settings, args.lock
 
@@ -470,11 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings, lock_only = parse_args(argv)
         if lock_only:
-            print(write_lock(settings.requirements, settings.python_version, settings.lock_file))
+            print(write_lock(settings.source_root, settings.python_version, settings.lock_file))
             return 0
-        if settings.lock_file is None:
-            print(f"warning: no {default_lock_path(settings.python_version).name}: versions of "
-                  "indirect dependencies float (create it with --lock)")  # fmt: skip
         zip_path = build_package(settings)
     except BuildError as error:
         print(f"package build failed: {error}", file=sys.stderr)

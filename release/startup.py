@@ -8,18 +8,30 @@ It runs on the image's bare interpreter with the standard library only, and
    handy by hand over SSH), which calls webapp.db.upgrade_database under the webapp's
    PostgreSQL advisory lock, so instances starting together migrate once; a failure exits
    non-zero and App Service restarts the container;
-3. replaces itself (exec) with gunicorn serving `webapp:create_app()` on 0.0.0.0:$PORT, so
+3. starts the orphaned-photo sweeper in the background (`python -S startup.py sweep-loop`):
+   every PHOTO_SWEEP_INTERVAL_MINUTES (default 360, 0 turns it off) it runs
+   webapp.sweep.sweep_orphaned_photos, which takes a PostgreSQL advisory lock so only one
+   instance sweeps at a time; it exits when gunicorn (its parent after the exec) is gone;
+4. replaces itself (exec) with gunicorn serving `webapp:create_app()` on 0.0.0.0:$PORT, so
    gunicorn is the process App Service signals on stop.
+
+Why a background process and not a WebJob: WebJobs on Linux App Service are a preview
+feature, and the sweep needs exactly what the site has here (its settings, managed identity,
+network path to the private PostgreSQL and storage, and vendor/). Every instance runs one;
+the advisory lock, not the schedule, keeps them from sweeping at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import random
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -42,6 +54,13 @@ GRACEFUL_TIMEOUT_SECONDS = 30
 # closes a connection the proxy is about to send on (a 502 race).
 KEEPALIVE_SECONDS = 75
 
+# The orphaned-photo sweep: often enough that failed uploads do not pile up, rarely enough to
+# cost nothing. The first round waits a random part of the interval, so instances started
+# together spread out.
+DEFAULT_SWEEP_INTERVAL_MINUTES = 360
+# How often the sweeper checks that gunicorn (its parent) still runs.
+PARENT_CHECK_SECONDS = 30.0
+
 log = logging.getLogger("startup")
 
 
@@ -57,14 +76,18 @@ def main(argv: list[str]) -> int:
     )
     if argv[1:] == ["migrate"]:
         return migrate()  # the child below: PYTHONPATH already holds vendor/
+    if argv[1:] == ["sweep-loop"]:
+        return sweep_loop(os.environ)
     env = environment_with_package_paths(os.environ)
     try:
         command = gunicorn_command(env, available_cpus())
+        sweep_interval = sweep_interval_seconds(env)
     except StartupError as error:
         log.error("cannot start: %s", error)
         return 2
     if not run_migrations_in_child(env):
         return 1
+    start_photo_sweeper(env, sweep_interval)
     log.info("starting gunicorn: %s", " ".join(command[1:]))
     os.chdir(ROOT)
     os.execvpe(command[0], command, env)  # noqa: S606 - our interpreter, fixed arguments
@@ -113,6 +136,92 @@ def migrate() -> int:
         return 1
     log.info("database migrations applied")
     return 0
+
+
+# --- the orphaned-photo sweep ----------------------------------------------------------------
+
+
+def sweep_interval_seconds(env: Mapping[str, str]) -> float:
+    """PHOTO_SWEEP_INTERVAL_MINUTES in seconds; 0 means no sweeping on this instance."""
+    raw = env.get("PHOTO_SWEEP_INTERVAL_MINUTES", "").strip()
+    if not raw:
+        return DEFAULT_SWEEP_INTERVAL_MINUTES * 60.0
+    if not raw.isdigit():
+        raise StartupError(
+            f"PHOTO_SWEEP_INTERVAL_MINUTES must be a whole number of minutes (0 turns the "
+            f"sweep off), got {raw!r}")
+    return int(raw) * 60.0
+
+
+def start_photo_sweeper(env: Mapping[str, str], interval: float) -> subprocess.Popen | None:
+    """Start the sweeper child; it outlives this process's exec and follows gunicorn's life."""
+    if interval <= 0:
+        log.info("orphaned-photo sweep turned off (PHOTO_SWEEP_INTERVAL_MINUTES=0)")
+        return None
+    log.info("orphaned-photo sweep every %.0f minutes", interval / 60)
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        [python_executable(), *ISOLATION_FLAGS, str(ROOT / "startup.py"), "sweep-loop"],
+        env=dict(env),
+    )
+
+
+def sweep_loop(env: Mapping[str, str]) -> int:
+    """The sweeper child: sweep every interval while the parent (gunicorn) runs."""
+    for path in (str(VENDOR), str(ROOT)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    from webapp import create_app
+    from webapp.sweep import sweep_orphaned_photos
+
+    parent = os.getppid()
+    _exit_with_parent()
+    app = create_app()
+    sweep_periodically(
+        lambda: sweep_orphaned_photos(app),
+        interval=sweep_interval_seconds(env),
+        parent_alive=lambda: os.getppid() == parent,
+    )
+    log.info("gunicorn is gone: the photo sweeper stops")
+    return 0
+
+
+def _exit_with_parent() -> None:
+    """Ask Linux to SIGTERM us when gunicorn exits, so no sweeper outlives the site.
+
+    (The parent check in sweep_periodically is the fallback where prctl is unavailable.)
+    """
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def sweep_periodically(
+    sweep: Callable[[], object],
+    interval: float,
+    parent_alive: Callable[[], bool],
+    sleep: Callable[[float], None] = time.sleep,
+    first_delay: float | None = None,
+) -> None:
+    """Call `sweep` every `interval` seconds until the parent is gone; a failed round is logged
+    and the next one tried (storage or PostgreSQL may just be down for a while)."""
+    wait = random.uniform(0, interval) if first_delay is None else first_delay  # noqa: S311
+    while True:
+        while wait > 0:
+            if not parent_alive():
+                return
+            step = min(wait, PARENT_CHECK_SECONDS)
+            sleep(step)
+            wait -= step
+        if not parent_alive():
+            return
+        try:
+            sweep()
+        except Exception:
+            log.exception("orphaned-photo sweep failed; trying again next round")
+        wait = interval
 
 
 # --- gunicorn --------------------------------------------------------------------------------

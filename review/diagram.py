@@ -40,6 +40,9 @@ TITLES: Mapping[str, str] = {
     "uai": "User-assigned managed identity",
     "ilb": "Internal load balancer",
     "internet": "Internet",
+    "gateway": "Application Gateway",
+    "waf": "WAF policy",
+    "hub": "Hub VNet (peered)",
 }
 
 DATA_ROLES = ("postgres", "keyvault", "storage")
@@ -63,6 +66,8 @@ DIRECT_EDGES: Mapping[tuple[str, str], tuple[str, str, str, str]] = {
     ("subnet", "ase"): ("dep", "self", "", "_ilb"),
     ("ase", "plan"): ("dep", "self", "hosts", ""),
     ("dnszone", "endpoint"): ("self", "dep", "DNS", ""),
+    ("subnet", "gateway"): ("dep", "self", "", ""),
+    ("waf", "gateway"): ("dep", "self", "inspects (WAF)", ""),
     **{(data, "endpoint"): ("self", "dep", "private link", "") for data in DATA_ROLES},
 }
 
@@ -111,13 +116,15 @@ class Diagram:
     def add_derived_nodes(self) -> None:
         """Nodes that are properties of resources, not resources: identity, ILB, Internet."""
         has_ase = any(role == "ase" for role in self.roles.values())
+        # With a gateway, the Internet reaches the app only through it (add_gateway_edges).
+        has_gateway = any(role == "gateway" for role in self.roles.values())
         for ref, role in sorted(self.roles.items()):
             resource = self.by_ref[ref]
             if role in ("app", "slot") and has_system_identity(resource):
                 identity = self.node_id(ref) + "_identity"
                 self.add_node(identity, "identity", resource.name, resource.parent)
                 self.edges.add(Edge(self.node_id(ref), identity, "identity"))
-            if role == "app" and not has_ase:
+            if role == "app" and not has_ase and not has_gateway:
                 self.add_node("internet", "internet")
                 self.edges.add(Edge("internet", self.node_id(ref), "HTTPS"))
             if role == "ase":
@@ -125,6 +132,43 @@ class Diagram:
                 mode = str(resource.inputs.get("internalLoadBalancingMode", ""))
                 self.add_node(ilb, "ilb", mode, resource.parent)
                 self.edges.add(Edge(ilb, self.node_id(ref), "private only"))
+
+    def add_gateway_edges(self) -> None:
+        """Internet -> gateway -> its backend: the ASE's ILB, or the app when there is no ASE.
+
+        The backend is a host name, not a dependency: <app>.<ase>.appserviceenvironment.net or
+        <app>.azurewebsites.net, matched against the drawn ASE and apps by name.
+        """
+        for ref, role in sorted(self.roles.items()):
+            if role != "gateway":
+                continue
+            self.add_node("internet", "internet")
+            self.edges.add(Edge("internet", self.node_id(ref), "HTTPS (HTTP redirects)"))
+            for host in backend_hosts(self.by_ref[ref]):
+                target = self.backend_node(host)
+                if target:
+                    self.edges.add(Edge(self.node_id(ref), target, "HTTPS to the app's host"))
+
+    def backend_node(self, host: str) -> str | None:
+        labels = host.split(".")
+        for ref, role in sorted(self.roles.items()):
+            name = self.by_ref[ref].inputs.get("name")
+            if role == "ase" and len(labels) > 1 and name == labels[1]:
+                return self.node_id(ref) + "_ilb"
+            if role == "app" and name == labels[0] and not host.endswith(
+                    ".appserviceenvironment.net"):
+                return self.node_id(ref)
+        return None
+
+    def add_hub_edges(self, peering: Resource) -> None:
+        """The stack side of a hub peering: VNet -> the hub VNet (not a resource of the stack)."""
+        for vnet in self.deps_with_role(peering, "vnet"):
+            if peering.inputs.get("virtualNetworkName") != self.by_ref[vnet].inputs.get(
+                    "virtualNetworkName"):
+                continue
+            remote = str((peering.inputs.get("remoteVirtualNetwork") or {}).get("id", ""))
+            self.add_node("hub", "hub", remote.rsplit("/", 1)[-1])
+            self.edges.add(Edge(self.node_id(vnet), "hub", "peering", dashed=True))
 
     # edges -------------------------------------------------------------------------------
     def add_dependency_edges(self) -> None:
@@ -181,6 +225,8 @@ class Diagram:
                     for target in self.deps_with_role(connector, "postgres"):
                         self.edges.add(Edge(self.node_id(principal), self.node_id(target),
                                             "PostgreSQL role (Entra token)"))
+        elif kind == "VirtualNetworkPeering":
+            self.add_hub_edges(connector)
         elif kind.startswith("WebAppSwiftVirtualNetworkConnection"):
             self.link(connector, ("app", "slot"), ("subnet",), "outbound (VNet integration)")
 
@@ -273,6 +319,12 @@ def role_label(assignment: Resource) -> str:
     return BUILT_IN_ROLES.get(guid, "role assignment")
 
 
+def backend_hosts(gateway: Resource) -> list[str]:
+    return sorted({str(address["fqdn"])
+                   for pool in gateway.inputs.get("backendAddressPools") or []
+                   for address in pool.get("backendAddresses") or [] if address.get("fqdn")})
+
+
 def describe(role: str, resource: Resource) -> str:
     """The one or two facts that identify a node at a glance (SKU, CIDR, zone name...)."""
     inputs = resource.inputs
@@ -295,6 +347,16 @@ def describe(role: str, resource: Resource) -> str:
         facts.append(str(inputs.get("privateZoneName", "")))
     elif role == "postgres":
         facts.append(f"PostgreSQL {inputs.get('version', '')}".strip())
+    elif role == "gateway":
+        facts.append(str((inputs.get("sku") or {}).get("tier", "")))
+        scale = inputs.get("autoscaleConfiguration") or {}
+        if scale:
+            facts.append(f"{scale.get('minCapacity', '?')}-{scale.get('maxCapacity', '?')} "
+                         "instances")
+    elif role == "waf":
+        facts.append(str((inputs.get("policySettings") or {}).get("mode", "")))
+        facts.extend(f"{s.get('ruleSetType')} {s.get('ruleSetVersion')}"
+                     for s in (inputs.get("managedRules") or {}).get("managedRuleSets") or [])
     elif role == "autoscale":
         for profile in inputs.get("profiles") or []:
             capacity = profile.get("capacity") or {}
@@ -306,5 +368,6 @@ def mermaid(resources: Iterable[Resource]) -> str:
     diagram = Diagram(resources)
     diagram.add_resource_nodes()
     diagram.add_derived_nodes()
+    diagram.add_gateway_edges()
     diagram.add_dependency_edges()
     return diagram.render()

@@ -8,6 +8,7 @@ byte-identical. Nothing here talks to Azure or needs the Pulumi CLI.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import ipaddress
 import json
@@ -19,6 +20,9 @@ from typing import Any
 
 import pulumi
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf import json_format
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.mocks import MockMonitor
@@ -135,13 +139,17 @@ COMPUTED_OUTPUTS = {
     "azure-native:web:Certificate": "_certificate",
     "azure-native:dbforpostgresql:Server": "_server",
     "azure-native:storage:StorageAccount": "_storageaccount",
-    "azure-native:managedidentity:UserAssignedIdentity": "_userassignedidentity",
     "azure-native:resources:AzureCliScript": "_azureclisscript",
     "azure-native:keyvault:Vault": "_vault",
     "azure-native:keyvault:Secret": "_secret",
     "azure-native:applicationinsights:Component": "_insights",
     "azure-native:operationalinsights:Workspace": "_workspace",
     "azure-native:network:Subnet": "_subnet",
+    "azure-native:network:PublicIPAddress": "_publicipaddress",
+    "azure-native:network:ApplicationGateway": "_applicationgateway",
+    "azure-native:managedidentity:UserAssignedIdentity": "_userassignedidentity",
+    "tls:index/privateKey:PrivateKey": "_privatekey",
+    "tls:index/selfSignedCert:SelfSignedCert": "_selfsignedcert",
     "random:index/randomPassword:RandomPassword": "_randompassword",
     "command:local:Command": "_command",
 }
@@ -212,10 +220,6 @@ class AzureMocks(pulumi.runtime.Mocks):
     def _server(self, logical, inputs, resource_id):
         return {"fullyQualifiedDomainName": f"{inputs['serverName']}.postgres.database.azure.com"}
 
-    def _userassignedidentity(self, logical, inputs, resource_id):
-        return {"principalId": _stable_uuid("principal", resource_id),
-                "clientId": _stable_uuid("client", resource_id), "tenantId": TENANT_ID}
-
     def _storageaccount(self, logical, inputs, resource_id):
         account = inputs["accountName"]
         return {"primaryEndpoints": {"blob": f"https://{account}.blob.core.windows.net/"}}
@@ -251,6 +255,37 @@ class AzureMocks(pulumi.runtime.Mocks):
                 "networkingConfiguration": _merge(inputs, "networkingConfiguration", {
                     "internalInboundIpAddresses": [internal_ip]})}
 
+    def _userassignedidentity(self, logical, inputs, resource_id):
+        return {"principalId": _stable_uuid("principal", resource_id),
+                "clientId": _stable_uuid("client", resource_id), "tenantId": TENANT_ID}
+
+    def _publicipaddress(self, logical, inputs, resource_id):
+        address = ipaddress.IPv4Address("20.0.0.0") + int(_hex("ip", resource_id, length=4), 16)
+        label = (inputs.get("dnsSettings") or {}).get("domainNameLabel")
+        fqdn = {"dnsSettings": _merge(inputs, "dnsSettings", {
+            "fqdn": f"{label}.{inputs.get('location')}.cloudapp.azure.com"})} if label else {}
+        return {"ipAddress": str(address), **fqdn}
+
+    def _applicationgateway(self, logical, inputs, resource_id):
+        # ARM answers with a map of identity id -> its ids where the request had a list.
+        identity = inputs.get("identity") or {}
+        assigned = {identity_id: {"principalId": _stable_uuid("principal", identity_id),
+                                  "clientId": _stable_uuid("client", identity_id)}
+                    for identity_id in identity.get("userAssignedIdentities") or []}
+        return {"identity": {**identity, "userAssignedIdentities": assigned}} if identity else {}
+
+    # pulumi-tls: a real key and certificate (the program turns them into a PFX), made
+    # deterministic with Ed25519, whose key derives from a seed and whose signatures are fixed.
+    def _privatekey(self, logical, inputs, resource_id):
+        return {"privateKeyPem": mock_private_key_pem(logical)}
+
+    def _selfsignedcert(self, logical, inputs, resource_id):
+        common_name = (inputs.get("subject") or {}).get("commonName", logical)
+        key_pem = inputs["privateKeyPem"]
+        if isinstance(key_pem, dict):  # a secret input arrives in its wire envelope
+            key_pem = key_pem["value"]
+        return {"certPem": mock_certificate_pem(key_pem, common_name)}
+
     def _certificate(self, logical, inputs, resource_id):
         return {"thumbprint": _hex("thumbprint", resource_id).upper()}
 
@@ -259,6 +294,23 @@ class AzureMocks(pulumi.runtime.Mocks):
 
     def _command(self, logical, inputs, resource_id):
         return {"stdout": "", "stderr": ""}
+
+
+def mock_private_key_pem(seed: str) -> str:
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(hashlib.sha256(seed.encode()).digest())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def mock_certificate_pem(private_key_pem: str, common_name: str) -> str:
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, common_name)])
+    issued = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(1)
+                   .not_valid_before(issued).not_valid_after(issued + datetime.timedelta(days=365))
+                   .sign(key, None))
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 # --- capturing the registrations -------------------------------------------------------------

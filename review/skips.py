@@ -40,6 +40,14 @@ def _skip(check_id: str, types: set[str], tiers: set[str] | frozenset[str], why:
     return Skip(check_id, tokens, frozenset(tiers), " ".join(why.split()), **extra)
 
 
+def _secret_name(resource: Resource) -> str:
+    return str(resource.inputs.get("secretName", ""))
+
+
+def _rule_sets(resource: Resource) -> list[dict]:
+    return list((resource.inputs.get("managedRules") or {}).get("managedRuleSets") or [])
+
+
 def _sku_name(resource: Resource) -> str:
     return str((resource.inputs.get("sku") or {}).get("name", ""))
 
@@ -89,13 +97,26 @@ SKIPS: tuple[Skip, ...] = (
     # -- Key Vault
     _skip("CKV_AZURE_41", {"keyvault:Secret"}, ALL_TIERS, """The Flask SECRET_KEY is read through
           a Key Vault reference in app settings: an expiry date would make the reference fail and
-          stop the site on that date. Rotation means replacing the generated value."""),
+          stop the site on that date. Rotation means replacing the generated value.""",
+          when=lambda r: _secret_name(r) == "flask-secret-key"),
+    _skip("CKV_AZURE_41", {"keyvault:Secret"}, PRIVATE, """The Application Gateway's self-signed
+          listener certificate (a PFX): the certificate inside carries its own validity, and
+          `pulumi up` issues a new one into a new secret 30 days before it ends
+          (infra/gateway.py); a secret expiry would only add a second date to keep in step.""",
+          when=lambda r: _secret_name(r).startswith("gateway-self-signed-")),
     _skip("CKV_AZURE_109", {"keyvault:Vault"}, BASIC, _PUBLIC_DATA),
     _skip("CKV_AZURE_189", {"keyvault:Vault"}, BASIC, _PUBLIC_DATA),
     *(_skip(check, {"keyvault:Vault"}, BASIC, """dev is disposable: without purge protection the
           vault can be destroyed and recreated under the same name. Soft delete stays on; the
           policy pack requires purge protection in every other stack.""")
       for check in ("CKV_AZURE_42", "CKV_AZURE_110")),
+    # -- Application Gateway (ingress: applicationGateway)
+    _skip("CKV_AZURE_135", {"network:WebApplicationFirewallPolicy"}, PRIVATE, """The check only
+          recognises OWASP CRS 3.1/3.2. The policy runs Microsoft_DefaultRuleSet 2.1 (the
+          successor of CRS 3.2, which keeps the Java attack group 944 and adds Microsoft's
+          Log4Shell rules) with no rule group overridden, in Prevention mode; the policy pack
+          (policy/rules.py) requires DRS 2.1+ or OWASP 3.2+.""",
+          when=lambda r: not any(s.get("ruleGroupOverrides") for s in _rule_sets(r))),
     # -- Storage
     _skip("CKV_AZURE_59", {"storage:StorageAccount"}, BASIC, _PUBLIC_DATA, when=_photos),
     _skip("CKV_AZURE_35", {"storage:StorageAccount"}, BASIC, _PUBLIC_DATA, when=_photos),

@@ -12,7 +12,18 @@ import flask
 from azure.core.credentials import TokenCredential
 from flask_wtf import CSRFProtect
 
-from . import db, errors, health, listing_cache, photos, restaurants, reviews, security
+from . import (
+    budget,
+    db,
+    errors,
+    health,
+    listing_cache,
+    photos,
+    restaurants,
+    reviews,
+    security,
+    sweep,
+)
 from .config import Settings
 from .storage import PhotoStore
 from .telemetry import configure_telemetry
@@ -46,14 +57,16 @@ def create_app(test_config: Mapping[str, object] | None = None) -> flask.Flask:
         app.config.update(test_config)
 
     credential = _shared_credential(app)
+    budget.init_app(app, settings.request_budget_seconds)
     db.init_app(app, settings.database, credential)
     listing_cache.init_app(app, settings.home_page_cache_seconds)
     app.extensions["photo_store"] = PhotoStore.from_settings(
         settings.storage, credential, app.config
     )
     CSRFProtect(app)
-    security.init_app(app)
+    security.init_app(app, settings.trusted_proxy_hops)
     errors.init_app(app)
+    sweep.init_app(app)
     for blueprint in (restaurants.bp, reviews.bp, photos.bp, health.bp):
         app.register_blueprint(blueprint)
     app.add_template_filter(star_count, "star_count")
@@ -80,7 +93,9 @@ def _default_credential() -> TokenCredential:
     # needs azure-identity at all.
     from azure.identity import DefaultAzureCredential
 
-    return DefaultAzureCredential()
+    # Bounded like every other dependency: a token fetch happens inside a request when a new
+    # PostgreSQL connection or a Blob Storage call needs one.
+    return DefaultAzureCredential(**budget.CREDENTIAL_OPTIONS)
 
 
 def star_count(average_rating: float | None) -> int:

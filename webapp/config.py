@@ -7,6 +7,7 @@ DATABASE_URL, account keys inside AZURE_STORAGE_CONNECTION_STRING).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +20,12 @@ DEFAULT_CONTAINER = "photos"
 DEFAULT_MAX_PHOTO_BYTES = 8 * 1024 * 1024
 # How long one process may serve a home page's listing without asking PostgreSQL again.
 DEFAULT_HOME_PAGE_CACHE_SECONDS = 2.0
+# How long a request may wait on PostgreSQL and Blob Storage in all before it gets the 503 page
+# (webapp/budget.py). At least the PostgreSQL connect timeout (libpq's minimum, 2 s) plus the
+# time to answer; at most what a visitor would wait for a page.
+DEFAULT_REQUEST_BUDGET_SECONDS = 3.0
+MIN_REQUEST_BUDGET_SECONDS = 2.5
+MAX_REQUEST_BUDGET_SECONDS = 30.0
 DEFAULT_POSTGRES_PORT = 5432
 DEFAULT_SSLMODE = "require"
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -29,8 +36,18 @@ MIN_SECRET_KEY_LENGTH = 16
 # every session forgeable, so such a value is refused. The prefix match is case-insensitive like
 # App Service's own parsing of the syntax.
 KEY_VAULT_REFERENCE = re.compile(r"^@Microsoft\.KeyVault\(", re.IGNORECASE)
+# Reverse proxies in front of the site: 1 = App Service's front end alone; 2 = an Application
+# Gateway in front of it (infra/gateway.py). See webapp/security.py for what each one trusts.
+DEFAULT_TRUSTED_PROXY_HOPS = 1
+TRUSTED_PROXY_HOPS = (1, 2)
 # Blob container naming rules from the Storage REST API.
 CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
+# psycopg2 is the only PostgreSQL driver installed (webapp/requirements.txt).
+DATABASE_DRIVERNAME = "postgresql+psycopg2"
+# psycopg 3's spelling, which this site used before: mapped so existing settings keep working.
+FORMER_DRIVERNAME = "postgresql+psycopg"
+
+logger = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -70,6 +87,8 @@ class Settings:
     max_photo_bytes: int
     appinsights_connection_string: str | None
     home_page_cache_seconds: float
+    request_budget_seconds: float = DEFAULT_REQUEST_BUDGET_SECONDS
+    trusted_proxy_hops: int = DEFAULT_TRUSTED_PROXY_HOPS
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, object]) -> Settings:
@@ -82,6 +101,8 @@ class Settings:
             home_page_cache_seconds=_seconds(
                 env, "HOME_PAGE_CACHE_SECONDS", DEFAULT_HOME_PAGE_CACHE_SECONDS
             ),
+            request_budget_seconds=_request_budget(env),
+            trusted_proxy_hops=_proxy_hops(env),
         )
 
 
@@ -130,6 +151,28 @@ def _seconds(env: Mapping[str, object], name: str, default: float) -> float:
     return value
 
 
+def _request_budget(env: Mapping[str, object]) -> float:
+    name = "REQUEST_BUDGET_SECONDS"
+    value = _number(env, name, DEFAULT_REQUEST_BUDGET_SECONDS, float, "a number of seconds")
+    if not MIN_REQUEST_BUDGET_SECONDS <= value <= MAX_REQUEST_BUDGET_SECONDS:
+        raise ConfigError(
+            f"{name} must be between {MIN_REQUEST_BUDGET_SECONDS:g} and "
+            f"{MAX_REQUEST_BUDGET_SECONDS:g} seconds (it must fit PostgreSQL's 2 s connect "
+            "timeout and still be a wait a visitor accepts)."
+        )
+    return value
+
+
+def _proxy_hops(env: Mapping[str, object]) -> int:
+    hops = _number(env, "TRUSTED_PROXY_HOPS", DEFAULT_TRUSTED_PROXY_HOPS, int, "a whole number")
+    if hops not in TRUSTED_PROXY_HOPS:
+        raise ConfigError(
+            "TRUSTED_PROXY_HOPS must be 1 (App Service alone) or 2 (an Application Gateway in "
+            "front of App Service)."
+        )
+    return hops
+
+
 def _number(env: Mapping[str, object], name: str, default, convert, kind: str):
     raw = _get(env, name)
     if raw is None:
@@ -154,7 +197,7 @@ def _database(env: Mapping[str, object]) -> DatabaseSettings:
         return DatabaseSettings(url=_entra_database_url(env, host), use_entra_token=True)
     raise ConfigError(
         "No database configured: set DATABASE_URL "
-        "(postgresql+psycopg://user:password@host:port/db) or AZURE_POSTGRESQL_HOST, "
+        "(postgresql://user:password@host:port/db) or AZURE_POSTGRESQL_HOST, "
         "AZURE_POSTGRESQL_DATABASE and AZURE_POSTGRESQL_USER."
     )
 
@@ -166,14 +209,29 @@ def _database_url(raw: str) -> URL:
         # The parser's message may repeat the value, which may contain a password.
         raise ConfigError(
             "DATABASE_URL is not a valid URL: expected "
-            "postgresql+psycopg://user:password@host:port/db."
+            "postgresql://user:password@host:port/db."
         ) from None
     if url.get_backend_name() != "postgresql":
-        raise ConfigError("DATABASE_URL must point to PostgreSQL (postgresql+psycopg://...).")
+        raise ConfigError("DATABASE_URL must point to PostgreSQL (postgresql://...).")
     if not url.database:
         raise ConfigError("DATABASE_URL must name a database (.../db at the end).")
-    # psycopg 3 is the only driver installed; accept plain postgresql:// and pick it.
-    return url.set(drivername="postgresql+psycopg")
+    return url.set(drivername=_database_drivername(url.drivername))
+
+
+def _database_drivername(drivername: str) -> str:
+    """psycopg2 for `postgresql://` and `+psycopg2`; psycopg 3's `+psycopg` is mapped to it."""
+    if drivername == FORMER_DRIVERNAME:
+        logger.warning(
+            "DATABASE_URL names the psycopg 3 driver (postgresql+psycopg://); the site uses "
+            "psycopg2 and connects with it. Write postgresql:// to silence this message."
+        )
+    elif drivername not in ("postgresql", DATABASE_DRIVERNAME):
+        driver = drivername.partition("+")[2]
+        raise ConfigError(
+            f"DATABASE_URL names the PostgreSQL driver {driver!r}, which the site does not "
+            "use: write postgresql://... (the site connects with psycopg2)."
+        )
+    return DATABASE_DRIVERNAME
 
 
 def _entra_database_url(env: Mapping[str, object], host: str) -> URL:
@@ -189,7 +247,7 @@ def _entra_database_url(env: Mapping[str, object], host: str) -> URL:
     if sslmode not in SSLMODES:
         raise ConfigError(f"AZURE_POSTGRESQL_SSLMODE must be one of {', '.join(SSLMODES)}.")
     return URL.create(
-        "postgresql+psycopg",
+        DATABASE_DRIVERNAME,
         username=user,
         host=host,
         port=port,

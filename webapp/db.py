@@ -9,6 +9,9 @@ Two ways to sign in to PostgreSQL, chosen by settings (see config.py):
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,9 +25,13 @@ from azure.core.exceptions import ClientAuthenticationError
 from flask import Flask, current_app, g
 from flask.cli import with_appcontext
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import budget
 from .config import DatabaseSettings
+
+logger = logging.getLogger(__name__)
 
 POSTGRES_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"
 # Refresh a cached token this long before it expires, so a connection opened just before
@@ -38,12 +45,30 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 ENGINE_DEFAULTS = {
     "DB_POOL_SIZE": 5,
     "DB_MAX_OVERFLOW": 5,
-    "DB_POOL_TIMEOUT_SECONDS": 10,
     # Azure closes idle connections; recycling early avoids handing out dead ones.
     "DB_POOL_RECYCLE_SECONDS": 30 * 60,
-    # Fail fast when the server is unreachable so the user gets the 503 page quickly.
-    "DB_CONNECT_TIMEOUT_SECONDS": 5,
+    # libpq's smallest connect timeout (it rounds anything lower up to 2 s); the request
+    # budget (config.py) is at least this plus the time to answer.
+    "DB_CONNECT_TIMEOUT_SECONDS": 2,
 }
+# TCP keepalives find a connection whose peer vanished (host gone, NAT entry dropped) while
+# it sits in the pool; libpq names, accepted by psycopg 2 and 3 alike.
+KEEPALIVE_PARAMETERS = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+# Migrations may legitimately run longer than a request's statement_timeout.
+NO_STATEMENT_TIMEOUT = "SET LOCAL statement_timeout = 0"
+# A request's COMMIT must reach PostgreSQL this long before the request gives up, so that a
+# commit the server accepts is answered before the connection is cut (see
+# webapp/migrations/versions/0002_commit_deadline.py).
+COMMIT_RESERVE_SECONDS = 0.5
+STAMP_COMMIT_DEADLINE = text(
+    "SELECT set_config('webapp.commit_deadline', "
+    "(clock_timestamp() + make_interval(secs => :seconds))::text, true)"
+)
 
 
 class DatabaseTokenError(RuntimeError):
@@ -71,11 +96,23 @@ class EntraTokenCache:
     def token(self) -> str:
         with self._lock:
             if self._needs_refresh():
-                self._token = self._fetch()
+                self._refresh()
             return self._token.token
 
     def _needs_refresh(self) -> bool:
         return self._token is None or self._token.expires_on - self._margin <= self._clock()
+
+    def _refresh(self) -> None:
+        try:
+            self._token = self._fetch()
+        except DatabaseTokenError:
+            # The margin exists for exactly this: a token that is still valid keeps new
+            # connections working while the identity endpoint is down; the next new
+            # connection asks again, so a recovered endpoint is used at once.
+            if self._token is None or self._token.expires_on <= self._clock():
+                raise
+            logger.warning("Entra token refresh failed; using the current token until it "
+                           "expires", exc_info=True)
 
     def _fetch(self) -> AccessToken:
         try:
@@ -92,33 +129,141 @@ def init_app(
 
     ``credential`` is only called when the Entra path is configured.
     """
-    engine = _create_engine(settings, app.config)
+    engine = _create_engine(settings, app.config, app.config["REQUEST_BUDGET_SECONDS"])
+    _bound_checkouts_by_the_request_budget(engine, ConnectionWatchdog())
     if settings.use_entra_token:
         tokens = EntraTokenCache(credential())
         _use_token_as_password(engine, tokens)
         app.extensions["db_token_cache"] = tokens
     app.extensions["db_engine"] = engine
-    app.extensions["db_sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    event.listen(sessions, "before_commit", _stamp_commit_deadline)
+    app.extensions["db_sessionmaker"] = sessions
     app.teardown_appcontext(_close_session)
     app.cli.add_command(migrate_command)
 
 
-def _create_engine(settings: DatabaseSettings, config) -> Engine:
+def _create_engine(settings: DatabaseSettings, config, budget_seconds: float) -> Engine:
     options = {key: config.get(key, default) for key, default in ENGINE_DEFAULTS.items()}
     return create_engine(
         settings.url,
-        # Checks each connection on checkout, so the site recovers by itself after PostgreSQL
-        # restarts or a network blip, without restarting the app.
-        pool_pre_ping=True,
+        # No pool_pre_ping: the checkout listener below pings instead, with the request's
+        # deadline armed first (a pre-ping on a paused server would wait forever).
         pool_size=options["DB_POOL_SIZE"],
         max_overflow=options["DB_MAX_OVERFLOW"],
-        pool_timeout=options["DB_POOL_TIMEOUT_SECONDS"],
+        # All connections busy means overload: a third of the budget, then the 503 page.
+        pool_timeout=config.get("DB_POOL_TIMEOUT_SECONDS", budget_seconds / 3),
         pool_recycle=options["DB_POOL_RECYCLE_SECONDS"],
         connect_args={
             "connect_timeout": options["DB_CONNECT_TIMEOUT_SECONDS"],
             "application_name": "restaurant-reviews",
+            # The server ends any statement that outlasts a whole request budget.
+            "options": f"-c statement_timeout={round(budget_seconds * 1000)}",
+            **KEEPALIVE_PARAMETERS,
         },
     )
+
+
+class ConnectionWatchdog:
+    """Cuts the socket of a connection still checked out when its request's deadline passes.
+
+    A paused or frozen server leaves a query (or the checkout ping) waiting forever: its
+    kernel still acknowledges every packet, so neither TCP keepalives nor statement_timeout
+    end the wait. Shutting the socket down makes the blocked driver call fail at once with a
+    connection error (so the 503 page), and the pool then discards the connection. It works
+    for any driver whose connections have fileno(), as psycopg 2 and 3 both do.
+
+    The watchdog holds a duplicate of the socket's descriptor while armed, so a connection
+    closed meanwhile can never make it shut down an unrelated socket that reused the number.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._armed: dict[object, tuple[float, socket.socket]] = {}
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, key: object, dbapi_connection, deadline: float) -> None:
+        guard = socket.socket(fileno=os.dup(dbapi_connection.fileno()))
+        with self._changed:
+            replaced = self._armed.pop(key, None)
+            self._armed[key] = (deadline, guard)
+            if self._thread is None:  # started lazily: gunicorn forks workers after import
+                self._thread = threading.Thread(
+                    target=self._watch, name="db-connection-watchdog", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+        if replaced is not None:
+            replaced[1].close()
+
+    def disarm(self, key: object) -> None:
+        with self._changed:
+            armed = self._armed.pop(key, None)
+        if armed is not None:
+            armed[1].close()
+
+    def armed_count(self) -> int:
+        with self._changed:
+            return len(self._armed)
+
+    def _watch(self) -> None:
+        with self._changed:
+            while True:
+                now = self._clock()
+                for key in [key for key, (end, _) in self._armed.items() if end <= now]:
+                    _end, guard = self._armed.pop(key)
+                    _cut(guard)
+                next_deadline = min((end for end, _ in self._armed.values()), default=None)
+                self._changed.wait(None if next_deadline is None else next_deadline - now)
+
+
+def _cut(guard: socket.socket) -> None:
+    logger.warning("Database connection cut: the request's dependency budget ran out "
+                   "(PostgreSQL did not answer in time)")
+    try:
+        guard.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by the peer: nothing left to interrupt
+    finally:
+        guard.close()
+
+
+def _bound_checkouts_by_the_request_budget(engine: Engine, watchdog: ConnectionWatchdog) -> None:
+    """Ping every reused connection on checkout, under the request's deadline.
+
+    A dead connection (PostgreSQL restarted, network blip) invalidates the whole pool, like
+    SQLAlchemy's pool_pre_ping, so the site heals at once without a restart even when the
+    outage outlasted every pooled connection.
+    """
+
+    @event.listens_for(engine, "connect")
+    def mark_fresh(dbapi_connection, connection_record):
+        connection_record.info["fresh"] = True
+
+    @event.listens_for(engine, "checkout")
+    def ping_within_budget(dbapi_connection, connection_record, connection_proxy):
+        end = budget.deadline()
+        if end is not None:
+            watchdog.arm(connection_record, dbapi_connection, end)
+        if connection_record.info.pop("fresh", False):
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # Whatever the reason, a connection that cannot answer SELECT 1 is of no use.
+            raise InvalidatePoolError(f"ping failed: {type(error).__name__}") from error
+
+    @event.listens_for(engine, "checkin")
+    def release(dbapi_connection, connection_record):
+        watchdog.disarm(connection_record)
+
+    @event.listens_for(engine, "do_connect")
+    def refuse_when_out_of_budget(dialect, connection_record, cargs, cparams):
+        # A new connection to an unresponsive server takes the whole connect timeout: start
+        # one only when the request can still afford that wait.
+        left = budget.remaining("PostgreSQL")
+        if left is not None and left < cparams.get("connect_timeout", 0):
+            raise budget.DependencyTimeout("PostgreSQL")
 
 
 def _use_token_as_password(engine: Engine, tokens: EntraTokenCache) -> None:
@@ -126,6 +271,20 @@ def _use_token_as_password(engine: Engine, tokens: EntraTokenCache) -> None:
     def provide_token(dialect, connection_record, cargs, cparams):
         # Runs only when the pool opens a NEW connection; reused connections need no token.
         cparams["password"] = tokens.token()
+
+
+def _stamp_commit_deadline(session: Session) -> None:
+    """Tell PostgreSQL when this request stops waiting: a COMMIT arriving later is refused.
+
+    Without it, a COMMIT sent just before the server froze would run when it resumed, after
+    the visitor was told nothing was saved.
+    """
+    left = budget.remaining("PostgreSQL")
+    if left is None:
+        return
+    if left <= COMMIT_RESERVE_SECONDS:
+        raise budget.DependencyTimeout("PostgreSQL")
+    session.execute(STAMP_COMMIT_DEADLINE, {"seconds": left - COMMIT_RESERVE_SECONDS})
 
 
 def get_engine(app: Flask | None = None) -> Engine:
@@ -140,9 +299,31 @@ def get_session() -> Session:
 
 
 def _close_session(_exception: BaseException | None) -> None:
+    """Close the request's session; a dead connection must not turn the answer into a 500.
+
+    Closing rolls back, which fails on a connection the server already dropped. Teardown runs
+    past the error handlers, so the error is logged here and the connection discarded.
+    """
     session = g.pop("db_session", None)
-    if session is not None:
+    if session is None:
+        return
+    try:
         session.close()
+    except (DBAPIError, budget.DependencyTimeout) as error:
+        logger.warning("Database connection lost while ending the request: %s",
+                       error_kind(error))
+        try:
+            session.invalidate()
+        except Exception:  # the connection is unusable either way; the pool replaces it
+            logger.debug("Discarding the dead connection failed too", exc_info=True)
+
+
+def error_kind(error: BaseException) -> str:
+    """The class of a database error and of the driver's error beneath it, never the message."""
+    original = getattr(error, "orig", None)
+    if original is None:
+        return type(error).__name__
+    return f"{type(error).__name__} ({type(original).__module__}.{type(original).__name__})"
 
 
 def check_database(app: Flask | None = None) -> None:
@@ -161,6 +342,7 @@ def upgrade_database(app: Flask, revision: str = "head") -> None:
     """
     config = _alembic_config()
     with get_engine(app).begin() as connection:
+        connection.execute(text(NO_STATEMENT_TIMEOUT))
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

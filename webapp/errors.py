@@ -12,11 +12,12 @@ from azure.core.exceptions import (
 )
 from flask import Flask, current_app, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 
-from .db import DatabaseTokenError
+from .budget import DependencyTimeout
+from .db import DatabaseTokenError, error_kind
 from .forms import ReviewForm
 from .images import too_large_message
 from .restaurants import render_detail
@@ -41,10 +42,14 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DataError, _value_refused)
+    # Any other database error on a connection that turned out to be dead (SQLAlchemy marks
+    # it invalidated) is an outage too, whatever class the driver gave it.
+    app.register_error_handler(DBAPIError, _database_error)
     for error in DATABASE_UNAVAILABLE:
         app.register_error_handler(error, _database_unavailable)
     for error in STORAGE_UNAVAILABLE:
         app.register_error_handler(error, _storage_unavailable)
+    app.register_error_handler(DependencyTimeout, _budget_ran_out)
 
 
 def _page(status: int, title: str, message: str):
@@ -100,21 +105,56 @@ def _value_refused(error: DataError):
     Only the kind of error is logged: the value came from the visitor and is never repeated.
     """
     logger.warning("Database refused a value: %s (SQLSTATE %s)", type(error.orig).__name__,
-                   getattr(error.orig, "sqlstate", None))
+                   getattr(error.orig, "pgcode", None))  # psycopg2's name for the SQLSTATE
     return _page(400, "Invalid value", "Something you sent cannot be stored or looked up. "
                  "Check what you entered and try again.")
 
 
+def _database_error(error: DBAPIError):
+    if error.connection_invalidated:
+        return _database_unavailable(error)
+    raise error  # a bug or a refused statement: Flask's 500 handling, with the traceback
+
+
+# The log lines below name the dependency and the kind of failure (exception classes), without
+# the messages or tracebacks: an outage under load would otherwise flood the log, and
+# messages may name hosts and users.
+
+
 def _database_unavailable(error: Exception):
-    logger.error("Database unavailable: %s", type(error).__name__, exc_info=error)
+    logger.error("Dependency failed: dependency=PostgreSQL kind=%s", error_kind(error))
+    return _database_page()
+
+
+def _storage_unavailable(error: Exception):
+    logger.error("Dependency failed: dependency=Blob Storage kind=%s", _storage_kind(error))
+    return _storage_page()
+
+
+def _budget_ran_out(error: DependencyTimeout):
+    logger.error("Dependency failed: dependency=%s kind=request budget exhausted",
+                 error.dependency)
+    return _storage_page() if error.dependency == "Blob Storage" else _database_page()
+
+
+def _storage_kind(error: Exception) -> str:
+    # azure-core keeps the transport's exception (connection refused, read timeout...).
+    inner = getattr(error, "inner_exception", None)
+    status = getattr(error, "status_code", None)
+    kind = type(error).__name__
+    if inner is not None:
+        kind += f" ({type(inner).__module__}.{type(inner).__name__})"
+    return kind if status is None else f"{kind} (HTTP {status})"
+
+
+def _database_page():
     return _unavailable(
         "The restaurant database is unavailable right now. Nothing was saved; please try again "
         "in a minute."
     )
 
 
-def _storage_unavailable(error: Exception):
-    logger.error("Photo storage unavailable: %s", type(error).__name__, exc_info=error)
+def _storage_page():
     return _unavailable(
         "Photo storage is unavailable right now. Nothing was saved; please try again in a minute."
     )

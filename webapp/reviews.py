@@ -22,9 +22,9 @@ bp = Blueprint("reviews", __name__)
 
 @bp.post(f"/restaurants/{RESTAURANT_ID_RULE}/reviews")
 def create(restaurant_id: int):
-    session = get_session()
-    if session.get(Restaurant, restaurant_id) is None:
-        abort(404)
+    # The form and photo are checked before the database is asked anything: decoding a large
+    # photo is the visitor's time, not part of the request's dependency budget (budget.py).
+    # render_detail answers 404 for an unknown restaurant on these paths too.
     form = ReviewForm()
     if not form.validate_on_submit():
         return render_detail(restaurant_id, form, status=400)
@@ -33,6 +33,9 @@ def create(restaurant_id: int):
     except PhotoRejected as rejection:
         form.photo.errors = [rejection.message]
         return render_detail(restaurant_id, form, status=rejection.status)
+    session = get_session()
+    if session.get(Restaurant, restaurant_id) is None:
+        abort(404)
     review = Review(
         restaurant_id=restaurant_id,
         reviewer_name=form.reviewer_name.data,

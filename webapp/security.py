@@ -3,6 +3,19 @@
 On App Service, TLS ends at the front end, which forwards plain HTTP with X-Forwarded-Proto and
 X-Forwarded-For. ProxyFix applies them, so request.is_secure is true for HTTPS visitors and the
 session cookie is marked Secure for them (and HSTS is sent).
+
+Behind an Application Gateway (TRUSTED_PROXY_HOPS=2, set by infra/gateway.py's stacks) there are
+two proxies, and infra/gateway.py's rewrite rule set makes the gateway send:
+  X-Forwarded-For   the client's own list plus the address the gateway saw (ports removed); the
+                    App Service front end appends the gateway instance, so the client is the
+                    second entry from the right, and anything further left is the client's word;
+  X-Forwarded-Host  the host the visitor typed, replacing anything the client sent; the gateway
+                    itself talks to the app by its own host name, and the front end passes this
+                    header on untouched, so URLs, the session cookie and Flask-WTF's same-origin
+                    Referer check all see the public host;
+  X-Forwarded-Proto https; the front end in turn sets the scheme of its own hop, also https.
+With App Service alone the Host header already is the public host, so X-Forwarded-Host is not
+trusted at all (a visitor could otherwise choose it).
 """
 
 from __future__ import annotations
@@ -47,11 +60,16 @@ class HttpsAwareSessionInterface(SecureCookieSessionInterface):
         return configured or (has_request_context() and request.is_secure)
 
 
-def init_app(app: Flask) -> None:
-    # One proxy hop (App Service's front end) is trusted for the scheme and client address.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
+def init_app(app: Flask, proxy_hops: int = 1) -> None:
+    app.wsgi_app = proxy_fix(app.wsgi_app, proxy_hops)
     app.session_interface = HttpsAwareSessionInterface()
     app.after_request(add_security_headers)
+
+
+def proxy_fix(wsgi_app, proxy_hops: int) -> ProxyFix:
+    """Trusts the X-Forwarded-* entries our `proxy_hops` proxies wrote (see the module doc)."""
+    # The last hop (App Service's front end) always sets the scheme of the connection it got.
+    return ProxyFix(wsgi_app, x_for=proxy_hops, x_proto=1, x_host=1 if proxy_hops > 1 else 0)
 
 
 def add_security_headers(response: Response) -> Response:

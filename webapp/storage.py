@@ -12,13 +12,21 @@ import hashlib
 import re
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import datetime
 
+from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings, LinearRetry
 from flask import current_app
 
+from . import budget
 from .config import StorageSettings
 
 IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
@@ -26,11 +34,26 @@ CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 PHOTO_NAME = re.compile(r"^(?P<digest>[0-9a-f]{64})\.(?P<extension>jpg|png|webp)$")
 
 CLIENT_DEFAULTS = {
-    # A storage outage should become a 503 within seconds, not after a long retry ladder.
-    "STORAGE_RETRY_TOTAL": 3,
-    "STORAGE_CONNECTION_TIMEOUT_SECONDS": 5,
-    "STORAGE_READ_TIMEOUT_SECONDS": 30,
+    # One retry heals a pooled keep-alive connection that died while storage restarted; more
+    # would not fit the request budget (webapp/budget.py).
+    "STORAGE_RETRY_TOTAL": 1,
+    # Seconds per attempt, shortened further to what is left of the request's budget.
+    "STORAGE_CONNECTION_TIMEOUT_SECONDS": 2,
+    "STORAGE_READ_TIMEOUT_SECONDS": 3,
 }
+# The SDK's default backoff waits 15 s (then 18, 24) before a retry: the site froze for that
+# long during a short outage. A fixed short pause with a little jitter instead.
+RETRY_BACKOFF_SECONDS = 0.2
+RETRY_JITTER_SECONDS = 0.1
+# An attempt given less time than this would fail on a healthy service too: give up instead.
+MIN_ATTEMPT_SECONDS = 0.1
+# An attempt lasts a little longer than its timeouts (sending the request, the SDK's own work,
+# a busy CPU): each is given this much less than its share of the time left.
+ATTEMPT_OVERHEAD_SECONDS = 0.15
+# Threads that run a request's storage calls so it can stop waiting at its deadline whatever
+# the SDK does inside (the download's own body-read retries sleep a second each). A call left
+# behind still ends by its own timeouts; a photo it uploads late is swept (webapp/sweep.py).
+CALL_THREADS = 32
 # Above this size downloads arrive in chunks of this size instead of one buffer.
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 
@@ -41,6 +64,13 @@ class StoredPhoto:
     # False when identical bytes were already stored (by another review): such a blob is
     # shared and must not be deleted when this review fails to save.
     created: bool
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    name: str
+    last_modified: datetime
+    etag: str
 
 
 @dataclass(frozen=True)
@@ -63,11 +93,16 @@ def parse_photo_name(name: str) -> re.Match[str] | None:
 
 
 class PhotoStore:
-    def __init__(self, service: BlobServiceClient, container_name: str) -> None:
+    def __init__(self, service: BlobServiceClient, container_name: str, retries: int = 0,
+                 connection_timeout: float = 2, read_timeout: float = 3) -> None:
         self._service = service
         self._container: ContainerClient = service.get_container_client(container_name)
         self._container_ready = False
         self._lock = threading.Lock()
+        self._retries = retries
+        self._connection_timeout = connection_timeout
+        self._read_timeout = read_timeout
+        self._calls = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="blob-storage")
 
     @classmethod
     def from_settings(
@@ -77,8 +112,13 @@ class PhotoStore:
         config,
     ) -> PhotoStore:
         options = {key: config.get(key, default) for key, default in CLIENT_DEFAULTS.items()}
+        retries = options["STORAGE_RETRY_TOTAL"]
         client_options = {
-            "retry_total": options["STORAGE_RETRY_TOTAL"],
+            "retry_policy": LinearRetry(
+                backoff=RETRY_BACKOFF_SECONDS,
+                random_jitter_range=RETRY_JITTER_SECONDS,
+                retry_total=retries,
+            ),
             "connection_timeout": options["STORAGE_CONNECTION_TIMEOUT_SECONDS"],
             "read_timeout": options["STORAGE_READ_TIMEOUT_SECONDS"],
             "max_single_get_size": DOWNLOAD_CHUNK_BYTES,
@@ -92,51 +132,138 @@ class PhotoStore:
             service = BlobServiceClient.from_connection_string(
                 settings.connection_string, **client_options
             )
-        return cls(service, settings.container)
+        return cls(
+            service,
+            settings.container,
+            retries=retries,
+            connection_timeout=options["STORAGE_CONNECTION_TIMEOUT_SECONDS"],
+            read_timeout=options["STORAGE_READ_TIMEOUT_SECONDS"],
+        )
 
     def upload(self, data: bytes, extension: str) -> StoredPhoto:
-        self._ensure_container()
+        """Store the photo; identical bytes already stored are reused (and marked as in use).
+
+        Reusing a blob touches it first, which changes its ETag and modification time: the
+        orphan sweep (webapp/sweep.py) only deletes a blob that is old and unchanged since it
+        listed it, so it cannot remove one a review is about to refer to. If the sweep removed
+        it just before, the touch finds nothing and the photo is uploaded again.
+        """
+        return self._within_budget(self._upload, data, extension)
+
+    def _upload(self, data: bytes, extension: str, options: dict) -> StoredPhoto:
+        self._ensure_container(options)
         name = photo_name_for(data, extension)
         settings = ContentSettings(
             content_type=CONTENT_TYPES[extension], cache_control=IMMUTABLE_CACHE_CONTROL
         )
-        try:
-            self._container.upload_blob(name, data, overwrite=False, content_settings=settings)
-        except ResourceExistsError:
-            return StoredPhoto(name=name, created=False)
-        return StoredPhoto(name=name, created=True)
+        for _attempt in range(2):
+            try:
+                self._container.upload_blob(
+                    name, data, overwrite=False, content_settings=settings, **options
+                )
+            except ResourceExistsError:
+                try:
+                    self._container.get_blob_client(name).set_blob_metadata(
+                        {"reused": "true"}, **options
+                    )
+                except ResourceNotFoundError:
+                    continue  # swept between the two calls: upload it again
+                return StoredPhoto(name=name, created=False)
+            return StoredPhoto(name=name, created=True)
+        raise ResourceNotFoundError(f"photo blob {name} vanished while it was being stored")
 
     def download(self, name: str) -> PhotoDownload:
         """Start a streaming download; raises ResourceNotFoundError for an unknown name."""
+        return self._within_budget(self._download, name)
+
+    def _download(self, name: str, options: dict) -> PhotoDownload:
         extension = name.rsplit(".", 1)[-1]
-        downloader = self._container.download_blob(name)
+        downloader = self._container.download_blob(name, **options)
         return PhotoDownload(
             content_type=CONTENT_TYPES[extension], size=downloader.size, chunks=downloader.chunks()
         )
 
     def delete(self, name: str) -> None:
+        self._within_budget(self._delete, name)
+
+    def _delete(self, name: str, options: dict) -> None:
         with contextlib.suppress(ResourceNotFoundError):  # already gone is what we want
-            self._container.delete_blob(name)
+            self._container.delete_blob(name, **options)
+
+    # The two below serve the orphan sweep, background work outside any request budget.
+
+    def blobs(self) -> Iterator[StoredBlob]:
+        """Every photo blob with its modification time and ETag."""
+        for blob in self._container.list_blobs():
+            yield StoredBlob(name=blob.name, last_modified=blob.last_modified, etag=blob.etag)
+
+    def delete_if_unchanged(self, blob: StoredBlob) -> bool:
+        """Delete the blob unless it changed (was reused) since listed; True if deleted."""
+        try:
+            self._container.delete_blob(
+                blob.name, etag=blob.etag, match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
 
     def close(self) -> None:
         """Close the pooled HTTP connections (the app normally lives as long as the process)."""
+        self._calls.shutdown(wait=False)
         self._service.close()
 
     def check(self) -> None:
         """Raise unless the container is reachable, creating it if missing (readiness view)."""
-        if not self._container.exists():
-            self._create_container()
+        self._within_budget(self._check)
 
-    def _ensure_container(self) -> None:
+    def _check(self, options: dict) -> None:
+        if not self._container.exists(**options):
+            self._create_container(options)
+
+    def _within_budget(self, call, *args):
+        """Run `call(*args, options=...)`, answering by the request's deadline.
+
+        The call runs on a storage thread while the request waits at most the time left;
+        outside a request it runs here with the client's own settings.
+        """
+        left = budget.remaining("Blob Storage")
+        if left is None:
+            return call(*args, options={})
+        future = self._calls.submit(call, *args, options=self._call_options(left))
+        done, _ = wait([future], timeout=left)
+        if not done:
+            raise budget.DependencyTimeout("Blob Storage")
+        return future.result()
+
+    def _call_options(self, left: float) -> dict:
+        """Per-call timeouts and retries that fit in `left` seconds.
+
+        The SDK applies connection_timeout and read_timeout to each attempt; with the backoff
+        between attempts, the whole call ends before the deadline.
+        """
+        retries = self._retries
+        pause = RETRY_BACKOFF_SECONDS + RETRY_JITTER_SECONDS
+        per_attempt = (left - retries * pause) / (retries + 1) - ATTEMPT_OVERHEAD_SECONDS
+        if per_attempt < MIN_ATTEMPT_SECONDS:
+            retries, per_attempt = 0, left - ATTEMPT_OVERHEAD_SECONDS
+        if per_attempt < MIN_ATTEMPT_SECONDS:
+            raise budget.DependencyTimeout("Blob Storage")
+        return {
+            "retry_total": retries,
+            "connection_timeout": min(self._connection_timeout, per_attempt),
+            "read_timeout": min(self._read_timeout, per_attempt),
+        }
+
+    def _ensure_container(self, options: dict) -> None:
         if self._container_ready:
             return
         with self._lock:
             # exists() first: an identity allowed to write blobs may not be allowed to create
             # containers, and in Azure the infrastructure creates this one.
-            if not self._container.exists():
-                self._create_container()
+            if not self._container.exists(**options):
+                self._create_container(options)
             self._container_ready = True
 
-    def _create_container(self) -> None:
+    def _create_container(self, options: dict) -> None:
         with contextlib.suppress(ResourceExistsError):  # another instance was quicker
-            self._container.create_container()
+            self._container.create_container(**options)

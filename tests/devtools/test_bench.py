@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from devtools import bench
+from devtools import bench, site_setup
 from devtools.bench import BenchError, LoadResult, Measurement
 
 NAME = "bench_probe"
@@ -31,7 +31,7 @@ Transfer/sec:      3.00KB
 
 @pytest.fixture(scope="module")
 def site_environment(postgres, azurite) -> dict[str, str]:
-    environment = bench.prepare_site(postgres, azurite, name=NAME)
+    environment = site_setup.prepare_site(postgres, azurite, NAME)
     yield environment
     postgres.drop_database(NAME)
     postgres.execute(f'DROP ROLE "{NAME}"')
@@ -61,7 +61,7 @@ def test_seed_inserts_every_restaurant_with_its_reviews_and_photos(postgres, see
 def test_seeded_photos_are_stored_under_the_sites_names(azurite, seeded):
     assert len(set(seeded)) == 2  # distinct images, distinct content-addressed names
     container = BlobServiceClient.from_connection_string(
-        azurite.connection_string).get_container_client(bench.PHOTO_CONTAINER)
+        azurite.connection_string).get_container_client(site_setup.PHOTO_CONTAINER)
     for name in seeded:
         properties = container.get_blob_client(name).get_blob_properties()
         assert properties.content_settings.content_type == "image/jpeg"

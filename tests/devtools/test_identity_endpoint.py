@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 
 import jwt
-import psycopg
+import psycopg2
 import pytest
 import requests
 from azure.identity import ManagedIdentityCredential
@@ -49,9 +50,10 @@ def claims_of(token: str) -> dict:
     return jwt.decode(token, options={"verify_signature": False})
 
 
-def connect_as(postgres: PostgresCluster, role: str, password: str) -> psycopg.Connection:
-    return psycopg.connect(host="127.0.0.1", port=postgres.port, user=role, password=password,
-                           dbname="postgres")
+def connect_as(postgres: PostgresCluster, role: str, password: str
+               ) -> contextlib.closing[psycopg2.extensions.connection]:
+    return contextlib.closing(psycopg2.connect(host="127.0.0.1", port=postgres.port, user=role,
+                                               password=password, dbname="postgres"))
 
 
 @pytest.mark.parametrize(
@@ -111,10 +113,11 @@ def test_postgres_accepts_exactly_the_current_token(postgres, passwordless_role)
         current = endpoint.issue(POSTGRES_RESOURCE).access_token
 
     assert len(current) > 800  # a realistic JWT length is no problem for PostgreSQL
-    with connect_as(postgres, passwordless_role, current) as conn:
-        assert conn.execute("select current_user").fetchone() == (passwordless_role,)
+    with connect_as(postgres, passwordless_role, current) as conn, conn.cursor() as cursor:
+        cursor.execute("select current_user")
+        assert cursor.fetchone() == (passwordless_role,)
     for rejected in (older, "not-a-token"):
-        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
             connect_as(postgres, passwordless_role, rejected)
 
 
@@ -123,7 +126,7 @@ def test_postgres_refuses_an_expired_token(postgres, passwordless_role):
         token = endpoint.issue(POSTGRES_RESOURCE)
     while time.time() <= token.expires_on + 0.2:
         time.sleep(0.2)
-    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
         connect_as(postgres, passwordless_role, token.access_token)
 
 

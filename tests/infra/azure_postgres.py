@@ -7,7 +7,9 @@ server), and the admin is a CREATEROLE member of azure_pg_admin, which owns the 
 
 from __future__ import annotations
 
-import psycopg
+import contextlib
+
+import psycopg2
 import pytest
 
 ADMIN = "rr-sqlstep-db-admins"
@@ -60,8 +62,12 @@ def azure_like_server(postgres, tmp_path_factory):
     return postgres, fake_bin
 
 
-def connect_as(cluster, role: str, object_id: str) -> psycopg.Connection:
-    return psycopg.connect(host="127.0.0.1", port=cluster.port, user=role, dbname=DATABASE,
-                           password=f"token-for-{object_id}", autocommit=True)
-
-
+@contextlib.contextmanager
+def cursor_as(cluster, role: str, object_id: str):
+    """An autocommit cursor signed in as `role`; the connection closes with the block."""
+    with contextlib.closing(psycopg2.connect(host="127.0.0.1", port=cluster.port, user=role,
+                                             dbname=DATABASE,
+                                             password=f"token-for-{object_id}")) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            yield cursor

@@ -11,9 +11,9 @@ import os
 import subprocess
 import uuid
 
-import psycopg
+import psycopg2
 import pytest
-from azure_postgres import ADMIN, DATABASE, OWNER, connect_as
+from azure_postgres import ADMIN, DATABASE, OWNER, cursor_as
 
 from devtools.services import postgres_bin_dir
 from infra.db_role import SQL_SCRIPT, psql_command
@@ -38,13 +38,15 @@ def test_app_and_slot_roles_share_the_schema_with_least_privilege(azure_like_ser
         result = run_step(cluster, fake_bin, role, object_id)
         assert result.returncode == 0, result.stderr
 
-    with connect_as(cluster, *app) as conn:
-        assert conn.execute("SELECT current_user").fetchone() == (OWNER,)
-        conn.execute("CREATE TABLE reviews (id serial PRIMARY KEY, body text)")
-        conn.execute("INSERT INTO reviews (body) VALUES ('great')")
-    with connect_as(cluster, *slot) as conn:  # the other slot can migrate what the first made
-        conn.execute("ALTER TABLE reviews ADD COLUMN rating int")
-        assert conn.execute("SELECT body FROM reviews").fetchall() == [("great",)]
+    with cursor_as(cluster, *app) as cursor:
+        cursor.execute("SELECT current_user")
+        assert cursor.fetchone() == (OWNER,)
+        cursor.execute("CREATE TABLE reviews (id serial PRIMARY KEY, body text)")
+        cursor.execute("INSERT INTO reviews (body) VALUES ('great')")
+    with cursor_as(cluster, *slot) as cursor:  # the other slot can migrate what the first made
+        cursor.execute("ALTER TABLE reviews ADD COLUMN rating int")
+        cursor.execute("SELECT body FROM reviews")
+        assert cursor.fetchall() == [("great",)]
 
     owner = cluster.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'reviews'",
                             database=DATABASE)
@@ -58,19 +60,22 @@ def test_the_role_follows_a_recreated_identity(azure_like_server):
     cluster, fake_bin = azure_like_server
     role, old_identity, new_identity = "app-rr-moved", str(uuid.uuid4()), str(uuid.uuid4())
     assert run_step(cluster, fake_bin, role, old_identity).returncode == 0
-    with connect_as(cluster, role, old_identity) as conn:
-        conn.execute("CREATE TABLE visits (id serial PRIMARY KEY)")
-        conn.execute("INSERT INTO visits DEFAULT VALUES")
+    with cursor_as(cluster, role, old_identity) as cursor:
+        cursor.execute("CREATE TABLE visits (id serial PRIMARY KEY)")
+        cursor.execute("INSERT INTO visits DEFAULT VALUES")
 
     result = run_step(cluster, fake_bin, role, new_identity)  # the app was recreated
     assert result.returncode == 0, result.stderr
 
-    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-        connect_as(cluster, role, old_identity)
-    with connect_as(cluster, role, new_identity) as conn:
-        assert conn.execute("SELECT current_user").fetchone() == (OWNER,)
-        conn.execute("ALTER TABLE visits ADD COLUMN seen_at timestamptz")
-        assert conn.execute("SELECT count(*) FROM visits").fetchone() == (1,)
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"), \
+            cursor_as(cluster, role, old_identity):
+        pass
+    with cursor_as(cluster, role, new_identity) as cursor:
+        cursor.execute("SELECT current_user")
+        assert cursor.fetchone() == (OWNER,)
+        cursor.execute("ALTER TABLE visits ADD COLUMN seen_at timestamptz")
+        cursor.execute("SELECT count(*) FROM visits")
+        assert cursor.fetchone() == (1,)
     again = run_step(cluster, fake_bin, role, new_identity)  # unchanged identity: nothing to do
     assert again.returncode == 0, again.stderr
     assert "DROP ROLE" not in again.stdout
@@ -80,9 +85,9 @@ def test_other_roles_cannot_connect_to_the_app_database(azure_like_server):
     cluster, fake_bin = azure_like_server
     assert run_step(cluster, fake_bin, "app-rr-other", str(uuid.uuid4())).returncode == 0
     cluster.execute("CREATE ROLE stranger LOGIN PASSWORD 'token-for-stranger'")
-    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
-        psycopg.connect(host="127.0.0.1", port=cluster.port, user="stranger", dbname=DATABASE,
-                        password="token-for-stranger")  # noqa: S106 - local stand-in
+    with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+        psycopg2.connect(host="127.0.0.1", port=cluster.port, user="stranger", dbname=DATABASE,
+                         password="token-for-stranger")  # noqa: S106 - local stand-in
 
 
 def test_a_failing_statement_fails_the_step(azure_like_server):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infra.app import STAGING_SLOT
+from review.mocks import load_stack_config
 from review.model import parent_ref
 
 COMPONENT_NAMESPACE = "restaurant-review:"
@@ -22,11 +23,21 @@ EXPECTED_COMPONENTS = {
                  "monitoring:Monitoring", "network:VirtualNetwork", "network:PrivateLink",
                  "ase:Environment"},
 }
+# Components that config switches on, by key (infra/gateway.py, infra/hub.py).
+OPTIONAL_COMPONENTS = {"ingress": "ingress:ApplicationGateway",
+                       "hubVirtualNetworkId": "hub:HubConnection"}
+
+
+def _expected_components(view) -> set[str]:
+    config = load_stack_config(view.stack)
+    optional = {component for key, component in OPTIONAL_COMPONENTS.items()
+                if config.get(f"restaurant-review:{key}", "none") != "none"}
+    return EXPECTED_COMPONENTS[view.tier] | optional
 
 
 def _components(view):
     return [r for r in view.run.resources if not r.type.startswith(("azure-native:", "command:",
-                                                                    "random:", STACK))]
+                                                                    "random:", "tls:", STACK))]
 
 
 def test_every_resource_but_the_group_sits_in_a_component(stack_view):
@@ -51,7 +62,7 @@ def test_component_types_are_in_the_project_namespace(stack_view):
         assert component.inputs == {}  # no Azure inputs: a component only groups its children
         assert component.arm_id is None
     found = {c.type.removeprefix(COMPONENT_NAMESPACE) for c in components}
-    assert found == EXPECTED_COMPONENTS[stack_view.tier] | _EVERY_TIER
+    assert found == _expected_components(stack_view) | _EVERY_TIER
 
 
 def test_each_site_holds_its_hardening_and_its_identity_its_grants(stack_view):

@@ -63,7 +63,7 @@ def test_overlapping_subnets(valid_config):
     ("isolated", "aseSubnet", "10.40.0.0/25", "/24"),
     ("standard", "integrationSubnet", "10.40.1.0/29", "/28"),
     ("standard", "privateEndpointSubnet", "10.40.2.0/29", "/28"),
-    ("isolated", "deploymentScriptSubnet", "10.40.3.0/29", "/28"),
+    ("isolated", "deploymentScriptSubnet", "10.40.4.0/29", "/28"),
 ])
 def test_too_small_subnets(valid_config, tier, key, cidr, minimum):
     values = (isolated if tier == "isolated" else standard)(valid_config, **{key: cidr})
@@ -73,12 +73,12 @@ def test_too_small_subnets(valid_config, tier, key, cidr, minimum):
 
 def test_deployment_script_subnet_is_validated_like_the_others(valid_config):
     cfg = parse(standard(valid_config))
-    assert cfg.network.script_subnet == "10.40.3.0/28"
+    assert cfg.network.script_subnet == "10.40.4.0/28"
     with pytest.raises(ConfigError, match=r"'deploymentScriptSubnet': '10.40.2.0/28' .* does not "
                                           r"overlap privateEndpointSubnet 10.40.2.0/27"):
         parse(standard(valid_config, deploymentScriptSubnet="10.40.2.0/28"))
     with pytest.raises(ConfigError, match=r"'deploymentScriptSubnet': .* unset in the basic tier"):
-        parse(spoil(valid_config, deploymentScriptSubnet="10.40.3.0/28"))
+        parse(spoil(valid_config, deploymentScriptSubnet="10.40.4.0/28"))
 
 
 def test_subnet_outside_the_vnet(valid_config):
@@ -234,3 +234,138 @@ def test_a_misspelt_key_is_an_error_not_a_silent_default(valid_config):
 def test_custom_domain_is_refused_behind_the_ase_ilb(valid_config):
     with pytest.raises(ConfigError, match=r"'customDomain'.*unset in the isolated tier"):
         parse(isolated(valid_config, customDomain="www.example.com"))
+
+
+# --- ingress (Application Gateway) and hub connectivity ------------------------------------------
+
+HUB_ID = ("/subscriptions/22222222-3333-4444-5555-666666666666/resourceGroups/rg-hub/providers/"
+          "Microsoft.Network/virtualNetworks/vnet-hub")
+
+
+def gateway(valid_config, **changes):
+    return isolated(valid_config, ingress="applicationGateway", **changes)
+
+
+def test_ingress_defaults_to_none_and_the_gateway_has_sane_defaults(valid_config):
+    assert parse(isolated(valid_config)).ingress is None
+    ingress = parse(gateway(valid_config)).ingress
+    assert (ingress.subnet, ingress.min_capacity, ingress.max_capacity) == ("10.40.3.0/24", 2, 10)
+    assert ingress.host_name is None and ingress.certificate_name is None
+    assert parse(standard(valid_config, ingress="applicationGateway")).has_gateway
+
+
+def test_unknown_ingress_mode(valid_config):
+    with pytest.raises(ConfigError, match=r"'ingress': 'frontDoor' .* one of none, "
+                                          r"applicationGateway"):
+        parse(isolated(valid_config, ingress="frontDoor"))
+
+
+def test_ingress_needs_a_vnet(valid_config):
+    with pytest.raises(ConfigError, match=r"'ingress': 'applicationGateway' .* unset in the basic "
+                                          r"tier \(it applies to: standard, isolated\)"):
+        parse(spoil(valid_config, ingress="applicationGateway"))
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("applicationGatewaySubnet", "10.40.3.0/24"), ("applicationGatewayMinCapacity", "2"),
+    ("applicationGatewayMaxCapacity", "4"), ("applicationGatewayHostName", "reviews.example.com"),
+    ("applicationGatewayCertificateName", "reviews-tls"),
+])
+def test_gateway_keys_need_the_gateway(valid_config, key, value):
+    with pytest.raises(ConfigError, match=rf"'{key}': '{value}' .* unset while 'ingress' is none"):
+        parse(isolated(valid_config, **{key: value}))
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"applicationGatewaySubnet": "10.40.3.0/27"}, r"'10.40.3.0/27' .* a /26 or larger block"),
+    ({"applicationGatewaySubnet": "10.40.3.0/26", "applicationGatewayMaxCapacity": "60"},
+     r"'10.40.3.0/26' .* at least 66 addresses for applicationGatewayMaxCapacity 60"),
+    ({"applicationGatewaySubnet": "192.168.3.0/24"}, r"inside vnetAddressSpace 10.40.0.0/16"),
+    ({"applicationGatewaySubnet": "10.40.0.0/24"}, r"does not overlap aseSubnet 10.40.0.0/24"),
+    ({"applicationGatewaySubnet": "10.40.2.0/24"},
+     r"does not overlap privateEndpointSubnet 10.40.2.0/27"),
+    ({"applicationGatewaySubnet": "10.40.3.1/24"}, r"an IPv4 CIDR block with no host bits"),
+])
+def test_bad_gateway_subnet(valid_config, changes, message):
+    with pytest.raises(ConfigError, match=r"'applicationGatewaySubnet': .*" + message):
+        parse(gateway(valid_config, **changes))
+
+
+def test_gateway_subnet_must_not_overlap_the_standard_integration_subnet(valid_config):
+    with pytest.raises(ConfigError, match=r"does not overlap integrationSubnet 10.40.1.0/26"):
+        parse(standard(valid_config, ingress="applicationGateway",
+                       applicationGatewaySubnet="10.40.1.0/24"))
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"applicationGatewayMinCapacity": "-1"}, r"'applicationGatewayMinCapacity': '-1' .* "
+                                              r"between 0 and 125"),
+    ({"applicationGatewayMinCapacity": "two"}, r"'applicationGatewayMinCapacity': 'two' .* "
+                                               r"an integer"),
+    ({"applicationGatewayMaxCapacity": "1"}, r"'applicationGatewayMaxCapacity': '1' .* "
+                                             r"between 2 and 125"),
+    ({"applicationGatewayMaxCapacity": "126"}, r"'applicationGatewayMaxCapacity': '126'"),
+    ({"applicationGatewayMinCapacity": "5", "applicationGatewayMaxCapacity": "3"},
+     r"'applicationGatewayMaxCapacity': '3' .* at least applicationGatewayMinCapacity \(5\)"),
+])
+def test_bad_gateway_capacity(valid_config, changes, message):
+    with pytest.raises(ConfigError, match=message):
+        parse(gateway(valid_config, **changes))
+
+
+@pytest.mark.parametrize("host", ["Reviews.example.com", "localhost", "-x.example.com",
+                                  "reviews.example.com.", "app.azurewebsites.net",
+                                  "gw.westeurope.cloudapp.azure.com"])
+def test_bad_gateway_host_name(valid_config, host):
+    with pytest.raises(ConfigError, match=r"'applicationGatewayHostName': "):
+        parse(gateway(valid_config, applicationGatewayHostName=host))
+
+
+def test_gateway_host_name_may_be_an_apex_domain(valid_config):
+    ingress = parse(gateway(valid_config, applicationGatewayHostName="example.com")).ingress
+    assert ingress.host_name == "example.com"
+
+
+@pytest.mark.parametrize("name", ["has space", "under_score", "x" * 128, ""])
+def test_bad_gateway_certificate_name(valid_config, name):
+    with pytest.raises(ConfigError, match=r"'applicationGatewayCertificateName': .* the name of "
+                                          r"a certificate or secret in the stack's Key Vault"):
+        parse(gateway(valid_config, applicationGatewayCertificateName=name))
+
+
+def test_custom_domain_is_refused_behind_the_gateway(valid_config):
+    with pytest.raises(ConfigError, match=r"'customDomain': .* unset while ingress is "
+                                          r"applicationGateway"):
+        parse(standard(valid_config, ingress="applicationGateway",
+                       customDomain="www.example.com"))
+
+
+def test_hub_id_is_split_into_its_parts(valid_config):
+    hub = parse(isolated(valid_config, hubVirtualNetworkId=HUB_ID)).hub
+    assert (hub.subscription_id, hub.resource_group, hub.vnet_name, hub.use_remote_gateways) == (
+        "22222222-3333-4444-5555-666666666666", "rg-hub", "vnet-hub", True)
+    assert parse(isolated(valid_config)).hub is None
+
+
+@pytest.mark.parametrize("vnet_id", [
+    "vnet-hub",
+    "/subscriptions/22222222-3333-4444-5555-666666666666/resourceGroups/rg-hub",
+    HUB_ID.replace("virtualNetworks", "networkSecurityGroups"),
+    HUB_ID.replace("22222222-3333-4444-5555-666666666666", "not-a-subscription"),
+    HUB_ID.replace("22222222-3333-4444-5555-666666666666", "-" * 36),
+    HUB_ID + "/subnets/default",
+])
+def test_bad_hub_vnet_id(valid_config, vnet_id):
+    with pytest.raises(ConfigError, match=r"'hubVirtualNetworkId': .*(resource id of the hub "
+                                          r"VNet|subscription is a GUID)"):
+        parse(isolated(valid_config, hubVirtualNetworkId=vnet_id))
+
+
+def test_hub_keys_need_a_vnet_and_a_hub(valid_config):
+    with pytest.raises(ConfigError, match=r"'hubVirtualNetworkId': .* unset in the basic tier"):
+        parse(spoil(valid_config, hubVirtualNetworkId=HUB_ID))
+    with pytest.raises(ConfigError, match=r"'hubUseRemoteGateways': 'false' .* unset while "
+                                          r"hubVirtualNetworkId is unset"):
+        parse(isolated(valid_config, hubUseRemoteGateways="false"))
+    with pytest.raises(ConfigError, match=r"'hubUseRemoteGateways': 'maybe' .* true or false"):
+        parse(isolated(valid_config, hubVirtualNetworkId=HUB_ID, hubUseRemoteGateways="maybe"))

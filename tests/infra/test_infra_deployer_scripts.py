@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from azure_postgres import ADMIN, ADMIN_TOKEN, DATABASE, OWNER, connect_as
+from azure_postgres import ADMIN, ADMIN_TOKEN, DATABASE, OWNER, cursor_as
 
 from devtools.services import postgres_bin_dir
 from infra.db_role import SQL_SCRIPT, psql_command
@@ -104,8 +104,9 @@ echo "unexpected az call: $*" >&2; exit 2
     result = _run(script, folder, env)
     assert result.returncode == 0, result.stderr
     for role, object_id in (app, slot):
-        with connect_as(cluster, role, object_id) as conn:
-            assert conn.execute("SELECT current_user").fetchone() == (OWNER,)
+        with cursor_as(cluster, role, object_id) as cursor:
+            cursor.execute("SELECT current_user")
+            assert cursor.fetchone() == (OWNER,)
 
 
 def test_the_sql_may_not_end_the_heredoc_early():

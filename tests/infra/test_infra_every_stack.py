@@ -73,7 +73,7 @@ def test_app_settings_follow_the_env_var_contract(stack_view):
 
 def test_secret_key_is_a_key_vault_reference_never_a_value(stack_view):
     vault = stack_view.one("keyvault:Vault").inputs["vaultName"]
-    secret = stack_view.one("keyvault:Secret")
+    secret = stack_view.one("keyvault:Secret", "flask-secret-key")
     assert secret.inputs["properties"]["value"] == SECRET
     for site in stack_view.sites():
         assert stack_view.settings(site)["SECRET_KEY"] == (
@@ -131,8 +131,14 @@ def test_postgres_is_entra_only_tls_and_backed_up(stack_view):
 
 def test_role_assignments_are_least_privilege_and_scoped_to_the_resource(stack_view):
     container_id = stack_view.one("storage:BlobContainer", "photo-container").urn
-    assignments = [a for a in stack_view.all("authorization:RoleAssignment")
-                   if not a.name.startswith("deployer-")]
+    everything = stack_view.all("authorization:RoleAssignment")
+    # The Application Gateway's own identity reads its certificate (tests/infra/
+    # test_infra_ingress.py) and the deployer's are checked below; every other assignment
+    # belongs to a site.
+    gateway_grants = [a for a in everything if a.name == "gateway-key-vault-secrets-user"]
+    assert len(gateway_grants) == len(stack_view.all("network:ApplicationGateway"))
+    assignments = [a for a in everything
+                   if a not in gateway_grants and not a.name.startswith("deployer-")]
     assert len(assignments) == 2 * len(stack_view.sites())
     roles = {a.inputs["roleDefinitionId"].rsplit("/", 1)[1] for a in assignments}
     assert roles == {STORAGE_BLOB_DATA_CONTRIBUTOR, KEY_VAULT_SECRETS_USER}
@@ -213,7 +219,12 @@ def test_stack_outputs(stack_view):
     app = stack_view.one("web:WebApp").inputs
     assert outputs["appName"] == app["name"]
     assert outputs["resourceGroupName"] == app["resourceGroupName"]
-    assert outputs["siteUrl"].startswith(f"https://{app['name']}.")
+    assert outputs["defaultSiteUrl"].startswith(f"https://{app['name']}.")
+    if stack_view.all("network:ApplicationGateway"):
+        # Users come in through the gateway: its public name is the site's URL.
+        assert outputs["siteUrl"].endswith(".cloudapp.azure.com")
+    else:
+        assert outputs["siteUrl"] == outputs["defaultSiteUrl"]
     assert outputs["databaseHost"].endswith(".postgres.database.azure.com")
     assert re.fullmatch(r"[0-9a-f-]{36}", outputs["appPrincipalId"])
 

@@ -35,6 +35,7 @@ from site_pages import csrf_token, png_photo
 
 from devtools.readiness import NotReadyError, wait_for_http_ok
 from devtools.services import free_port
+from devtools.site_setup import child_environment, prepare_site
 from release.build import DEFAULT_PYTHON_VERSION
 from review.mocks import run_stack
 
@@ -205,16 +206,14 @@ def app_service_environment(port: int, home: Path, python_on_path: Path) -> dict
 
 def local_app_settings(declared: dict[str, str], postgres, azurite, sink_url: str) -> dict:
     kept = {name: value for name, value in declared.items() if name not in AZURE_ONLY_SETTINGS}
-    role, password = f"boot_{uuid.uuid4().hex[:8]}", secrets.token_hex(16)
-    database = f"{role}_db"
-    postgres.create_role(role, password=password)
-    postgres.create_database(database, owner=role)
+    # The same setup as `make dev` and `make bench`, minus the migrations: startup.py runs
+    # them, and that is part of what this test proves.
+    site = prepare_site(postgres, azurite, f"boot_{uuid.uuid4().hex[:8]}",
+                        container=kept["AZURE_STORAGE_CONTAINER"], migrate=False)
     instrumentation_key = uuid.uuid4()
     return {
         **kept,
-        "DATABASE_URL": postgres.url(database, user=role, password=password),
-        "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
-        "SECRET_KEY": secrets.token_urlsafe(48),
+        **site,
         "APPLICATIONINSIGHTS_CONNECTION_STRING": (
             f"InstrumentationKey={instrumentation_key};IngestionEndpoint={sink_url};"
             f"LiveEndpoint={sink_url}"
@@ -321,10 +320,10 @@ def test_package_boots_on_a_bare_interpreter_and_round_trips_a_review(
 ):  # fmt: skip
     assert not can_import_flask(str(bare_python)), "the boot interpreter has nothing installed"
     wwwroot = extract(package, tmp_path / "wwwroot")
-    env = {
-        **app_service_environment(free_port(), tmp_path / "home", python_on_path),
-        **local_app_settings(declared_settings(dev_site_config), postgres, azurite, ingestion.url),
-    }
+    env = child_environment(
+        local_app_settings(declared_settings(dev_site_config), postgres, azurite, ingestion.url),
+        base=app_service_environment(free_port(), tmp_path / "home", python_on_path),
+    )
 
     site = start_site(wwwroot, dev_site_config["appCommandLine"], env)
     try:
@@ -354,7 +353,7 @@ def test_failed_migration_stops_the_start_with_a_clear_log_line(
 ):
     wwwroot = extract(package, tmp_path / "wwwroot")
     password = secrets.token_hex(12)
-    unreachable = f"postgresql+psycopg://boot:{password}@127.0.0.1:{free_port()}/reviews"
+    unreachable = f"postgresql+psycopg2://boot:{password}@127.0.0.1:{free_port()}/reviews"
     env = {
         **app_service_environment(free_port(), tmp_path / "home", python_on_path),
         "SECRET_KEY": secrets.token_urlsafe(48),

@@ -36,9 +36,10 @@ def validate(policy, resource_type: str, props: dict, config: dict | None = None
     return reported
 
 
-def test_one_mandatory_policy_per_rule_plus_the_stack_wide_one():
+def test_one_mandatory_policy_per_rule_plus_the_stack_wide_ones():
     built = policies()
-    assert [p.name for p in built] == [*(r.name for r in RULES), "every-site-basic-auth-off"]
+    assert [p.name for p in built] == [*(r.name for r in RULES), "every-site-basic-auth-off",
+                                       "every-gateway-prevention-waf"]
     assert all(p.enforcement_level is EnforcementLevel.MANDATORY for p in built)
 
 
@@ -51,6 +52,24 @@ def test_stack_policy_reports_a_site_left_with_basic_auth():
     stack_policy.validate(SimpleNamespace(resources=resources),
                           lambda message, urn=None: reported.append(message))
     assert len(reported) == 1 and "SCM basic-auth" in reported[0]
+
+
+def test_gateway_stack_policy_reports_a_gateway_behind_a_detection_waf():
+    stack_policy = next(p for p in policies() if p.name == "every-gateway-prevention-waf")
+    policy_id = ("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/"
+                 "ApplicationGatewayWebApplicationFirewallPolicies/waf-x")
+    resources = [
+        SimpleNamespace(resource_type="azure-native:network:ApplicationGateway",
+                        props={"applicationGatewayName": "agw-x",
+                               "firewallPolicy": {"id": policy_id}}),
+        SimpleNamespace(resource_type="azure-native:network:WebApplicationFirewallPolicy",
+                        props={"policyName": "waf-x", "policySettings": {"mode": "Detection"}}),
+    ]
+    reported = []
+    stack_policy.validate(SimpleNamespace(resources=resources),
+                          lambda message, urn=None: reported.append(message))
+    assert reported == ["gateway 'agw-x' uses WAF policy 'waf-x', which is not in Prevention "
+                        "mode"]
 
 
 def test_policies_report_through_the_pulumi_api():

@@ -191,5 +191,6 @@ def test_every_rule_has_a_tripping_test():
               "basic-auth-publishing-disabled", "storage-no-public-blob-access",
               "storage-shared-key-disabled", "key-vault-rbac-purge-protection",
               "postgresql-entra-private", "role-assignment-resource-scope",
-              "stateful-resources-protected"}
+              "stateful-resources-protected", "application-gateway-waf-prevention",
+              "application-gateway-tls-listeners"}
     assert {rule.name for rule in rules.RULES} == tested

@@ -124,10 +124,56 @@ def test_prod_diagram_shows_the_seed_standard_tier(rendered):
     assert sum(1 for _, label, _ in edges if label == "DNS zone group") == 3
 
 
-def test_isolated_diagram_shows_ase_and_ilb(rendered):
+def test_isolated_diagram_shows_internet_waf_ilb_app(rendered):
     diagram = labels(rendered["isolated.md"])
     assert "App Service Environment v3" in diagram and "Internal load balancer" in diagram
-    assert "appserviceenvironment.net" in diagram and "Internet" not in diagram
+    assert "appserviceenvironment.net" in diagram
+    nodes, edges = parse(diagram)
+    assert "WAF_v2" in nodes["n_application_gateway"]
+    assert "Prevention" in nodes["n_waf_policy"]
+    # The only way in: Internet -> gateway (WAF) -> ILB -> ASE -> plan -> app.
+    assert {("internet", "HTTPS (HTTP redirects)", "n_application_gateway"),
+            ("n_waf_policy", "inspects (WAF)", "n_application_gateway"),
+            ("n_application_gateway", "HTTPS to the app's host", "n_ase_ilb"),
+            ("n_ase_ilb", "private only", "n_ase"), ("n_ase", "hosts", "n_plan"),
+            ("n_plan", "hosts", "n_web_app")} <= edges
+    assert [edge for edge in edges if edge[0] == "internet"] == [
+        ("internet", "HTTPS (HTTP redirects)", "n_application_gateway")]
+
+
+def test_a_gateway_in_front_of_a_public_app_is_its_only_internet_entry(captured):
+    resources = normalize([
+        captured(f"{WEB}WebApp", "app", {"name": "app-x"}),
+        captured(f"{NET}WebApplicationFirewallPolicy", "waf",
+                 {"policySettings": {"mode": "Prevention"}}),
+        captured(f"{NET}ApplicationGateway", "gw",
+                 {"sku": {"tier": "WAF_v2"},
+                  "backendAddressPools": [{"backendAddresses": [
+                      {"fqdn": "app-x.azurewebsites.net"}]}]},
+                 depends_on=(f"{NET}WebApplicationFirewallPolicy::waf",)),
+    ])
+    _, edges = parse(mermaid(resources))
+    assert {("internet", "HTTPS (HTTP redirects)", "n_gw"),
+            ("n_gw", "HTTPS to the app's host", "n_app"),
+            ("n_waf", "inspects (WAF)", "n_gw")} <= edges
+    assert ("internet", "HTTPS", "n_app") not in edges
+
+
+def test_hub_peering_is_drawn_from_the_stacks_vnet(captured):
+    hub = ("/subscriptions/s/resourceGroups/rg-hub/providers/Microsoft.Network/"
+           "virtualNetworks/vnet-hub")
+    resources = normalize([
+        captured(f"{NET}VirtualNetwork", "vnet", {"virtualNetworkName": "vnet-x"}),
+        captured(f"{NET}VirtualNetworkPeering", "to-hub",
+                 {"virtualNetworkName": "vnet-x", "remoteVirtualNetwork": {"id": hub}},
+                 depends_on=(f"{NET}VirtualNetwork::vnet",)),
+        captured(f"{NET}VirtualNetworkPeering", "from-hub",
+                 {"virtualNetworkName": "vnet-hub", "remoteVirtualNetwork": {"id": "vnet-x-id"}},
+                 depends_on=(f"{NET}VirtualNetwork::vnet",)),
+    ])
+    nodes, edges = parse(mermaid(resources))
+    assert "vnet-hub" in nodes["hub"]
+    assert [edge for edge in edges if "hub" in edge] == [("n_vnet", "peering", "hub")]
 
 
 def test_dev_diagram_is_public_without_network(rendered):

@@ -15,7 +15,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
-from psycopg import sql
+from psycopg2 import sql
 from sqlalchemy import event
 
 from devtools.services import AzuriteServer, PostgresCluster

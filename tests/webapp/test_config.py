@@ -34,8 +34,8 @@ def settings(base: dict, **changes) -> Settings:
 def test_local_shortcut_settings_and_defaults():
     result = settings(LOCAL)
     assert result.database.use_entra_token is False
-    # psycopg 3 is chosen even for a plain postgresql:// URL.
-    assert result.database.url.drivername == "postgresql+psycopg"
+    # psycopg2, the only driver installed, is chosen for a plain postgresql:// URL.
+    assert result.database.url.drivername == "postgresql+psycopg2"
     assert result.database.url.port == 5433
     assert result.storage.connection_string == "UseDevelopmentStorage=true"
     assert result.storage.uses_credential is False
@@ -53,6 +53,7 @@ def test_azure_settings_build_a_passwordless_url_with_tls_required():
     )
     assert url.password is None
     assert url.query == {"sslmode": "require"}
+    assert url.drivername == "postgresql+psycopg2"
     assert result.storage.account_url == "https://account.blob.core.windows.net"
     assert result.storage.uses_credential is True
 
@@ -129,6 +130,31 @@ def test_create_app_refuses_to_start_on_an_unresolved_reference(monkeypatch):
                                      "secrets/flask-secret-key)")
     with pytest.raises(ConfigError, match="SECRET_KEY is an unresolved Key Vault reference"):
         create_app()
+def test_the_psycopg2_spelling_is_kept_as_it_is(caplog):
+    url = "postgresql+psycopg2://app:pa55word@db.example/reviews"
+    result = settings(LOCAL, DATABASE_URL=url)
+    assert result.database.url.render_as_string(hide_password=False) == url
+    assert caplog.records == []
+
+
+def test_the_psycopg3_spelling_is_mapped_to_psycopg2_with_a_logged_message(caplog):
+    result = settings(LOCAL, DATABASE_URL="postgresql+psycopg://app:hunter2-secret@db/reviews")
+    url = result.database.url
+    assert url.drivername == "postgresql+psycopg2"
+    assert (url.username, url.password, url.host, url.database) == (
+        "app", "hunter2-secret", "db", "reviews",
+    )
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    assert "psycopg 3" in record.getMessage() and "postgresql://" in record.getMessage()
+    assert "hunter2" not in record.getMessage()
+
+
+@pytest.mark.parametrize("driver", ["asyncpg", "pg8000", "psycopg2cffi"])
+def test_another_postgresql_driver_is_refused_by_name(driver):
+    with pytest.raises(ConfigError, match=f"driver '{driver}'.*postgresql://") as error:
+        settings(LOCAL, DATABASE_URL=f"postgresql+{driver}://app:hunter2-secret@db/reviews")
+    assert "hunter2" not in str(error.value)
 
 
 def test_create_app_reads_the_environment_when_no_test_config(monkeypatch):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
-from psycopg import sql
+from psycopg2 import sql
 from sqlalchemy import event, text
 
 from webapp import create_app
@@ -187,6 +187,7 @@ def test_each_new_connection_uses_the_cached_token(entra_app):
 
     assert len(opened) == 3
     assert credential.calls == 1
+    assert engine.dialect.driver == "psycopg2"
     assert app.test_client().get("/").status_code == 200
 
 

@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Iterator
 
-import psycopg
+import psycopg2
 import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
@@ -120,6 +120,7 @@ def site(azure_environment) -> Iterator[Flask]:
     """A fresh app (so a fresh credential and token cache) configured only from the environment."""
     app = webapp.create_app()
     assert get_engine(app).url.password is None  # nothing but a token can sign it in
+    assert get_engine(app).dialect.driver == "psycopg2"  # the design card's driver
     yield app
     get_engine(app).dispose()
 
@@ -202,9 +203,9 @@ def test_new_connections_reuse_the_token_until_near_expiry(site, identity, new_c
     assert len(new_connections) == 3
     assert identity.issued(POSTGRES_RESOURCE) == issued_before + 2
     # The token the site stopped using no longer opens PostgreSQL: the refresh was needed.
-    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-        psycopg.connect(host="127.0.0.1", port=postgres.port, user=APP_ROLE,
-                        password=first_token.access_token, dbname=APP_DATABASE)
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        psycopg2.connect(host="127.0.0.1", port=postgres.port, user=APP_ROLE,
+                         password=first_token.access_token, dbname=APP_DATABASE)
 
 
 class _StaticToken:

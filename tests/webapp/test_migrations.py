@@ -15,7 +15,7 @@ from webapp import create_app
 from webapp.db import MIGRATION_LOCK_KEY, get_engine, upgrade_database
 from webapp.models import Base
 
-HEAD = "0001"
+HEAD = "0002"
 SCHEMA_TABLES = {"alembic_version", "restaurants", "reviews"}
 
 
@@ -105,7 +105,7 @@ def test_migration_waits_for_the_advisory_lock(postgres, empty_database, new_ins
     finished = threading.Event()
     with postgres.connect(empty_database) as other_instance:
         # Another instance is migrating: it holds the lock.
-        other_instance.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        other_instance.cursor().execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
 
         def migrate() -> None:
             upgrade_database(app)
@@ -116,7 +116,7 @@ def test_migration_waits_for_the_advisory_lock(postgres, empty_database, new_ins
         assert not finished.wait(timeout=1.0), "upgrade did not wait for the lock"
         assert public_tables(postgres, empty_database) == set()
 
-        other_instance.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+        other_instance.cursor().execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
         thread.join(timeout=30)
 
     assert finished.is_set()

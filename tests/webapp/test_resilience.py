@@ -1,15 +1,45 @@
-"""Outages: PostgreSQL or storage down gives a clear 503, and the site recovers by itself."""
+"""Outages: PostgreSQL or storage down or unresponsive gives a clear 503 within the request
+budget, nothing is half-saved, and the site recovers by itself.
+
+The whole site under load through every fault is tests/webapp/test_faults.py (devtools.chaos).
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import ClientAuthenticationError
+from flask import g
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+from devtools.chaos import postgres_pids
 from devtools.services import AzuriteServer, PostgresCluster, free_port
 from webapp import create_app
-from webapp.db import get_engine, upgrade_database
+from webapp.budget import ANSWER_RESERVE_SECONDS, DependencyTimeout
+from webapp.config import ConfigError, Settings
+from webapp.db import (
+    ConnectionWatchdog,
+    DatabaseTokenError,
+    EntraTokenCache,
+    get_engine,
+    get_session,
+    upgrade_database,
+)
+
+# Tests use the default budget (webapp/config.py): every answer below must come within it.
+BUDGET_SECONDS = 3.0
+HEAL_SECONDS = 2.0
 
 OUTAGE_ROLE = "outage_app"
 OUTAGE_PASSWORD = "outage-app-password"  # noqa: S105 - throwaway local cluster
@@ -94,3 +124,265 @@ def test_storage_outage_is_a_503_and_saves_no_review(
     }
     # Pages that need no photo keep working.
     assert "Pix" in client.get("/").text
+
+
+# -- an unresponsive dependency ----------------------------------------------------------------
+
+
+@contextmanager
+def paused(pids: list[int]) -> Iterator[None]:
+    """SIGSTOP the processes (sockets stay open, nothing answers); SIGCONT them on the way out."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+def timed(call):
+    started = time.monotonic()
+    result = call()
+    return result, time.monotonic() - started
+
+
+def first_success_after(call, limit: float) -> float:
+    """Seconds until `call()` answers 200 (retrying); fails the test past `limit`."""
+    started = time.monotonic()
+    while True:
+        response = call()
+        elapsed = time.monotonic() - started
+        if response.status_code == 200:
+            return elapsed
+        assert elapsed <= limit, f"still {response.status_code} after {elapsed:.2f} s"
+        time.sleep(0.05)
+
+
+def test_paused_database_is_a_503_within_the_budget_then_heals(outage_app, own_postgres):
+    client = outage_app.test_client()
+    created = client.post("/restaurants/new", data={"name": "Frozen", "street_address": "1 A"})
+    details = created.headers["Location"]
+    assert client.get(details).status_code == 200  # pooled connections to be left hanging
+
+    with paused(postgres_pids(own_postgres)):
+        response, seconds = timed(lambda: client.get(details))
+        assert response.status_code == 503
+        assert seconds <= BUDGET_SECONDS
+        assert "The restaurant database is unavailable right now" in response.text
+        # A write is refused in time too, and never runs when the server resumes.
+        refused, seconds = timed(lambda: client.post(
+            "/restaurants/new", data={"name": "Never saved", "street_address": "2 B"}))
+        assert refused.status_code == 503
+        assert seconds <= BUDGET_SECONDS
+
+    assert first_success_after(lambda: client.get(details), HEAL_SECONDS) <= HEAL_SECONDS
+    names = own_postgres.execute("SELECT name FROM restaurants", database="reviews")
+    assert names == [("Frozen",)]
+
+
+def test_a_commit_reaching_postgresql_after_its_deadline_is_refused(outage_app):
+    engine = get_engine(outage_app)
+    insert = text("INSERT INTO restaurants (name, street_address) VALUES (:name, '1 A')")
+    stamp = text("SELECT set_config('webapp.commit_deadline', "
+                 "(clock_timestamp() + make_interval(secs => :seconds))::text, true)")
+
+    with pytest.raises(OperationalError, match="commit refused"), engine.begin() as connection:
+        connection.execute(stamp, {"seconds": -0.001})
+        connection.execute(insert, {"name": "Too late"})
+    with engine.begin() as connection:
+        connection.execute(stamp, {"seconds": 5})
+        connection.execute(insert, {"name": "In time"})
+    with engine.begin() as connection:  # outside a request: no deadline, nothing checked
+        connection.execute(insert, {"name": "Background"})
+
+    with engine.connect() as connection:
+        names = connection.scalars(text("SELECT name FROM restaurants ORDER BY name")).all()
+    assert names == ["Background", "In time"]
+
+
+def test_a_request_out_of_budget_before_its_commit_saves_nothing(outage_app, own_postgres):
+    with outage_app.test_request_context("/restaurants/new", method="POST"):
+        outage_app.preprocess_request()
+        session = get_session()
+        session.execute(text("INSERT INTO restaurants (name, street_address) VALUES ('X', 'Y')"))
+        g.dependency_deadline = time.monotonic()  # the budget is spent
+        with pytest.raises(DependencyTimeout, match="PostgreSQL"):
+            session.commit()
+        session.rollback()
+    assert own_postgres.execute("SELECT count(*) FROM restaurants", database="reviews") == [(0,)]
+
+
+def test_closing_a_session_on_a_dropped_connection_is_logged_not_raised(
+    outage_app, own_postgres, caplog
+):
+    context = outage_app.test_request_context("/")
+    context.push()
+    get_session().execute(text("SELECT 1"))  # a transaction on a pooled connection
+    own_postgres.stop()  # the server closes it under the open session
+    try:
+        with caplog.at_level(logging.WARNING, logger="webapp.db"):
+            context.pop()  # teardown rolls back on the dead connection: must not raise
+    finally:
+        own_postgres.start()
+    assert "Database connection lost while ending the request: OperationalError" in caplog.text
+
+
+@pytest.fixture
+def silent_storage(config) -> Iterator[None]:
+    """Storage that accepts connections and never answers, like a paused Azurite."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=64)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    config["AZURE_STORAGE_CONNECTION_STRING"] = AzuriteServer(
+        None, port=server.getsockname()[1]).connection_string
+    config["STORAGE_RETRY_TOTAL"] = 1  # the production default: the retry must fit too
+    yield
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    server.close()
+
+
+def test_unresponsive_storage_is_a_503_within_the_budget_and_other_pages_work(
+    silent_storage, client, add_restaurant, add_review, make_image, run_sql
+):
+    restaurant_id = add_restaurant("Quiet")
+    photo = "c" * 64 + ".png"
+
+    response, seconds = timed(lambda: client.get(f"/photos/{photo}"))
+    assert (response.status_code, seconds <= BUDGET_SECONDS) == (503, True)
+    response, seconds = timed(lambda: add_review(restaurant_id, photo=(make_image("PNG"), "a.png")))
+    assert (response.status_code, seconds <= BUDGET_SECONDS) == (503, True)
+    assert "Photo storage is unavailable right now. Nothing was saved" in response.text
+    assert run_sql("SELECT count(*) FROM reviews") == [(0,)]
+
+    # Degraded, not down: pages that need no photo bytes, and cached photos, still work.
+    assert client.get("/").status_code == 200
+    assert client.get(f"/restaurants/{restaurant_id}").status_code == 200
+    assert add_review(restaurant_id).status_code == 303  # a review without a photo
+    revalidation = client.get(f"/photos/{photo}", headers={"If-None-Match": f'"{"c" * 64}"'})
+    assert revalidation.status_code == 304
+
+
+def test_a_storage_outage_is_logged_with_the_dependency_and_the_error_kind(
+    storage_down, client, caplog
+):
+    with caplog.at_level(logging.ERROR, logger="webapp.errors"):
+        assert client.get("/photos/" + "d" * 64 + ".jpg").status_code == 503
+    assert ("Dependency failed: dependency=Blob Storage kind=ServiceRequestError "
+            "(urllib3.exceptions.NewConnectionError)") in caplog.text
+
+
+# -- the pieces on their own --------------------------------------------------------------------
+
+
+class FakeConnection:
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+
+def test_the_watchdog_cuts_a_connection_still_waiting_at_its_deadline():
+    ours, server = socket.socketpair()
+    watchdog = ConnectionWatchdog()
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(ours.recv(1)))
+    reader.start()
+
+    watchdog.arm("conn", FakeConnection(ours), time.monotonic() + 0.2)
+    reader.join(timeout=5)
+
+    assert not reader.is_alive()
+    assert received == [b""]  # the blocked read ended: the socket was shut down
+    assert watchdog.armed_count() == 0
+    ours.close()
+    server.close()
+
+
+def test_a_connection_returned_in_time_is_left_alone():
+    ours, server = socket.socketpair()
+    watchdog = ConnectionWatchdog()
+    watchdog.arm("conn", FakeConnection(ours), time.monotonic() + 0.2)
+    watchdog.disarm("conn")
+    time.sleep(0.4)
+
+    server.sendall(b"x")
+    assert ours.recv(1) == b"x"
+    assert watchdog.armed_count() == 0
+    ours.close()
+    server.close()
+
+
+class FlakyCredential:
+    """Fails while `down` is set; otherwise a token valid for `lifetime` seconds."""
+
+    def __init__(self, clock, lifetime: float) -> None:
+        self.clock, self.lifetime, self.down, self.calls = clock, lifetime, False, 0
+
+    def get_token(self, *_scopes, **_kwargs) -> AccessToken:
+        self.calls += 1
+        if self.down:
+            raise ClientAuthenticationError("identity endpoint unreachable")
+        return AccessToken(f"token-{self.calls}", int(self.clock.now + self.lifetime))
+
+
+class ManualClock:
+    now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_failed_token_refresh_keeps_the_valid_token_and_heals_when_the_endpoint_returns():
+    clock = ManualClock()
+    credential = FlakyCredential(clock, lifetime=3600)
+    cache = EntraTokenCache(credential, refresh_margin_seconds=300, clock=clock)
+    assert cache.token() == "token-1"
+
+    credential.down = True
+    clock.now += 3600 - 100  # inside the refresh margin, still valid
+    assert cache.token() == "token-1"
+    clock.now += 200  # expired, and no new one
+    with pytest.raises(DatabaseTokenError):
+        cache.token()
+
+    credential.down = False  # the next new connection asks again
+    assert cache.token() == "token-4"
+
+
+@pytest.mark.parametrize("value", ["0.5", "120", "soon", "nan"])
+def test_the_request_budget_must_be_a_sensible_number_of_seconds(value, config):
+    with pytest.raises(ConfigError, match="REQUEST_BUDGET_SECONDS must be"):
+        Settings.from_mapping({**config, "REQUEST_BUDGET_SECONDS": value})
+
+
+def test_the_request_budget_defaults_to_a_few_seconds(config):
+    assert Settings.from_mapping(config).request_budget_seconds == BUDGET_SECONDS
+    assert Settings.from_mapping({**config, "REQUEST_BUDGET_SECONDS": "5"}
+                                 ).request_budget_seconds == 5.0
+
+
+def test_the_budget_starts_at_the_first_dependency_call_not_with_the_upload(outage_app):
+    """Reading a large upload from a slow phone and decoding it is not dependency time."""
+    with outage_app.test_request_context("/"):
+        outage_app.preprocess_request()  # CSRF and the form have read the body by now
+        assert "dependency_deadline" not in g
+        time.sleep(0.2)
+        first_call = time.monotonic()
+        get_session().execute(text("SELECT 1"))
+        assert g.dependency_deadline >= first_call + BUDGET_SECONDS - ANSWER_RESERVE_SECONDS

@@ -336,7 +336,7 @@ def test_too_large_upload_to_an_unknown_restaurant_is_a_plain_413(csrf_on, app, 
 @pytest.fixture
 def database_down(config) -> None:
     """Point the app at a port where no PostgreSQL listens (request before `app`/`client`)."""
-    config["DATABASE_URL"] = f"postgresql+psycopg://nobody:none@127.0.0.1:{free_port()}/reviews"
+    config["DATABASE_URL"] = f"postgresql://nobody:none@127.0.0.1:{free_port()}/reviews"
 
 
 def test_too_large_upload_while_the_database_is_down_is_a_503(

@@ -27,7 +27,7 @@ print(json.dumps({
 """
 SETTINGS = {
     "SECRET_KEY": "a-very-long-secret-key-for-tests",
-    "DATABASE_URL": "postgresql+psycopg://app:pw@127.0.0.1:9/reviews",
+    "DATABASE_URL": "postgresql://app:pw@127.0.0.1:9/reviews",
     "AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true",
 }
 # Syntactically valid, pointing nowhere: nothing leaves the machine.

@@ -1,0 +1,148 @@
+"""The site behind two proxies: Application Gateway (WAF) -> App Service front end -> gunicorn.
+
+The headers below are what infra/gateway.py's rewrite rule set and App Service's front end send
+(webapp/security.py explains each one). The gateway talks to the app by the app's own host name,
+so only X-Forwarded-Host carries the public one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask, request, url_for
+from flask.testing import FlaskClient
+
+from tests.site_pages import csrf_token
+from webapp import create_app
+from webapp.config import ConfigError, Settings
+from webapp.db import get_engine
+
+PUBLIC_HOST = "reviews.example.com"
+BACKEND_HOST = "app-rr-isolated-1a2b3c.ase-rr-isolated-1a2b3c.appserviceenvironment.net"
+CLIENT = "203.0.113.7"
+GATEWAY_INSTANCE = "10.50.3.4"  # an address of the gateway's subnet
+
+
+def through_gateway(client_list: str = "") -> dict[str, str]:
+    """What the app receives for a browser request to https://reviews.example.com/..."""
+    forwarded_for = f"{client_list}, {CLIENT}" if client_list else CLIENT
+    return {
+        "Host": BACKEND_HOST,
+        # gateway: the client's list plus the client, no ports; front end: + gateway instance.
+        "X-Forwarded-For": f"{forwarded_for}, {GATEWAY_INSTANCE}",
+        "X-Forwarded-Host": PUBLIC_HOST,
+        "X-Forwarded-Proto": "https",
+    }
+
+
+def add_probe_route(app: Flask) -> None:
+    """A test-only page that reports what the request looks like to the site's code."""
+
+    def seen_by_the_site():
+        return {"remote_addr": request.remote_addr, "scheme": request.scheme,
+                "host": request.host, "is_secure": request.is_secure,
+                "home": url_for("restaurants.index", _external=True)}
+
+    app.add_url_rule("/_seen", "seen_by_the_site", seen_by_the_site)
+
+
+def build(config: dict, **extra) -> Iterator[Flask]:
+    app = create_app({**config, **extra})
+    add_probe_route(app)
+    yield app
+    get_engine(app).dispose()
+    app.extensions["photo_store"].close()
+
+
+@pytest.fixture
+def gateway_app(config) -> Iterator[Flask]:
+    yield from build(config, TRUSTED_PROXY_HOPS="2", WTF_CSRF_ENABLED=True)
+
+
+@pytest.fixture
+def gateway_client(gateway_app) -> FlaskClient:
+    return gateway_app.test_client()
+
+
+@pytest.fixture
+def app_service_only_client(config) -> Iterator[FlaskClient]:
+    for app in build(config):
+        yield app.test_client()
+
+
+def test_the_site_sees_the_visitor_not_the_proxies(gateway_client):
+    seen = gateway_client.get("/_seen", headers=through_gateway()).json
+    assert seen == {"remote_addr": CLIENT, "scheme": "https", "host": PUBLIC_HOST,
+                    "is_secure": True, "home": f"https://{PUBLIC_HOST}/"}
+
+
+def test_a_spoofed_forwarded_for_entry_is_not_trusted(gateway_client):
+    seen = gateway_client.get("/_seen", headers=through_gateway("6.6.6.6, 10.0.0.1")).json
+    assert seen["remote_addr"] == CLIENT
+
+
+def test_behind_app_service_alone_a_visitor_cannot_choose_the_host(app_service_only_client):
+    headers = {"Host": "app.azurewebsites.net", "X-Forwarded-For": f"6.6.6.6, {CLIENT}",
+               "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
+    seen = app_service_only_client.get("/_seen", headers=headers).json
+    assert seen["host"] == "app.azurewebsites.net"
+    assert seen["remote_addr"] == CLIENT and seen["is_secure"] is True
+
+
+def test_review_form_works_over_https_through_the_gateway(gateway_client, run_sql):
+    [(restaurant_id,)] = run_sql(
+        "INSERT INTO restaurants (name, street_address) VALUES ('Gateway Grill', '1 A') "
+        "RETURNING id"
+    )
+    page = f"/restaurants/{restaurant_id}"
+    headers = through_gateway()
+    token = csrf_token(gateway_client.get(page, headers=headers).text)
+    review = {"reviewer_name": "Ann", "rating": "4", "review_text": "fine", "csrf_token": token}
+
+    # The browser's Referer names the public host; the backend host is not the site's origin.
+    backend_referer = gateway_client.post(
+        f"{page}/reviews", data=review,
+        headers={**headers, "Referer": f"https://{BACKEND_HOST}{page}"})
+    assert backend_referer.status_code == 400
+    assert run_sql("SELECT count(*) FROM reviews") == [(0,)]
+
+    accepted = gateway_client.post(f"{page}/reviews", data=review,
+                                   headers={**headers, "Referer": f"https://{PUBLIC_HOST}{page}"})
+    assert accepted.status_code == 303
+    assert accepted.headers["Location"] in (page, f"https://{PUBLIC_HOST}{page}")
+    assert run_sql("SELECT reviewer_name FROM reviews") == [("Ann",)]
+
+
+def test_session_cookie_is_secure_and_host_only_behind_the_gateway(gateway_client):
+    form = gateway_client.get("/restaurants/new", headers=through_gateway())
+    response = gateway_client.post(
+        "/restaurants/new", headers={**through_gateway(),
+                                     "Referer": f"https://{PUBLIC_HOST}/restaurants/new"},
+        data={"name": "Cookie Corner", "street_address": "1",
+              "csrf_token": csrf_token(form.text)})
+    assert response.status_code == 303
+    cookie = next(value for value in response.headers.getlist("Set-Cookie")
+                  if value.startswith("session="))
+    assert "Secure" in cookie and "HttpOnly" in cookie
+    # No Domain attribute: the browser binds it to the public host it asked for.
+    assert "Domain=" not in cookie
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+@pytest.mark.parametrize("value", ["0", "3", "two", "-1"])
+def test_trusted_proxy_hops_must_be_one_or_two(value):
+    env = {"SECRET_KEY": "a-very-long-secret-key-for-tests",
+           "DATABASE_URL": "postgresql://app:pw@db.example/reviews",
+           "AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true",
+           "TRUSTED_PROXY_HOPS": value}
+    with pytest.raises(ConfigError, match=r"TRUSTED_PROXY_HOPS must be"):
+        Settings.from_mapping(env)
+
+
+def test_trusted_proxy_hops_defaults_to_app_service_alone():
+    env = {"SECRET_KEY": "a-very-long-secret-key-for-tests",
+           "DATABASE_URL": "postgresql://app:pw@db.example/reviews",
+           "AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"}
+    assert Settings.from_mapping(env).trusted_proxy_hops == 1
+    assert Settings.from_mapping({**env, "TRUSTED_PROXY_HOPS": " 2 "}).trusted_proxy_hops == 2

@@ -1,0 +1,108 @@
+"""The orphaned-photo sweep, against real PostgreSQL and Azurite, including its races."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from webapp.db import get_engine
+from webapp.storage import current_photo_store
+from webapp.sweep import SWEEP_LOCK_KEY, sweep_orphaned_photos
+
+AN_HOUR_LATER = timedelta(hours=1, minutes=5)
+
+
+def later(delta: timedelta = AN_HOUR_LATER):
+    """A clock that reads `delta` from now: every blob stored so far looks that old."""
+    return lambda: datetime.now(UTC) + delta
+
+
+@pytest.fixture
+def store(app):
+    with app.app_context():
+        yield current_photo_store()
+
+
+def blob_names(container) -> set[str]:
+    return {blob.name for blob in container.list_blobs()}
+
+
+def test_old_orphans_are_deleted_and_photos_in_use_kept(
+    app, store, container, add_restaurant, add_review, make_image, run_sql
+):
+    restaurant_id = add_restaurant()
+    assert add_review(restaurant_id, photo=(make_image("PNG"), "kept.png")).status_code == 303
+    (in_use,) = run_sql("SELECT photo_name FROM reviews")[0]
+    orphan = store.upload(make_image("JPEG", color="red"), "jpg").name
+
+    result = sweep_orphaned_photos(app, clock=later())
+
+    assert result.deleted == [orphan]
+    assert (result.examined, result.referenced, result.too_young) == (2, 1, 0)
+    assert blob_names(container) == {in_use}
+
+
+def test_a_photo_uploaded_but_not_yet_saved_with_its_review_is_not_swept(
+    app, store, container, make_image
+):
+    # A request has uploaded the photo and has not committed its review yet.
+    pending = store.upload(make_image("PNG"), "png").name
+
+    result = sweep_orphaned_photos(app)  # the real clock and the default safe age
+
+    assert result.deleted == []
+    assert result.too_young == 1
+    assert blob_names(container) == {pending}
+
+
+def test_a_blob_reused_after_the_listing_is_not_swept(
+    app, store, container, make_image, monkeypatch
+):
+    """The sweep lists an old orphan, then a new review reuses its bytes before the delete."""
+    photo = make_image("WEBP")
+    name = store.upload(photo, "webp").name
+    listing = list(store.blobs())
+    # The new review's upload finds the blob (same bytes) and touches it; its insert is still
+    # to come, so the database has no reference the sweep could see.
+    reused = store.upload(photo, "webp")
+    assert (reused.name, reused.created) == (name, False)
+    monkeypatch.setattr(type(store), "blobs", lambda _self: iter(listing))
+
+    result = sweep_orphaned_photos(app, clock=later())
+
+    assert result.deleted == []
+    assert result.changed == 1
+    assert blob_names(container) == {name}
+
+
+def test_a_reused_blob_swept_just_before_is_uploaded_again(app, store, container, make_image):
+    photo = make_image("PNG", color="blue")
+    name = store.upload(photo, "png").name
+    assert sweep_orphaned_photos(app, clock=later()).deleted == [name]
+
+    again = store.upload(photo, "png")
+
+    assert (again.name, again.created) == (name, True)
+    assert container.download_blob(name).readall() == photo
+
+
+def test_only_one_instance_sweeps_at_a_time(app, store, container, make_image):
+    orphan = store.upload(make_image("PNG"), "png").name
+    with get_engine(app).begin() as other_instance:
+        other_instance.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SWEEP_LOCK_KEY})
+
+        assert sweep_orphaned_photos(app, clock=later()) is None
+
+    assert blob_names(container) == {orphan}
+    assert sweep_orphaned_photos(app, clock=later()).deleted == [orphan]
+
+
+def test_the_cli_command_reports_what_it_did(app, store, container, make_image):
+    store.upload(make_image("PNG"), "png")
+
+    output = app.test_cli_runner().invoke(args=["sweep-photos", "--min-age-minutes", "0"]).output
+
+    assert "examined 1 photo blobs: deleted 1 orphans" in output
+    assert blob_names(container) == set()
