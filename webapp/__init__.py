@@ -12,7 +12,7 @@ import flask
 from azure.core.credentials import TokenCredential
 from flask_wtf import CSRFProtect
 
-from . import db, errors, health, listing_cache, photos, restaurants, reviews, security
+from . import db, errors, health, page_cache, photos, restaurants, reviews, security
 from .config import Settings
 from .storage import PhotoStore
 from .telemetry import configure_telemetry
@@ -47,7 +47,9 @@ def create_app(test_config: Mapping[str, object] | None = None) -> flask.Flask:
 
     credential = _shared_credential(app)
     db.init_app(app, settings.database, credential)
-    listing_cache.init_app(app, settings.home_page_cache_seconds)
+    page_cache.init_app(
+        app, settings.home_page_cache_seconds, settings.details_page_cache_seconds
+    )
     app.extensions["photo_store"] = PhotoStore.from_settings(
         settings.storage, credential, app.config
     )

@@ -17,8 +17,10 @@ from sqlalchemy.exc import ArgumentError
 
 DEFAULT_CONTAINER = "photos"
 DEFAULT_MAX_PHOTO_BYTES = 8 * 1024 * 1024
-# How long one process may serve a home page's listing without asking PostgreSQL again.
+# How long one process may serve a home page's listing, or a restaurant's reviews, without
+# asking PostgreSQL again (the staleness window for changes made through other instances).
 DEFAULT_HOME_PAGE_CACHE_SECONDS = 2.0
+DEFAULT_DETAILS_PAGE_CACHE_SECONDS = 2.0
 DEFAULT_POSTGRES_PORT = 5432
 DEFAULT_SSLMODE = "require"
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -65,6 +67,7 @@ class Settings:
     max_photo_bytes: int
     appinsights_connection_string: str | None
     home_page_cache_seconds: float
+    details_page_cache_seconds: float
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, object]) -> Settings:
@@ -76,6 +79,9 @@ class Settings:
             appinsights_connection_string=_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
             home_page_cache_seconds=_seconds(
                 env, "HOME_PAGE_CACHE_SECONDS", DEFAULT_HOME_PAGE_CACHE_SECONDS
+            ),
+            details_page_cache_seconds=_seconds(
+                env, "DETAILS_PAGE_CACHE_SECONDS", DEFAULT_DETAILS_PAGE_CACHE_SECONDS
             ),
         )
 
