@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from site_pages import csrf_token
 
-from tests.site_pages import csrf_token
 from webapp.db import get_session
 from webapp.models import Restaurant
 from webapp.page_cache import DETAILS_MAX_ENTRIES, LISTING_MAX_ENTRIES
