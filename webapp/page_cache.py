@@ -6,14 +6,22 @@ process may reuse them for a couple of seconds instead of asking PostgreSQL and 
 Only these shared fragments are kept: the page around them (flash messages, the review form with
 its CSRF token and errors) is rendered per request.
 
-Whatever this process commits through its database session clears both caches at once, so a
-visitor who adds a restaurant or a review sees it straight away; other instances catch up within
-the time-to-live (HOME_PAGE_CACHE_SECONDS, DETAILS_PAGE_CACHE_SECONDS; 0 turns a cache off).
+Whatever a worker process commits through its database session clears both caches at once, and
+touches a stamp file in the instance's temp folder that every worker process of the instance
+(gunicorn forks several) checks before reading its caches: a visitor who adds a restaurant or a
+review sees it straight away, whichever worker answers next. Other instances catch up within the
+time-to-live (HOME_PAGE_CACHE_SECONDS, DETAILS_PAGE_CACHE_SECONDS; 0 turns a cache off).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
 
 from flask import Flask, current_app
 from markupsafe import Markup
@@ -37,6 +45,55 @@ def fragment_size(fragment: Markup | tuple[str, ...]) -> int:
     return sys.getsizeof(fragment)
 
 
+class ChangeStamp:
+    """A file whose modification time tells this instance's worker processes "data changed".
+
+    One stat() per check; the writer moves the time forward by at least a nanosecond, so two
+    changes in quick succession are never mistaken for one.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._create()
+        self._seen = self._read()
+
+    def changed_elsewhere(self) -> bool:
+        """Whether another process (or this one) marked a change since the last check."""
+        current = self._read()
+        with self._lock:
+            if current == self._seen:
+                return False
+            self._seen = current
+            return True
+
+    def mark_changed(self) -> None:
+        self._create()
+        stamp = max(time.time_ns(), (self._read() or 0) + 1)
+        os.utime(self._path, ns=(stamp, stamp))
+        with self._lock:
+            self._seen = stamp  # this process has already cleared its own caches
+
+    def _create(self) -> None:
+        # Opened for appending, not touched: touching would itself look like a change.
+        with self._path.open("a"):
+            pass
+
+    def _read(self) -> int | None:
+        try:
+            return self._path.stat().st_mtime_ns
+        except FileNotFoundError:  # removed by a temp-folder clean-up: recreated on next change
+            return None
+
+
+def default_stamp_path(app: Flask) -> Path:
+    """One stamp per site data (database and container): per-test databases do not share one."""
+    engine_url = app.extensions["db_engine"].url.render_as_string(hide_password=True)
+    site = f"{engine_url} {app.config.get('AZURE_STORAGE_CONTAINER', '')}"
+    digest = hashlib.sha256(site.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"restaurant-reviews-{digest}.changed"
+
+
 def init_app(app: Flask, listing_ttl_seconds: float, details_ttl_seconds: float) -> None:
     caches = {
         "listing_cache": BoundedCache(
@@ -49,6 +106,8 @@ def init_app(app: Flask, listing_ttl_seconds: float, details_ttl_seconds: float)
             max_bytes=app.config.get("DETAILS_CACHE_MAX_BYTES", DETAILS_MAX_BYTES)),
     }
     app.extensions.update(caches)
+    stamp = ChangeStamp(Path(app.config.get("PAGE_CACHE_STAMP_PATH") or default_stamp_path(app)))
+    app.extensions["page_cache_stamp"] = stamp
     sessions = app.extensions["db_sessionmaker"]
 
     # Any change this process commits may alter a listing or a restaurant's reviews. Cleared on
@@ -63,11 +122,21 @@ def init_app(app: Flask, listing_ttl_seconds: float, details_ttl_seconds: float)
         if session.info.pop(_SESSION_CHANGED, False):
             for cache in caches.values():
                 cache.clear()
+            stamp.mark_changed()  # and tell this instance's other worker processes
 
 
 def listing_cache() -> BoundedCache[Markup]:
-    return current_app.extensions["listing_cache"]
+    return _checked("listing_cache")
 
 
 def details_cache() -> BoundedCache[tuple[str, Markup]]:
-    return current_app.extensions["details_cache"]
+    return _checked("details_cache")
+
+
+def _checked(name: str) -> BoundedCache:
+    """The cache, emptied first if another worker process of this instance committed a change."""
+    extensions = current_app.extensions
+    if extensions["page_cache_stamp"].changed_elsewhere():
+        extensions["listing_cache"].clear()
+        extensions["details_cache"].clear()
+    return extensions[name]

@@ -7,13 +7,15 @@ messages, CSRF token, form input and errors) is rendered per request.
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from site_pages import csrf_token
 
-from webapp.db import get_session
+from webapp import create_app
+from webapp.db import get_engine, get_session
 from webapp.models import Restaurant
-from webapp.page_cache import DETAILS_MAX_ENTRIES, LISTING_MAX_ENTRIES
+from webapp.page_cache import DETAILS_MAX_ENTRIES, LISTING_MAX_ENTRIES, ChangeStamp
 
 CACHE_SECONDS = 60  # long enough that only an invalidation can explain a fresh page
 
@@ -140,6 +142,32 @@ def test_a_review_is_on_the_page_its_poster_is_sent_back_to(client, add_restaura
     assert "Thank you for your review!" in page
 
 
+@pytest.fixture
+def second_worker(config):
+    """Another worker process of the same instance: same settings, caches of its own."""
+    worker = create_app(config)
+    yield worker
+    get_engine(worker).dispose()
+    worker.extensions["photo_store"].close()
+
+
+def test_a_write_through_another_worker_of_this_instance_shows_at_once(
+        client, app, add_restaurant, second_worker):
+    restaurant_id = add_restaurant("Two Workers")
+    assert "No reviews yet" in client.get(f"/restaurants/{restaurant_id}").text
+    assert "Two Workers" in client.get("/").text  # both pages cached by this worker
+
+    other = second_worker.test_client()
+    posted = other.post(f"/restaurants/{restaurant_id}/reviews",
+                        data={"reviewer_name": "Ada", "rating": "5", "review_text": "Yes."})
+    assert posted.status_code == 303
+    other.post("/restaurants/new", data={"name": "Newer Place", "street_address": "9 Elm"})
+
+    # The poster's next request may land on any worker: each sees the change straight away.
+    assert "5.0 · 1 review" in client.get(f"/restaurants/{restaurant_id}").text
+    assert "Newer Place" in client.get("/").text
+
+
 def test_reviews_added_elsewhere_show_after_the_time_to_live(client, add_restaurant, run_sql,
                                                              app):
     restaurant_id = add_restaurant()
@@ -241,3 +269,23 @@ def _add_restaurant_with_csrf(app, name: str) -> int:
         "csrf_token": token, "name": name, "street_address": "1 Main Street"})
     assert response.status_code == 303, response.text
     return int(re.search(r"/restaurants/(\d+)$", response.headers["Location"]).group(1))
+
+
+def test_the_change_stamp_tells_every_change_apart_even_within_one_clock_tick(tmp_path,
+                                                                             monkeypatch):
+    path = tmp_path / "changed"
+    watcher, writer = ChangeStamp(path), ChangeStamp(path)
+    assert not watcher.changed_elsewhere()
+
+    monkeypatch.setattr(time, "time_ns", lambda: 1_000_000_000)  # a clock that stands still
+    writer.mark_changed()
+    assert watcher.changed_elsewhere()
+    assert not watcher.changed_elsewhere()  # seen once
+    writer.mark_changed()
+    assert watcher.changed_elsewhere()
+    assert not writer.changed_elsewhere()  # the writer has already cleared its own caches
+
+    path.unlink()  # a temp-folder clean-up: reported as a change, and recreated
+    assert watcher.changed_elsewhere()
+    writer.mark_changed()
+    assert path.exists() and watcher.changed_elsewhere()
