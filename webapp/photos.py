@@ -81,8 +81,11 @@ def _client_has(etag: str) -> bool:
     "*" is ignored: it means "any current representation", and this answer is given without
     asking storage whether the blob exists, so it would be a 304 for a missing photo.
     """
-    if "If-None-Match" not in request.headers:
-        return False  # most requests: skip parsing an absent header
+    header = request.headers.get("If-None-Match")
+    if header is None:
+        return False  # most requests: nothing to parse
+    if header == f'"{etag}"':
+        return True  # what a browser sends back: the ETag exactly as given
     tags = request.if_none_match
     return tags.is_strong(etag) or tags.is_weak(etag)
 
