@@ -141,9 +141,11 @@ def container(blob_service: BlobServiceClient, container_name: str) -> Container
 
 
 @pytest.fixture
-def config(database_url: str, azurite: AzuriteServer, container_name: str) -> dict:
+def config(database_url: str, azurite: AzuriteServer, container_name: str, tmp_path) -> dict:
     """The app's settings for this test; tests may change it before asking for `app`."""
-    return app_config(database_url, azurite.connection_string, container_name)
+    # The page caches' change stamp (webapp/page_cache.py) in the test's folder, not in /tmp.
+    return app_config(database_url, azurite.connection_string, container_name,
+                      PAGE_CACHE_STAMP_PATH=str(tmp_path / "pages.changed"))
 
 
 @pytest.fixture
