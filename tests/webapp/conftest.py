@@ -71,8 +71,10 @@ def app_config(database_url: str, storage_connection_string: str, container: str
         # Outages should turn into a 503 quickly in tests.
         "STORAGE_RETRY_TOTAL": 0,
         "DB_CONNECT_TIMEOUT_SECONDS": 2,
-        # Most tests read the home page to reach PostgreSQL; test_page_cache.py covers the cache.
+        # Most tests read the home or details page to reach PostgreSQL; test_page_cache.py
+        # covers the page caches.
         "HOME_PAGE_CACHE_SECONDS": 0,
+        "DETAILS_PAGE_CACHE_SECONDS": 0,
         **extra,
     }
 
