@@ -17,7 +17,7 @@ from . import (
     db,
     errors,
     health,
-    listing_cache,
+    page_cache,
     photos,
     restaurants,
     reviews,
@@ -59,7 +59,9 @@ def create_app(test_config: Mapping[str, object] | None = None) -> flask.Flask:
     credential = _shared_credential(app)
     budget.init_app(app, settings.request_budget_seconds)
     db.init_app(app, settings.database, credential)
-    listing_cache.init_app(app, settings.home_page_cache_seconds)
+    page_cache.init_app(
+        app, settings.home_page_cache_seconds, settings.details_page_cache_seconds
+    )
     app.extensions["photo_store"] = PhotoStore.from_settings(
         settings.storage, credential, app.config
     )

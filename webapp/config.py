@@ -18,8 +18,10 @@ from sqlalchemy.exc import ArgumentError
 
 DEFAULT_CONTAINER = "photos"
 DEFAULT_MAX_PHOTO_BYTES = 8 * 1024 * 1024
-# How long one process may serve a home page's listing without asking PostgreSQL again.
+# How long one process may serve a home page's listing, or a restaurant's reviews, without
+# asking PostgreSQL again (the staleness window for changes made through other instances).
 DEFAULT_HOME_PAGE_CACHE_SECONDS = 2.0
+DEFAULT_DETAILS_PAGE_CACHE_SECONDS = 2.0
 # How long a request may wait on PostgreSQL and Blob Storage in all before it gets the 503 page
 # (webapp/budget.py). At least the PostgreSQL connect timeout (libpq's minimum, 2 s) plus the
 # time to answer; at most what a visitor would wait for a page.
@@ -87,6 +89,7 @@ class Settings:
     max_photo_bytes: int
     appinsights_connection_string: str | None
     home_page_cache_seconds: float
+    details_page_cache_seconds: float
     request_budget_seconds: float = DEFAULT_REQUEST_BUDGET_SECONDS
     trusted_proxy_hops: int = DEFAULT_TRUSTED_PROXY_HOPS
 
@@ -103,6 +106,9 @@ class Settings:
             ),
             request_budget_seconds=_request_budget(env),
             trusted_proxy_hops=_proxy_hops(env),
+            details_page_cache_seconds=_seconds(
+                env, "DETAILS_PAGE_CACHE_SECONDS", DEFAULT_DETAILS_PAGE_CACHE_SECONDS
+            ),
         )
 
 

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from .db import get_session
 from .forms import RestaurantForm, ReviewForm
-from .listing_cache import listing_cache
 from .models import MAX_ID, Restaurant
-from .queries import restaurant_page, restaurant_summary, reviews_newest_first
+from .page_cache import details_cache, listing_cache
+from .queries import restaurant_details, restaurant_page
 
 bp = Blueprint("restaurants", __name__)
 
 # Bounded like the column, so an over-large id in the address is a 404, not a database error.
 RESTAURANT_ID_RULE = f"<int(max={MAX_ID}):restaurant_id>"
+_BLANK_REVIEW_FORM = "blank_review_form_fields"  # app.extensions key
 
 
 @bp.get("/")
@@ -66,19 +69,59 @@ def create():
     return render_template("restaurants/new.html", form=form), status
 
 
+class RenderedRestaurant(NamedTuple):
+    """A restaurant's part of the details page, the same for every visitor (so cacheable)."""
+
+    id: int
+    name: str
+    summary: Markup
+    reviews: Markup
+
+
 @bp.get(f"/restaurants/{RESTAURANT_ID_RULE}")
 def detail(restaurant_id: int):
-    return render_detail(restaurant_id, ReviewForm())
+    return render_detail(restaurant_id)
 
 
-def render_detail(restaurant_id: int, review_form: ReviewForm, status: int = 200):
-    """The details page with its review form (also re-rendered with errors by reviews.py)."""
-    session = get_session()
-    summary = restaurant_summary(session, restaurant_id)
-    if summary is None:
-        abort(404)
-    reviews = reviews_newest_first(session, restaurant_id)
-    page = render_template(
-        "restaurants/detail.html", summary=summary, reviews=reviews, form=review_form
+def render_detail(restaurant_id: int, review_form: ReviewForm | None = None, status: int = 200):
+    """The details page with the review form: blank, or as submitted with its errors.
+
+    The restaurant and its reviews come from the details cache and a blank form's fields are
+    rendered once per process; the CSRF token, and a submitted form, are this request's own.
+    """
+    restaurant = details_cache().get_or_load(
+        restaurant_id, lambda: _render_restaurant(restaurant_id)
     )
+    if restaurant is None:
+        abort(404)
+    fields = _blank_review_form_fields() if review_form is None else _form_fields(review_form)
+    page = render_template("restaurants/detail.html", restaurant=restaurant, form_fields=fields)
     return page, status
+
+
+def _blank_review_form_fields() -> Markup:
+    # Depends on nothing but the app's settings: labels, inputs and the photo size hint.
+    # Never the submitted data (formdata=None); the CSRF token is rendered per request.
+    blank = current_app.extensions.get(_BLANK_REVIEW_FORM)
+    if blank is None:
+        blank = _form_fields(ReviewForm(formdata=None, meta={"csrf": False}))
+        current_app.extensions[_BLANK_REVIEW_FORM] = blank
+    return blank
+
+
+def _form_fields(form: ReviewForm) -> Markup:
+    # render_template autoescapes every value, so its output is safe HTML to embed.
+    return Markup(render_template("restaurants/_review_form_fields.html", form=form))  # noqa: S704
+
+
+def _render_restaurant(restaurant_id: int) -> RenderedRestaurant | None:
+    details = restaurant_details(get_session(), restaurant_id)
+    if details is None:
+        return None
+    # render_template autoescapes every value, so its output is safe HTML to embed.
+    return RenderedRestaurant(
+        id=details.id,
+        name=details.name,
+        summary=Markup(render_template("restaurants/_summary.html", restaurant=details)),  # noqa: S704
+        reviews=Markup(render_template("restaurants/_reviews.html", restaurant=details)),  # noqa: S704
+    )

@@ -71,8 +71,10 @@ def app_config(database_url: str, storage_connection_string: str, container: str
         # Outages should turn into a 503 quickly in tests.
         "STORAGE_RETRY_TOTAL": 0,
         "DB_CONNECT_TIMEOUT_SECONDS": 2,
-        # Most tests read the home page to reach PostgreSQL; test_listing_cache.py covers the cache.
+        # Most tests read the home or details page to reach PostgreSQL; test_page_cache.py
+        # covers the page caches.
         "HOME_PAGE_CACHE_SECONDS": 0,
+        "DETAILS_PAGE_CACHE_SECONDS": 0,
         **extra,
     }
 
@@ -141,9 +143,11 @@ def container(blob_service: BlobServiceClient, container_name: str) -> Container
 
 
 @pytest.fixture
-def config(database_url: str, azurite: AzuriteServer, container_name: str) -> dict:
+def config(database_url: str, azurite: AzuriteServer, container_name: str, tmp_path) -> dict:
     """The app's settings for this test; tests may change it before asking for `app`."""
-    return app_config(database_url, azurite.connection_string, container_name)
+    # The page caches' change stamp (webapp/page_cache.py) in the test's folder, not in /tmp.
+    return app_config(database_url, azurite.connection_string, container_name,
+                      PAGE_CACHE_STAMP_PATH=str(tmp_path / "pages.changed"))
 
 
 @pytest.fixture

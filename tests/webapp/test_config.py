@@ -87,6 +87,10 @@ def test_azure_settings_build_a_passwordless_url_with_tls_required():
         (LOCAL, {"HOME_PAGE_CACHE_SECONDS": "inf"}, "HOME_PAGE_CACHE_SECONDS must be zero or"),
         (LOCAL, {"HOME_PAGE_CACHE_SECONDS": "2s"},
          "HOME_PAGE_CACHE_SECONDS must be a number of seconds"),
+        (LOCAL, {"DETAILS_PAGE_CACHE_SECONDS": "-0.5"},
+         "DETAILS_PAGE_CACHE_SECONDS must be zero or"),
+        (LOCAL, {"DETAILS_PAGE_CACHE_SECONDS": "soon"},
+         "DETAILS_PAGE_CACHE_SECONDS must be a number of seconds"),
     ],
 )
 def test_bad_settings_are_refused_with_the_variable_named(base, changes, named):

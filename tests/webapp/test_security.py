@@ -6,6 +6,7 @@ import re
 
 import pytest
 from flask import Flask
+from itsdangerous import BadSignature
 from site_pages import csrf_token
 
 from webapp import create_app
@@ -113,6 +114,21 @@ def test_session_cookie_is_secure_behind_the_https_front_end(client):
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
     assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+def test_the_reused_session_signer_follows_a_changed_secret_key(app):
+    interface = app.session_interface
+    old_key = app.secret_key
+    signed = interface.get_signing_serializer(app).dumps({"csrf_token": "t"})
+    assert interface.get_signing_serializer(app) is interface.get_signing_serializer(app)
+    assert interface.get_signing_serializer(app).loads(signed) == {"csrf_token": "t"}
+
+    app.secret_key = "another-secret-key-0123456789"
+    with pytest.raises(BadSignature):
+        interface.get_signing_serializer(app).loads(signed)
+
+    app.config["SECRET_KEY_FALLBACKS"] = [old_key]  # a key rotation keeps old sessions
+    assert interface.get_signing_serializer(app).loads(signed) == {"csrf_token": "t"}
 
 
 def test_session_cookie_is_not_secure_over_plain_local_http(client):
