@@ -1,29 +1,29 @@
 """The Linux App Service plan, the web app and its staging slot: one Site component each.
 
 A Site carries what makes that app (or slot) servable and safe: its settings, basic-auth
-publishing off, its identity's role assignments and PostgreSQL role, and (for the deploy
-target) the package deployment.
+publishing off, and its user-assigned identity (infra/identity.py, granted before the site
+exists). The SQL step and the package deploy run as the deployer's scripts (infra/deployer.py).
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass, field
 
 import pulumi
-from pulumi_azure_native import authorization, web
+from pulumi_azure_native import managedidentity, web
 from pulumi_command import local
 
 from infra.context import Context
 from infra.data import PHOTO_CONTAINER, DataServices
-from infra.db_role import create_database_role
-from infra.deploy import PackageRef, deploy_package
-from infra.identity import KEY_VAULT_SECRETS_USER, STORAGE_BLOB_DATA_CONTRIBUTOR, grant
+from infra.deployer import Deployer, DeploymentScript, DeploymentScriptArgs, SiteTarget
+from infra.identity import SiteIdentities
 
 STARTUP_COMMAND = "python startup.py"  # the deploy package's entry point (release/)
 STAGING_SLOT = "staging"
-# Each slot runs as its own identity, hence its own PostgreSQL role: this must not swap.
-SLOT_STICKY_SETTINGS = ("AZURE_POSTGRESQL_USER",)
+# Each slot runs as its own identity, hence its own PostgreSQL role: these must not swap.
+SLOT_STICKY_SETTINGS = ("AZURE_CLIENT_ID", "AZURE_POSTGRESQL_USER")
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,11 @@ def create_plan(ctx: Context, hosting: Hosting, parent: pulumi.Resource) -> web.
 
 
 def app_settings(ctx: Context, data: DataServices, insights_connection_string,
-                 database_role: str) -> list[web.NameValuePairArgs]:
+                 database_role: str, client_id: pulumi.Input[str]) -> list[web.NameValuePairArgs]:
     """The env-var contract the site reads (COMMON.md); no secret value appears here."""
     settings = {
+        # DefaultAzureCredential signs in as this user-assigned identity (PostgreSQL, Blob).
+        "AZURE_CLIENT_ID": client_id,
         "AZURE_POSTGRESQL_HOST": data.postgres.fully_qualified_domain_name,
         "AZURE_POSTGRESQL_DATABASE": data.database.name,
         "AZURE_POSTGRESQL_USER": database_role,
@@ -95,7 +97,9 @@ def _site_config(ctx: Context, settings, hosting: Hosting) -> web.SiteConfigArgs
         min_tls_version="1.2",
         scm_min_tls_version="1.2",
         remote_debugging_enabled=False,
-        # Older API spelling of outbound_vnet_routing.all_traffic; kept in step with it.
+        # The older switch for routing all of the app's outbound traffic through the VNet; the
+        # SDK maps it to outboundVnetRouting.applicationTraffic, while outbound_vnet_routing below
+        # sets allTraffic (application traffic plus image pulls and content share).
         vnet_route_all_enabled=True if hosting.integration_subnet_id else None,
         **_gateway_only(hosting),
     )
@@ -115,7 +119,8 @@ def _gateway_only(hosting: Hosting) -> dict:
     }
 
 
-def _site_args(ctx: Context, plan: web.AppServicePlan, settings, hosting: Hosting) -> dict:
+def _site_args(ctx: Context, plan: web.AppServicePlan, settings, hosting: Hosting,
+               identity: managedidentity.UserAssignedIdentity) -> dict:
     """Arguments shared by the app and its slot: the slot gets exactly the same hardening."""
     integrated = hosting.integration_subnet_id is not None
     return {
@@ -123,8 +128,10 @@ def _site_args(ctx: Context, plan: web.AppServicePlan, settings, hosting: Hostin
         "location": ctx.location,
         "kind": "app,linux",
         "server_farm_id": plan.id,
-        "identity": web.ManagedServiceIdentityArgs(type="SystemAssigned"),
-        "key_vault_reference_identity": "SystemAssigned",
+        "identity": web.ManagedServiceIdentityArgs(type="UserAssigned",
+                                                   user_assigned_identities=[identity.id]),
+        # Granted Key Vault Secrets User before the site existed: resolves on the first start.
+        "key_vault_reference_identity": identity.id,
         "https_only": True,
         "client_affinity_enabled": False,
         "site_config": _site_config(ctx, settings, hosting),
@@ -145,16 +152,15 @@ class SiteArgs:
     plan: web.AppServicePlan
     hosting: Hosting
     insights_connection_string: pulumi.Input[str]
-    # Private DNS and endpoints the site's first requests (and the deployer) go through.
-    network_ready: tuple[pulumi.Resource, ...]
+    identity: managedidentity.UserAssignedIdentity
+    # Its role assignments, and the private DNS and endpoints its first requests go through.
+    ready: tuple[pulumi.Resource, ...]
     app: web.WebApp | None = None  # for a slot: the production app it belongs to
-    package: PackageRef | None = None  # deployed to this site when set
 
 
 class Site(pulumi.ComponentResource):
-    """The production app (name "app") or one of its slots (name = the slot's name), with
-    everything it needs to serve: basic-auth publishing off, its identity's role assignments,
-    its PostgreSQL role and, for the deploy target, the package deployment."""
+    """The production app (name "app") or one of its slots (name = the slot's name), running as
+    its own user-assigned identity, with basic-auth publishing off."""
 
     key: str
     resource: web.WebApp | web.WebAppSlot
@@ -162,9 +168,7 @@ class Site(pulumi.ComponentResource):
     database_role: str  # the PostgreSQL role its identity logs in as
     hardening: tuple[pulumi.Resource, ...]  # basic-auth publishing switched off
     app_name: pulumi.Output[str]  # the web app's name (for a slot: its parent app's)
-    grants: tuple[authorization.RoleAssignment, ...]
-    database_role_step: local.Command
-    deployment: local.Command | None
+    identity: managedidentity.UserAssignedIdentity
 
     def __init__(self, name: str, args: SiteArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -172,28 +176,23 @@ class Site(pulumi.ComponentResource):
         ctx = args.ctx
         self.key = name
         self.slot = None if args.app is None else name
+        self.identity = args.identity
         app_name = ctx.names.web_app
         self.database_role = app_name if self.slot is None else f"{app_name}-{self.slot}"
         self.resource = self._web_app(args)
         self.app_name = self.resource.name if args.app is None else args.app.name
         self.hardening = self._disable_basic_auth(ctx)
-        self.grants = self._grant(ctx, args.data)
-        network_ready = list(args.network_ready)
-        self.database_role_step = create_database_role(ctx, args.data, self,
-                                                       depends_on=network_ready)
-        self.deployment = None
-        if args.package is not None:
-            self.deployment = deploy_package(
-                ctx, self, args.package,
-                depends_on=[*self.grants, self.database_role_step, *network_ready])
         self.register_outputs({"siteId": self.resource.id, "principalId": self.principal_id})
 
     def _web_app(self, args: SiteArgs) -> web.WebApp | web.WebAppSlot:
         ctx = args.ctx
-        site_args = _site_args(ctx, args.plan, app_settings(
-            ctx, args.data, args.insights_connection_string, self.database_role), args.hosting)
-        # The settings only name the secret; depending on it keeps the first start from racing it.
-        options = pulumi.ResourceOptions(parent=self, depends_on=[args.data.secret_key])
+        settings = app_settings(ctx, args.data, args.insights_connection_string,
+                                self.database_role, args.identity.client_id)
+        site_args = _site_args(ctx, args.plan, settings, args.hosting, args.identity)
+        # The settings only name the secret; depending on it (and on the identity's grants and
+        # the private DNS) keeps the first start from racing them.
+        options = pulumi.ResourceOptions(parent=self,
+                                         depends_on=[args.data.secret_key, *args.ready])
         if args.app is None:
             return web.WebApp("web-app", name=ctx.names.web_app, **site_args, opts=options)
         return web.WebAppSlot(f"web-app-{self.slot}", name=args.app.name, slot=self.slot,
@@ -201,11 +200,16 @@ class Site(pulumi.ComponentResource):
 
     @property
     def principal_id(self) -> pulumi.Output[str]:
-        return self.resource.identity.apply(lambda identity: identity.principal_id)
+        return self.identity.principal_id
 
     @property
     def url(self) -> pulumi.Output[str]:
         return self.resource.default_host_name.apply(lambda host: f"https://{host}")
+
+    @property
+    def target(self) -> SiteTarget:
+        return SiteTarget(self.key, self.slot, self.database_role, self.principal_id,
+                          self.resource)
 
     def _disable_basic_auth(self, ctx: Context) -> tuple[pulumi.Resource, ...]:
         """Publishing with user/password (FTP and the SCM site) off: deploys use Entra tokens.
@@ -225,28 +229,14 @@ class Site(pulumi.ComponentResource):
                                        opts=options))
         return tuple(created)
 
-    def _grant(self, ctx: Context, data: DataServices) -> tuple[authorization.RoleAssignment, ...]:
-        """Least privilege for the site's identity: the photo container and the vault only."""
-        container_key = f"{ctx.names.storage_account}/{PHOTO_CONTAINER}"
-        principal_key = f"{ctx.names.web_app}/{self.key}"
-        return (
-            grant(f"{self.key}-blob-data-contributor", role_id=STORAGE_BLOB_DATA_CONTRIBUTOR,
-                  scope=data.photo_container.id, scope_key=container_key,
-                  principal_id=self.principal_id, principal_key=principal_key,
-                  subscription_id=ctx.subscription_id, parent=self),
-            grant(f"{self.key}-key-vault-secrets-user", role_id=KEY_VAULT_SECRETS_USER,
-                  scope=data.vault.id, scope_key=ctx.names.key_vault,
-                  principal_id=self.principal_id, principal_key=principal_key,
-                  subscription_id=ctx.subscription_id, parent=self),
-        )
-
 
 @dataclass(frozen=True)
 class AppServiceArgs:
     ctx: Context
     data: DataServices
     insights_connection_string: pulumi.Input[str]
-    package: PackageRef  # deployed to the staging slot when there is one, else to the app
+    identities: SiteIdentities  # one per site, granted before the sites exist
+    deployer: Deployer  # gets Website Contributor on the app; runs the custom-domain SNI step
     hosting: Hosting = field(default_factory=Hosting)
     network_ready: tuple[pulumi.Resource, ...] = ()
 
@@ -258,41 +248,48 @@ class AppService(pulumi.ComponentResource):
     plan: web.AppServicePlan
     app: Site
     staging: Site | None
-    custom_domain: local.Command | None  # the SNI step, last of the domain's resources
+    deploy_grant: pulumi.Resource  # the deployer's Website Contributor on the app
+    custom_domain: DeploymentScript | None  # the SNI step, last of the domain's resources
 
     def __init__(self, name: str, args: AppServiceArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("restaurant-review:app:AppService", name, None, opts)
         ctx = args.ctx
         self.plan = create_plan(ctx, args.hosting, parent=self)
-        has_slot = ctx.cfg.has_slot
 
-        def site_args(app: web.WebApp | None, deploy_here: bool) -> SiteArgs:
+        def site_args(key: str, app: web.WebApp | None) -> SiteArgs:
+            ready = (*args.identities.grants[key], *args.network_ready)
             return SiteArgs(ctx, args.data, self.plan, args.hosting,
-                            args.insights_connection_string, args.network_ready, app=app,
-                            package=args.package if deploy_here else None)
+                            args.insights_connection_string, args.identities.identities[key],
+                            ready, app=app)
 
         child = pulumi.ResourceOptions(parent=self)
-        self.app = Site("app", site_args(None, deploy_here=not has_slot), child)
+        self.app = Site("app", site_args("app", None), child)
+        self.deploy_grant = args.deployer.allow_deploy_to(ctx, self.app.resource)
         self.staging = None
-        if has_slot:
+        if ctx.cfg.has_slot:
             app = self.app.resource
-            self.staging = Site(STAGING_SLOT, site_args(app, deploy_here=True), child)
+            self.staging = Site(STAGING_SLOT, site_args(STAGING_SLOT, app), child)
             web.WebAppSlotConfigurationNames(
                 "web-app-sticky-settings",
                 name=app.name,
                 resource_group_name=ctx.rg_name,
                 app_setting_names=list(SLOT_STICKY_SETTINGS),
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[app]),
             )
-        self.custom_domain = self._bind_custom_domain(ctx)
+        self.custom_domain = self._bind_custom_domain(ctx, args.deployer)
         self.register_outputs({"planId": self.plan.id, "appUrl": self.app.url})
 
     @property
     def sites(self) -> tuple[Site, ...]:
         return (self.app,) if self.staging is None else (self.app, self.staging)
 
-    def _bind_custom_domain(self, ctx: Context) -> local.Command | None:
+    @property
+    def deploy_target(self) -> Site:
+        """The staging slot where there is one, else the app: releases land here first."""
+        return self.staging or self.app
+
+    def _bind_custom_domain(self, ctx: Context, deployer: Deployer) -> DeploymentScript | None:
         """Seed step 07: hostname binding, free App Service managed certificate, SNI binding.
 
         Needs, before `pulumi up`, a CNAME from the domain to the app's default host name and a
@@ -311,7 +308,8 @@ class AppService(pulumi.ComponentResource):
             host_name_type="Verified",
             ssl_state="Disabled",
             # The SNI step below turns TLS on for this same binding; don't undo it next `up`.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ssl_state", "thumbprint"]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[app],
+                                        ignore_changes=["ssl_state", "thumbprint"]),
         )
         certificate = web.Certificate(
             "custom-domain-certificate",
@@ -325,17 +323,34 @@ class AppService(pulumi.ComponentResource):
         )
         # The managed certificate can only be issued for a host name that is already bound, and
         # ARM has one binding resource per host name: a second Pulumi resource for it would
-        # collide, so the SNI switch is the CLI's update of that binding.
-        command = pulumi.Output.all(ctx.rg_name, app.name, certificate.thumbprint).apply(
-            lambda values: shlex.join([
-                "az", "webapp", "config", "ssl", "bind", "--resource-group", values[0],
-                "--name", values[1], "--hostname", domain, "--certificate-thumbprint", values[2],
-                "--ssl-type", "SNI",
-            ])
-        )
-        return local.Command(
-            "custom-domain-sni",
-            create=command,
+        # collide, so the SNI switch is an update of that binding, run by the deployer identity
+        # (Website Contributor on the app) as a deployment script.
+        script = pulumi.Output.all(binding.id, certificate.thumbprint).apply(
+            lambda values: sni_bind_script(values[0], values[1]))
+        sni = DeploymentScript("custom-domain-sni", DeploymentScriptArgs(
+            ctx, deployer, "custom-domain-sni", script, environment={}, subnet_id=None,
             triggers=[certificate.thumbprint],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[binding, certificate]),
-        )
+            depends_on=[binding, certificate, self.deploy_grant]),
+            pulumi.ResourceOptions(parent=self))
+        # On destroy the certificate can only go once no binding uses it. ARM cannot run that
+        # step, so this one runs on the deployer, with the az CLI signed in (`az login`).
+        unbind = pulumi.Output.all(ctx.rg_name, app.name, certificate.thumbprint).apply(
+            lambda values: shlex.join([
+                "az", "webapp", "config", "ssl", "unbind", "--resource-group", values[0],
+                "--name", values[1], "--certificate-thumbprint", values[2]]))
+        local.Command("custom-domain-sni-unbind", delete=unbind,
+                      opts=pulumi.ResourceOptions(parent=self, depends_on=[sni, certificate]))
+        return sni
+
+
+API_VERSION_WEB = "2023-12-01"
+
+
+def sni_bind_script(binding_id: str, thumbprint: str) -> str:
+    """The host name binding, rewritten with SNI TLS and the managed certificate's thumbprint."""
+    body = json.dumps({"properties": {"sslState": "SniEnabled", "thumbprint": thumbprint,
+                                      "customHostNameDnsRecordType": "CName",
+                                      "hostNameType": "Verified"}})
+    return "set -eu\n" + shlex.join([
+        "az", "rest", "--method", "put", "--only-show-errors", "--output", "none",
+        "--uri", f"{binding_id}?api-version={API_VERSION_WEB}", "--body", body]) + "\n"

@@ -75,6 +75,20 @@ class Environment(pulumi.ComponentResource):
 
     @property
     def internal_ip(self) -> pulumi.Output[str]:
-        return self.ase.networking_configuration.apply(
-            lambda net: net.internal_inbound_ip_addresses[0]
-        )
+        return self.ase.networking_configuration.apply(internal_inbound_ip)
+
+
+def internal_inbound_ip(networking) -> str:
+    """The ILB's address from the ASE's networking configuration, or an error that says why.
+
+    ARM reports internalInboundIpAddresses once the ASE is built; without this guard a response
+    that lacks it would fail as an IndexError inside the DNS records' arguments.
+    """
+    addresses = getattr(networking, "internal_inbound_ip_addresses", None) or []
+    if not addresses:
+        raise ValueError(
+            "the App Service Environment reports no internalInboundIpAddresses in its "
+            "networkingConfiguration, so the private DNS records cannot point at its internal "
+            "load balancer: check that the ASE finished building, then `pulumi refresh` and "
+            "`pulumi up` again")
+    return addresses[0]

@@ -17,6 +17,7 @@ from typing import Any
 
 import pulumi
 import pulumi.runtime.config
+from pulumi_azure_native import authorization
 
 PROJECT = "restaurant-review"
 
@@ -42,8 +43,10 @@ POSTGRES_STORAGE_SIZES_GB = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 1638
 POSTGRES_PRINCIPAL_TYPES = ("Group", "User", "ServicePrincipal")
 
 # Regional VNet integration needs at least a /28 (Microsoft recommends /26 to leave room for
-# scale-out); an ASE v3 subnet must be /24 or larger; private endpoints fit in a /28.
-MIN_SUBNET_SIZE = {"integrationSubnet": 28, "privateEndpointSubnet": 28, "aseSubnet": 24}
+# scale-out); an ASE v3 subnet must be /24 or larger; private endpoints fit in a /28, and so does
+# the subnet delegated to the deployment scripts' container instances (one at a time).
+MIN_SUBNET_SIZE = {"integrationSubnet": 28, "privateEndpointSubnet": 28, "aseSubnet": 24,
+                   "deploymentScriptSubnet": 28}
 
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -77,6 +80,9 @@ class Network:
     integration_subnet: str
     private_endpoint_subnet: str
     ase_subnet: str
+    # Delegated to Microsoft.ContainerInstance/containerGroups: where the deployment scripts run
+    # (infra/deployer.py), inside the VNet, so `pulumi up` needs no network of its own.
+    script_subnet: str
 
 
 @dataclass(frozen=True)
@@ -235,7 +241,7 @@ def _network(key: str, value: str) -> ipaddress.IPv4Network:
 
 def _validate_network(values: Mapping[str, str], tier: str) -> Network:
     vnet = _network("vnetAddressSpace", values["vnetAddressSpace"])
-    subnet_keys = ["privateEndpointSubnet"]
+    subnet_keys = ["privateEndpointSubnet", "deploymentScriptSubnet"]
     subnet_keys.append("aseSubnet" if tier == "isolated" else "integrationSubnet")
     subnets: dict[str, ipaddress.IPv4Network] = {}
     for key in subnet_keys:
@@ -253,13 +259,20 @@ def _validate_network(values: Mapping[str, str], tier: str) -> Network:
         integration_subnet=values["integrationSubnet"],
         private_endpoint_subnet=values["privateEndpointSubnet"],
         ase_subnet=values["aseSubnet"],
+        script_subnet=values["deploymentScriptSubnet"],
     )
 
 
-def _default_suffix(stack: str, location: str) -> str:
-    """Stable per stack and region, so reruns keep the globally unique names they picked."""
-    digest = hashlib.sha256(f"{PROJECT}/{stack}/{location}".encode()).hexdigest()
-    return digest[:6]
+def _default_suffix(subscription_id: str, name_prefix: str, stack: str, location: str) -> str:
+    """Stable per subscription, resource group and region, so reruns keep the names they picked.
+
+    The resource group is rg-<namePrefix>-<stack> (infra/naming.py): hashing the subscription
+    with it means two people deploying the same committed stack file into their own
+    subscriptions get different web app, storage, vault, PostgreSQL and ASE names.
+    """
+    resource_group = f"rg-{name_prefix}-{stack}"
+    identity = f"{PROJECT}/{subscription_id}/{resource_group}/{location}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:6]
 
 
 def _postgres_sku(key: str, value: str, high_availability: bool) -> str:
@@ -290,6 +303,7 @@ def _tier_defaults(tier: str) -> dict[str, str]:
         "aseSubnet": "10.40.0.0/24",
         "integrationSubnet": "10.40.1.0/26",
         "privateEndpointSubnet": "10.40.2.0/27",
+        "deploymentScriptSubnet": "10.40.4.0/28",
         "minInstances": "2" if production else "1",
         "maxInstances": "6" if production else "1",
         "logRetentionDays": "90" if production else "30",
@@ -313,18 +327,30 @@ def _zone_redundant(raw: str | None, tier: str, sku: str) -> bool:
     return value
 
 
-def _instances(values: Mapping[str, str], tier: str) -> tuple[int, int]:
+# Most instances one plan can scale out to, by SKU family (Microsoft's App Service limits: Basic 3,
+# Standard 10, Premium v3 30, Isolated v2 100). Autoscale settings above the limit are refused by
+# ARM at `pulumi up` time, so they are refused here first.
+MAX_INSTANCES_BY_SKU_FAMILY = {"B": 3, "S": 10, "P": 30, "I": 100}
+
+
+def max_instances_for(sku: str) -> int:
+    return MAX_INSTANCES_BY_SKU_FAMILY[sku[0]]
+
+
+def _instances(values: Mapping[str, str], tier: str, sku: str) -> tuple[int, int]:
     if tier == "basic":
         # Basic plans have no autoscale; one instance is all the dev stack pays for.
         return 1, 1
-    low = _int_in_range("minInstances", values["minInstances"], 2, 30)
-    high = _int_in_range("maxInstances", values["maxInstances"], 2, 30)
+    limit = max_instances_for(sku)
+    low = _int_in_range("minInstances", values["minInstances"], 2, limit)
+    high = _int_in_range("maxInstances", values["maxInstances"], 2, limit)
     if high < low:
         raise _fail("maxInstances", values["maxInstances"], f"at least minInstances ({low})")
     return low, high
 
 
-NETWORK_KEYS = ("vnetAddressSpace", "integrationSubnet", "privateEndpointSubnet", "aseSubnet")
+NETWORK_KEYS = ("vnetAddressSpace", "integrationSubnet", "privateEndpointSubnet", "aseSubnet",
+                "deploymentScriptSubnet")
 
 # Keys that only mean something in some tiers: setting one elsewhere is a mistake worth reporting,
 # not a value to ignore silently.
@@ -336,6 +362,7 @@ TIER_ONLY_KEYS: dict[str, tuple[str, ...]] = {
     "privateEndpointSubnet": ("standard", "isolated"),
     "integrationSubnet": ("standard",),
     "aseSubnet": ("isolated",),
+    "deploymentScriptSubnet": ("standard", "isolated"),
     "minInstances": ("standard", "isolated"),
     "maxInstances": ("standard", "isolated"),
     "zoneRedundant": ("standard", "isolated"),
@@ -446,7 +473,7 @@ def _postgres_fields(config: _Lookup) -> dict[str, Any]:
 def _hosting_fields(config: _Lookup, tier: str) -> dict[str, Any]:
     sku = _choice("sku", config.value("sku"), TIER_SKUS[tier])
     min_instances, max_instances = _instances(
-        {key: config.value(key) for key in ("minInstances", "maxInstances")}, tier)
+        {key: config.value(key) for key in ("minInstances", "maxInstances")}, tier, sku)
     health_check_path = config.value("healthCheckPath")
     if not re.match(r"^/[A-Za-z0-9/_.-]*$", health_check_path):
         raise _fail("healthCheckPath", health_check_path, "an absolute URL path such as /healthz")
@@ -568,18 +595,35 @@ def _optional(config: _Lookup, key: str, validate: Callable[[str, str], str]) ->
     return None if raw is None else validate(key, raw)
 
 
-def _naming_fields(config: _Lookup, stack: str, location: str) -> dict[str, str]:
+def _naming_fields(config: _Lookup, stack: str, location: str,
+                   subscription_id: str) -> dict[str, str]:
+    prefix = _matching("namePrefix", config.get("namePrefix") or "rr", _NAME_PREFIX,
+                       "2-8 lowercase letters or digits, starting with a letter")
+    suffix = config.get("nameSuffix") or _default_suffix(subscription_id, prefix, stack, location)
     return {
-        "name_prefix": _matching("namePrefix", config.get("namePrefix") or "rr", _NAME_PREFIX,
-                                 "2-8 lowercase letters or digits, starting with a letter"),
-        "name_suffix": _matching("nameSuffix", config.get("nameSuffix")
-                                 or _default_suffix(stack, location), _NAME_SUFFIX,
+        "name_prefix": prefix,
+        "name_suffix": _matching("nameSuffix", suffix, _NAME_SUFFIX,
                                  "4-6 lowercase letters or digits"),
     }
 
 
-def parse_config(stack: str, get: Callable[[str], str | None], location: str | None) -> StackConfig:
-    """Builds the StackConfig from a `get(key)` lookup; pure so tests can drive it directly."""
+def _subscription(subscription_id: str) -> str:
+    try:
+        return str(uuid.UUID(subscription_id))
+    except ValueError:
+        raise ConfigError(
+            f"the Azure subscription id {subscription_id!r} the provider reports is not a GUID: "
+            "check the azure-native provider's login (ARM_SUBSCRIPTION_ID / az account set)"
+        ) from None
+
+
+def parse_config(stack: str, get: Callable[[str], str | None], location: str | None,
+                 subscription_id: str) -> StackConfig:
+    """Builds the StackConfig from a `get(key)` lookup; pure so tests can drive it directly.
+
+    subscription_id is the one the provider deploys into: default names depend on it.
+    """
+    subscription_id = _subscription(subscription_id)
     tier = _choice("tier", get("tier") or "", TIERS)
     _reject_keys_outside_tier(get, tier)
     config = _Lookup(get, _tier_defaults(tier))
@@ -596,7 +640,7 @@ def parse_config(stack: str, get: Callable[[str], str | None], location: str | N
         log_retention_days=_int_in_range("logRetentionDays", config.value("logRetentionDays"),
                                          30, 730),
         package_path=config.get("packagePath"),
-        **_naming_fields(config, stack, location),
+        **_naming_fields(config, stack, location, subscription_id),
         **hosting,
         **_postgres_fields(config),
         ingress=_ingress(config, hosting["network"], tier),
@@ -605,8 +649,13 @@ def parse_config(stack: str, get: Callable[[str], str | None], location: str | N
 
 
 def load() -> StackConfig:
-    """Reads the current stack's configuration through pulumi.Config."""
+    """Reads the current stack's configuration through pulumi.Config.
+
+    The subscription comes from the provider's own login, as a plain string (a synchronous
+    invoke), because names must be known before any resource is declared.
+    """
     project_config = pulumi.Config()
     reject_unknown_keys(_configured_keys(pulumi.get_project()))
     location = pulumi.Config("azure-native").get("location")
-    return parse_config(pulumi.get_stack(), project_config.get, location)
+    subscription_id = authorization.get_client_config().subscription_id
+    return parse_config(pulumi.get_stack(), project_config.get, location, subscription_id)

@@ -1,8 +1,9 @@
-"""Ships the `make package` zip to the app (basic) or its staging slot inside `pulumi up`.
+"""The `make package` zip: where it is, its hash, and the command that deploys it.
 
-`az webapp deploy --type zip` calls the App Service deployment API with the deployer's
-Microsoft Entra token from `az login`, so basic-auth publishing stays disabled. The command is
-keyed on the package's sha256: an unchanged package is not redeployed.
+`az webapp deploy --type zip` calls the App Service deployment API with a Microsoft Entra token
+(the deployer identity's, inside a deployment script: infra/deployer.py), so basic-auth
+publishing stays disabled. The deploy is keyed on the package's sha256: an unchanged package is
+not redeployed.
 """
 
 from __future__ import annotations
@@ -11,16 +12,8 @@ import hashlib
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import pulumi
-from pulumi_command import local
 
 from infra.config import StackConfig
-from infra.context import Context
-
-if TYPE_CHECKING:  # infra.app deploys the package from inside the Site it targets
-    from infra.app import Site
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,20 +60,3 @@ def deploy_command(resource_group: str, app_name: str, slot: str | None, subscri
     # --clean: files of an older release must not stay importable next to the new one.
     args += ["--src-path", package_path, "--type", "zip", "--clean", "true", "--restart", "true"]
     return shlex.join(args)
-
-
-def deploy_package(ctx: Context, site: Site, package: PackageRef,
-                   depends_on: list[pulumi.Resource]) -> local.Command:
-    """Deploys to `site` (a child of it); depends_on carries what must exist first (role
-    assignments, DB role)."""
-    command = pulumi.Output.all(ctx.rg_name, site.app_name, ctx.subscription_id).apply(
-        lambda values: deploy_command(values[0], values[1], site.slot, values[2], package.path)
-    )
-    return local.Command(
-        f"deploy-{site.key}",
-        create=command,
-        # The package hash is what makes a new deploy; the site id redeploys into a replaced app.
-        triggers=[package.sha256, site.resource.id],
-        opts=pulumi.ResourceOptions(parent=site,
-                                    depends_on=[site.resource, *site.hardening, *depends_on]),
-    )

@@ -104,8 +104,8 @@ def diagnostics(ctx: Context, key: str, resource_uri: pulumi.Output[str], teleme
     )
 
 
-def create_alerts(ctx: Context, app: web.WebApp,
-                  parent: pulumi.Resource) -> list[monitor.MetricAlert]:
+def create_alerts(ctx: Context, app: web.WebApp, parent: pulumi.Resource,
+                  after: tuple[pulumi.Resource, ...] = ()) -> list[monitor.MetricAlert]:
     group = monitor.ActionGroup(
         "alerts-action-group",
         action_group_name=f"ag-{ctx.names.base}",
@@ -118,11 +118,12 @@ def create_alerts(ctx: Context, app: web.WebApp,
         tags=ctx.tags,
         opts=pulumi.ResourceOptions(parent=parent),
     )
-    return [_metric_alert(ctx, app, group, alert, parent) for alert in ALERTS]
+    return [_metric_alert(ctx, app, group, alert, parent, after) for alert in ALERTS]
 
 
 def _metric_alert(ctx: Context, app: web.WebApp, group: monitor.ActionGroup, alert: Alert,
-                  parent: pulumi.Resource) -> monitor.MetricAlert:
+                  parent: pulumi.Resource,
+                  after: tuple[pulumi.Resource, ...]) -> monitor.MetricAlert:
     return monitor.MetricAlert(
         f"alert-{alert.key}",
         rule_name=f"alert-{ctx.names.base}-{alert.key}",
@@ -149,7 +150,7 @@ def _metric_alert(ctx: Context, app: web.WebApp, group: monitor.ActionGroup, ale
         ),
         actions=[monitor.MetricAlertActionArgs(action_group_id=group.id)],
         tags=ctx.tags,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(after) or None),
     )
 
 
@@ -203,6 +204,9 @@ class MonitoringArgs:
     telemetry: Telemetry
     data: DataServices
     service: AppService
+    # The first package deploy: until production runs the app, its health check and error
+    # metrics describe an empty site, and alerts created earlier would page for nothing.
+    alerts_after: tuple[pulumi.Resource, ...] = ()
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -222,7 +226,7 @@ class Monitoring(pulumi.ComponentResource):
         diagnostics(ctx, "key-vault", data.vault.id, telemetry, self, category_group="audit")
         diagnostics(ctx, "postgres", data.postgres.id, telemetry, self,
                     category_group="allLogs")
-        self.alerts = create_alerts(ctx, service.app.resource, self)
+        self.alerts = create_alerts(ctx, service.app.resource, self, args.alerts_after)
         self.autoscale = (create_autoscale(ctx, service.plan, self)
                           if ctx.cfg.has_autoscale else None)
         self.register_outputs({"alertIds": [alert.id for alert in self.alerts]})

@@ -46,6 +46,22 @@ class Names:
         return ("st" + _alnum(self.base))[: 24 - len(suffix)] + suffix
 
     @property
+    def deployer_storage_account(self) -> str:
+        # The deployer's own account (package + deployment script files): "dep" marks it apart
+        # from the photos account, same 24-character limit, same suffix.
+        suffix = _alnum(self.unique.rsplit("-", 1)[1])
+        return ("st" + _alnum(self.base))[: 24 - len(suffix) - 3] + "dep" + suffix
+
+    @property
+    def deployer_identity(self) -> str:
+        # Also its PostgreSQL administrator role name.
+        return f"id-{self.base}-deployer"
+
+    def site_identity(self, site_key: str) -> str:
+        """The user-assigned identity of the app ("app") or a slot (its name)."""
+        return f"id-{self.web_app}" if site_key == "app" else f"id-{self.web_app}-{site_key}"
+
+    @property
     def key_vault(self) -> str:
         # 3-24 characters; keep the suffix for uniqueness.
         base, suffix = self.unique.rsplit("-", 1)

@@ -81,6 +81,8 @@ class VirtualNetwork(pulumi.ComponentResource):
     private_endpoint_subnet: network.Subnet
     integration_subnet: network.Subnet | None  # standard: regional VNet integration
     ase_subnet: network.Subnet | None  # isolated: the ASE v3 lives here
+    # Delegated to container instances: the deployment scripts run here (infra/deployer.py).
+    script_subnet: network.Subnet
 
     def __init__(self, name: str, args: VirtualNetworkArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -111,11 +113,20 @@ class VirtualNetwork(pulumi.ComponentResource):
             self.integration_subnet = self._subnet(
                 ctx, "app-integration", net.integration_subnet, [],
                 delegation="Microsoft.Web/serverFarms", after=self.private_endpoint_subnet)
+        # Nothing connects to the scripts' containers; they only call out (Entra, ARM, the
+        # package blob, PostgreSQL's private endpoint, the SCM site), so default outbound access
+        # stays on (infra/README.md, "First deploy from empty").
+        self.script_subnet = self._subnet(
+            ctx, "deployment-scripts", net.script_subnet,
+            [_deny_inbound("deny-all-inbound", 4096, source="*")],
+            delegation="Microsoft.ContainerInstance/containerGroups",
+            after=self.ase_subnet or self.integration_subnet, default_outbound_access=True)
         self.register_outputs({"vnetId": self.vnet.id})
 
     def _subnet(self, ctx: Context, role: str, prefix: str,
                 rules: list[network.SecurityRuleArgs], delegation: str | None = None,
-                after: network.Subnet | None = None) -> network.Subnet:
+                after: network.Subnet | None = None,
+                default_outbound_access: bool | None = None) -> network.Subnet:
         nsg = _nsg(ctx, role, rules, parent=self)
         return network.Subnet(
             f"snet-{role}",
@@ -128,6 +139,7 @@ class VirtualNetwork(pulumi.ComponentResource):
             if delegation else None,
             # NSGs apply to private endpoints only when the subnet's network policies are enabled.
             private_endpoint_network_policies="Enabled",
+            default_outbound_access=default_outbound_access,
             # Azure serialises writes to one VNet; chaining subnets avoids
             # AnotherOperationInProgress.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[after] if after else None),

@@ -11,11 +11,15 @@ hub       (config, standard or isolated) hub VNet <-> peering <-> VNet; every pr
 Each box is a component (infra/<module>.py); the resource group stays at the top of the stack
 and every Azure resource sits under one of these components:
 
+    Deployer "deployer"            SiteIdentities "identities"
     Telemetry "telemetry"          DataServices "data"
     VirtualNetwork "network"       PrivateLink "postgres" / "vault" / "blob"
     Environment "ase"              AppService "app-service" -> Site "app", Site "staging"
-    Monitoring "monitoring"
+    Monitoring "monitoring"        Deployer -> DeploymentScript "database-roles", "deploy"
     ApplicationGateway "ingress"   HubConnection "hub"          (when configured)
+
+The deployer's scripts run the data-plane steps inside Azure (infra/README.md, "First deploy
+from empty"): `pulumi up` itself needs no network and no login beyond the provider's.
 """
 
 from __future__ import annotations
@@ -25,14 +29,16 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import privatedns
 
-from infra.app import AppService, AppServiceArgs, Hosting
+from infra.app import STAGING_SLOT, AppService, AppServiceArgs, Hosting
 from infra.ase import Environment, EnvironmentArgs
 from infra.config import StackConfig
 from infra.context import Context, create_context
 from infra.data import DataServices, DataServicesArgs
 from infra.deploy import PackageRef
+from infra.deployer import Deployer, DeployerArgs, deploy_package, run_database_roles
 from infra.gateway import ApplicationGateway, ApplicationGatewayArgs
 from infra.hub import HubConnection, HubConnectionArgs
+from infra.identity import SiteIdentities, SiteIdentitiesArgs
 from infra.monitoring import Monitoring, MonitoringArgs, Telemetry, TelemetryArgs
 from infra.network import VirtualNetwork, VirtualNetworkArgs
 from infra.private_link import PrivateLink, PrivateLinkArgs
@@ -43,22 +49,35 @@ class Foundation:
     """What every tier has before the app exists."""
 
     ctx: Context
+    package: PackageRef
+    deployer: Deployer
+    identities: SiteIdentities
     telemetry: Telemetry
     data: DataServices
+    deployer_admin: pulumi.Resource  # the deployer as a PostgreSQL Entra administrator
 
 
-def _foundation(cfg: StackConfig) -> Foundation:
+def _foundation(cfg: StackConfig, package: PackageRef) -> Foundation:
+    """The identities first (so their grants apply early), then the data services."""
     ctx = create_context(cfg)
-    return Foundation(ctx, Telemetry("telemetry", TelemetryArgs(ctx)),
-                      DataServices("data", DataServicesArgs(ctx)))
+    deployer = Deployer("deployer", DeployerArgs(ctx, package))
+    data = DataServices("data", DataServicesArgs(ctx))
+    site_keys = ("app", STAGING_SLOT) if cfg.has_slot else ("app",)
+    identities = SiteIdentities("identities", SiteIdentitiesArgs(ctx, data, site_keys))
+    deployer_admin = deployer.postgres_admin(ctx, data.postgres, after=data.postgres_ready)
+    telemetry = Telemetry("telemetry", TelemetryArgs(ctx))
+    return Foundation(ctx, package, deployer, identities, telemetry, data, deployer_admin)
 
 
 def _private_links(base: Foundation, vnet: VirtualNetwork) -> dict[str, PrivateLink]:
     """PostgreSQL, Key Vault and Blob reachable only through private endpoints in the VNet."""
     ctx, data = base.ctx, base.data
     return {
+        # After every other change to the server, the deployer administrator included: a
+        # flexible server takes one change at a time.
         "postgres": PrivateLink("postgres", PrivateLinkArgs(
-            ctx, data.postgres, "postgresqlServer", vnet, after=tuple(data.postgres_ready))),
+            ctx, data.postgres, "postgresqlServer", vnet,
+            after=(*data.postgres_ready, base.deployer_admin))),
         "vault": PrivateLink("vault", PrivateLinkArgs(ctx, data.vault, "vault", vnet)),
         "blob": PrivateLink("blob", PrivateLinkArgs(ctx, data.storage_account, "blob", vnet)),
     }
@@ -104,13 +123,26 @@ def _with_ingress(outputs: dict, gateway: ApplicationGateway | None) -> dict:
             "gatewayPublicIp": gateway.public_ip.ip_address}
 
 
-def _app_service(base: Foundation, package: PackageRef, hosting: Hosting | None = None,
-                 network_ready: list[pulumi.Resource] | None = None) -> AppService:
-    """The app and its slot, then what watches them."""
+def _app_service(base: Foundation, hosting: Hosting | None = None,
+                 network_ready: list[pulumi.Resource] | None = None,
+                 script_subnet_id: pulumi.Input[str] | None = None) -> AppService:
+    """The app and its slot; the deployer's SQL and deploy scripts; then what watches them."""
+    ctx, data, deployer = base.ctx, base.data, base.deployer
+    ready = tuple(network_ready or ())
     service = AppService("app-service", AppServiceArgs(
-        base.ctx, base.data, base.telemetry.connection_string, package, hosting or Hosting(),
-        tuple(network_ready or ())))
-    Monitoring("monitoring", MonitoringArgs(base.ctx, base.telemetry, base.data, service))
+        ctx, data, base.telemetry.connection_string, base.identities, deployer,
+        hosting or Hosting(), ready))
+    roles = run_database_roles(
+        ctx, deployer, data.postgres.fully_qualified_domain_name,
+        [site.target for site in service.sites], script_subnet_id,
+        after=[base.deployer_admin, *data.postgres_ready, *ready])
+    target = service.deploy_target
+    deployment = deploy_package(
+        ctx, deployer, target.target, target.app_name, base.package, script_subnet_id,
+        after=[roles, service.deploy_grant, *target.hardening,
+               *base.identities.grants[target.key], *ready])
+    Monitoring("monitoring", MonitoringArgs(ctx, base.telemetry, data, service,
+                                            alerts_after=(deployment,)))
     return service
 
 
@@ -140,14 +172,14 @@ def _outputs(base: Foundation, service: AppService, package: PackageRef) -> dict
 
 def build_basic(cfg: StackConfig, package: PackageRef) -> dict:
     """B1, public endpoint, no VNet: the dev stack."""
-    base = _foundation(cfg)
-    service = _app_service(base, package)
+    base = _foundation(cfg, package)
+    service = _app_service(base)
     return _outputs(base, service, package)
 
 
 def build_standard(cfg: StackConfig, package: PackageRef) -> dict:
     """P1v3/S1 with VNet integration, private endpoints, staging slot and autoscale."""
-    base = _foundation(cfg)
+    base = _foundation(cfg, package)
     vnet = VirtualNetwork("network", VirtualNetworkArgs(base.ctx))
     links = _private_links(base, vnet)
     assert vnet.integration_subnet is not None
@@ -156,14 +188,14 @@ def build_standard(cfg: StackConfig, package: PackageRef) -> dict:
     _hub(base, vnet, _zones(links))
     hosting = Hosting(integration_subnet_id=vnet.integration_subnet.id,
                       gateway_subnet_id=gateway.subnet.id if gateway else None)
-    service = _app_service(base, package, hosting, _zone_groups(links))
+    service = _app_service(base, hosting, _zone_groups(links), vnet.script_subnet.id)
     return _with_ingress({**_outputs(base, service, package), "vnetName": vnet.vnet.name},
                          gateway)
 
 
 def build_isolated(cfg: StackConfig, package: PackageRef) -> dict:
     """ASE v3 (internal load balancer) in the VNet, I1v2 plan, private endpoints."""
-    base = _foundation(cfg)
+    base = _foundation(cfg, package)
     vnet = VirtualNetwork("network", VirtualNetworkArgs(base.ctx))
     links = _private_links(base, vnet)
     environment = Environment("ase", EnvironmentArgs(base.ctx, vnet))
@@ -171,9 +203,10 @@ def build_isolated(cfg: StackConfig, package: PackageRef) -> dict:
     gateway = _ingress(base, vnet, f"{names.web_app}.{names.ase}.appserviceenvironment.net",
                        after=vnet.ase_subnet)
     _hub(base, vnet, {**_zones(links), "ase": environment.zone})
-    # The deployer reaches the internal SCM site through the ASE's private zone.
+    # The deploy script reaches the internal SCM site through the ASE's private zone.
     network_ready = [*_zone_groups(links), *environment.records]
-    service = _app_service(base, package, Hosting(ase_id=environment.ase.id), network_ready)
+    service = _app_service(base, Hosting(ase_id=environment.ase.id), network_ready,
+                           vnet.script_subnet.id)
     return _with_ingress({**_outputs(base, service, package), "vnetName": vnet.vnet.name,
                           "aseName": environment.ase.name,
                           "aseInternalIp": environment.internal_ip}, gateway)

@@ -105,8 +105,22 @@ def check_no_public_blob_access(resource_type, props, options=None, config=None)
     return []
 
 
+# The deployer's artefact account (infra/deployer.py) holds only the release zip and the
+# deployment scripts' working files: the scripts mount its file share with the account key and
+# Pulumi's Blob resource uploads with it, so shared keys stay on there, and it keeps nothing
+# worth protecting. This tag marks it; it exempts that account from exactly these two rules.
+DEPLOYMENT_ARTEFACTS_TAG = ("purpose", "deployment-artefacts")
+
+
+def is_deployment_artefact_store(resource_type: str, props: Mapping[str, Any]) -> bool:
+    key, value = DEPLOYMENT_ARTEFACTS_TAG
+    return resource_type == STORAGE_ACCOUNT and (props.get("tags") or {}).get(key) == value
+
+
 def check_shared_key_disabled(resource_type, props, options=None, config=None) -> list[str]:
-    if resource_type == STORAGE_ACCOUNT and props.get("allowSharedKeyAccess") is not False:
+    if resource_type != STORAGE_ACCOUNT or is_deployment_artefact_store(resource_type, props):
+        return []
+    if props.get("allowSharedKeyAccess") is not False:
         return ["allowSharedKeyAccess must be false: the app uses its managed identity"]
     return []
 
@@ -268,7 +282,7 @@ def check_every_gateway_has_a_prevention_waf(resources: Iterable[tuple[str, Mapp
 # --- Data safety ---------------------------------------------------------------------------
 
 def check_stateful_protected(resource_type, props, options=None, config=None) -> list[str]:
-    if resource_type not in STATEFUL:
+    if resource_type not in STATEFUL or is_deployment_artefact_store(resource_type, props):
         return []
     config = {"requireProtection": True, **(config or {})}
     if config["requireProtection"] and not getattr(options, "protect", False):

@@ -96,11 +96,13 @@ def render_resource(resource: Resource, skips: list[str] | None = None) -> dict[
 
 def render_template(resources: list[Resource],
                     skips_for: Any = lambda resource: []) -> dict[str, Any]:
-    """An ARM deployment template of every azure-native resource (other providers have no ARM)."""
+    """An ARM deployment template of every azure-native resource (other providers, and
+    data-plane objects such as blobs, have no ARM)."""
     return {
         "$schema": TEMPLATE_SCHEMA,
         "contentVersion": "1.0.0.0",
         "resources": [
-            render_resource(r, skips_for(r)) for r in resources if is_azure_native(r.type)
+            render_resource(r, skips_for(r)) for r in resources
+            if is_azure_native(r.type) and mapping_for(r.type).in_arm
         ],
     }

@@ -37,6 +37,7 @@ TITLES: Mapping[str, str] = {
     "storage": "Storage account",
     "dnszone": "Private DNS zone",
     "identity": "System-assigned managed identity",
+    "uai": "User-assigned managed identity",
     "ilb": "Internal load balancer",
     "internet": "Internet",
     "gateway": "Application Gateway",
@@ -51,6 +52,8 @@ DATA_ROLES = ("postgres", "keyvault", "storage")
 # suffix points at a derived node (the ASE's ILB sits in the ASE subnet, not the ASE itself).
 DIRECT_EDGES: Mapping[tuple[str, str], tuple[str, str, str, str]] = {
     ("plan", "app"): ("dep", "self", "hosts", ""),
+    ("uai", "app"): ("self", "dep", "identity", ""),
+    ("uai", "slot"): ("self", "dep", "identity", ""),
     ("app", "slot"): ("dep", "self", "slot", ""),
     ("plan", "autoscale"): ("dep", "self", "scaled by", ""),
     ("insights", "app"): ("self", "dep", "telemetry", ""),
@@ -215,6 +218,13 @@ class Diagram:
         elif kind == "Command" and self.deps_with_role(connector, "postgres"):
             # The SQL step that creates the identity's least-privilege PostgreSQL role.
             self.link_identity(connector, ("postgres",), "PostgreSQL role (Entra token)")
+        elif kind == "AzureCliScript" and self.deps_with_role(connector, "postgres"):
+            # The deployer's SQL script: a least-privilege PostgreSQL role per site identity.
+            for principal in self.deps_with_role(connector, "uai"):
+                if principal in self.site_identities():
+                    for target in self.deps_with_role(connector, "postgres"):
+                        self.edges.add(Edge(self.node_id(principal), self.node_id(target),
+                                            "PostgreSQL role (Entra token)"))
         elif kind == "VirtualNetworkPeering":
             self.add_hub_edges(connector)
         elif kind.startswith("WebAppSwiftVirtualNetworkConnection"):
@@ -228,11 +238,20 @@ class Diagram:
                                     label, dashed))
 
     def link_identity(self, connector: Resource, targets: tuple[str, ...], label: str) -> None:
-        """Identity -> data service: the principal comes from an app or slot the connector uses."""
-        for principal in self.deps_with_role(connector, "app", "slot"):
+        """Identity -> data service: the principal is a user-assigned identity the connector
+        uses, or the system-assigned identity of an app or slot it uses."""
+        principals = [self.node_id(p) for p in self.deps_with_role(connector, "uai")]
+        principals += [self.node_id(p) + "_identity"
+                       for p in self.deps_with_role(connector, "app", "slot")
+                       if has_system_identity(self.by_ref[p])]
+        for principal in principals:
             for target in self.deps_with_role(connector, *targets):
-                self.edges.add(Edge(self.node_id(principal) + "_identity", self.node_id(target),
-                                    label))
+                self.edges.add(Edge(principal, self.node_id(target), label))
+
+    def site_identities(self) -> set[str]:
+        """The user-assigned identities some app or slot runs as."""
+        return {dep for ref, role in self.roles.items() if role in ("app", "slot")
+                for dep in self.by_ref[ref].depends_on if self.roles.get(dep) == "uai"}
 
     # rendering ---------------------------------------------------------------------------
     def component_parent(self, ref: str) -> str | None:

@@ -139,6 +139,7 @@ COMPUTED_OUTPUTS = {
     "azure-native:web:Certificate": "_certificate",
     "azure-native:dbforpostgresql:Server": "_server",
     "azure-native:storage:StorageAccount": "_storageaccount",
+    "azure-native:resources:AzureCliScript": "_azureclisscript",
     "azure-native:keyvault:Vault": "_vault",
     "azure-native:keyvault:Secret": "_secret",
     "azure-native:applicationinsights:Component": "_insights",
@@ -157,20 +158,25 @@ COMPUTED_OUTPUTS = {
 class AzureMocks(pulumi.runtime.Mocks):
     """Returns inputs plus the computed outputs the program reads, all derived from names."""
 
-    def __init__(self) -> None:
+    def __init__(self, subscription_id: str = SUBSCRIPTION_ID) -> None:
+        self.subscription_id = subscription_id
         self.subnet_prefixes: dict[str, str] = {}
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "azure-native:authorization:getClientConfig":  # noqa: S105
             return {"clientId": DEPLOYER_OBJECT_ID, "objectId": DEPLOYER_OBJECT_ID,
-                    "subscriptionId": SUBSCRIPTION_ID, "tenantId": TENANT_ID}
+                    "subscriptionId": self.subscription_id, "tenantId": TENANT_ID}
+        if args.token == "azure-native:storage:listStorageAccountKeys":  # noqa: S105
+            account = args.args.get("accountName", "")
+            return {"keys": [{"keyName": "key1", "permissions": "FULL",
+                              "value": mock_password(f"storage-key:{account}", 64)}]}
         raise NotImplementedError(f"no offline answer for invoke {args.token}")
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = dict(args.inputs)
         if not args.custom:
             return "", {}  # a component: no id, no state of its own
-        resource_id = arm_id(args.typ, inputs, SUBSCRIPTION_ID, logical_name=args.name)
+        resource_id = arm_id(args.typ, inputs, self.subscription_id, logical_name=args.name)
         if resource_id is None:  # another provider's resource (command, random)
             resource_id = f"{args.name}-{_hex(args.typ, args.name, length=8)}"
         state = {"name": resource_id.rsplit("/", 1)[-1], **inputs}
@@ -182,9 +188,19 @@ class AzureMocks(pulumi.runtime.Mocks):
         return getattr(self, method)(logical, inputs, resource_id) if method else {}
 
     # One method per resource type whose computed outputs the program reads (COMPUTED_OUTPUTS).
-    def _site_identity(self, resource_id: str) -> dict:
+    def _site_identity(self, resource_id: str, inputs: dict | None = None) -> dict:
+        """ARM's answer for the identity block: user-assigned ones come back as a map by id."""
+        identity = (inputs or {}).get("identity") or {}
+        if identity.get("type") == "UserAssigned":
+            return {"type": "UserAssigned", "userAssignedIdentities": {
+                uai: {"principalId": _stable_uuid("principal", uai),
+                      "clientId": _stable_uuid("client", uai)}
+                for uai in identity.get("userAssignedIdentities", [])}}
         return {"type": "SystemAssigned", "tenantId": TENANT_ID,
                 "principalId": _stable_uuid("principal", resource_id)}
+
+    def _azureclisscript(self, logical, inputs, resource_id):
+        return {"identity": self._site_identity(resource_id, inputs)}
 
     def _host_suffix(self, inputs: dict) -> str:
         ase_id = (inputs.get("hostingEnvironmentProfile") or {}).get("id")
@@ -193,13 +209,13 @@ class AzureMocks(pulumi.runtime.Mocks):
         return "azurewebsites.net"
 
     def _webapp(self, logical, inputs, resource_id):
-        return {"identity": self._site_identity(resource_id),
+        return {"identity": self._site_identity(resource_id, inputs),
                 "defaultHostName": f"{inputs['name']}.{self._host_suffix(inputs)}",
                 "customDomainVerificationId": _hex("domain", resource_id, length=64).upper()}
 
     def _webappslot(self, logical, inputs, resource_id):
         host = f"{inputs['name']}-{inputs['slot']}.{self._host_suffix(inputs)}"
-        return {"identity": self._site_identity(resource_id), "defaultHostName": host}
+        return {"identity": self._site_identity(resource_id, inputs), "defaultHostName": host}
 
     def _server(self, logical, inputs, resource_id):
         return {"fullyQualifiedDomainName": f"{inputs['serverName']}.postgres.database.azure.com"}
@@ -317,8 +333,9 @@ def _plain(value: Any) -> Any:
 class CapturingMonitor(MockMonitor):
     """The mock monitor, also recording each RegisterResource request's inputs and options."""
 
-    def __init__(self, mocks: pulumi.runtime.Mocks):
+    def __init__(self, mocks: AzureMocks):
         super().__init__(mocks)
+        self.subscription_id = mocks.subscription_id
         self.captured: list[CapturedResource] = []
 
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
@@ -341,7 +358,8 @@ class CapturingMonitor(MockMonitor):
                 custom_timeouts=custom_timeouts,
                 delete_before_replace=bool(request.deleteBeforeReplace),
                 ignore_changes=tuple(request.ignoreChanges),
-                arm_id=arm_id(request.type, inputs, SUBSCRIPTION_ID, logical_name=request.name),
+                arm_id=arm_id(request.type, inputs, self.subscription_id,
+                              logical_name=request.name),
             ))
         return response
 
@@ -379,17 +397,19 @@ def offline_package(cfg: StackConfig) -> PackageRef:
     return PackageRef(path=path, sha256=hashlib.sha256(f"offline:{path}".encode()).hexdigest())
 
 
-def run_stack(stack: str, config: dict | None = None, package=None) -> StackRun:
+def run_stack(stack: str, config: dict | None = None, package=None,
+              subscription_id: str = SUBSCRIPTION_ID) -> StackRun:
     """Runs infra/ for `stack` under mocks (preview=False) and returns what it registered.
 
     config: full or project-relative keys -> values; defaults to the committed stack file.
     package: a PackageRef to deploy; defaults to `offline_package` (no zip needed).
+    subscription_id: the subscription the provider's login reports (and ids are made in).
     """
     values = load_stack_config(stack) if config is None else config
     flat, secret_keys = as_pulumi_config(values)
     locate: Callable[[StackConfig], PackageRef] = (
         offline_package if package is None else (lambda _cfg: package))
-    monitor = CapturingMonitor(AzureMocks())
+    monitor = CapturingMonitor(AzureMocks(subscription_id))
     runtime_settings.ROOT.set(None)  # a fresh root stack resource for this run
     pulumi.runtime.set_all_config(flat, secret_keys)
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False,

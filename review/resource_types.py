@@ -34,6 +34,8 @@ class ResourceType:
     drop: inputs that only repeat the name in the request body.
     rename: inputs the SDK renamed (the spec's x-ms-client-name) -> their ARM property name.
     role: how the diagram draws it (review/diagram.py TITLES); None: not a node of its own.
+    in_arm: False for a data-plane object the provider manages through the service's own API
+        (a blob): it has an id, but no place in an ARM template.
     """
 
     arm_type: str
@@ -43,6 +45,7 @@ class ResourceType:
     drop: frozenset[str] = field(default_factory=frozenset)
     rename: Mapping[str, str] = field(default_factory=dict)
     role: str | None = None
+    in_arm: bool = True
 
 
 def _t(arm_type: str, *name: str, **options: Any) -> ResourceType:
@@ -86,6 +89,11 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = {
                                         "accountName", "=default", drop={"blobServicesName"}),
     "storage:BlobContainer": _t("Microsoft.Storage/storageAccounts/blobServices/containers",
                                 "accountName", "=default", "containerName"),
+    "storage:Blob": _t("Microsoft.Storage/storageAccounts/blobServices/containers/blobs",
+                       "accountName", "=default", "containerName", "blobName", in_arm=False),
+    "managedidentity:UserAssignedIdentity": _t(
+        "Microsoft.ManagedIdentity/userAssignedIdentities", "resourceName", role="uai"),
+    "resources:AzureCliScript": _t("Microsoft.Resources/deploymentScripts", "scriptName"),
     "keyvault:Vault": _t("Microsoft.KeyVault/vaults", "vaultName", role="keyvault"),
     "keyvault:Secret": _t("Microsoft.KeyVault/vaults/secrets", "vaultName", "secretName"),
     "dbforpostgresql:Server": _t(_PG, "serverName", role="postgres"),
@@ -118,8 +126,6 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = {
     "network:VirtualNetworkPeering": _t("Microsoft.Network/virtualNetworks/virtualNetworkPeerings",
                                         "virtualNetworkName", "virtualNetworkPeeringName",
                                         drop={"name"}),
-    "managedidentity:UserAssignedIdentity": _t(
-        "Microsoft.ManagedIdentity/userAssignedIdentities", "resourceName"),
     "privatedns:PrivateZone": _t("Microsoft.Network/privateDnsZones", "privateZoneName",
                                  role="dnszone"),
     "privatedns:VirtualNetworkLink": _t("Microsoft.Network/privateDnsZones/virtualNetworkLinks",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from policy.rules import DEPLOYMENT_ARTEFACTS_TAG
 from review.model import Resource
 
 ALL_TIERS = frozenset({"basic", "standard", "isolated"})
@@ -49,6 +50,16 @@ def _rule_sets(resource: Resource) -> list[dict]:
 
 def _sku_name(resource: Resource) -> str:
     return str((resource.inputs.get("sku") or {}).get("name", ""))
+
+
+def _deployment_artefacts(resource: Resource) -> bool:
+    """The deployer's artefact account, marked by the tag the policy pack also reads."""
+    key, value = DEPLOYMENT_ARTEFACTS_TAG
+    return (resource.inputs.get("tags") or {}).get(key) == value
+
+
+def _photos(resource: Resource) -> bool:
+    return not _deployment_artefacts(resource)
 
 
 SITES = {"web:WebApp", "web:WebAppSlot"}
@@ -107,11 +118,24 @@ SKIPS: tuple[Skip, ...] = (
           (policy/rules.py) requires DRS 2.1+ or OWASP 3.2+.""",
           when=lambda r: not any(s.get("ruleGroupOverrides") for s in _rule_sets(r))),
     # -- Storage
-    _skip("CKV_AZURE_59", {"storage:StorageAccount"}, BASIC, _PUBLIC_DATA),
-    _skip("CKV_AZURE_35", {"storage:StorageAccount"}, BASIC, _PUBLIC_DATA),
+    _skip("CKV_AZURE_59", {"storage:StorageAccount"}, BASIC, _PUBLIC_DATA, when=_photos),
+    _skip("CKV_AZURE_35", {"storage:StorageAccount"}, BASIC, _PUBLIC_DATA, when=_photos),
     _skip("CKV_AZURE_206", {"storage:StorageAccount"}, BASIC, """dev holds disposable test
           photos: locally redundant storage is enough.""",
-          when=lambda r: _sku_name(r) == "Standard_LRS"),
+          when=lambda r: _photos(r) and _sku_name(r) == "Standard_LRS"),
+    # -- The deployer's artefact account (infra/deployer.py; infra/README.md, "First deploy from
+    #    empty"): the release zip and the deployment scripts' working files, nothing else.
+    *(_skip(check, {"storage:StorageAccount"}, ALL_TIERS, """The deployer's artefact account:
+          `pulumi up` uploads the release zip to it from outside every network (a laptop, a
+          GitHub-hosted runner), so its public endpoint stays open; it holds only this
+          repository's code and the deployment scripts' working files, behind TLS 1.2, with no
+          anonymous access. The photos account keeps its network locked down.""",
+             when=_deployment_artefacts)
+      for check in ("CKV_AZURE_59", "CKV_AZURE_35")),
+    _skip("CKV_AZURE_206", {"storage:StorageAccount"}, ALL_TIERS, """The deployer's artefact
+          account holds release zips rebuilt from git by `make package`: losing a copy costs a
+          rerun, so locally redundant storage is enough.""",
+          when=lambda r: _deployment_artefacts(r) and _sku_name(r) == "Standard_LRS"),
 )
 
 

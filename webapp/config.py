@@ -33,6 +33,11 @@ DEFAULT_SSLMODE = "require"
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # A Flask secret shorter than this is guessable; Key Vault generated values are far longer.
 MIN_SECRET_KEY_LENGTH = 16
+# App Service hands an app the reference string itself when it cannot resolve a Key Vault
+# reference (no access yet, vault unreachable): signing sessions with that public text would make
+# every session forgeable, so such a value is refused. The prefix match is case-insensitive like
+# App Service's own parsing of the syntax.
+KEY_VAULT_REFERENCE = re.compile(r"^@Microsoft\.KeyVault\(", re.IGNORECASE)
 # Reverse proxies in front of the site: 1 = App Service's front end alone; 2 = an Application
 # Gateway in front of it (infra/gateway.py). See webapp/security.py for what each one trusts.
 DEFAULT_TRUSTED_PROXY_HOPS = 1
@@ -122,6 +127,13 @@ def _secret_key(env: Mapping[str, object]) -> str:
         raise ConfigError(
             "SECRET_KEY is required: set it to a long random string (on App Service, a Key Vault "
             "reference). It is never generated per process, so sessions survive restarts."
+        )
+    if KEY_VAULT_REFERENCE.match(key):
+        raise ConfigError(
+            "SECRET_KEY is an unresolved Key Vault reference (@Microsoft.KeyVault(...)): App "
+            "Service could not read the secret, usually because the identity's Key Vault Secrets "
+            "User grant has not applied yet or the vault is unreachable. Check the app's "
+            "Key Vault reference status, then restart the app."
         )
     if len(key) < MIN_SECRET_KEY_LENGTH:
         raise ConfigError(

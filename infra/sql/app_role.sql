@@ -1,9 +1,24 @@
 -- Least-privilege PostgreSQL role for one App Service identity (the app or a slot).
--- Run by infra/db_role.py as the Entra administrator, connected to the "postgres" database, with
--- psql variables: role, object_id, owner_role, database. Idempotent: safe to rerun.
+-- Run as a Microsoft Entra administrator of the server, connected to the "postgres" database, with
+-- psql variables: role, object_id, owner_role, database. Idempotent: safe to rerun, and a rerun
+-- after the identity changed (app or slot recreated) binds the role to the new object id.
 \set ON_ERROR_STOP on
 
--- The login role, mapped to the managed identity's object id (a "service" principal).
+-- Serialise concurrent runs (one per identity) on the shared owner role and database grants.
+SELECT pg_advisory_lock(hashtext('restaurant-review/app_role.sql'));
+
+-- A role bound to another identity (the app or slot was recreated) is dropped and made again:
+-- it owns nothing (its sessions act as owner_role, below), and everything it was granted is
+-- granted again further down. Renaming it would leave a stale login behind; relabelling it
+-- in place would need ADMIN OPTION on a role the server's own function created.
+SELECT format('DROP ROLE %I', :'role')
+WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role')
+  AND NOT EXISTS (SELECT 1 FROM pgaadauth_list_principals(false) AS principal
+                  WHERE principal.objectid = :'object_id') \gexec
+
+-- The login role, mapped to the managed identity's object id (a "service" principal). Made by
+-- this administrator, which on PostgreSQL 16 is what gives it ADMIN OPTION on the role (needed
+-- by ALTER ROLE below and by the DROP above on a later run).
 SELECT format('SELECT * FROM pgaadauth_create_principal_with_oid(%L, %L, %L, false, false)',
               :'role', :'object_id', 'service')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role') \gexec
@@ -21,6 +36,10 @@ ALTER ROLE :"role" IN DATABASE :"database" SET role TO :'owner_role';
 REVOKE ALL ON DATABASE :"database" FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE :"database" TO :"owner_role";
 
+SELECT pg_advisory_unlock(hashtext('restaurant-review/app_role.sql'));
+
 \connect :"database"
+SELECT pg_advisory_lock(hashtext('restaurant-review/app_role.sql'));
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE, CREATE ON SCHEMA public TO :"owner_role";
+SELECT pg_advisory_unlock(hashtext('restaurant-review/app_role.sql'));

@@ -130,3 +130,7 @@ def valid_config() -> dict[str, str]:
         "postgresAdminObjectId": "11111111-2222-3333-4444-555555555555",
         "postgresAdminPrincipalName": "db-admins",
     }
+
+
+# The Azure-like PostgreSQL the SQL step's tests share (tests/infra/azure_postgres.py).
+from azure_postgres import azure_like_server  # noqa: E402, F401 - a fixture, registered by import

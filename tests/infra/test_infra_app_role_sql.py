@@ -7,48 +7,16 @@ server), and the admin is a CREATEROLE member of azure_pg_admin, which owns the 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import uuid
 
 import psycopg2
 import pytest
+from azure_postgres import ADMIN, DATABASE, OWNER, cursor_as
 
 from devtools.services import postgres_bin_dir
 from infra.db_role import SQL_SCRIPT, psql_command
-
-ADMIN = "rr-sqlstep-db-admins"
-ADMIN_TOKEN = "token-for-admin"  # noqa: S105 - a stand-in, not a credential
-DATABASE = "rr_sqlstep"
-OWNER = "rr_sqlstep_owner"
-
-STAND_IN = """
-CREATE FUNCTION pgaadauth_create_principal_with_oid(
-    role_name text, object_id text, object_type text, is_admin boolean, is_mfa boolean)
-RETURNS text LANGUAGE plpgsql SECURITY DEFINER AS $$
-BEGIN
-    EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', role_name, 'token-for-' || object_id);
-    RETURN 'Created role for ' || role_name;
-END $$;
-"""
-
-
-@pytest.fixture(scope="module")
-def azure_like_server(postgres, tmp_path_factory):
-    postgres.execute("CREATE ROLE azure_pg_admin NOLOGIN")
-    postgres.execute(f"CREATE ROLE \"{ADMIN}\" LOGIN CREATEROLE PASSWORD '{ADMIN_TOKEN}' "
-                     "IN ROLE azure_pg_admin")
-    postgres.execute(STAND_IN)
-    postgres.execute(f'CREATE DATABASE {DATABASE} OWNER azure_pg_admin')
-    fake_bin = tmp_path_factory.mktemp("fake-az")
-    az = fake_bin / "az"
-    az.write_text("#!/bin/sh\n"
-                  '[ "$*" = "account get-access-token --resource-type oss-rdbms --query '
-                  f'accessToken --output tsv" ] && echo {ADMIN_TOKEN} && exit 0\n'
-                  'echo "unexpected az call: $*" >&2; exit 2\n')
-    az.chmod(0o755)
-    return postgres, fake_bin
 
 
 def run_step(cluster, fake_bin, role: str, object_id: str,
@@ -61,17 +29,6 @@ def run_step(cluster, fake_bin, role: str, object_id: str,
     return subprocess.run(["/bin/sh", "-c", psql_command(role, object_id, OWNER, database)],
                           input=SQL_SCRIPT.read_text(), env=env, capture_output=True, text=True,
                           check=False, timeout=60)
-
-
-@contextlib.contextmanager
-def cursor_as(cluster, role: str, object_id: str):
-    """An autocommit cursor signed in as `role`; the connection closes with the block."""
-    with contextlib.closing(psycopg2.connect(host="127.0.0.1", port=cluster.port, user=role,
-                                             dbname=DATABASE,
-                                             password=f"token-for-{object_id}")) as conn:
-        conn.autocommit = True
-        with conn.cursor() as cursor:
-            yield cursor
 
 
 def test_app_and_slot_roles_share_the_schema_with_least_privilege(azure_like_server):
@@ -97,6 +54,31 @@ def test_app_and_slot_roles_share_the_schema_with_least_privilege(azure_like_ser
     flags = cluster.execute("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
                             "WHERE rolname = ANY(%s)", params=([app[0], slot[0], OWNER],))
     assert flags == [(False, False, False)] * 3
+
+
+def test_the_role_follows_a_recreated_identity(azure_like_server):
+    cluster, fake_bin = azure_like_server
+    role, old_identity, new_identity = "app-rr-moved", str(uuid.uuid4()), str(uuid.uuid4())
+    assert run_step(cluster, fake_bin, role, old_identity).returncode == 0
+    with cursor_as(cluster, role, old_identity) as cursor:
+        cursor.execute("CREATE TABLE visits (id serial PRIMARY KEY)")
+        cursor.execute("INSERT INTO visits DEFAULT VALUES")
+
+    result = run_step(cluster, fake_bin, role, new_identity)  # the app was recreated
+    assert result.returncode == 0, result.stderr
+
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"), \
+            cursor_as(cluster, role, old_identity):
+        pass
+    with cursor_as(cluster, role, new_identity) as cursor:
+        cursor.execute("SELECT current_user")
+        assert cursor.fetchone() == (OWNER,)
+        cursor.execute("ALTER TABLE visits ADD COLUMN seen_at timestamptz")
+        cursor.execute("SELECT count(*) FROM visits")
+        assert cursor.fetchone() == (1,)
+    again = run_step(cluster, fake_bin, role, new_identity)  # unchanged identity: nothing to do
+    assert again.returncode == 0, again.stderr
+    assert "DROP ROLE" not in again.stdout
 
 
 def test_other_roles_cannot_connect_to_the_app_database(azure_like_server):

@@ -13,6 +13,7 @@ STACK = "pulumi:pulumi:Stack"
 # The only resources allowed directly under the stack besides components.
 TOP_LEVEL = {"azure-native:resources:ResourceGroup"}
 
+_EVERY_TIER = {"deployer:Deployer", "deployer:DeploymentScript", "identity:SiteIdentities"}
 EXPECTED_COMPONENTS = {
     "basic": {"app:AppService", "app:Site", "data:DataServices", "monitoring:Telemetry",
               "monitoring:Monitoring"},
@@ -61,21 +62,30 @@ def test_component_types_are_in_the_project_namespace(stack_view):
         assert component.inputs == {}  # no Azure inputs: a component only groups its children
         assert component.arm_id is None
     found = {c.type.removeprefix(COMPONENT_NAMESPACE) for c in components}
-    assert found == _expected_components(stack_view)
+    assert found == _expected_components(stack_view) | _EVERY_TIER
 
 
-def test_each_site_holds_its_hardening_grants_and_database_role(stack_view):
+def test_each_site_holds_its_hardening_and_its_identity_its_grants(stack_view):
     sites = {c.name: c.urn for c in _components(stack_view) if c.type.endswith(":app:Site")}
     expected = {"app", STAGING_SLOT} if stack_view.tier != "basic" else {"app"}
     assert set(sites) == expected
+    identities = stack_view.one("restaurant-review:identity:SiteIdentities")
+    held = {r.name for r in stack_view.run.resources if r.parent == identities.urn}
     for key, urn in sites.items():
         children = {r.name for r in stack_view.run.resources if r.parent == urn}
-        assert {f"{key}-ftp-basic-auth", f"{key}-scm-basic-auth", f"{key}-blob-data-contributor",
-                f"{key}-key-vault-secrets-user", f"db-role-{key}"} <= children, key
-    # The package goes to the staging slot where there is one, else to the app.
-    target = STAGING_SLOT if stack_view.tier != "basic" else "app"
-    deploy = stack_view.one("command:local:Command", f"deploy-{target}")
-    assert deploy.parent == sites[target]
+        assert {f"{key}-ftp-basic-auth", f"{key}-scm-basic-auth"} <= children, key
+        assert {f"{key}-identity", f"{key}-blob-data-contributor",
+                f"{key}-key-vault-secrets-user"} <= held, key
+
+
+def test_the_deployer_runs_the_sql_and_the_deploy_as_its_scripts(stack_view):
+    deployer = stack_view.one("restaurant-review:deployer:Deployer")
+    scripts = {s.name: s for s in stack_view.all("restaurant-review:deployer:DeploymentScript")}
+    assert set(scripts) == {"database-roles", "deploy"}
+    assert all(script.parent == deployer.urn for script in scripts.values())
+    for name, script in scripts.items():
+        (run,) = [r for r in stack_view.run.resources if r.parent == script.urn]
+        assert run.type == "azure-native:resources:AzureCliScript" and run.name == f"script-{name}"
 
 
 @pytest.mark.parametrize("policy", ["WebAppFtpAllowedSlot", "WebAppScmAllowedSlot"])

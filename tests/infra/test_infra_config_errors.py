@@ -13,7 +13,7 @@ from review import mocks
 
 def parse(values: dict[str, str]):
     location = values.get("azure-native:location")
-    return parse_config("test", values.get, location)
+    return parse_config("test", values.get, location, mocks.SUBSCRIPTION_ID)
 
 
 def spoil(valid_config, **changes):
@@ -63,11 +63,22 @@ def test_overlapping_subnets(valid_config):
     ("isolated", "aseSubnet", "10.40.0.0/25", "/24"),
     ("standard", "integrationSubnet", "10.40.1.0/29", "/28"),
     ("standard", "privateEndpointSubnet", "10.40.2.0/29", "/28"),
+    ("isolated", "deploymentScriptSubnet", "10.40.4.0/29", "/28"),
 ])
 def test_too_small_subnets(valid_config, tier, key, cidr, minimum):
     values = (isolated if tier == "isolated" else standard)(valid_config, **{key: cidr})
     with pytest.raises(ConfigError, match=rf"'{key}': '{cidr}' .* a {minimum} or larger block"):
         parse(values)
+
+
+def test_deployment_script_subnet_is_validated_like_the_others(valid_config):
+    cfg = parse(standard(valid_config))
+    assert cfg.network.script_subnet == "10.40.4.0/28"
+    with pytest.raises(ConfigError, match=r"'deploymentScriptSubnet': '10.40.2.0/28' .* does not "
+                                          r"overlap privateEndpointSubnet 10.40.2.0/27"):
+        parse(standard(valid_config, deploymentScriptSubnet="10.40.2.0/28"))
+    with pytest.raises(ConfigError, match=r"'deploymentScriptSubnet': .* unset in the basic tier"):
+        parse(spoil(valid_config, deploymentScriptSubnet="10.40.4.0/28"))
 
 
 def test_subnet_outside_the_vnet(valid_config):
@@ -126,6 +137,30 @@ def test_python_version(valid_config, version):
 def test_instance_counts(valid_config, changes, message):
     with pytest.raises(ConfigError, match=message):
         parse(standard(valid_config, **changes))
+
+
+@pytest.mark.parametrize(("sku", "limit"), [("S1", 10), ("S3", 10), ("P1v3", 30), ("P1mv3", 30)])
+def test_max_instances_stop_at_what_the_sku_allows(valid_config, sku, limit):
+    tier = {"tier": "standard", "sku": sku}
+    assert parse(spoil(valid_config, **tier, maxInstances=str(limit))).max_instances == limit
+    with pytest.raises(ConfigError, match=rf"'maxInstances': '{limit + 1}' .* between 2 and "
+                                          rf"{limit}"):
+        parse(spoil(valid_config, **tier, maxInstances=str(limit + 1)))
+
+
+def test_isolated_plans_scale_to_a_hundred_instances(valid_config):
+    assert parse(isolated(valid_config, maxInstances="100")).max_instances == 100
+    with pytest.raises(ConfigError, match=r"'maxInstances': '101' .* between 2 and 100"):
+        parse(isolated(valid_config, maxInstances="101"))
+
+
+def test_every_offered_sku_has_an_instance_limit():
+    from infra.config import TIER_SKUS, max_instances_for
+
+    assert {sku: max_instances_for(sku) for sku in TIER_SKUS["basic"]} == dict.fromkeys(
+        TIER_SKUS["basic"], 3)
+    assert all(max_instances_for(sku) >= 10 for skus in TIER_SKUS.values() for sku in skus
+               if not sku.startswith("B"))
 
 
 def test_keys_that_do_not_apply_to_the_tier(valid_config):

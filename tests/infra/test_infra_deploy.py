@@ -4,78 +4,132 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+import uuid
 from dataclasses import replace
 
 import pytest
 
 from infra import config as infra_config
 from infra.deploy import PackageError, PackageRef, locate_package
-from review.mocks import load_stack_config, offline_package, run_stack
+from infra.deployer import WEBSITE_CONTRIBUTOR
+from review.mocks import SECRET, SUBSCRIPTION_ID, offline_package, run_stack
 
 
-def _flags(command: str) -> dict[str, str]:
-    args = shlex.split(command)
-    assert args[:3] == ["az", "webapp", "deploy"]
-    return dict(zip(args[3::2], args[4::2], strict=True))
+def _script(view, key: str):
+    return view.one("resources:AzureCliScript", f"script-{key}")
 
 
-def test_deploy_targets_the_staging_slot_where_there_is_one(stack_view):
-    deploy = stack_view.all("local:Command")
-    deploys = [c for c in deploy if c.name.startswith("deploy-")]
-    assert len(deploys) == 1
-    flags = _flags(deploys[0].inputs["create"])
-    assert flags["--name"] == stack_view.run.outputs["appName"]
-    assert flags["--resource-group"] == stack_view.run.outputs["resourceGroupName"]
-    assert flags["--type"] == "zip"
-    assert flags["--clean"] == "true"  # no file of an older release stays importable
-    assert flags["--src-path"] == "dist/webapp-py3.11.zip"
-    has_slot = bool(stack_view.all("web:WebAppSlot"))
-    assert flags.get("--slot") == ("staging" if has_slot else None)
+def _env(script) -> dict[str, str]:
+    return {pair["name"]: pair["value"] for pair in script.inputs["environmentVariables"]}
+
+
+def _deploys(content: str) -> list[dict[str, str]]:
+    """The `az webapp deploy` commands in a script, as flag -> value."""
+    found = []
+    for line in content.splitlines():
+        args = shlex.split(line.strip())
+        if args[:3] == ["az", "webapp", "deploy"]:
+            found.append(dict(zip(args[3::2], args[4::2], strict=True)))
+    return found
+
+
+def test_deploy_runs_inside_azure_and_targets_the_staging_slot_where_there_is_one(stack_view):
+    """No az CLI or network on the deployer: a deployment script as the deployer identity."""
+    assert not [c.name for c in stack_view.all("local:Command") if c.inputs.get("create")]
+    script = _script(stack_view, "deploy")
+    deploy_target, *first_release = _deploys(script.inputs["scriptContent"])
+    assert deploy_target["--name"] == stack_view.run.outputs["appName"]
+    assert deploy_target["--resource-group"] == stack_view.run.outputs["resourceGroupName"]
+    assert deploy_target["--type"] == "zip"
+    assert deploy_target["--clean"] == "true"  # no file of an older release stays importable
+    assert deploy_target["--src-path"] == "package.zip"  # downloaded from the deployer's blob
+    has_slot = stack_view.tier != "basic"
+    assert deploy_target.get("--slot") == ("staging" if has_slot else None)
+    # With a slot, the very first release also fills the empty production app.
+    assert [d.get("--slot") for d in first_release] == ([None] if has_slot else [])
     target = stack_view.one("web:WebAppSlot" if has_slot else "web:WebApp")
-    assert target.urn in deploys[0].depends_on
+    assert target.urn in script.depends_on
+    identity = stack_view.one("managedidentity:UserAssignedIdentity", "deployer-identity")
+    assert script.inputs["identity"]["type"] == "UserAssigned"
+    assert script.inputs["identity"]["userAssignedIdentities"] == [
+        identity.arm_id]
+    blob = stack_view.one("storage:Blob", "deployer-package")
+    env = _env(script)
+    assert env["PACKAGE_BLOB"] == blob.inputs["blobName"]
+    assert env["PACKAGE_SHA256"] == stack_view.run.outputs["packageSha256"]
+    assert blob.inputs["source"]["path"].endswith("dist/webapp-py3.11.zip")
 
 
-def test_deploy_waits_for_the_identity_wiring(stack_view):
-    deploy = next(c for c in stack_view.all("local:Command") if c.name.startswith("deploy-"))
-    slot = "staging" if stack_view.all("web:WebAppSlot") else "app"
+def test_scripts_run_in_the_vnets_delegated_subnet_or_on_azures_network_in_dev(stack_view):
+    for key in ("database-roles", "deploy"):
+        settings = _script(stack_view, key).inputs["containerSettings"]
+        if stack_view.tier == "basic":
+            assert "subnetIds" not in settings
+            continue
+        (subnet,) = settings["subnetIds"]
+        assert subnet["id"].endswith("/subnets/snet-deployment-scripts")
+        delegated = stack_view.one("network:Subnet", "snet-deployment-scripts")
+        assert delegated.inputs["delegations"][0]["serviceName"] == \
+            "Microsoft.ContainerInstance/containerGroups"
+        assert delegated.inputs["defaultOutboundAccess"] is True
+
+
+def test_deploy_waits_for_the_identity_wiring_and_the_sql_step(stack_view):
+    deploy = _script(stack_view, "deploy")
+    slot = "staging" if stack_view.tier != "basic" else "app"
     waits_for = stack_view.depends_on(deploy)
     assert {f"{slot}-blob-data-contributor", f"{slot}-key-vault-secrets-user",
-            f"db-role-{slot}", f"{slot}-scm-basic-auth"} <= waits_for
+            "script-database-roles", f"{slot}-scm-basic-auth", "deployer-website-contributor",
+            "deployer-package-reader", "deployer-package"} <= waits_for
     if stack_view.tier != "basic":
         assert {"pe-dns-postgres", "pe-dns-vault", "pe-dns-blob"} <= waits_for
     if stack_view.tier == "isolated":
         assert {"dns-ase-wildcard", "dns-ase-wildcard.scm"} <= waits_for
 
 
+def test_the_deployer_may_deploy_to_the_app_only(stack_view):
+    grant = stack_view.one("authorization:RoleAssignment", "deployer-website-contributor")
+    assert grant.inputs["scope"] == stack_view.one("web:WebApp").arm_id
+    assert grant.inputs["roleDefinitionId"].endswith(WEBSITE_CONTRIBUTOR)
+
+
 def test_deploy_is_triggered_by_the_package_hash(basic_view):
     def deploy_of(run):
-        return next(r.inputs for r in run.resources if r.name.startswith("deploy-"))
+        return next(r.inputs for r in run.resources if r.name == "script-deploy")
 
     offline = deploy_of(basic_view.run)
     rebuilt = PackageRef(path="dist/webapp-py3.11.zip", sha256="b" * 64)
     redeploy = deploy_of(run_stack(basic_view.stack, package=rebuilt))
-    assert offline["triggers"][0] == basic_view.run.outputs["packageSha256"]
-    assert redeploy["triggers"][0] == "b" * 64
-    # Same command, same target: the hash alone is what makes Pulumi run the deploy again.
-    assert redeploy["create"] == offline["create"]
-    assert redeploy["triggers"][1:] == offline["triggers"][1:]
+    assert redeploy["forceUpdateTag"] != offline["forceUpdateTag"]
+    # Same script, same target: the hash alone is what makes ARM run the deploy again.
+    assert redeploy["scriptContent"] == offline["scriptContent"]
+    assert redeploy["forceUpdateTag"] == deploy_of(
+        run_stack(basic_view.stack, package=rebuilt))["forceUpdateTag"]
+
+
+def test_the_script_storage_key_travels_sealed(stack_view):
+    for key in ("database-roles", "deploy"):
+        settings = _script(stack_view, key).inputs["storageAccountSettings"]
+        assert settings["storageAccountKey"] == SECRET
+        assert settings["storageAccountName"] == stack_view.one(
+            "storage:StorageAccount", "deployer-storage").inputs["accountName"]
 
 
 def test_offline_package_is_stable_and_follows_python_version(valid_config):
     cfg = infra_config.parse_config("dev", {**valid_config, "pythonVersion": "3.12"}.get,
-                                    "westeurope")
+                                    "westeurope", SUBSCRIPTION_ID)
     assert offline_package(cfg) == offline_package(cfg)
     assert offline_package(cfg).path == "dist/webapp-py3.12.zip"
 
 
 def test_missing_package_tells_you_to_run_make_package(tmp_path, valid_config):
-    cfg = infra_config.parse_config("dev", valid_config.get, "westeurope")
+    cfg = infra_config.parse_config("dev", valid_config.get, "westeurope", SUBSCRIPTION_ID)
     with pytest.raises(PackageError, match=r"webapp-py3\.11\.zip not found: run `make package`"):
         locate_package(cfg, repo_root=tmp_path)
 
 
 def test_package_is_hashed_from_its_bytes(tmp_path, valid_config):
-    cfg = infra_config.parse_config("dev", valid_config.get, "westeurope")
+    cfg = infra_config.parse_config("dev", valid_config.get, "westeurope", SUBSCRIPTION_ID)
     package = tmp_path / "dist" / "webapp-py3.11.zip"
     package.parent.mkdir()
     package.write_bytes(b"PK\x05\x06" + bytes(18))
@@ -89,29 +143,51 @@ def test_package_is_hashed_from_its_bytes(tmp_path, valid_config):
 
 # --- the database role step --------------------------------------------------------------------
 
-def test_each_identity_gets_its_own_database_role(stack_view):
-    steps = {c.name: c for c in stack_view.all("local:Command") if c.name.startswith("db-role-")}
+def test_every_identity_gets_its_own_database_role_in_one_script(stack_view):
+    script = _script(stack_view, "database-roles")
+    content = script.inputs["scriptContent"]
     sites = {s.inputs.get("slot", "app"): s for s in stack_view.sites()}
-    assert set(steps) == {f"db-role-{key}" for key in sites}
-    config = load_stack_config(stack_view.stack)
+    psql_lines = [line for line in content.splitlines() if "psql --no-psqlrc" in line]
+    assert len(psql_lines) == len(sites)  # one after the other, in one script: never concurrent
     for key, site in sites.items():
-        step = steps[f"db-role-{key}"]
         user = stack_view.settings(site)["AZURE_POSTGRESQL_USER"]
         principal = stack_view.run.outputs["appPrincipalId" if key == "app"
                                            else "stagingPrincipalId"]
-        words = shlex.split(step.inputs["create"])
-        assert words[0].startswith("PGPASSWORD=$(az account get-access-token --resource-type "
-                                   "oss-rdbms")
-        assert words[1] == "psql"
-        variables = dict(arg.split("=", 1) for arg in words[2:] if "=" in arg)
-        assert variables["role"] == user and variables["object_id"] == principal
-        assert variables["database"] == stack_view.run.outputs["databaseName"]
-        assert step.inputs["triggers"][:2] == [principal, user]
-        assert step.inputs["environment"] == {
-            "PGHOST": stack_view.run.outputs["databaseHost"], "PGDATABASE": "postgres",
-            "PGSSLMODE": "require",
-            "PGUSER": config["restaurant-review:postgresAdminPrincipalName"]}
-        assert "pgaadauth_create_principal_with_oid" in step.inputs["stdin"]
-        assert "postgres-entra-admin" in stack_view.depends_on(step)
-        if stack_view.tier != "basic":
-            assert "pe-dns-postgres" in stack_view.depends_on(step)
+        assert any(f"role={user} " in line and f"object_id={principal} " in line
+                   for line in psql_lines), key
+    assert "pgaadauth_create_principal_with_oid" in content
+    assert "oss-rdbms" in content
+    env = _env(script)
+    deployer = stack_view.one("managedidentity:UserAssignedIdentity", "deployer-identity")
+    assert env == {"PGHOST": stack_view.run.outputs["databaseHost"], "PGDATABASE": "postgres",
+                   "PGSSLMODE": "require", "PGUSER": deployer.inputs["resourceName"]}
+    waits_for = stack_view.depends_on(script)
+    assert {"postgres-deployer-admin", "postgres-database"} <= waits_for
+    if stack_view.tier != "basic":
+        assert "pe-dns-postgres" in waits_for
+
+
+def test_the_deployer_is_a_postgres_admin_through_arm(stack_view):
+    admin = stack_view.one("dbforpostgresql:AdministratorsMicrosoftEntra",
+                           "postgres-deployer-admin")
+    deployer = stack_view.one("managedidentity:UserAssignedIdentity", "deployer-identity")
+    assert admin.inputs["principalType"] == "servicePrincipal"
+    assert admin.inputs["principalName"] == deployer.inputs["resourceName"]
+    # One change at a time on a flexible server: after the group admin, database and settings.
+    assert {"postgres-entra-admin", "postgres-ssl-min-protocol-version"} <= \
+        stack_view.depends_on(admin)
+    if stack_view.tier != "basic":  # and the private endpoint's connection comes after it
+        assert "postgres-deployer-admin" in stack_view.depends_on(
+            stack_view.one("network:PrivateEndpoint", "pe-postgres"))
+
+
+def test_a_new_identity_or_sql_script_reruns_the_role_step(basic_view):
+    from infra import db_role
+
+    def tag(run):
+        return next(r.inputs["forceUpdateTag"] for r in run.resources
+                    if r.name == "script-database-roles")
+
+    other = run_stack(basic_view.stack, subscription_id=str(uuid.uuid4()))
+    assert tag(other) != tag(basic_view.run)  # other identities (their principal ids)
+    assert db_role.SQL_SCRIPT.is_file()

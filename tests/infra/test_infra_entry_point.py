@@ -44,8 +44,8 @@ def test_entry_point_deploys_the_configured_package(tmp_path):
     package.write_bytes(b"PK\x05\x06" + bytes(18))
     config = {**load_stack_config("dev"), "restaurant-review:packagePath": str(package)}
     monitor = run_entry_point(config)
-    deploy = next(r for r in monitor.captured if r.name == "deploy-app")
-    assert f"--src-path {package}" in deploy.inputs["create"]
+    blob = next(r for r in monitor.captured if r.name == "deployer-package")
+    assert blob.inputs["source"]["path"] == str(package)  # uploaded for the deploy script
     assert len(monitor.captured) > 20
 
 

@@ -15,10 +15,18 @@ def test_every_tier_has_a_committed_stack(committed_stacks):
     assert sorted(tiers) == sorted(TIERS)
 
 
+def _site_identity(view, site):
+    key = site.inputs.get("slot", "app")
+    return view.one("managedidentity:UserAssignedIdentity", f"{key}-identity")
+
+
 def test_web_app_is_hardened(stack_view):
     for site in stack_view.sites():
         inputs, config = site.inputs, site.inputs["siteConfig"]
-        assert inputs["identity"] == {"type": "SystemAssigned"}
+        # Its own user-assigned identity, granted before the site existed (infra/identity.py).
+        identity = _site_identity(stack_view, site)
+        assert inputs["identity"] == {"type": "UserAssigned",
+                                      "userAssignedIdentities": [identity.arm_id]}
         assert inputs["httpsOnly"] is True
         assert inputs["clientAffinityEnabled"] is False
         assert config["linuxFxVersion"] == "PYTHON|3.11"
@@ -71,11 +79,16 @@ def test_secret_key_is_a_key_vault_reference_never_a_value(stack_view):
         assert stack_view.settings(site)["SECRET_KEY"] == (
             f"@Microsoft.KeyVault(SecretUri=https://{vault}.vault.azure.net/secrets/"
             f"{secret.inputs['secretName']})")
-        assert site.inputs["keyVaultReferenceIdentity"] == "SystemAssigned"
+        # The reference resolves with an identity whose grant exists before the site does.
+        identity = _site_identity(stack_view, site)
+        assert site.inputs["keyVaultReferenceIdentity"] == identity.arm_id
+        grant = stack_view.one("authorization:RoleAssignment",
+                               f"{site.inputs.get('slot', 'app')}-key-vault-secrets-user")
+        assert grant.urn in site.depends_on
 
 
 def test_storage_account_is_locked_down(stack_view):
-    account = stack_view.one("storage:StorageAccount").inputs
+    account = stack_view.one("storage:StorageAccount", "storage").inputs
     assert account["kind"] == "StorageV2"
     assert account["minimumTlsVersion"] == "TLS1_2"
     assert account["allowBlobPublicAccess"] is False
@@ -84,7 +97,7 @@ def test_storage_account_is_locked_down(stack_view):
     blob_service = stack_view.one("storage:BlobServiceProperties").inputs
     assert blob_service["deleteRetentionPolicy"]["enabled"] is True
     assert blob_service["isVersioningEnabled"] is (stack_view.tier != "basic")
-    container = stack_view.one("storage:BlobContainer").inputs
+    container = stack_view.one("storage:BlobContainer", "photo-container").inputs
     assert container["containerName"] == "photos" and container["publicAccess"] == "None"
 
 
@@ -110,28 +123,35 @@ def test_postgres_is_entra_only_tls_and_backed_up(stack_view):
     assert settings == {"require_secure_transport": "on", "ssl_min_protocol_version": "TLSv1.2"}
     assert stack_view.one("dbforpostgresql:Database").inputs["databaseName"] == \
         stack_view.run.outputs["databaseName"]
-    admin = stack_view.one("dbforpostgresql:AdministratorsMicrosoftEntra").inputs
+    admin = stack_view.one("dbforpostgresql:AdministratorsMicrosoftEntra",
+                           "postgres-entra-admin").inputs
     assert admin["principalType"] == "group"
     assert admin["objectId"] == "11111111-2222-3333-4444-555555555555"
 
 
 def test_role_assignments_are_least_privilege_and_scoped_to_the_resource(stack_view):
-    container_id = stack_view.one("storage:BlobContainer").urn
+    container_id = stack_view.one("storage:BlobContainer", "photo-container").urn
     everything = stack_view.all("authorization:RoleAssignment")
     # The Application Gateway's own identity reads its certificate (tests/infra/
-    # test_infra_ingress.py); every other assignment belongs to a site.
+    # test_infra_ingress.py) and the deployer's are checked below; every other assignment
+    # belongs to a site.
     gateway_grants = [a for a in everything if a.name == "gateway-key-vault-secrets-user"]
-    assert len(gateway_grants) == len(stack_view.all("managedidentity:UserAssignedIdentity"))
-    assignments = [a for a in everything if a not in gateway_grants]
+    assert len(gateway_grants) == len(stack_view.all("network:ApplicationGateway"))
+    assignments = [a for a in everything
+                   if a not in gateway_grants and not a.name.startswith("deployer-")]
     assert len(assignments) == 2 * len(stack_view.sites())
     roles = {a.inputs["roleDefinitionId"].rsplit("/", 1)[1] for a in assignments}
     assert roles == {STORAGE_BLOB_DATA_CONTRIBUTOR, KEY_VAULT_SECRETS_USER}
-    for assignment in assignments:
+    for assignment in stack_view.all("authorization:RoleAssignment"):
         inputs = assignment.inputs
         assert inputs["principalType"] == "ServicePrincipal"
         assert re.fullmatch(r"[0-9a-f-]{36}", inputs["roleAssignmentName"])
         # A new principal replaces the assignment under the same name: delete it first.
         assert assignment.delete_before_replace
+        # Never a resource group or subscription: one resource each.
+        assert "/providers/" in inputs["scope"]
+    for assignment in assignments:
+        inputs = assignment.inputs
         role = inputs["roleDefinitionId"].rsplit("/", 1)[1]
         if role == STORAGE_BLOB_DATA_CONTRIBUTOR:
             assert inputs["scope"].endswith("/blobServices/default/containers/photos")
@@ -142,7 +162,21 @@ def test_role_assignments_are_least_privilege_and_scoped_to_the_resource(stack_v
     expected = {stack_view.run.outputs["appPrincipalId"],
                 stack_view.run.outputs.get("stagingPrincipalId")} - {None}
     assert principals == expected
-    assert len({a.inputs["roleAssignmentName"] for a in assignments}) == len(assignments)
+    everything = stack_view.all("authorization:RoleAssignment")
+    assert len({a.inputs["roleAssignmentName"] for a in everything}) == len(everything)
+
+
+def test_the_deployer_reads_only_the_package_and_deploys_only_to_the_app(stack_view):
+    from infra.deployer import STORAGE_BLOB_DATA_READER, WEBSITE_CONTRIBUTOR
+
+    grants = {a.name: a.inputs for a in stack_view.all("authorization:RoleAssignment")
+              if a.name.startswith("deployer-")}
+    assert set(grants) == {"deployer-package-reader", "deployer-website-contributor"}
+    reader, contributor = grants["deployer-package-reader"], grants["deployer-website-contributor"]
+    assert reader["roleDefinitionId"].endswith(STORAGE_BLOB_DATA_READER)
+    assert reader["scope"].endswith("/blobServices/default/containers/packages")
+    assert contributor["roleDefinitionId"].endswith(WEBSITE_CONTRIBUTOR)
+    assert contributor["scope"] == stack_view.one("web:WebApp").arm_id
 
 
 def test_monitoring_reaches_log_analytics_and_alerts_by_email(stack_view):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 
 from review.mocks import load_stack_config, run_stack
@@ -11,7 +12,7 @@ def test_custom_domain_gets_a_managed_certificate_and_sni_binding():
     config = {**load_stack_config("dev"), "restaurant-review:customDomain": "www.example.com"}
     run = run_stack("dev", config=config)
     resources = {r.name: r for r in run.resources}
-    binding, sni = resources["custom-domain"], resources["custom-domain-sni"]
+    binding, sni = resources["custom-domain"], resources["script-custom-domain-sni"]
     certificate = resources["custom-domain-certificate"]
     # One ARM binding per host name: a single Pulumi resource manages it...
     assert [r.name for r in run.resources if r.type.endswith("web:WebAppHostNameBinding")] == [
@@ -22,14 +23,26 @@ def test_custom_domain_gets_a_managed_certificate_and_sni_binding():
     assert certificate.inputs["canonicalName"] == "www.example.com"
     assert "pfxBlob" not in certificate.inputs and "password" not in certificate.inputs
     assert binding.urn in certificate.depends_on
-    # ...and the CLI switches it to SNI with the managed certificate once that exists.
-    args = shlex.split(sni.inputs["create"])
-    assert args[:5] == ["az", "webapp", "config", "ssl", "bind"]
-    flags = dict(zip(args[5::2], args[6::2], strict=True))
-    assert flags["--hostname"] == "www.example.com" and flags["--ssl-type"] == "SNI"
-    assert len(flags["--certificate-thumbprint"]) == 40
-    assert sni.inputs["triggers"] == [flags["--certificate-thumbprint"]]
-    assert certificate.urn in sni.depends_on
+    # ...and a deployment script (no login on the deployer) switches it to SNI with the managed
+    # certificate once that exists.
+    args = shlex.split(next(line for line in sni.inputs["scriptContent"].splitlines()
+                            if line.startswith("az rest")))
+    flags = {name: args[i + 1] for i, name in enumerate(args)
+             if name in ("--method", "--uri", "--body")}
+    assert flags["--method"] == "put"
+    assert flags["--uri"].startswith(binding.arm_id + "?api-version=")
+    body = json.loads(flags["--body"])["properties"]
+    assert body["sslState"] == "SniEnabled" and len(body["thumbprint"]) == 40
+    assert {certificate.urn, binding.urn} <= set(sni.depends_on)
+    assert resources["deployer-website-contributor"].urn in sni.depends_on
+    # Destroying the stack unbinds the certificate first, or Azure refuses to delete it.
+    unbind = resources["custom-domain-sni-unbind"]
+    assert "create" not in unbind.inputs
+    args = shlex.split(unbind.inputs["delete"])
+    assert args[:5] == ["az", "webapp", "config", "ssl", "unbind"]
+    unbind_flags = dict(zip(args[5::2], args[6::2], strict=True))
+    assert unbind_flags["--certificate-thumbprint"] == body["thumbprint"]
+    assert certificate.urn in unbind.depends_on
     assert run.outputs["siteUrl"] == "https://www.example.com"
     assert run.outputs["customDomainVerificationId"]
 

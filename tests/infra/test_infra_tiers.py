@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 
+from infra.app import SLOT_STICKY_SETTINGS
 from infra.private_link import PRIVATE_DNS_ZONES
 
 STATEFUL = ("dbforpostgresql:Server", "dbforpostgresql:Database", "storage:StorageAccount",
@@ -33,7 +34,7 @@ def test_basic_postgres_admits_only_azure_services_and_storage_only_entra(basic_
         [("0.0.0.0", "0.0.0.0")]  # ARM's "allow Azure services" marker, nothing else
     assert basic_view.one("dbforpostgresql:Server").inputs["network"]["publicNetworkAccess"] == \
         "Enabled"
-    account = basic_view.one("storage:StorageAccount").inputs
+    account = basic_view.one("storage:StorageAccount", "storage").inputs
     assert account["allowSharedKeyAccess"] is False and account["defaultToOAuthAuthentication"]
 
 
@@ -69,7 +70,7 @@ def test_private_endpoints_with_private_dns_for_every_data_service(vnet_view):
 
 
 def test_public_network_access_is_disabled_on_data_services(vnet_view):
-    account = vnet_view.one("storage:StorageAccount").inputs
+    account = vnet_view.one("storage:StorageAccount", "storage").inputs
     assert account["publicNetworkAccess"] == "Disabled"
     assert account["networkRuleSet"]["defaultAction"] == "Deny"
     vault = vnet_view.one("keyvault:Vault").inputs["properties"]
@@ -86,12 +87,14 @@ def test_every_subnet_has_its_own_nsg(vnet_view):
     nsgs = {n.inputs["networkSecurityGroupName"] for n in vnet_view.all(
         "network:NetworkSecurityGroup")}
     attached = [s.inputs["networkSecurityGroup"]["id"].rsplit("/", 1)[1] for s in subnets]
-    assert len(subnets) >= 2 and sorted(attached) == sorted(nsgs)
+    assert len(subnets) >= 3 and sorted(attached) == sorted(nsgs)
     space = ipaddress.ip_network(
         vnet_view.one("network:VirtualNetwork").inputs["addressSpace"]["addressPrefixes"][0])
     prefixes = [ipaddress.ip_network(s.inputs["addressPrefix"]) for s in subnets]
     assert all(p.subnet_of(space) for p in prefixes)
     assert not any(a.overlaps(b) for a, b in itertools.combinations(prefixes, 2))
+    scripts = vnet_view.one("network:NetworkSecurityGroup", "nsg-deployment-scripts")
+    assert [rule["access"] for rule in scripts.inputs["securityRules"]] == ["Deny"]
 
 
 def test_staging_slot_has_its_own_identity_and_database_role(vnet_view):
@@ -104,12 +107,14 @@ def test_staging_slot_has_its_own_identity_and_database_role(vnet_view):
     assert app_user != slot_user
     # Everything else is identical, so a swap moves exactly the code, not the wiring.
     app_settings = {k: v for k, v in vnet_view.settings(app).items()
-                    if k != "AZURE_POSTGRESQL_USER"}
+                    if k not in SLOT_STICKY_SETTINGS}
     slot_settings = {k: v for k, v in vnet_view.settings(slot).items()
-                     if k != "AZURE_POSTGRESQL_USER"}
+                     if k not in SLOT_STICKY_SETTINGS}
     assert app_settings == slot_settings
     sticky = vnet_view.one("web:WebAppSlotConfigurationNames").inputs
-    assert sticky["appSettingNames"] == ["AZURE_POSTGRESQL_USER"]
+    # Each slot runs as its own identity: which one, and its database role, stay with the slot.
+    assert sticky["appSettingNames"] == ["AZURE_CLIENT_ID", "AZURE_POSTGRESQL_USER"]
+    assert vnet_view.settings(app)["AZURE_CLIENT_ID"] != vnet_view.settings(slot)["AZURE_CLIENT_ID"]
     for key in ("siteConfig", "httpsOnly", "virtualNetworkSubnetId", "hostingEnvironmentProfile",
                 "outboundVnetRouting"):
         if key == "siteConfig":
@@ -142,9 +147,11 @@ def test_production_postgres_is_redundant_with_long_backups(vnet_view):
 
 def test_stateful_resources_survive_destroy_and_replacement(protected_view):
     for type_suffix in STATEFUL:
-        # The gateway's self-signed certificate secret is regenerated, not data: not pinned.
-        name = "flask-secret-key" if type_suffix == "keyvault:Secret" else None
-        resource = protected_view.one(type_suffix, name)
+        # The gateway's self-signed certificate secret is regenerated, not data: not pinned;
+        # nor is the deployer's artefact account (release zips rebuilt from git).
+        name = {"storage:StorageAccount": "storage", "storage:BlobContainer": "photo-container",
+                "keyvault:Secret": "flask-secret-key"}
+        resource = protected_view.one(type_suffix, name.get(type_suffix))
         assert resource.protect and resource.retain_on_delete, resource.name
     assert protected_view.one("resources:ResourceGroup").protect
     # Nothing stateless is pinned: protecting the app would block ordinary replacements.
@@ -193,7 +200,7 @@ def test_isolated_plan_and_apps_live_in_the_ase(isolated_view):
         assert "virtualNetworkSubnetId" not in site.inputs
     # No regional VNet integration: the ASE already places the apps inside the VNet.
     assert {s.name for s in isolated_view.all("network:Subnet")} == {
-        "snet-private-endpoints", "snet-ase"} | (
+        "snet-private-endpoints", "snet-ase", "snet-deployment-scripts"} | (
         {"snet-gateway"} if isolated_view.all("network:ApplicationGateway") else set())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from types import SimpleNamespace
 
@@ -108,11 +109,32 @@ def test_no_public_blob_access(real_props):
         "container publicAccess must be None, not 'Blob'"]
 
 
-def test_shared_key_disabled(real_props):
-    account = real_props("dev", rules.STORAGE_ACCOUNT)
+def _photos_account(stack_resources, stack: str) -> dict:
+    return copy.deepcopy(next(
+        dict(r.inputs) for r in stack_resources[stack] if r.type == rules.STORAGE_ACCOUNT
+        and not rules.is_deployment_artefact_store(r.type, r.inputs)))
+
+
+def test_shared_key_disabled(stack_resources):
+    account = _photos_account(stack_resources, "dev")
     assert trips("storage-shared-key-disabled", rules.STORAGE_ACCOUNT, account) == []
     del account["allowSharedKeyAccess"]  # unset means Azure's default: keys allowed
     assert trips("storage-shared-key-disabled", rules.STORAGE_ACCOUNT, account)
+
+
+def test_only_the_tagged_deployment_artefact_store_may_keep_shared_keys(stack_resources):
+    accounts = {r.inputs["accountName"]: r.inputs for r in stack_resources["prod"]
+                if r.type == rules.STORAGE_ACCOUNT}
+    artefacts = [name for name, props in accounts.items()
+                 if rules.is_deployment_artefact_store(rules.STORAGE_ACCOUNT, props)]
+    assert len(artefacts) == 1 and len(accounts) == 2
+    store = dict(accounts[artefacts[0]])
+    assert store["allowSharedKeyAccess"] is True  # deployment scripts need it
+    assert trips("storage-shared-key-disabled", rules.STORAGE_ACCOUNT, store) == []
+    assert trips("stateful-resources-protected", rules.STORAGE_ACCOUNT, store, UNPROTECTED) == []
+    store["tags"] = {key: value for key, value in store["tags"].items() if key != "purpose"}
+    assert trips("storage-shared-key-disabled", rules.STORAGE_ACCOUNT, store)
+    assert trips("stateful-resources-protected", rules.STORAGE_ACCOUNT, store, UNPROTECTED)
 
 
 def test_key_vault_rbac_and_purge_protection(real_props):
@@ -155,8 +177,9 @@ def test_role_assignment_scope_and_principal(real_props, scope, principal_type):
 
 
 @pytest.mark.parametrize("stateful", rules.STATEFUL)
-def test_stateful_resources_protected(real_props, stateful):
-    props = real_props("prod", stateful)
+def test_stateful_resources_protected(real_props, stack_resources, stateful):
+    props = (_photos_account(stack_resources, "prod") if stateful == rules.STORAGE_ACCOUNT
+             else real_props("prod", stateful))
     assert trips("stateful-resources-protected", stateful, props, PROTECTED) == []
     assert trips("stateful-resources-protected", stateful, props, UNPROTECTED)
     assert trips("stateful-resources-protected", stateful, props, UNPROTECTED,

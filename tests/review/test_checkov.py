@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -52,7 +53,11 @@ def test_tier_specific_skips_stay_in_their_tier(results):
     dev_only = {"CKV_AZURE_189", "CKV_AZURE_110", "CKV_AZURE_59", "CKV_AZURE_35", "CKV_AZURE_225"}
     assert dev_only <= {f.check_id for f in results["dev"].skipped}
     for stack in ("prod", "isolated"):
-        assert not dev_only & {f.check_id for f in results[stack].skipped}
+        # The deployer's artefact account is excused in every tier (review/skips.py); nothing
+        # else is.
+        excused = {f.check_id for f in results[stack].skipped
+                   if not re.search(r"dep[a-z0-9]{4,6}$", f.resource)}
+        assert not dev_only & excused
         assert dev_only <= {f.check_id for f in results[stack].passed}
 
 

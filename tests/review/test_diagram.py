@@ -113,7 +113,7 @@ def test_prod_diagram_shows_the_seed_standard_tier(rendered):
     diagram = labels(rendered["prod.md"])
     nodes, edges = parse(diagram)
     for text in ("Internet", "App Service plan", "Deployment slot", "Autoscale",
-                 "System-assigned managed identity", "Application Insights", "Log Analytics",
+                 "User-assigned managed identity", "Application Insights", "Log Analytics",
                  "delegated to Microsoft.Web/serverFarms", "postgresqlServer", "vault", "blob",
                  "privatelink.postgres.database.azure.com", "privatelink.vaultcore.azure.net",
                  "privatelink.blob.core.windows.net"):
@@ -224,6 +224,8 @@ def test_nodes_are_grouped_by_their_component(captured, urn):
 def test_committed_diagrams_have_a_subgraph_per_drawn_component(rendered):
     members = subgraph_members(labels(rendered["prod.md"]))
     assert members["DataServices data"] == ["n_key_vault", "n_postgres", "n_storage"]
-    assert members["Site staging"] == ["n_web_app_staging", "n_web_app_staging_identity"]
+    assert members["Site staging"] == ["n_web_app_staging"]
+    # Each site runs as a user-assigned identity made (and granted) before the sites.
+    assert {"n_app_identity", "n_staging_identity"} <= set(members["SiteIdentities identities"])
     assert {f"PrivateLink {key}" for key in ("postgres", "vault", "blob")} <= set(members)
     assert "n_snet_private_endpoints" in members["VirtualNetwork network"]

@@ -25,7 +25,8 @@ def test_every_listed_type_exists_in_the_installed_sdk(key):
     """A typo or a type the SDK dropped is caught here, not at `pulumi up`."""
     module, name = key.split(":")
     assert hasattr(importlib.import_module(f"pulumi_azure_native.{module}"), name), key
-    assert arm.api_version(f"azure-native:{key}")
+    if RESOURCE_TYPES[key].in_arm:  # a blob is data plane: no ARM API version to render with
+        assert arm.api_version(f"azure-native:{key}")
 
 
 @pytest.mark.parametrize("key", sorted(RESOURCE_TYPES))

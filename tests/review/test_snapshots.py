@@ -127,6 +127,6 @@ def test_snapshots_carry_arm_ids(rendered):
         f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/"
         f"{slot['inputs']['resourceGroupName']}/providers/Microsoft.Web/sites/"
         f"{slot['inputs']['name']}/slots/staging")
-    assert by_name["db-role-app"]["armId"] is None  # a command, not an Azure resource
+    assert by_name["database-roles"]["armId"] is None  # a component, not an Azure resource
     assert all(r["armId"].startswith("/subscriptions/") for r in resources
                if r["type"].startswith("azure-native:"))

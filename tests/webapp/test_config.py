@@ -108,6 +108,32 @@ def test_malformed_database_url_error_does_not_echo_the_password(secret_url):
     assert "hunter2" not in str(error.value)
 
 
+@pytest.mark.parametrize("reference", [
+    "@Microsoft.KeyVault(SecretUri=https://kv-rr-dev.vault.azure.net/secrets/flask-secret-key)",
+    "@microsoft.keyvault(VaultName=kv-rr-dev;SecretName=flask-secret-key)",
+])
+def test_an_unresolved_key_vault_reference_is_refused_without_echoing_it(reference):
+    with pytest.raises(ConfigError, match="SECRET_KEY is an unresolved Key Vault reference") \
+            as error:
+        settings(AZURE, SECRET_KEY=reference)
+    assert "kv-rr-dev" not in str(error.value)
+    assert "flask-secret-key" not in str(error.value)
+
+
+def test_a_resolved_secret_that_mentions_key_vault_is_accepted():
+    value = "generated-value-not-a-reference-@Microsoft.KeyVault("
+    assert settings(AZURE, SECRET_KEY=value).secret_key == value
+
+
+def test_create_app_refuses_to_start_on_an_unresolved_reference(monkeypatch):
+    for name in ("DATABASE_URL", "AZURE_STORAGE_CONNECTION_STRING"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in AZURE.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SECRET_KEY", "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/"
+                                     "secrets/flask-secret-key)")
+    with pytest.raises(ConfigError, match="SECRET_KEY is an unresolved Key Vault reference"):
+        create_app()
 def test_the_psycopg2_spelling_is_kept_as_it_is(caplog):
     url = "postgresql+psycopg2://app:pa55word@db.example/reviews"
     result = settings(LOCAL, DATABASE_URL=url)

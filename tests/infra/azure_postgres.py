@@ -1,0 +1,73 @@
+"""A local PostgreSQL dressed up like Azure's flexible server, for the SQL step's tests.
+
+Azure's pieces are stood in for: `az` prints a fixed token, pgaadauth_create_principal_with_oid
+creates a login role whose password is "token-for-<object id>" (what an Entra token is to the
+server), and the admin is a CREATEROLE member of azure_pg_admin, which owns the app database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import psycopg2
+import pytest
+
+ADMIN = "rr-sqlstep-db-admins"
+ADMIN_TOKEN = "token-for-admin"  # noqa: S105 - a stand-in, not a credential
+DATABASE = "rr_sqlstep"
+OWNER = "rr_sqlstep_owner"
+
+# Like Azure's pgaadauth: a login role whose password is what an Entra token for the object id
+# is to the server ("token-for-<object id>"), with the mapping kept on the role itself. It runs as
+# the calling administrator (no SECURITY DEFINER), so the administrator creates the role: on
+# PostgreSQL 16 that is what gives it ADMIN OPTION on the role.
+STAND_IN = """
+CREATE FUNCTION pgaadauth_create_principal_with_oid(
+    role_name text, object_id text, object_type text, is_admin boolean, is_mfa boolean)
+RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', role_name, 'token-for-' || object_id);
+    EXECUTE format('COMMENT ON ROLE %I IS %L', role_name,
+                   'aadauth,oid=' || object_id || ',type=' || object_type);
+    RETURN 'Created role for ' || role_name;
+END $$;
+
+CREATE FUNCTION pgaadauth_list_principals(is_admin boolean)
+RETURNS TABLE (rolename name, principaltype text, objectid text, tenantid text, ismfa int,
+               isadmin int)
+LANGUAGE sql STABLE AS $$
+    SELECT role.rolname, 'service', substring(note.description FROM 'oid=([^,]+)'), NULL, 0, 0
+    FROM pg_roles AS role
+    JOIN pg_shdescription AS note
+      ON note.objoid = role.oid AND note.classoid = 'pg_authid'::regclass
+    WHERE note.description LIKE 'aadauth,%'
+$$;
+"""
+
+
+@pytest.fixture(scope="session")
+def azure_like_server(postgres, tmp_path_factory):
+    postgres.execute("CREATE ROLE azure_pg_admin NOLOGIN")
+    postgres.execute(f"CREATE ROLE \"{ADMIN}\" LOGIN CREATEROLE PASSWORD '{ADMIN_TOKEN}' "
+                     "IN ROLE azure_pg_admin")
+    postgres.execute(STAND_IN)
+    postgres.execute(f'CREATE DATABASE {DATABASE} OWNER azure_pg_admin')
+    fake_bin = tmp_path_factory.mktemp("fake-az")
+    az = fake_bin / "az"
+    az.write_text("#!/bin/sh\n"
+                  '[ "$*" = "account get-access-token --resource-type oss-rdbms --query '
+                  f'accessToken --output tsv" ] && echo {ADMIN_TOKEN} && exit 0\n'
+                  'echo "unexpected az call: $*" >&2; exit 2\n')
+    az.chmod(0o755)
+    return postgres, fake_bin
+
+
+@contextlib.contextmanager
+def cursor_as(cluster, role: str, object_id: str):
+    """An autocommit cursor signed in as `role`; the connection closes with the block."""
+    with contextlib.closing(psycopg2.connect(host="127.0.0.1", port=cluster.port, user=role,
+                                             dbname=DATABASE,
+                                             password=f"token-for-{object_id}")) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            yield cursor

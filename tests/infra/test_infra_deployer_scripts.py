@@ -1,0 +1,114 @@
+"""The deployment scripts' shell, run for real with a stand-in `az` (infra/deployer.py).
+
+ARM runs these in a container with the deployer identity; here /bin/sh runs them with an `az`
+that answers like Azure would, and psql against the local PostgreSQL the SQL tests use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from azure_postgres import ADMIN, ADMIN_TOKEN, DATABASE, OWNER, cursor_as
+
+from devtools.services import postgres_bin_dir
+from infra.db_role import SQL_SCRIPT, psql_command
+from infra.deployer import database_roles_script, deploy_script
+
+PACKAGE = b"PK\x05\x06" + bytes(18)
+
+
+def _fake_az(folder: Path, body: str) -> Path:
+    az = folder / "az"
+    az.write_text("#!/bin/sh\n" + body)
+    az.chmod(0o755)
+    return folder
+
+
+def _run(script: str, folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    path = f"{folder}:{postgres_bin_dir()}:{os.environ['PATH']}"
+    return subprocess.run(["/bin/sh", "-c", script], env={**os.environ, "PATH": path, **env},
+                          capture_output=True, text=True, check=False, timeout=120)
+
+
+@pytest.fixture
+def deploy_bin(tmp_path: Path) -> Path:
+    """An `az` that serves the package, records deploys and reports production's history."""
+    record = tmp_path / "deploys.log"
+    return _fake_az(tmp_path, f"""
+case "$*" in
+  "storage blob download "*) printf 'PK\\005\\006%018d' 0 | tr 0 '\\000' > package.zip ;;
+  "webapp show "*) ;;
+  "webapp log deployment list "*) echo "${{PRODUCTION_DEPLOYMENTS:-1}}" ;;
+  "webapp deploy "*) echo "$*" >> {record} ;;
+  *) echo "unexpected az call: $*" >&2; exit 2 ;;
+esac
+""")
+
+
+def _deploys(folder: Path) -> list[dict[str, str]]:
+    lines = (folder / "deploys.log").read_text().splitlines()
+    return [dict(zip(args[2::2], args[3::2], strict=True))
+            for args in (shlex.split(line) for line in lines)]
+
+
+def test_deploy_downloads_checks_and_deploys_the_package(deploy_bin):
+    script = deploy_script("rg-rr-prod", "app-rr-prod-abc123", "staging", "sub-id")
+    env = {"PACKAGE_ACCOUNT": "strrproddepabc123", "PACKAGE_BLOB": "webapp-1.zip",
+           "PACKAGE_SHA256": hashlib.sha256(PACKAGE).hexdigest()}
+    result = _run(script, deploy_bin, env)
+    assert result.returncode == 0, result.stderr
+    (flags,) = _deploys(deploy_bin)  # production already runs a release: staging only
+    assert flags["--name"] == "app-rr-prod-abc123" and flags["--slot"] == "staging"
+    assert flags["--resource-group"] == "rg-rr-prod" and flags["--type"] == "zip"
+    assert flags["--src-path"] == "package.zip" and flags["--clean"] == "true"
+
+
+def test_the_first_release_also_fills_the_empty_production_app(deploy_bin):
+    script = deploy_script("rg-rr-prod", "app-rr-prod-abc123", "staging", "sub-id")
+    env = {"PACKAGE_ACCOUNT": "a", "PACKAGE_BLOB": "b", "PRODUCTION_DEPLOYMENTS": "0",
+           "PACKAGE_SHA256": hashlib.sha256(PACKAGE).hexdigest()}
+    result = _run(script, deploy_bin, env)
+    assert result.returncode == 0, result.stderr
+    staging, production = _deploys(deploy_bin)
+    assert staging["--slot"] == "staging" and "--slot" not in production
+    assert production["--name"] == "app-rr-prod-abc123"
+
+
+def test_a_package_with_the_wrong_hash_is_never_deployed(deploy_bin):
+    script = deploy_script("rg-rr-dev", "app-rr-dev-abc123", None, "sub-id")
+    env = {"PACKAGE_ACCOUNT": "a", "PACKAGE_BLOB": "b", "PACKAGE_SHA256": "0" * 64}
+    result = _run(script, deploy_bin, env)
+    assert result.returncode != 0
+    assert "FAILED" in result.stdout + result.stderr
+    assert not (deploy_bin / "deploys.log").exists()
+
+
+def test_database_roles_run_one_after_the_other_for_every_identity(azure_like_server, tmp_path):
+    cluster, _ = azure_like_server
+    folder = _fake_az(tmp_path, """
+[ "$*" = "account get-access-token --resource-type oss-rdbms --query accessToken --output tsv" ] \
+  && echo "$ADMIN_TOKEN" && exit 0
+echo "unexpected az call: $*" >&2; exit 2
+""")
+    app, slot = ("app-rr-script", str(uuid.uuid4())), ("app-rr-script-staging", str(uuid.uuid4()))
+    commands = [psql_command(role, object_id, OWNER, DATABASE) for role, object_id in (app, slot)]
+    script = database_roles_script(SQL_SCRIPT.read_text(), commands)
+    env = {"PGHOST": "127.0.0.1", "PGPORT": str(cluster.port), "PGUSER": ADMIN,
+           "PGDATABASE": "postgres", "PGSSLMODE": "disable", "ADMIN_TOKEN": ADMIN_TOKEN}
+    result = _run(script, folder, env)
+    assert result.returncode == 0, result.stderr
+    for role, object_id in (app, slot):
+        with cursor_as(cluster, role, object_id) as cursor:
+            cursor.execute("SELECT current_user")
+            assert cursor.fetchone() == (OWNER,)
+
+
+def test_the_sql_may_not_end_the_heredoc_early():
+    with pytest.raises(ValueError, match="heredoc marker"):
+        database_roles_script("SELECT 1;\nSQL\nrm -rf /\n", ["psql"])
