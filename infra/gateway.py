@@ -85,6 +85,9 @@ class ApplicationGatewayArgs:
     app_service_endpoint: bool = False
     # The subnet written just before this one: Azure takes one write per VNet at a time.
     after: pulumi.Resource | None = None
+    # What makes the vault reachable from the gateway's subnet (its private endpoint and DNS
+    # zone group, when public access is off): the gateway reads its certificate at creation.
+    vault_reachable: tuple[pulumi.Resource, ...] = ()
 
 
 def _nsg_rule(name: str, priority: int, source: str, ports: list[str],
@@ -373,5 +376,7 @@ class ApplicationGateway(pulumi.ComponentResource):
             request_routing_rules=self._rules(),
             rewrite_rule_sets=[self._rewrites()],
             tags=ctx.tags,
-            # The gateway reads the certificate at creation: the role assignment must exist.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.vault_access]))
+            # The gateway reads the certificate at creation: the role assignment must exist and
+            # the vault's private name must resolve.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.vault_access,
+                                                                 *args.vault_reachable]))
