@@ -6,7 +6,7 @@ stack's VNet, is the site's one public front door:
 
 * a WAF policy in Prevention mode (Microsoft Default Rule Set 2.1 + Bot Manager 1.1);
 * an HTTPS listener whose certificate the gateway reads from the stack's Key Vault with its own
-  user-assigned identity (Key Vault Secrets User on that vault); an HTTP listener that only
+  user-assigned identity (Key Vault Secrets User on that one secret); an HTTP listener that only
   redirects to it; TLS 1.2 or later (AppGwSslPolicy20220101S);
 * one backend, the app's own host name (<app>.<ase>.appserviceenvironment.net, or
   <app>.azurewebsites.net in the standard tier) over HTTPS, health-probed on the health path.
@@ -157,8 +157,11 @@ class ApplicationGateway(pulumi.ComponentResource):
             "gateway-identity", resource_name_=f"id-{ctx.names.base}-gateway",
             resource_group_name=ctx.rg_name, location=ctx.location, tags=ctx.tags,
             opts=self._child)
-        self.vault_access = self._grant_vault(args.vault)
-        self.certificate_secret_id = self._certificate(args.vault)
+        secret_name = self._certificate_secret_name(args.vault)
+        self.vault_access = self._grant_secret(args.vault, secret_name)
+        self.certificate_secret_id = pulumi.Output.all(
+            args.vault.properties.vault_uri, secret_name).apply(
+            lambda values: f"{values[0]}secrets/{values[1]}")
         self.waf_policy = self._waf_policy()
         self.gateway = self._gateway(args)
         self.diagnostics = monitor.DiagnosticSetting(
@@ -204,14 +207,17 @@ class ApplicationGateway(pulumi.ComponentResource):
 
     # --- certificate -----------------------------------------------------------------------------
 
-    def _grant_vault(self, vault: keyvault.Vault) -> authorization.RoleAssignment:
+    def _grant_secret(self, vault: keyvault.Vault,
+                      secret_name: pulumi.Output[str]) -> authorization.RoleAssignment:
+        """Key Vault Secrets User on the certificate's secret alone, not on the whole vault
+        (which also holds the site's SECRET_KEY)."""
         ctx = self._ctx
         principal_key = f"{ctx.names.base}/gateway-identity"
         return authorization.RoleAssignment(
             "gateway-key-vault-secrets-user",
-            role_assignment_name=role_assignment_name(ctx.names.key_vault, principal_key,
-                                                      KEY_VAULT_SECRETS_USER),
-            scope=vault.id,
+            role_assignment_name=secret_name.apply(lambda name: role_assignment_name(
+                f"{ctx.names.key_vault}/secrets/{name}", principal_key, KEY_VAULT_SECRETS_USER)),
+            scope=pulumi.Output.concat(vault.id, "/secrets/", secret_name),
             principal_id=self.identity.principal_id,
             principal_type="ServicePrincipal",
             role_definition_id=ctx.subscription_id.apply(
@@ -219,12 +225,11 @@ class ApplicationGateway(pulumi.ComponentResource):
                 f"roleDefinitions/{KEY_VAULT_SECRETS_USER}"),
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
 
-    def _certificate(self, vault: keyvault.Vault) -> pulumi.Output[str]:
-        """The listener certificate's versionless secret id: the gateway follows new versions."""
+    def _certificate_secret_name(self, vault: keyvault.Vault) -> pulumi.Output[str]:
+        """The listener certificate's secret; the gateway reads it by its versionless id, so it
+        follows new versions."""
         name = self._ctx.cfg.ingress.certificate_name
-        secret_name = pulumi.Output.from_input(name) if name else self._self_signed(vault)
-        return pulumi.Output.all(vault.properties.vault_uri, secret_name).apply(
-            lambda values: f"{values[0]}secrets/{values[1]}")
+        return pulumi.Output.from_input(name) if name else self._self_signed(vault)
 
     def _self_signed(self, vault: keyvault.Vault) -> pulumi.Output[str]:
         ctx = self._ctx

@@ -194,7 +194,8 @@ def test_self_signed_certificate_is_a_pfx_secret_read_by_the_gateways_own_identi
               if a.name == "gateway-key-vault-secrets-user"]
     (grant,) = grants
     assert grant.inputs["roleDefinitionId"].endswith("/" + KEY_VAULT_SECRETS_USER)
-    assert grant.inputs["scope"].endswith("/vaults/" + vault)
+    # That one secret, not the vault with the site's SECRET_KEY in it.
+    assert grant.inputs["scope"].endswith(f"/vaults/{vault}/secrets/{secret.inputs['secretName']}")
     assert grant.inputs["principalType"] == "ServicePrincipal"
     assert grant.urn in gateway.depends_on
 
@@ -211,6 +212,14 @@ def test_a_named_certificate_is_used_as_is_and_the_host_name_is_the_public_url()
     assert {h for listener in gateway["httpListeners"] for h in listener["hostNames"]} == {
         "reviews.example.com"}
     assert view.run.outputs["siteUrl"] == "https://reviews.example.com"
+
+
+def test_a_named_certificate_is_the_only_secret_the_gateway_may_read():
+    view = isolated(applicationGatewayCertificateName="reviews-tls")
+    vault = view.one("keyvault:Vault").inputs["vaultName"]
+    (grant,) = [a for a in view.all("authorization:RoleAssignment")
+                if a.name == "gateway-key-vault-secrets-user"]
+    assert grant.inputs["scope"].endswith(f"/vaults/{vault}/secrets/reviews-tls")
 
 
 def test_without_a_host_name_the_public_url_is_the_gateways_azure_dns_name():
