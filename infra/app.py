@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pulumi
 from pulumi_azure_native import managedidentity, web
@@ -121,7 +121,8 @@ def _gateway_only(hosting: Hosting) -> dict:
 
 def _site_args(ctx: Context, plan: web.AppServicePlan, settings, hosting: Hosting,
                identity: managedidentity.UserAssignedIdentity) -> dict:
-    """Arguments shared by the app and its slot: the slot gets exactly the same hardening."""
+    """Arguments shared by the app and its slot: the slot gets the same hardening (apart from
+    the production app's gateway-only access restrictions, see Site._web_app)."""
     integrated = hosting.integration_subnet_id is not None
     return {
         "resource_group_name": ctx.rg_name,
@@ -188,7 +189,11 @@ class Site(pulumi.ComponentResource):
         ctx = args.ctx
         settings = app_settings(ctx, args.data, args.insights_connection_string,
                                 self.database_role, args.identity.client_id)
-        site_args = _site_args(ctx, args.plan, settings, args.hosting, args.identity)
+        # IP restrictions stay with their slot on a swap: closing the staging slot to all but
+        # the gateway would only turn the swap's /readyz probe from the runner into a 403.
+        hosting = args.hosting if args.app is None else replace(args.hosting,
+                                                                gateway_subnet_id=None)
+        site_args = _site_args(ctx, args.plan, settings, hosting, args.identity)
         # The settings only name the secret; depending on it (and on the identity's grants and
         # the private DNS) keeps the first start from racing them.
         options = pulumi.ResourceOptions(parent=self,

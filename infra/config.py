@@ -511,7 +511,8 @@ def _tier_subnets(network: Network, tier: str) -> dict[str, str]:
     """The subnets the tier creates (see _validate_network), by config key."""
     other = ("aseSubnet", network.ase_subnet) if tier == "isolated" else (
         "integrationSubnet", network.integration_subnet)
-    return {"privateEndpointSubnet": network.private_endpoint_subnet, other[0]: other[1]}
+    return {"privateEndpointSubnet": network.private_endpoint_subnet, other[0]: other[1],
+            "deploymentScriptSubnet": network.script_subnet}
 
 
 def _gateway_subnet(config: _Lookup, network: Network, tier: str, max_capacity: int) -> str:

@@ -351,7 +351,9 @@ def _first_release_to_production(resource_group: str, app_name: str,
     count = shlex.join(["az", "webapp", "log", "deployment", "list", "--resource-group",
                         resource_group, "--name", app_name, "--query", "length(@)",
                         "--output", "tsv", "--only-show-errors"])
-    return [f'if [ "$({count})" = "0" ]; then',
+    # On a line of its own: a failing `az` inside `[ "$(...)" = 0 ]` would not stop `set -e`.
+    return [f"deployments=$({count})",
+            'if [ "$deployments" = "0" ]; then',
             "  " + deploy_command(resource_group, app_name, None, subscription, "package.zip"),
             "fi"]
 

@@ -6,7 +6,7 @@ stack's VNet, is the site's one public front door:
 
 * a WAF policy in Prevention mode (Microsoft Default Rule Set 2.1 + Bot Manager 1.1);
 * an HTTPS listener whose certificate the gateway reads from the stack's Key Vault with its own
-  user-assigned identity (Key Vault Secrets User on that vault); an HTTP listener that only
+  user-assigned identity (Key Vault Secrets User on that one secret); an HTTP listener that only
   redirects to it; TLS 1.2 or later (AppGwSslPolicy20220101S);
 * one backend, the app's own host name (<app>.<ase>.appserviceenvironment.net, or
   <app>.azurewebsites.net in the standard tier) over HTTPS, health-probed on the health path.
@@ -85,6 +85,9 @@ class ApplicationGatewayArgs:
     app_service_endpoint: bool = False
     # The subnet written just before this one: Azure takes one write per VNet at a time.
     after: pulumi.Resource | None = None
+    # What makes the vault reachable from the gateway's subnet (its private endpoint and DNS
+    # zone group, when public access is off): the gateway reads its certificate at creation.
+    vault_reachable: tuple[pulumi.Resource, ...] = ()
 
 
 def _nsg_rule(name: str, priority: int, source: str, ports: list[str],
@@ -154,8 +157,11 @@ class ApplicationGateway(pulumi.ComponentResource):
             "gateway-identity", resource_name_=f"id-{ctx.names.base}-gateway",
             resource_group_name=ctx.rg_name, location=ctx.location, tags=ctx.tags,
             opts=self._child)
-        self.vault_access = self._grant_vault(args.vault)
-        self.certificate_secret_id = self._certificate(args.vault)
+        secret_name = self._certificate_secret_name(args.vault)
+        self.vault_access = self._grant_secret(args.vault, secret_name)
+        self.certificate_secret_id = pulumi.Output.all(
+            args.vault.properties.vault_uri, secret_name).apply(
+            lambda values: f"{values[0]}secrets/{values[1]}")
         self.waf_policy = self._waf_policy()
         self.gateway = self._gateway(args)
         self.diagnostics = monitor.DiagnosticSetting(
@@ -201,14 +207,17 @@ class ApplicationGateway(pulumi.ComponentResource):
 
     # --- certificate -----------------------------------------------------------------------------
 
-    def _grant_vault(self, vault: keyvault.Vault) -> authorization.RoleAssignment:
+    def _grant_secret(self, vault: keyvault.Vault,
+                      secret_name: pulumi.Output[str]) -> authorization.RoleAssignment:
+        """Key Vault Secrets User on the certificate's secret alone, not on the whole vault
+        (which also holds the site's SECRET_KEY)."""
         ctx = self._ctx
         principal_key = f"{ctx.names.base}/gateway-identity"
         return authorization.RoleAssignment(
             "gateway-key-vault-secrets-user",
-            role_assignment_name=role_assignment_name(ctx.names.key_vault, principal_key,
-                                                      KEY_VAULT_SECRETS_USER),
-            scope=vault.id,
+            role_assignment_name=secret_name.apply(lambda name: role_assignment_name(
+                f"{ctx.names.key_vault}/secrets/{name}", principal_key, KEY_VAULT_SECRETS_USER)),
+            scope=pulumi.Output.concat(vault.id, "/secrets/", secret_name),
             principal_id=self.identity.principal_id,
             principal_type="ServicePrincipal",
             role_definition_id=ctx.subscription_id.apply(
@@ -216,12 +225,11 @@ class ApplicationGateway(pulumi.ComponentResource):
                 f"roleDefinitions/{KEY_VAULT_SECRETS_USER}"),
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
 
-    def _certificate(self, vault: keyvault.Vault) -> pulumi.Output[str]:
-        """The listener certificate's versionless secret id: the gateway follows new versions."""
+    def _certificate_secret_name(self, vault: keyvault.Vault) -> pulumi.Output[str]:
+        """The listener certificate's secret; the gateway reads it by its versionless id, so it
+        follows new versions."""
         name = self._ctx.cfg.ingress.certificate_name
-        secret_name = pulumi.Output.from_input(name) if name else self._self_signed(vault)
-        return pulumi.Output.all(vault.properties.vault_uri, secret_name).apply(
-            lambda values: f"{values[0]}secrets/{values[1]}")
+        return pulumi.Output.from_input(name) if name else self._self_signed(vault)
 
     def _self_signed(self, vault: keyvault.Vault) -> pulumi.Output[str]:
         ctx = self._ctx
@@ -373,5 +381,7 @@ class ApplicationGateway(pulumi.ComponentResource):
             request_routing_rules=self._rules(),
             rewrite_rule_sets=[self._rewrites()],
             tags=ctx.tags,
-            # The gateway reads the certificate at creation: the role assignment must exist.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.vault_access]))
+            # The gateway reads the certificate at creation: the role assignment must exist and
+            # the vault's private name must resolve.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.vault_access,
+                                                                 *args.vault_reachable]))

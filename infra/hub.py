@@ -43,6 +43,8 @@ class HubConnectionArgs:
     vnet: network.VirtualNetwork  # the stack's VNet
     # Every private DNS zone of the stack, by a short key (e.g. "vault", "ase").
     zones: dict[str, privatedns.PrivateZone]
+    # The last subnet written to the stack's VNet: Azure takes one write per VNet at a time.
+    after: pulumi.Resource | None = None
 
 
 class HubConnection(pulumi.ComponentResource):
@@ -76,8 +78,10 @@ class HubConnection(pulumi.ComponentResource):
             allow_virtual_network_access=True,
             allow_forwarded_traffic=True,
             use_remote_gateways=hub.use_remote_gateways,
-            # Using the hub's gateway needs the hub side to allow transit first.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.hub_peering]))
+            # Using the hub's gateway needs the hub side to allow transit first; the stack's
+            # VNet takes this write after its subnets'.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[
+                self.hub_peering, *([args.after] if args.after else [])]))
         self.dns_links = [
             privatedns.VirtualNetworkLink(
                 f"dns-hub-link-{key}",

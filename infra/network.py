@@ -83,6 +83,9 @@ class VirtualNetwork(pulumi.ComponentResource):
     ase_subnet: network.Subnet | None  # isolated: the ASE v3 lives here
     # Delegated to container instances: the deployment scripts run here (infra/deployer.py).
     script_subnet: network.Subnet
+    # The last write to the VNet so far: Azure takes one write per VNet at a time, so every
+    # later subnet or peering on this VNet waits for it (and becomes the new last write).
+    last_write: pulumi.Resource
 
     def __init__(self, name: str, args: VirtualNetworkArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -121,6 +124,7 @@ class VirtualNetwork(pulumi.ComponentResource):
             [_deny_inbound("deny-all-inbound", 4096, source="*")],
             delegation="Microsoft.ContainerInstance/containerGroups",
             after=self.ase_subnet or self.integration_subnet, default_outbound_access=True)
+        self.last_write = self.script_subnet
         self.register_outputs({"vnetId": self.vnet.id})
 
     def _subnet(self, ctx: Context, role: str, prefix: str,

@@ -93,7 +93,7 @@ def _zones(links: dict[str, PrivateLink]) -> dict[str, privatedns.PrivateZone]:
 
 
 def _ingress(base: Foundation, vnet: VirtualNetwork, app_host_name: str,
-             after: pulumi.Resource) -> ApplicationGateway | None:
+             links: dict[str, PrivateLink]) -> ApplicationGateway | None:
     """Internet -> WAF -> the app, when config `ingress` is applicationGateway.
 
     app_host_name is the app's default host name, known before the app exists (its name and
@@ -105,14 +105,18 @@ def _ingress(base: Foundation, vnet: VirtualNetwork, app_host_name: str,
     return ApplicationGateway("ingress", ApplicationGatewayArgs(
         ctx=base.ctx, vnet_name=vnet.vnet.name, backend_host_name=app_host_name,
         vault=base.data.vault, workspace_id=base.telemetry.workspace.id,
-        app_service_endpoint=base.ctx.cfg.tier == "standard", after=after))
+        app_service_endpoint=base.ctx.cfg.tier == "standard", after=vnet.last_write,
+        vault_reachable=(links["vault"].endpoint, links["vault"].zone_group)))
 
 
-def _hub(base: Foundation, vnet: VirtualNetwork,
-         zones: dict[str, privatedns.PrivateZone]) -> HubConnection | None:
+def _hub(base: Foundation, vnet: VirtualNetwork, zones: dict[str, privatedns.PrivateZone],
+         gateway: ApplicationGateway | None) -> HubConnection | None:
     if base.ctx.cfg.hub is None:
         return None
-    return HubConnection("hub", HubConnectionArgs(ctx=base.ctx, vnet=vnet.vnet, zones=zones))
+    # The peering is a write to the stack's VNet too: after its last subnet.
+    last_write = gateway.subnet if gateway else vnet.last_write
+    return HubConnection("hub", HubConnectionArgs(ctx=base.ctx, vnet=vnet.vnet, zones=zones,
+                                                  after=last_write))
 
 
 def _with_ingress(outputs: dict, gateway: ApplicationGateway | None) -> dict:
@@ -183,9 +187,8 @@ def build_standard(cfg: StackConfig, package: PackageRef) -> dict:
     vnet = VirtualNetwork("network", VirtualNetworkArgs(base.ctx))
     links = _private_links(base, vnet)
     assert vnet.integration_subnet is not None
-    gateway = _ingress(base, vnet, f"{base.ctx.names.web_app}.azurewebsites.net",
-                       after=vnet.integration_subnet)
-    _hub(base, vnet, _zones(links))
+    gateway = _ingress(base, vnet, f"{base.ctx.names.web_app}.azurewebsites.net", links)
+    _hub(base, vnet, _zones(links), gateway)
     hosting = Hosting(integration_subnet_id=vnet.integration_subnet.id,
                       gateway_subnet_id=gateway.subnet.id if gateway else None)
     service = _app_service(base, hosting, _zone_groups(links), vnet.script_subnet.id)
@@ -201,8 +204,8 @@ def build_isolated(cfg: StackConfig, package: PackageRef) -> dict:
     environment = Environment("ase", EnvironmentArgs(base.ctx, vnet))
     names = base.ctx.names
     gateway = _ingress(base, vnet, f"{names.web_app}.{names.ase}.appserviceenvironment.net",
-                       after=vnet.ase_subnet)
-    _hub(base, vnet, {**_zones(links), "ase": environment.zone})
+                       links)
+    _hub(base, vnet, {**_zones(links), "ase": environment.zone}, gateway)
     # The deploy script reaches the internal SCM site through the ASE's private zone.
     network_ready = [*_zone_groups(links), *environment.records]
     service = _app_service(base, Hosting(ase_id=environment.ase.id), network_ready,

@@ -108,13 +108,18 @@ def check_no_public_blob_access(resource_type, props, options=None, config=None)
 # The deployer's artefact account (infra/deployer.py) holds only the release zip and the
 # deployment scripts' working files: the scripts mount its file share with the account key and
 # Pulumi's Blob resource uploads with it, so shared keys stay on there, and it keeps nothing
-# worth protecting. This tag marks it; it exempts that account from exactly these two rules.
+# worth protecting. This tag marks it, together with the deployer's account name
+# (infra/naming.py Names.deployer_storage_account: st<base>dep<4-6 character suffix>); only both
+# exempt that account from exactly these two rules, so tagging another account is not enough.
 DEPLOYMENT_ARTEFACTS_TAG = ("purpose", "deployment-artefacts")
+DEPLOYER_STORAGE_ACCOUNT_NAME = re.compile(r"^st[a-z0-9]+dep[a-z0-9]{4,6}$")
 
 
 def is_deployment_artefact_store(resource_type: str, props: Mapping[str, Any]) -> bool:
     key, value = DEPLOYMENT_ARTEFACTS_TAG
-    return resource_type == STORAGE_ACCOUNT and (props.get("tags") or {}).get(key) == value
+    return (resource_type == STORAGE_ACCOUNT
+            and (props.get("tags") or {}).get(key) == value
+            and DEPLOYER_STORAGE_ACCOUNT_NAME.match(str(props.get("accountName", ""))) is not None)
 
 
 def check_shared_key_disabled(resource_type, props, options=None, config=None) -> list[str]:

@@ -11,6 +11,14 @@
 
 Needs the az CLI, signed in (`az login` or a federated CI identity), and network line of sight
 to both host names: from inside the VNet for the isolated tier, whose sites are internal.
+
+--platform-warmup-only is for a runner without that line of sight (the isolated tier from a
+GitHub-hosted runner): it skips steps 1 and 3 and makes only the swap call, through ARM. The
+gate is then App Service's own swap warm-up, which the program configures on every slotted app
+(WEBSITE_SWAP_WARMUP_PING_PATH = the health path, WEBSITE_SWAP_WARMUP_PING_STATUSES = 200,
+infra/app.py): the platform pings the slot's instances before it switches them over. There is
+no check of production afterwards and no swap back; App Service's health check and the
+stack's alerts (infra/monitoring.py) report an unhealthy production.
 Host names come from `az webapp show` unless --staging-url/--production-url give full URLs.
 Standard library only, so any python3 on a CI runner can run it.
 """
@@ -97,7 +105,17 @@ def swap(resource_group: str, name: str, slot: str, target: str) -> None:
     )  # fmt: skip
 
 
+def promote_with_platform_warmup(args: argparse.Namespace) -> None:
+    swap(args.resource_group, args.name, args.slot, args.target_slot)
+    print(f"swapped after App Service's own warm-up of slot {args.slot}; production's health "
+          "was not checked from here (no network path): watch its health check and alerts",
+          flush=True)
+
+
 def promote(args: argparse.Namespace, gate: HealthGate) -> None:
+    if args.platform_warmup_only:
+        promote_with_platform_warmup(args)
+        return
     staging_url = args.staging_url or health_url(args.resource_group, args.name, args.slot)
     production_url = args.production_url or health_url(
         args.resource_group, args.name, args.target_slot
@@ -146,9 +164,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--attempts", type=positive_int, default=30, help="health probes per check")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between probes")
     parser.add_argument("--no-rollback", action="store_true", help="leave a failed swap in place")
+    parser.add_argument(
+        "--platform-warmup-only",
+        action="store_true",
+        help=(
+            "no health probes from here (no network path to the sites): swap through ARM and "
+            "rely on App Service's swap warm-up (WEBSITE_SWAP_WARMUP_PING_PATH/STATUSES)"
+        ),
+    )
     args = parser.parse_args(argv)
     if args.slot == args.target_slot:
         parser.error("--slot and --target-slot must differ")
+    if args.platform_warmup_only and (args.staging_url or args.production_url or args.no_rollback):
+        parser.error("--platform-warmup-only probes nothing: drop --staging-url, "
+                     "--production-url and --no-rollback")
     return args
 
 

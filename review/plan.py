@@ -55,6 +55,12 @@ EXPOSURE_TYPES = frozenset({
     "azure-native:web:WebAppScmAllowed",
     "azure-native:web:WebAppFtpAllowedSlot",
     "azure-native:web:WebAppScmAllowedSlot",
+    # The site's public front door and its WAF (e.g. Prevention -> Detection).
+    "azure-native:network:ApplicationGateway",
+    "azure-native:network:WebApplicationFirewallPolicy",
+    # Which other networks reach the VNet, and which resolve its private names (the hub's).
+    "azure-native:network:VirtualNetworkPeering",
+    "azure-native:privatedns:VirtualNetworkLink",
 })
 # An updated input whose path has one of these keys changes who can reach the resource, or how.
 EXPOSURE_KEYS = frozenset({
@@ -66,7 +72,7 @@ EXPOSURE_KEYS = frozenset({
     "minTlsVersion", "scmMinTlsVersion", "minimumTlsVersion", "ftpsState",
     "allowBlobPublicAccess", "publicAccess", "allowSharedKeyAccess", "internalLoadBalancingMode",
     "clientCertEnabled", "clientCertMode", "enableRbacAuthorization", "passwordAuth",
-    "activeDirectoryAuth",
+    "activeDirectoryAuth", "serviceEndpoints",
 })
 
 # --- values that must never reach a PR comment ----------------------------------------------------

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from policy.rules import DEPLOYMENT_ARTEFACTS_TAG
+from policy.rules import is_deployment_artefact_store
 from review.model import Resource
 
 ALL_TIERS = frozenset({"basic", "standard", "isolated"})
+DEPLOYER_STORAGE_LOGICAL_NAME = "deployer-storage"  # infra/deployer.py
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,10 @@ def _sku_name(resource: Resource) -> str:
 
 
 def _deployment_artefacts(resource: Resource) -> bool:
-    """The deployer's artefact account, marked by the tag the policy pack also reads."""
-    key, value = DEPLOYMENT_ARTEFACTS_TAG
-    return (resource.inputs.get("tags") or {}).get(key) == value
+    """The deployer's artefact account: the policy pack's test (tag and account name) and the
+    logical name infra/deployer.py gives it."""
+    return (resource.name == DEPLOYER_STORAGE_LOGICAL_NAME
+            and is_deployment_artefact_store(resource.type, resource.inputs))
 
 
 def _photos(resource: Resource) -> bool:

@@ -44,6 +44,15 @@ LANGUAGE sql STABLE AS $$
 $$;
 """
 
+# The other way Azure's function may run: SECURITY DEFINER, as the service's own superuser. Then
+# the superuser creates the role and the administrator gets no ADMIN OPTION on it (PostgreSQL
+# 16). Kept in a schema of its own; a session picks it with search_path (PGOPTIONS).
+DEFINER_SCHEMA = "pgaadauth_definer"
+DEFINER_STAND_IN = f"CREATE SCHEMA IF NOT EXISTS {DEFINER_SCHEMA};\n" + STAND_IN.replace(
+    "CREATE FUNCTION pgaadauth", f"CREATE OR REPLACE FUNCTION {DEFINER_SCHEMA}.pgaadauth").replace(
+    "RETURNS text LANGUAGE plpgsql AS", "RETURNS text LANGUAGE plpgsql SECURITY DEFINER AS") + (
+    f"GRANT USAGE ON SCHEMA {DEFINER_SCHEMA} TO PUBLIC;\n")
+
 
 @pytest.fixture(scope="session")
 def azure_like_server(postgres, tmp_path_factory):

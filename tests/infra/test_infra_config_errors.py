@@ -285,6 +285,8 @@ def test_gateway_keys_need_the_gateway(valid_config, key, value):
     ({"applicationGatewaySubnet": "10.40.2.0/24"},
      r"does not overlap privateEndpointSubnet 10.40.2.0/27"),
     ({"applicationGatewaySubnet": "10.40.3.1/24"}, r"an IPv4 CIDR block with no host bits"),
+    ({"applicationGatewaySubnet": "10.40.4.0/24"},
+     r"does not overlap deploymentScriptSubnet 10.40.4.0/28"),
 ])
 def test_bad_gateway_subnet(valid_config, changes, message):
     with pytest.raises(ConfigError, match=r"'applicationGatewaySubnet': .*" + message):

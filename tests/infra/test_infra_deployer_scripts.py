@@ -44,7 +44,9 @@ def deploy_bin(tmp_path: Path) -> Path:
 case "$*" in
   "storage blob download "*) printf 'PK\\005\\006%018d' 0 | tr 0 '\\000' > package.zip ;;
   "webapp show "*) ;;
-  "webapp log deployment list "*) echo "${{PRODUCTION_DEPLOYMENTS:-1}}" ;;
+  "webapp log deployment list "*)
+    [ -z "${{DEPLOYMENT_LIST_FAILS:-}}" ] || {{ echo "ERROR: forbidden" >&2; exit 1; }}
+    echo "${{PRODUCTION_DEPLOYMENTS:-1}}" ;;
   "webapp deploy "*) echo "$*" >> {record} ;;
   *) echo "unexpected az call: $*" >&2; exit 2 ;;
 esac
@@ -78,6 +80,18 @@ def test_the_first_release_also_fills_the_empty_production_app(deploy_bin):
     staging, production = _deploys(deploy_bin)
     assert staging["--slot"] == "staging" and "--slot" not in production
     assert production["--name"] == "app-rr-prod-abc123"
+
+
+def test_a_failing_look_at_productions_history_fails_the_script(deploy_bin):
+    script = deploy_script("rg-rr-prod", "app-rr-prod-abc123", "staging", "sub-id")
+    env = {"PACKAGE_ACCOUNT": "a", "PACKAGE_BLOB": "b", "DEPLOYMENT_LIST_FAILS": "1",
+           "PACKAGE_SHA256": hashlib.sha256(PACKAGE).hexdigest()}
+    result = _run(script, deploy_bin, env)
+    # Not a silent success that leaves production empty.
+    assert result.returncode != 0
+    assert "ERROR: forbidden" in result.stderr
+    (staging,) = _deploys(deploy_bin)
+    assert staging["--slot"] == "staging"
 
 
 def test_a_package_with_the_wrong_hash_is_never_deployed(deploy_bin):

@@ -92,8 +92,9 @@ def test_gateway_has_its_own_subnet_with_exactly_the_required_inbound_rules():
     gateway = view.one("network:ApplicationGateway").inputs
     (ip_config,) = gateway["gatewayIPConfigurations"]
     assert ip_config["subnet"]["id"].endswith("/subnets/snet-gateway")
-    # Azure takes one write per VNet at a time: the gateway subnet waits for the ASE subnet.
-    assert "snet-ase" in view.depends_on(view.one("network:Subnet", "snet-gateway"))
+    # Azure takes one write per VNet at a time: the gateway subnet waits for the last subnet.
+    assert "snet-deployment-scripts" in view.depends_on(view.one("network:Subnet",
+                                                                 "snet-gateway"))
 
 
 def test_waf_policy_blocks_with_the_current_managed_rule_sets():
@@ -193,7 +194,8 @@ def test_self_signed_certificate_is_a_pfx_secret_read_by_the_gateways_own_identi
               if a.name == "gateway-key-vault-secrets-user"]
     (grant,) = grants
     assert grant.inputs["roleDefinitionId"].endswith("/" + KEY_VAULT_SECRETS_USER)
-    assert grant.inputs["scope"].endswith("/vaults/" + vault)
+    # That one secret, not the vault with the site's SECRET_KEY in it.
+    assert grant.inputs["scope"].endswith(f"/vaults/{vault}/secrets/{secret.inputs['secretName']}")
     assert grant.inputs["principalType"] == "ServicePrincipal"
     assert grant.urn in gateway.depends_on
 
@@ -210,6 +212,14 @@ def test_a_named_certificate_is_used_as_is_and_the_host_name_is_the_public_url()
     assert {h for listener in gateway["httpListeners"] for h in listener["hostNames"]} == {
         "reviews.example.com"}
     assert view.run.outputs["siteUrl"] == "https://reviews.example.com"
+
+
+def test_a_named_certificate_is_the_only_secret_the_gateway_may_read():
+    view = isolated(applicationGatewayCertificateName="reviews-tls")
+    vault = view.one("keyvault:Vault").inputs["vaultName"]
+    (grant,) = [a for a in view.all("authorization:RoleAssignment")
+                if a.name == "gateway-key-vault-secrets-user"]
+    assert grant.inputs["scope"].endswith(f"/vaults/{vault}/secrets/reviews-tls")
 
 
 def test_without_a_host_name_the_public_url_is_the_gateways_azure_dns_name():
@@ -267,7 +277,7 @@ def test_standard_behind_the_gateway_admits_only_the_gateway_subnet():
     app_host = view.run.outputs["defaultSiteUrl"].removeprefix("https://")
     assert gateway["backendAddressPools"][0]["backendAddresses"] == [{"fqdn": app_host}]
     assert "zones" in gateway  # P1v3 is zone redundant by default, so is the gateway
-    for site in view.sites():
+    for site in view.all("web:WebApp"):  # the staging slot: see the slot's test below
         config = site.inputs["siteConfig"]
         (restriction,) = config["ipSecurityRestrictions"]
         assert restriction["vnetSubnetResourceId"].endswith("/subnets/snet-gateway")
@@ -276,6 +286,7 @@ def test_standard_behind_the_gateway_admits_only_the_gateway_subnet():
         # The SCM site keeps its own rules: deploys from the runner work as before.
         assert config["scmIpSecurityRestrictionsUseMain"] is False
         assert "scmIpSecurityRestrictions" not in config
+    for site in view.sites():
         assert view.settings(site)["TRUSTED_PROXY_HOPS"] == "2"
     assert view.run.outputs["siteUrl"].endswith(".cloudapp.azure.com")
 
@@ -344,3 +355,37 @@ def test_the_committed_isolated_stack_is_reached_through_the_waf(isolated_view):
     policy = isolated_view.one("network:WebApplicationFirewallPolicy").inputs
     assert policy["policySettings"]["mode"] == "Prevention"
     assert isolated_view.run.outputs["siteUrl"].endswith(".westeurope.cloudapp.azure.com")
+
+
+# --- what the gateway and the slot wait for / admit -----------------------------------------
+
+def _waits_for(view: StackView, resource) -> set[str]:
+    """Logical names of everything `resource` waits for, directly or through others."""
+    seen: set[str] = set()
+    pending = list(resource.depends_on)
+    while pending:
+        urn = pending.pop()
+        if urn not in seen:
+            seen.add(urn)
+            pending.extend(view.by_urn(urn).depends_on)
+    return {view.by_urn(urn).name for urn in seen}
+
+
+def test_gateway_waits_for_the_vaults_private_endpoint_and_its_dns():
+    for view in (isolated(), standard(ingress="applicationGateway")):
+        waits_for = _waits_for(view, view.one("network:ApplicationGateway"))
+        assert {"pe-vault", "pe-dns-vault", "gateway-key-vault-secrets-user"} <= waits_for
+
+
+def test_every_committed_gateway_waits_for_the_vaults_private_dns(stack_view):
+    for gateway in stack_view.all("network:ApplicationGateway"):
+        assert "pe-dns-vault" in _waits_for(stack_view, gateway)
+
+
+def test_behind_the_gateway_only_production_is_closed_the_staging_slot_stays_probeable():
+    view = standard(ingress="applicationGateway")
+    production = view.one("web:WebApp").inputs["siteConfig"]
+    staging = view.one("web:WebAppSlot").inputs["siteConfig"]
+    assert production["ipSecurityRestrictionsDefaultAction"] == "Deny"
+    assert "ipSecurityRestrictions" not in staging
+    assert "ipSecurityRestrictionsDefaultAction" not in staging

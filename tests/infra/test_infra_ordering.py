@@ -84,3 +84,57 @@ def test_a_child_that_only_shares_its_parents_name_is_caught():
         f"for slot ({site}/slots/staging)"]
     fixed = _resource("policy", policy.arm_id, ("urn:slot",))
     assert children_not_waiting_for_parents([group, app, slot, fixed]) == []
+
+
+# --- one write per VNet at a time -----------------------------------------------------------
+
+VNET_WRITES = ("azure-native:network:Subnet", "azure-native:network:VirtualNetworkPeering")
+
+
+def unordered_vnet_writes(resources: Iterable[CapturedResource]) -> list[str]:
+    """Pairs of subnets/peerings on one VNet that Pulumi may write at the same time.
+
+    Azure refuses a second write to a VNet while one runs (AnotherOperationInProgress), so
+    every subnet and peering of one VNet must sit on one dependency chain.
+    """
+    resources = list(resources)
+    waits_for = _waits_for(resources)
+    by_vnet: dict[tuple[str, str], list[CapturedResource]] = {}
+    for r in resources:
+        if r.type in VNET_WRITES:
+            key = (r.inputs["resourceGroupName"], r.inputs["virtualNetworkName"])
+            by_vnet.setdefault(key, []).append(r)
+    problems = []
+    for (_, vnet), writes in sorted(by_vnet.items()):
+        for i, first in enumerate(writes):
+            for second in writes[i + 1:]:
+                if first.urn not in waits_for[second.urn] and \
+                        second.urn not in waits_for[first.urn]:
+                    problems.append(f"{vnet}: {first.name} and {second.name} are not ordered")
+    return problems
+
+
+def test_every_write_to_one_vnet_is_on_one_chain(stack_view):
+    assert unordered_vnet_writes(stack_view.run.resources) == []
+
+
+def test_gateway_and_hub_writes_to_the_vnet_are_on_the_chain_too():
+    from tests.infra.test_infra_ingress import HUB_ID, isolated, standard
+
+    for view in (standard(ingress="applicationGateway", applicationGatewaySubnet="10.40.3.0/24",
+                          hubVirtualNetworkId=HUB_ID),
+                 isolated(hubVirtualNetworkId=HUB_ID)):
+        names = {r.name for r in view.run.resources if r.type in VNET_WRITES}
+        assert {"snet-gateway", "snet-deployment-scripts", "peering-stack-to-hub"} <= names
+        assert unordered_vnet_writes(view.run.resources) == []
+
+
+def test_two_subnets_after_the_same_one_are_caught():
+    def subnet(name: str, depends_on: tuple[str, ...] = ()) -> CapturedResource:
+        return CapturedResource(
+            type="azure-native:network:Subnet", name=name, urn=f"urn:{name}", parent="urn:stack",
+            inputs={"resourceGroupName": "rg", "virtualNetworkName": "vnet"}, protect=False,
+            retain_on_delete=False, depends_on=depends_on, custom_timeouts=None, arm_id=None)
+
+    resources = [subnet("a"), subnet("b", ("urn:a",)), subnet("c", ("urn:a",))]
+    assert unordered_vnet_writes(resources) == ["vnet: b and c are not ordered"]

@@ -159,6 +159,30 @@ def test_failed_az_swap_is_reported_with_its_error(slots, fake_az):
     assert state.hits == {"/staging": 1}  # production is not probed after a failed swap
 
 
+def test_platform_warmup_only_swaps_through_arm_without_probing(fake_az):
+    log, env = fake_az
+    # No host answers: any probe or host look-up would show in the calls or fail the run.
+    result = run_swap({**env, "FAKE_AZ_HOST": "127.0.0.1:9"}, "--platform-warmup-only")
+
+    assert result.returncode == 0, result.stderr
+    assert az_calls(log) == [SWAP_ARGS]
+    assert "warm-up" in result.stdout and "health" in result.stdout
+
+
+def test_platform_warmup_only_reports_a_failed_swap(fake_az):
+    log, env = fake_az
+    result = run_swap({**env, "FAKE_AZ_FAIL_ON": "swap"}, "--platform-warmup-only")
+
+    assert result.returncode == 1
+    assert "the slot is busy" in result.stderr
+    assert az_calls(log) == [SWAP_ARGS]
+
+
+def test_platform_warmup_only_refuses_probe_options():
+    result = run_swap(dict(os.environ), "--platform-warmup-only", "--no-rollback")
+    assert result.returncode == 2 and "probes nothing" in result.stderr
+
+
 def test_host_names_come_from_az_per_slot(fake_az):
     log, env = fake_az
     # The fake host does not answer https, so the gate must stop before any swap.

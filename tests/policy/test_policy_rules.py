@@ -137,6 +137,15 @@ def test_only_the_tagged_deployment_artefact_store_may_keep_shared_keys(stack_re
     assert trips("stateful-resources-protected", rules.STORAGE_ACCOUNT, store, UNPROTECTED)
 
 
+def test_the_tag_alone_does_not_exempt_another_storage_account(stack_resources):
+    photos = _photos_account(stack_resources, "prod")
+    photos["tags"] = {**photos["tags"], "purpose": "deployment-artefacts"}
+    photos["allowSharedKeyAccess"] = True
+    assert not rules.is_deployment_artefact_store(rules.STORAGE_ACCOUNT, photos)
+    assert trips("storage-shared-key-disabled", rules.STORAGE_ACCOUNT, photos)
+    assert trips("stateful-resources-protected", rules.STORAGE_ACCOUNT, photos, UNPROTECTED)
+
+
 def test_key_vault_rbac_and_purge_protection(real_props):
     vault = real_props("prod", rules.KEY_VAULT)
     assert trips("key-vault-rbac-purge-protection", rules.KEY_VAULT, vault) == []

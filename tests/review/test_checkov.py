@@ -8,6 +8,7 @@ import re
 import pytest
 
 from review import checkov_scan
+from review.model import Resource
 from review.skips import SKIPS
 from review.stacks import SNAPSHOT_DIR, discover_stacks
 
@@ -76,3 +77,21 @@ def test_scan_catches_a_regression(tmp_path):
 def test_missing_checkov_names_the_install_command(tmp_path):
     with pytest.raises(checkov_scan.CheckovMissingError, match="make checkov-deps"):
         checkov_scan.scan(tmp_path / "x.arm.json", checkov=tmp_path / "no-checkov")
+
+
+def _storage_account(name: str, account_name: str) -> Resource:
+    return Resource(type="azure-native:storage:StorageAccount", name=name, parent=None,
+                    inputs={"accountName": account_name, "sku": {"name": "Standard_LRS"},
+                            "tags": {"purpose": "deployment-artefacts"}},
+                    protect=False, retain_on_delete=False, depends_on=(), custom_timeouts=None)
+
+
+def test_only_the_deployers_own_account_escapes_the_storage_checks():
+    def excused(resource: Resource) -> set[str]:
+        return {skip.check_id for skip in SKIPS if skip.applies(resource, "standard")}
+
+    artefact_checks = {"CKV_AZURE_59", "CKV_AZURE_35", "CKV_AZURE_206"}
+    assert excused(_storage_account("deployer-storage", "strrproddepabc123")) >= artefact_checks
+    # Tagged like it, but another account (the photos one) or another logical name: no excuse.
+    assert not excused(_storage_account("storage", "strrprodabc123")) & artefact_checks
+    assert not excused(_storage_account("storage", "strrproddepabc123")) & artefact_checks

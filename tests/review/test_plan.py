@@ -260,6 +260,40 @@ def test_new_firewall_rule_is_flagged():
     assert [d for _, d in result.dangers] == ["network exposure: FirewallRule created"]
 
 
+def waf_policy(mode: str) -> dict:
+    return resource("azure-native:network:WebApplicationFirewallPolicy", "waf-policy", {
+        "policyName": "waf-rr-dev", "resourceGroupName": RG, "location": "westeurope",
+        "policySettings": {"state": "Enabled", "mode": mode}, "tags": dict(TAGS)})
+
+
+def test_waf_policy_leaving_prevention_mode_is_flagged():
+    result = plan_of([waf_policy("Prevention")], [waf_policy("Detection")])
+    assert only(result).action == "update"
+    assert [d for _, d in result.dangers] == [
+        "network exposure: WebApplicationFirewallPolicy updated"]
+
+
+@pytest.mark.parametrize("type_", ["network:ApplicationGateway", "network:VirtualNetworkPeering",
+                                   "privatedns:VirtualNetworkLink"])
+def test_gateway_peering_and_dns_link_changes_are_flagged(type_):
+    before = resource(f"azure-native:{type_}", "thing", {"resourceGroupName": RG, "x": 1})
+    after = resource(f"azure-native:{type_}", "thing", {"resourceGroupName": RG, "x": 2})
+    kind = type_.rsplit(":", 1)[1]
+    assert [d for _, d in plan_of([], [after]).dangers] == [f"network exposure: {kind} created"]
+    assert [d for _, d in plan_of([before], [after]).dangers] == [
+        f"network exposure: {kind} updated"]
+
+
+def test_subnet_service_endpoint_change_is_flagged():
+    def subnet(endpoints: list[dict]) -> dict:
+        return resource("azure-native:network:Subnet", "snet-gateway", {
+            "subnetName": "snet-gateway", "resourceGroupName": RG, "virtualNetworkName": "vnet",
+            "addressPrefix": "10.40.3.0/24", "serviceEndpoints": endpoints})
+
+    result = plan_of([subnet([])], [subnet([{"service": "Microsoft.Web"}])])
+    assert [d for _, d in result.dangers] == ["network exposure: `serviceEndpoints[0].service`"]
+
+
 def test_deleted_stateful_resource_is_flagged_loudly():
     result = plan_of([storage(), web_app()], [web_app()])
     change = only(result)

@@ -96,8 +96,11 @@ def test_main_deploys_dev_then_prod_then_isolated_behind_environments():
         assert jobs[job]["permissions"]["id-token"] == "write"
     assert [jobs[j]["with"]["environment"] for j, _ in order] == ["dev", "prod", "isolated"]
     swaps = [jobs[j]["with"]["swap-slots"] for j, _ in order]
-    # isolated swaps only from a runner inside its VNet (the health checks go through the ILB).
-    assert swaps == [False, True, "${{ vars.ISOLATED_RUNNER != '' }}"]
+    assert swaps == [False, True, True]
+    # isolated probes health only from a runner inside its VNet (the checks go through the ILB);
+    # without one it still reaches production, behind App Service's swap warm-up.
+    warmup_only = [jobs[j]["with"].get("platform-warmup-only", False) for j, _ in order]
+    assert warmup_only == [False, False, "${{ vars.ISOLATED_RUNNER == '' }}"]
 
 
 def test_every_stack_deploys_from_github_hosted_runners_unless_configured_otherwise():
@@ -138,5 +141,9 @@ def test_deploy_runs_up_in_the_environment_then_swaps_after_health():
     assert steps(job)[up]["with"]["command"] == "up"
     assert steps(job)[up]["with"]["policyPacks"] == "policy"
     assert steps(job)[swap]["if"] == "inputs.swap-slots"
+    # Without a network path to the sites the swap skips the runner's probes, and only then.
+    assert steps(job)[swap]["env"]["PLATFORM_WARMUP_ONLY"] == "${{ inputs.platform-warmup-only }}"
+    assert 'if [ "$PLATFORM_WARMUP_ONLY" = "true" ]; then mode="--platform-warmup-only"' in \
+        steps(job)[swap]["run"]
     # The command the workflow calls is the repository's own swap module.
     assert (ROOT / "release" / "swap_slots.py").is_file()
