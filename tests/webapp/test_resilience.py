@@ -20,7 +20,7 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 from flask import g
-from sqlalchemy import event, text
+from sqlalchemy import event, literal, select, text
 from sqlalchemy.exc import OperationalError
 
 from devtools.chaos import postgres_pids
@@ -460,3 +460,16 @@ def test_a_connection_the_watchdog_cut_does_not_invalidate_the_pool(app):
 
     assert invalidations == [False]
     assert opened == []
+
+
+def test_only_a_commit_that_writes_is_stamped_with_the_deadline(app, statements):
+    with app.test_request_context("/"):
+        session = get_session()
+        session.commit()  # nothing at all
+        session.execute(select(literal(1)))
+        session.commit()  # a read-only transaction
+        assert not [s for s in statements if "commit_deadline" in s]
+
+        session.execute(text("INSERT INTO restaurants (name, street_address) VALUES ('X', 'Y')"))
+        session.commit()
+    assert len([s for s in statements if "commit_deadline" in s]) == 1
