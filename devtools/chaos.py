@@ -49,6 +49,7 @@ from PIL import Image
 from devtools.bench import prepare_site, sample_photos, seed, upload_photos
 from devtools.readiness import NotReadyError, wait_for_http_ok
 from devtools.services import REPO_ROOT, AzuriteServer, PostgresCluster, ServiceError, free_port
+from devtools.site_setup import child_environment
 
 SITE_DATABASE = "chaos"  # also its owner role
 PHOTO_CONTAINER = "photos"  # what devtools.bench.prepare_site creates
@@ -499,8 +500,8 @@ def read_access_log(access_log: Path, samples: Sequence[Sample]) -> None:
 def site(environment: dict[str, str], log_file: Path, access_log: Path) -> Iterator[str]:
     """The site under gunicorn on loopback, its log in `log_file`; yields the base URL."""
     port = free_port()
-    child_env = {**os.environ, **environment}
-    child_env.pop("APPLICATIONINSIGHTS_CONNECTION_STRING", None)
+    # The same environment as make dev/bench: no Azure, identity or telemetry settings leak in.
+    child_env = child_environment(environment)
     with log_file.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--worker-class", "gthread",

@@ -19,10 +19,12 @@ DEFAULT_REQUEST_BUDGET_SECONDS = 3.0
 ANSWER_RESERVE_SECONDS = 0.4
 # The Entra token endpoint (App Service's local identity endpoint, or IMDS) answers in
 # milliseconds; these bound it when it does not, inside the budget (see webapp/__init__.py).
+# No retry: one attempt (2 s at worst) already takes most of a request's budget; the next
+# request asks again.
 CREDENTIAL_OPTIONS = {
     "connection_timeout": 1,
     "read_timeout": 1,
-    "retry_total": 1,
+    "retry_total": 0,
     "retry_backoff_factor": 0.1,
     "retry_backoff_max": 0.2,
 }

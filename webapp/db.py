@@ -65,6 +65,10 @@ NO_STATEMENT_TIMEOUT = "SET LOCAL statement_timeout = 0"
 # commit the server accepts is answered before the connection is cut (see
 # webapp/migrations/versions/0002_commit_deadline.py).
 COMMIT_RESERVE_SECONDS = 0.5
+# connection_record.info key: the watchdog cut this connection's socket (see handle_error below).
+CUT_BY_WATCHDOG = "cut_by_watchdog"
+# session.info key: this transaction flushed or ran a statement that is not a plain SELECT.
+_WROTE = "db_wrote"
 STAMP_COMMIT_DEADLINE = text(
     "SELECT set_config('webapp.commit_deadline', "
     "(clock_timestamp() + make_interval(secs => :seconds))::text, true)"
@@ -93,11 +97,17 @@ class EntraTokenCache:
         # Pool threads may open connections at the same time; one token request is enough.
         self._lock = threading.Lock()
 
-    def token(self) -> str:
-        with self._lock:
+    def token(self, timeout: float | None = None) -> str:
+        """The token; with `timeout`, waiting that long at most for another thread's fetch
+        (DependencyTimeout after), so a hung identity endpoint cannot queue every request."""
+        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise budget.DependencyTimeout("PostgreSQL (Microsoft Entra token)")
+        try:
             if self._needs_refresh():
                 self._refresh()
             return self._token.token
+        finally:
+            self._lock.release()
 
     def _needs_refresh(self) -> bool:
         return self._token is None or self._token.expires_on - self._margin <= self._clock()
@@ -137,6 +147,7 @@ def init_app(
         app.extensions["db_token_cache"] = tokens
     app.extensions["db_engine"] = engine
     sessions = sessionmaker(engine, expire_on_commit=False)
+    _remember_writes(sessions)
     event.listen(sessions, "before_commit", _stamp_commit_deadline)
     app.extensions["db_sessionmaker"] = sessions
     app.teardown_appcontext(_close_session)
@@ -212,14 +223,19 @@ class ConnectionWatchdog:
                 now = self._clock()
                 for key in [key for key, (end, _) in self._armed.items() if end <= now]:
                     _end, guard = self._armed.pop(key)
+                    info = getattr(key, "info", None)  # a connection record: say it was us
+                    if info is not None:
+                        info[CUT_BY_WATCHDOG] = True
                     _cut(guard)
                 next_deadline = min((end for end, _ in self._armed.values()), default=None)
                 self._changed.wait(None if next_deadline is None else next_deadline - now)
 
 
 def _cut(guard: socket.socket) -> None:
-    logger.warning("Database connection cut: the request's dependency budget ran out "
-                   "(PostgreSQL did not answer in time)")
+    # Neutral on purpose: the time may have gone to another dependency (Blob Storage) while
+    # the connection was checked out; the request's 503 log names the one that failed.
+    logger.warning("Database connection cut: the request's dependency budget ran out while "
+                   "it was checked out")
     try:
         guard.shutdown(socket.SHUT_RDWR)
     except OSError:
@@ -242,9 +258,12 @@ def _bound_checkouts_by_the_request_budget(engine: Engine, watchdog: ConnectionW
 
     @event.listens_for(engine, "checkout")
     def ping_within_budget(dbapi_connection, connection_record, connection_proxy):
-        end = budget.deadline()
-        if end is not None:
-            watchdog.arm(connection_record, dbapi_connection, end)
+        connection_record.info.pop(CUT_BY_WATCHDOG, None)
+        # A spent budget raises here (the pool takes the connection back) rather than arming
+        # the watchdog with a past deadline, which would cut a healthy connection at once.
+        left = budget.remaining("PostgreSQL")
+        if left is not None:
+            watchdog.arm(connection_record, dbapi_connection, time.monotonic() + left)
         if connection_record.info.pop("fresh", False):
             return
         try:
@@ -252,6 +271,16 @@ def _bound_checkouts_by_the_request_budget(engine: Engine, watchdog: ConnectionW
         except engine.dialect.loaded_dbapi.Error as error:
             # Whatever the reason, a connection that cannot answer SELECT 1 is of no use.
             raise InvalidatePoolError(f"ping failed: {type(error).__name__}") from error
+
+    @event.listens_for(engine, "handle_error")
+    def keep_the_pool_when_the_watchdog_cut(context):
+        # The watchdog's cut says nothing about the other pooled connections: discard only
+        # this one, not the whole pool (the default for a disconnect).
+        connection = context.connection
+        if connection is None or connection.invalidated:
+            return
+        if connection.connection.info.get(CUT_BY_WATCHDOG):
+            context.invalidate_pool_on_disconnect = False
 
     @event.listens_for(engine, "checkin")
     def release(dbapi_connection, connection_record):
@@ -270,7 +299,12 @@ def _use_token_as_password(engine: Engine, tokens: EntraTokenCache) -> None:
     @event.listens_for(engine, "do_connect")
     def provide_token(dialect, connection_record, cargs, cparams):
         # Runs only when the pool opens a NEW connection; reused connections need no token.
-        cparams["password"] = tokens.token()
+        cparams["password"] = tokens.token(timeout=budget.remaining("PostgreSQL"))
+        # The token may have taken most of the budget (a slow identity endpoint): connect only
+        # if the connect timeout still fits, as refuse_when_out_of_budget does before.
+        left = budget.remaining("PostgreSQL")
+        if left is not None and left < cparams.get("connect_timeout", 0):
+            raise budget.DependencyTimeout("PostgreSQL")
 
 
 def _stamp_commit_deadline(session: Session) -> None:
@@ -279,12 +313,38 @@ def _stamp_commit_deadline(session: Session) -> None:
     Without it, a COMMIT sent just before the server froze would run when it resumed, after
     the visitor was told nothing was saved.
     """
+    if not _has_changes(session):
+        return  # nothing to write: an empty COMMIT needs no deadline (and no round trip)
     left = budget.remaining("PostgreSQL")
     if left is None:
         return
     if left <= COMMIT_RESERVE_SECONDS:
         raise budget.DependencyTimeout("PostgreSQL")
     session.execute(STAMP_COMMIT_DEADLINE, {"seconds": left - COMMIT_RESERVE_SECONDS})
+
+
+def _remember_writes(sessions: sessionmaker) -> None:
+    """Mark a session whose transaction flushed or ran a statement that may write (text()
+    statements count: they may be anything), so its commit is stamped."""
+
+    @event.listens_for(sessions, "after_flush")
+    def flushed(session, _context) -> None:
+        session.info[_WROTE] = True
+
+    @event.listens_for(sessions, "do_orm_execute")
+    def executed(state) -> None:
+        if not state.is_select:
+            state.session.info[_WROTE] = True
+
+    @event.listens_for(sessions, "after_commit")
+    @event.listens_for(sessions, "after_rollback")
+    def ended(session) -> None:
+        session.info.pop(_WROTE, None)
+
+
+def _has_changes(session: Session) -> bool:
+    """Whether this commit may write: objects still to flush, or writes already sent."""
+    return bool(session.new or session.dirty or session.deleted or session.info.get(_WROTE))
 
 
 def get_engine(app: Flask | None = None) -> Engine:

@@ -16,6 +16,7 @@ time-to-live (HOME_PAGE_CACHE_SECONDS, DETAILS_PAGE_CACHE_SECONDS; 0 turns a cac
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sys
 import tempfile
@@ -36,6 +37,8 @@ LISTING_MAX_BYTES = 4 * 1024 * 1024
 DETAILS_MAX_ENTRIES = 512
 DETAILS_MAX_BYTES = 16 * 1024 * 1024
 _SESSION_CHANGED = "page_cache_changed"  # session.info key: this transaction flushed
+
+logger = logging.getLogger(__name__)
 
 
 def fragment_size(fragment: Markup | tuple[str, ...]) -> int:
@@ -68,9 +71,17 @@ class ChangeStamp:
             return True
 
     def mark_changed(self) -> None:
-        self._create()
-        stamp = max(time.time_ns(), (self._read() or 0) + 1)
-        os.utime(self._path, ns=(stamp, stamp))
+        """Tell the other worker processes; runs after a commit, so it must never fail the
+        request that saved: if the stamp cannot be written, their caches expire by their TTL."""
+        try:
+            self._create()
+            stamp = max(time.time_ns(), (self._read() or 0) + 1)
+            os.utime(self._path, ns=(stamp, stamp))
+        except OSError as error:
+            logger.warning("Page cache change stamp %s not written (%s); other worker "
+                           "processes see the change when their cached pages expire",
+                           self._path, type(error).__name__)
+            return
         with self._lock:
             self._seen = stamp  # this process has already cleared its own caches
 
@@ -87,11 +98,14 @@ class ChangeStamp:
 
 
 def default_stamp_path(app: Flask) -> Path:
-    """One stamp per site data (database and container): per-test databases do not share one."""
+    """One stamp per site data (database and container) and per user: per-test databases do not
+    share one, and another user's file of the same name in the shared temp folder (which this
+    user could not write) is never used."""
     engine_url = app.extensions["db_engine"].url.render_as_string(hide_password=True)
     site = f"{engine_url} {app.config.get('AZURE_STORAGE_CONTAINER', '')}"
     digest = hashlib.sha256(site.encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"restaurant-reviews-{digest}.changed"
+    user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
+    return Path(tempfile.gettempdir()) / f"restaurant-reviews-{user}-{digest}.changed"
 
 
 def init_app(app: Flask, listing_ttl_seconds: float, details_ttl_seconds: float) -> None:

@@ -8,12 +8,13 @@ from flask import Blueprint, abort, current_app, flash, redirect, url_for
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from . import budget
 from .db import get_engine, get_session
 from .forms import ReviewForm
 from .images import PhotoRejected, ValidatedPhoto, validate_photo
 from .models import Restaurant, Review
 from .restaurants import RESTAURANT_ID_RULE, render_detail
-from .storage import current_photo_store
+from .storage import StoredPhoto, current_photo_store
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ def create(restaurant_id: int):
     session = get_session()
     if session.get(Restaurant, restaurant_id) is None:
         abort(404)
+    # End the read transaction: its connection goes back to the pool instead of staying
+    # checked out (and armed with the request's deadline, db.py) through the photo upload.
+    session.rollback()
     review = Review(
         restaurant_id=restaurant_id,
         reviewer_name=form.reviewer_name.data,
@@ -70,24 +74,36 @@ def save_review(session: Session, review: Review, photo: ValidatedPhoto | None) 
         session.commit()
     except BaseException:
         session.rollback()
-        if stored is not None and stored.created:
-            _delete_unless_used(stored.name)
+        # With the budget spent the clean-up could not finish either; the sweep removes the
+        # blob later (webapp/sweep.py).
+        if stored is not None and stored.created and not _budget_spent():
+            _delete_unless_used(stored)
         raise
 
 
-def _delete_unless_used(name: str) -> None:
+def _delete_unless_used(stored: StoredPhoto) -> None:
     """Delete a blob this request created, unless a saved review refers to it after all.
 
     Names are content-addressed: another review with the same bytes may have found our blob
-    already there (so it did not create it) and been saved meanwhile.
+    already there (so it did not create it) and been saved meanwhile, or be about to be saved:
+    its upload touched the blob, so the delete, conditional on our ETag, leaves it alone.
     """
     try:
-        if not _photo_in_use(name):
-            current_photo_store().delete(name)
+        if not _photo_in_use(stored.name):
+            current_photo_store().delete(stored)
     except Exception:
         # Keep the original failure as the one reported; name the blob so it can be removed.
         # If the check itself failed, keeping a possibly orphaned blob is the safe side.
-        logger.exception("Could not delete photo blob %s after the review failed to save", name)
+        logger.exception("Could not delete photo blob %s after the review failed to save",
+                         stored.name)
+
+
+def _budget_spent() -> bool:
+    try:
+        budget.remaining("PostgreSQL")
+    except budget.DependencyTimeout:
+        return True
+    return False
 
 
 def _photo_in_use(name: str) -> bool:

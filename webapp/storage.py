@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -64,6 +65,9 @@ class StoredPhoto:
     # False when identical bytes were already stored (by another review): such a blob is
     # shared and must not be deleted when this review fails to save.
     created: bool
+    # The blob's ETag after this upload (or touch): a cleanup deletes the blob only while it is
+    # still this version, never after a concurrent review reused (touched) it.
+    etag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -156,20 +160,22 @@ class PhotoStore:
         settings = ContentSettings(
             content_type=CONTENT_TYPES[extension], cache_control=IMMUTABLE_CACHE_CONTROL
         )
+        blob = self._container.get_blob_client(name)
         for _attempt in range(2):
             try:
-                self._container.upload_blob(
-                    name, data, overwrite=False, content_settings=settings, **options
+                # The blob client's upload answers with the new ETag (the container's does not).
+                uploaded = blob.upload_blob(
+                    data, overwrite=False, content_settings=settings, **options
                 )
             except ResourceExistsError:
                 try:
-                    self._container.get_blob_client(name).set_blob_metadata(
+                    touched = blob.set_blob_metadata(
                         {"reused": "true"}, **options
                     )
                 except ResourceNotFoundError:
                     continue  # swept between the two calls: upload it again
-                return StoredPhoto(name=name, created=False)
-            return StoredPhoto(name=name, created=True)
+                return StoredPhoto(name=name, created=False, etag=touched.get("etag"))
+            return StoredPhoto(name=name, created=True, etag=uploaded.get("etag"))
         raise ResourceNotFoundError(f"photo blob {name} vanished while it was being stored")
 
     def download(self, name: str) -> PhotoDownload:
@@ -183,12 +189,18 @@ class PhotoStore:
             content_type=CONTENT_TYPES[extension], size=downloader.size, chunks=downloader.chunks()
         )
 
-    def delete(self, name: str) -> None:
-        self._within_budget(self._delete, name)
+    def delete(self, photo: StoredPhoto) -> None:
+        """Delete the blob unless it changed since `photo` was stored (a concurrent review
+        reused it: its touch changed the ETag); with no ETag known, delete it whatever it is."""
+        self._within_budget(self._delete, photo)
 
-    def _delete(self, name: str, options: dict) -> None:
-        with contextlib.suppress(ResourceNotFoundError):  # already gone is what we want
-            self._container.delete_blob(name, **options)
+    def _delete(self, photo: StoredPhoto, options: dict) -> None:
+        if photo.etag is not None:
+            options = {**options, "etag": photo.etag,
+                       "match_condition": MatchConditions.IfNotModified}
+        # Already gone is what we want; changed means another review is using it now.
+        with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
+            self._container.delete_blob(photo.name, **options)
 
     # The two below serve the orphan sweep, background work outside any request budget.
 
@@ -229,11 +241,23 @@ class PhotoStore:
         left = budget.remaining("Blob Storage")
         if left is None:
             return call(*args, options={})
-        future = self._calls.submit(call, *args, options=self._call_options(left))
+        deadline = time.monotonic() + left
+        future = self._calls.submit(self._call_by, deadline, call, *args)
         done, _ = wait([future], timeout=left)
         if not done:
+            # Still queued behind busy threads: it must never run after the visitor was told
+            # it failed (a late delete or upload would surprise whoever acted next).
+            future.cancel()
             raise budget.DependencyTimeout("Blob Storage")
         return future.result()
+
+    def _call_by(self, deadline: float, call, *args):
+        """Run `call` on a storage thread with timeouts sized to what is left of `deadline`;
+        a call that starts after its deadline (it waited for a thread) is not made at all."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise budget.DependencyTimeout("Blob Storage")
+        return call(*args, options=self._call_options(left))
 
     def _call_options(self, left: float) -> dict:
         """Per-call timeouts and retries that fit in `left` seconds.

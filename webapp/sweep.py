@@ -40,6 +40,10 @@ from .storage import PhotoStore, StoredBlob
 logger = logging.getLogger(__name__)
 
 DEFAULT_MIN_AGE = timedelta(hours=1)
+# The youngest a blob may be and still be swept: an upload's review commits within one request
+# budget (seconds, webapp/budget.py); many budgets of margin, so a blob uploaded and not yet
+# committed is never taken for an orphan.
+MIN_SAFE_AGE_MINUTES = 5.0
 # Any constant all instances share; distinct from db.MIGRATION_LOCK_KEY.
 SWEEP_LOCK_KEY = 0x50686F746F5377  # "PhotoSw"
 # Names per reference query: one statement per batch, whatever the number of blobs.
@@ -68,6 +72,8 @@ def sweep_orphaned_photos(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SweepResult | None:
     """Delete old unreferenced photo blobs; None when another instance is sweeping."""
+    if min_age < timedelta(minutes=MIN_SAFE_AGE_MINUTES):
+        raise ValueError(_too_young_message(min_age.total_seconds() / 60))
     store: PhotoStore = app.extensions["photo_store"]
     with get_engine(app).begin() as connection:
         connection.execute(text(SWEEP_STATEMENT_TIMEOUT))
@@ -103,6 +109,11 @@ def _sweep(connection: Connection, store: PhotoStore, cutoff: datetime) -> Sweep
     return result
 
 
+def _too_young_message(minutes: float) -> str:
+    return (f"--min-age-minutes must be at least {MIN_SAFE_AGE_MINUTES:g} (got {minutes:g}): "
+            "a younger blob may belong to a review that is still being saved")
+
+
 def _referenced(connection: Connection, names: list[str]) -> set[str]:
     query = select(Review.photo_name).where(Review.photo_name.in_(names)).distinct()
     return set(connection.scalars(query))
@@ -115,11 +126,14 @@ def _batches(items: Iterable[StoredBlob], size: int) -> Iterator[list[StoredBlob
 
 
 @click.command("sweep-photos")
-@click.option("--min-age-minutes", type=click.FloatRange(min=0), default=60.0, show_default=True,
-              help="Only blobs last modified at least this long ago are considered.")
+@click.option("--min-age-minutes", type=float, default=60.0, show_default=True,
+              help="Only blobs last modified at least this long ago are considered "
+                   f"(at least {MIN_SAFE_AGE_MINUTES:g}).")
 @with_appcontext
 def sweep_command(min_age_minutes: float) -> None:
     """Delete photo blobs that no review refers to."""
+    if min_age_minutes < MIN_SAFE_AGE_MINUTES:
+        raise click.BadParameter(_too_young_message(min_age_minutes))
     result = sweep_orphaned_photos(current_app, timedelta(minutes=min_age_minutes))
     if result is None:
         click.echo("Another instance is sweeping; nothing done.")
@@ -136,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--min-age-minutes", type=float, default=60.0)
     args = parser.parse_args(argv)
-    if args.min_age_minutes < 0:
-        parser.error("--min-age-minutes must be zero or more")
+    if args.min_age_minutes < MIN_SAFE_AGE_MINUTES:
+        parser.error(_too_young_message(args.min_age_minutes))
     from . import create_app
 
     result = sweep_orphaned_photos(create_app(), timedelta(minutes=args.min_age_minutes))

@@ -5,7 +5,11 @@ The harness itself runs against the real site in tests/webapp/test_faults.py.
 
 from __future__ import annotations
 
+import pytest
+
+from devtools import chaos
 from devtools.chaos import Phase, Sample, assign, format_table, problems
+from devtools.site_setup import child_environment
 
 BUDGET = 3.0
 
@@ -60,3 +64,29 @@ def test_bare_500s_slow_answers_and_late_failures_are_problems():
                for p in found)
     assert any("slowest answer took 3.40 s, over the 3 s budget" in p for p in found)
     assert any("1 failures to requests sent more than 2 s after" in p for p in found)
+
+
+class PopenCalled(Exception):
+    """Stops devtools.chaos.site once it has shown the environment it starts the site with."""
+
+
+def test_the_site_under_chaos_gets_the_same_environment_as_make_dev(monkeypatch, tmp_path):
+    monkeypatch.setenv("AZURE_CLIENT_ID", "a-developers-identity")
+    monkeypatch.setenv("IDENTITY_ENDPOINT", "http://169.254.1.1/identity")
+    monkeypatch.setenv("APPLICATIONINSIGHTS_CONNECTION_STRING", "InstrumentationKey=x")
+    monkeypatch.setenv("UNRELATED_SETTING", "kept")
+    seen: dict[str, str] = {}
+
+    def fake_popen(*_args, env, **_kwargs):
+        seen.update(env)
+        raise PopenCalled
+
+    monkeypatch.setattr(chaos.subprocess, "Popen", fake_popen)
+    with pytest.raises(PopenCalled), chaos.site({"SECRET_KEY": "k"}, tmp_path / "log",
+                                                tmp_path / "access"):
+        pass
+
+    assert seen == child_environment({"SECRET_KEY": "k"})
+    assert seen["UNRELATED_SETTING"] == "kept"
+    assert not {"AZURE_CLIENT_ID", "IDENTITY_ENDPOINT",
+                "APPLICATIONINSIGHTS_CONNECTION_STRING"} & seen.keys()

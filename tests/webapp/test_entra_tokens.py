@@ -19,6 +19,7 @@ from psycopg2 import sql
 from sqlalchemy import event, text
 
 from webapp import create_app
+from webapp.budget import DependencyTimeout
 from webapp.db import (
     POSTGRES_SCOPE,
     TOKEN_REFRESH_MARGIN_SECONDS,
@@ -223,3 +224,79 @@ def test_no_token_at_all_is_a_503(entra_app):
     assert response.status_code == 503
     assert "database is unavailable" in response.text
     assert "identity endpoint" not in response.text
+
+
+class HungIdentityEndpoint:
+    """A credential whose endpoint answers only when its own timeouts end (2 s, the
+    connection and read timeouts of webapp/budget.py's CREDENTIAL_OPTIONS without retry)."""
+
+    def __init__(self, seconds: float = 2.0) -> None:
+        self.seconds = seconds
+        self.calls = 0
+
+    def get_token(self, *scopes: str, **_kwargs) -> AccessToken:
+        self.calls += 1
+        time.sleep(self.seconds)
+        return AccessToken("token-1", int(time.time() + HOUR))
+
+
+def test_a_hung_identity_endpoint_is_a_503_within_the_budget_for_every_waiting_request(
+    entra_app,
+):
+    app = entra_app(HungIdentityEndpoint())
+    answers: list[tuple[int, float]] = []
+
+    def request() -> None:
+        started = time.monotonic()
+        status = app.test_client().get("/").status_code
+        answers.append((status, time.monotonic() - started))
+
+    # The first fetches the token; the second queues behind it for the cache's lock.
+    first = threading.Thread(target=request)
+    first.start()
+    time.sleep(0.2)
+    request()
+    first.join()
+
+    budget_seconds = app.config["REQUEST_BUDGET_SECONDS"]
+    assert [status for status, _ in answers] == [503, 503]
+    assert all(seconds <= budget_seconds for _, seconds in answers), answers
+
+
+def test_a_token_that_arrives_too_late_to_connect_in_budget_is_a_503(entra_app):
+    credential = HungIdentityEndpoint()
+    app = entra_app(credential)
+
+    started = time.monotonic()
+    response = app.test_client().get("/")
+    seconds = time.monotonic() - started
+
+    assert response.status_code == 503
+    assert seconds <= app.config["REQUEST_BUDGET_SECONDS"]
+    assert "database is unavailable" in response.text
+    # The token is kept: the next request connects without asking again.
+    assert app.test_client().get("/").status_code == 200
+    assert credential.calls == 1
+
+
+def test_waiting_for_another_threads_token_fetch_is_bounded():
+    release = threading.Event()
+
+    class Blocking:
+        def get_token(self, *scopes: str, **_kwargs) -> AccessToken:
+            release.wait(10)
+            return AccessToken("token-1", int(time.time() + HOUR))
+
+    tokens = EntraTokenCache(Blocking())
+    fetcher = threading.Thread(target=tokens.token)
+    fetcher.start()
+    time.sleep(0.1)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DependencyTimeout, match="Entra"):
+            tokens.token(timeout=0.3)
+        assert time.monotonic() - started < 1
+    finally:
+        release.set()
+        fetcher.join()
+    assert tokens.token(timeout=0.3) == "token-1"

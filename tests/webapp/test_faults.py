@@ -16,6 +16,12 @@ BUDGET_SECONDS = 3.0
 FAULT_SECONDS = 5.0
 SETTLE_SECONDS = 3.0
 CLIENTS = 8
+# What a visitor may wait beyond the budget: the site's own time is bounded by the budget, the
+# client's adds the wait in gunicorn's accept queue (every thread busy), loopback transfer and
+# the load generator's own scheduling: 8 client threads in one Python process on 2 CPUs that
+# ~7 engineers share. One second covers that on this loaded machine and still fails a
+# dependency wait the budget does not bound (those last seconds: a connect or read timeout).
+CLIENT_MARGIN_SECONDS = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +49,9 @@ def test_faults_give_503s_within_the_budget_and_heal_within_two_seconds(chaos):
     table = format_table(chaos.phases)
     for phase in chaos.phases:
         assert phase.other_errors == 0, table
-        # As gunicorn timed it: the client's own figure adds this test process's scheduling.
+        # As gunicorn timed it, and as the visitor waited (see CLIENT_MARGIN_SECONDS).
         assert phase.slowest_at_site <= BUDGET_SECONDS, table
+        assert phase.slowest <= BUDGET_SECONDS + CLIENT_MARGIN_SECONDS, table
         assert phase.recovery <= RECOVERY_LIMIT_SECONDS, table
     assert chaos.server_errors_logged == 0
 

@@ -7,12 +7,16 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from flask import Flask
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from webapp import create_app
-from webapp.db import MIGRATION_LOCK_KEY, get_engine, upgrade_database
+from webapp.db import MIGRATION_LOCK_KEY, MIGRATIONS_DIR, get_engine, upgrade_database
 from webapp.models import Base
 
 HEAD = "0002"
@@ -129,3 +133,45 @@ def test_flask_migrate_command(postgres, empty_database, new_instance):
     assert result.exit_code == 0, result.output
     assert "Database schema is up to date." in result.output
     assert public_tables(postgres, empty_database) == SCHEMA_TABLES
+
+
+def commit_deadline_objects(postgres, database: str) -> tuple[set[str], set[str]]:
+    triggers = postgres.execute(
+        "SELECT tgname FROM pg_trigger WHERE tgname LIKE '%commit_deadline'", database=database)
+    functions = postgres.execute(
+        "SELECT proname FROM pg_proc WHERE proname = 'refuse_commit_past_deadline'",
+        database=database)
+    return {name for (name,) in triggers}, {name for (name,) in functions}
+
+
+def downgrade_database(app: Flask, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    with get_engine(app).begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def test_the_commit_deadline_migration_round_trips(postgres, empty_database, new_instance):
+    app = new_instance()
+    upgrade_database(app)
+    present = ({"restaurants_commit_deadline", "reviews_commit_deadline"},
+               {"refuse_commit_past_deadline"})
+    assert commit_deadline_objects(postgres, empty_database) == present
+
+    downgrade_database(app, "0001")
+    assert commit_deadline_objects(postgres, empty_database) == (set(), set())
+    assert public_tables(postgres, empty_database) == SCHEMA_TABLES  # 0001's tables stay
+    assert postgres.execute("SELECT version_num FROM alembic_version",
+                            database=empty_database) == [("0001",)]
+
+    upgrade_database(app)
+    assert commit_deadline_objects(postgres, empty_database) == present
+    # And the re-created trigger works: a commit past its stamped deadline is refused.
+    with pytest.raises(OperationalError, match="commit refused"), \
+            get_engine(app).begin() as connection:
+        connection.execute(text("SELECT set_config('webapp.commit_deadline', "
+                                "(clock_timestamp() - interval '1 second')::text, true)"))
+        connection.execute(text("INSERT INTO restaurants (name, street_address) "
+                                "VALUES ('Late', '1 A')"))

@@ -15,7 +15,12 @@ from site_pages import csrf_token
 from webapp import create_app
 from webapp.db import get_engine, get_session
 from webapp.models import Restaurant
-from webapp.page_cache import DETAILS_MAX_ENTRIES, LISTING_MAX_ENTRIES, ChangeStamp
+from webapp.page_cache import (
+    DETAILS_MAX_ENTRIES,
+    LISTING_MAX_ENTRIES,
+    ChangeStamp,
+    default_stamp_path,
+)
 
 CACHE_SECONDS = 60  # long enough that only an invalidation can explain a fresh page
 
@@ -289,3 +294,33 @@ def test_the_change_stamp_tells_every_change_apart_even_within_one_clock_tick(tm
     assert watcher.changed_elsewhere()
     writer.mark_changed()
     assert path.exists() and watcher.changed_elsewhere()
+
+
+def test_a_stamp_that_cannot_be_written_does_not_fail_the_saved_write(
+    app, client, add_restaurant, run_sql, monkeypatch, caplog
+):
+    restaurant_id = add_restaurant("Stamped")
+
+    def refuse(*_args, **_kwargs):
+        raise PermissionError("read-only temp folder")
+
+    monkeypatch.setattr("webapp.page_cache.os.utime", refuse)
+    response = client.post(f"/restaurants/{restaurant_id}/reviews", data={
+        "reviewer_name": "Ada", "rating": "5", "review_text": "Saved anyway."})
+
+    assert response.status_code == 303
+    assert run_sql("SELECT review_text FROM reviews") == [("Saved anyway.",)]
+    assert "Page cache change stamp" in caplog.text
+    assert "PermissionError" in caplog.text
+    # This process's own caches were still cleared: the new review shows at once.
+    assert "Saved anyway." in client.get(f"/restaurants/{restaurant_id}").text
+
+
+def test_the_default_stamp_is_per_user(app, monkeypatch):
+    ours = default_stamp_path(app)
+    monkeypatch.setattr("webapp.page_cache.os.getuid", lambda: 12345)
+    other_user = default_stamp_path(app)
+
+    assert ours != other_user
+    assert ours.parent == other_user.parent
+    assert "-12345-" in other_user.name

@@ -20,7 +20,7 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 from flask import g
-from sqlalchemy import text
+from sqlalchemy import event, literal, select, text
 from sqlalchemy.exc import OperationalError
 
 from devtools.chaos import postgres_pids
@@ -386,3 +386,90 @@ def test_the_budget_starts_at_the_first_dependency_call_not_with_the_upload(outa
         first_call = time.monotonic()
         get_session().execute(text("SELECT 1"))
         assert g.dependency_deadline >= first_call + BUDGET_SECONDS - ANSWER_RESERVE_SECONDS
+
+
+def test_paused_storage_during_a_photo_review_leaves_the_database_pool_alone(
+    silent_storage, app, client, add_restaurant, add_review, make_image, caplog, monkeypatch
+):
+    restaurant_id = add_restaurant("Pool")
+    engine = get_engine(app)
+    opened: list[int] = []
+    event.listen(engine, "connect", lambda *_args: opened.append(1))
+    store = app.extensions["photo_store"]
+    checked_out_during_upload: list[int] = []
+    upload = store.upload
+
+    def watched_upload(*args):
+        checked_out_during_upload.append(engine.pool.checkedout())
+        return upload(*args)
+
+    monkeypatch.setattr(store, "upload", watched_upload)
+
+    with caplog.at_level(logging.WARNING):
+        response = add_review(restaurant_id, photo=(make_image("PNG"), "a.png"))
+        assert response.status_code == 503
+        # The read transaction ended before the upload: no connection was checked out when
+        # the budget ran out, so none was cut and the pool still holds a healthy one.
+        assert client.get("/").status_code == 200
+
+    assert checked_out_during_upload == [0]
+    assert opened == []
+    assert "Database connection" not in caplog.text
+    assert "dependency=PostgreSQL" not in caplog.text
+
+
+def test_a_checkout_after_the_deadline_raises_without_cutting_the_pool(app):
+    engine = get_engine(app)
+    with engine.connect() as first, engine.connect() as second:  # two pooled connections
+        first.execute(text("SELECT 1"))
+        second.execute(text("SELECT 1"))
+    opened: list[int] = []
+    event.listen(engine, "connect", lambda *_args: opened.append(1))
+
+    with app.test_request_context("/"):
+        g.dependency_deadline = time.monotonic()  # the budget is spent
+        with pytest.raises(DependencyTimeout, match="PostgreSQL"), engine.connect():
+            pass
+    with engine.connect() as first, engine.connect() as second:
+        first.execute(text("SELECT 1"))
+        second.execute(text("SELECT 1"))
+
+    # Never armed with a past deadline: nothing cut, the pool not invalidated; only the
+    # connection whose checkout failed was replaced.
+    assert opened == [1]
+    assert engine.pool.checkedout() == 0
+
+
+def test_a_connection_the_watchdog_cut_does_not_invalidate_the_pool(app):
+    engine = get_engine(app)
+    with engine.connect() as first, engine.connect() as second:  # two pooled connections
+        first.execute(text("SELECT 1"))
+        second.execute(text("SELECT 1"))
+    invalidations: list[bool] = []
+    event.listen(engine, "handle_error",
+                 lambda context: invalidations.append(context.invalidate_pool_on_disconnect))
+
+    with app.test_request_context("/"):
+        g.dependency_deadline = time.monotonic() + 0.3
+        with pytest.raises(OperationalError), engine.connect() as connection:
+            connection.execute(text("SELECT pg_sleep(2)"))  # cut by the watchdog at 0.3 s
+    opened: list[int] = []
+    event.listen(engine, "connect", lambda *_args: opened.append(1))
+    with engine.connect() as connection:  # the other pooled connection is still used
+        connection.execute(text("SELECT 1"))
+
+    assert invalidations == [False]
+    assert opened == []
+
+
+def test_only_a_commit_that_writes_is_stamped_with_the_deadline(app, statements):
+    with app.test_request_context("/"):
+        session = get_session()
+        session.commit()  # nothing at all
+        session.execute(select(literal(1)))
+        session.commit()  # a read-only transaction
+        assert not [s for s in statements if "commit_deadline" in s]
+
+        session.execute(text("INSERT INTO restaurants (name, street_address) VALUES ('X', 'Y')"))
+        session.commit()
+    assert len([s for s in statements if "commit_deadline" in s]) == 1

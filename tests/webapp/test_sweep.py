@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from webapp.db import get_engine
 from webapp.storage import current_photo_store
-from webapp.sweep import SWEEP_LOCK_KEY, sweep_orphaned_photos
+from webapp.sweep import SWEEP_LOCK_KEY, main, sweep_orphaned_photos
 
 AN_HOUR_LATER = timedelta(hours=1, minutes=5)
 
@@ -100,9 +100,37 @@ def test_only_one_instance_sweeps_at_a_time(app, store, container, make_image):
 
 
 def test_the_cli_command_reports_what_it_did(app, store, container, make_image):
-    store.upload(make_image("PNG"), "png")
+    name = store.upload(make_image("PNG"), "png").name
 
-    output = app.test_cli_runner().invoke(args=["sweep-photos", "--min-age-minutes", "0"]).output
+    output = app.test_cli_runner().invoke(args=["sweep-photos", "--min-age-minutes", "5"]).output
 
-    assert "examined 1 photo blobs: deleted 1 orphans" in output
-    assert blob_names(container) == set()
+    assert "examined 1 photo blobs: deleted 0 orphans" in output
+    assert "1 younger than the safe age" in output
+    assert blob_names(container) == {name}
+
+
+@pytest.mark.parametrize("minutes", ["0", "4.9", "-1"])
+def test_a_minimum_age_below_the_safe_floor_is_refused(app, store, container, make_image,
+                                                         minutes):
+    name = store.upload(make_image("PNG"), "png").name
+
+    result = app.test_cli_runner().invoke(args=["sweep-photos", "--min-age-minutes", minutes])
+
+    assert result.exit_code != 0
+    assert "--min-age-minutes must be at least 5" in result.output
+    assert "still being saved" in result.output
+    assert blob_names(container) == {name}
+
+
+def test_the_module_entry_point_refuses_a_minimum_age_below_the_floor(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--min-age-minutes", "0"])
+    assert exit_info.value.code == 2
+    assert "--min-age-minutes must be at least 5" in capsys.readouterr().err
+
+
+def test_the_function_refuses_a_minimum_age_below_the_floor(app, store, container, make_image):
+    name = store.upload(make_image("PNG"), "png").name
+    with pytest.raises(ValueError, match="at least 5"):
+        sweep_orphaned_photos(app, min_age=timedelta(0), clock=later())
+    assert blob_names(container) == {name}
