@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from markupsafe import Markup
 
 from .db import get_session
@@ -26,11 +36,25 @@ def index():
     per_page = current_app.config["RESTAURANTS_PER_PAGE"]
     if not 1 <= page_number <= last_possible_page(per_page):
         abort(404)
+    if "_flashes" in session:
+        # A message waits for this visitor: only the listing is shared, the page is theirs.
+        page = _render_home(page_number, per_page)
+    else:
+        # Without one, the whole page is the same for every visitor: kept with the listing.
+        page = listing_cache().get_or_load(
+            ("page", page_number, per_page), lambda: _render_home(page_number, per_page)
+        )
+    if page is None:
+        abort(404)
+    return page
+
+
+def _render_home(page_number: int, per_page: int) -> str | None:
     listing = listing_cache().get_or_load(
         (page_number, per_page), lambda: _render_listing(page_number, per_page)
     )
     if listing is None:
-        abort(404)
+        return None
     return render_template("restaurants/index.html", listing=listing)
 
 

@@ -50,6 +50,19 @@ def test_repeated_home_page_views_reuse_the_listing(client, add_restaurant, stat
     assert not restaurant_statements(statements)
 
 
+def test_a_flash_on_the_home_page_reaches_only_its_visitor(client, app, add_restaurant):
+    add_restaurant("Shared Diner")
+    other_visitor = app.test_client()
+    assert "Shared Diner" in other_visitor.get("/").text  # the whole page is now cached
+    with client.session_transaction() as visitor_session:
+        visitor_session["_flashes"] = [("message", "Only for this visitor")]
+
+    own_page = client.get("/").text
+    assert "Only for this visitor" in own_page and "Shared Diner" in own_page
+    assert "Only for this visitor" not in other_visitor.get("/").text
+    assert "Only for this visitor" not in client.get("/").text  # shown once, then gone
+
+
 def test_this_process_sees_its_own_writes_at_once(client, add_restaurant, add_review):
     first = add_restaurant("First Place")
     assert "No reviews yet" in client.get("/").text  # listing now cached
@@ -113,7 +126,7 @@ def test_the_caches_are_cleared_when_a_write_commits_not_when_it_flushes(app, cl
     assert "Pending" in client.get("/").text
     with app.app_context():
         get_session().commit()  # a commit that changed nothing keeps the listing
-    assert len(caches[0]) == 1
+    assert len(caches[0]) == 2  # the listing, and the whole page (no message was waiting)
 
 
 # the details page ----------------------------------------------------------------------------
