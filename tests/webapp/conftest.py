@@ -21,6 +21,7 @@ from sqlalchemy import event
 from devtools.services import AzuriteServer, PostgresCluster
 from webapp import create_app
 from webapp.db import get_engine, upgrade_database
+from webapp.storage import current_photo_store
 
 # The site signs in as an ordinary role with a password (scram-sha-256), like in Azure, not as
 # the trusted superuser.
@@ -140,6 +141,19 @@ def container_name(blob_service: BlobServiceClient) -> Iterator[str]:
 def container(blob_service: BlobServiceClient, container_name: str) -> ContainerClient:
     """The test's blob container, seen from outside the app (for assertions)."""
     return blob_service.get_container_client(container_name)
+
+
+@pytest.fixture
+def store(app: Flask):
+    """The app's photo store, inside an app context."""
+    with app.app_context():
+        yield current_photo_store()
+
+
+@pytest.fixture
+def blob_names(container: ContainerClient) -> Callable[[], set[str]]:
+    """blob_names() -> the names of the blobs in the test's container right now."""
+    return lambda: {blob.name for blob in container.list_blobs()}
 
 
 @pytest.fixture

@@ -11,20 +11,9 @@ import pytest
 from flask import g
 
 from webapp.budget import DependencyTimeout
-from webapp.storage import current_photo_store
 
 
-@pytest.fixture
-def store(app):
-    with app.app_context():
-        yield current_photo_store()
-
-
-def blob_names(container) -> set[str]:
-    return {blob.name for blob in container.list_blobs()}
-
-
-def test_a_delete_after_a_concurrent_reuse_leaves_the_blob(store, container, make_image):
+def test_a_delete_after_a_concurrent_reuse_leaves_the_blob(store, blob_names, make_image):
     photo = make_image("PNG")
     ours = store.upload(photo, "png")
     # Another review uploads the same bytes before our clean-up: its touch changes the ETag.
@@ -34,19 +23,19 @@ def test_a_delete_after_a_concurrent_reuse_leaves_the_blob(store, container, mak
 
     store.delete(ours)
 
-    assert blob_names(container) == {ours.name}
+    assert blob_names() == {ours.name}
 
 
-def test_a_delete_of_an_unchanged_blob_removes_it(store, container, make_image):
+def test_a_delete_of_an_unchanged_blob_removes_it(store, blob_names, make_image):
     ours = store.upload(make_image("JPEG"), "jpg")
 
     store.delete(ours)
     store.delete(ours)  # already gone is fine
 
-    assert blob_names(container) == set()
+    assert blob_names() == set()
 
 
-def test_a_call_still_queued_at_the_deadline_never_runs(app, store, container, make_image):
+def test_a_call_still_queued_at_the_deadline_never_runs(app, store, blob_names, make_image):
     stored = store.upload(make_image("PNG", color="red"), "png")
     busy = threading.Event()
     store._calls = ThreadPoolExecutor(1)  # one storage thread, kept busy below
@@ -60,13 +49,13 @@ def test_a_call_still_queued_at_the_deadline_never_runs(app, store, container, m
         busy.set()
         store._calls.shutdown(wait=True)
 
-    assert blob_names(container) == {stored.name}  # the delete was cancelled, not run late
+    assert blob_names() == {stored.name}  # the delete was cancelled, not run late
 
 
-def test_a_call_that_starts_after_its_deadline_is_not_made(store, container, make_image):
+def test_a_call_that_starts_after_its_deadline_is_not_made(store, blob_names, make_image):
     stored = store.upload(make_image("PNG", color="blue"), "png")
 
     with pytest.raises(DependencyTimeout, match="Blob Storage"):
         store._call_by(time.monotonic() - 0.1, store._delete, stored)
 
-    assert blob_names(container) == {stored.name}
+    assert blob_names() == {stored.name}

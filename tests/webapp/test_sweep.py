@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import text
 
 from webapp.db import get_engine
-from webapp.storage import current_photo_store
 from webapp.sweep import SWEEP_LOCK_KEY, main, sweep_orphaned_photos
 
 AN_HOUR_LATER = timedelta(hours=1, minutes=5)
@@ -19,18 +18,8 @@ def later(delta: timedelta = AN_HOUR_LATER):
     return lambda: datetime.now(UTC) + delta
 
 
-@pytest.fixture
-def store(app):
-    with app.app_context():
-        yield current_photo_store()
-
-
-def blob_names(container) -> set[str]:
-    return {blob.name for blob in container.list_blobs()}
-
-
 def test_old_orphans_are_deleted_and_photos_in_use_kept(
-    app, store, container, add_restaurant, add_review, make_image, run_sql
+    app, store, blob_names, add_restaurant, add_review, make_image, run_sql
 ):
     restaurant_id = add_restaurant()
     assert add_review(restaurant_id, photo=(make_image("PNG"), "kept.png")).status_code == 303
@@ -41,11 +30,11 @@ def test_old_orphans_are_deleted_and_photos_in_use_kept(
 
     assert result.deleted == [orphan]
     assert (result.examined, result.referenced, result.too_young) == (2, 1, 0)
-    assert blob_names(container) == {in_use}
+    assert blob_names() == {in_use}
 
 
 def test_a_photo_uploaded_but_not_yet_saved_with_its_review_is_not_swept(
-    app, store, container, make_image
+    app, store, blob_names, make_image
 ):
     # A request has uploaded the photo and has not committed its review yet.
     pending = store.upload(make_image("PNG"), "png").name
@@ -54,11 +43,11 @@ def test_a_photo_uploaded_but_not_yet_saved_with_its_review_is_not_swept(
 
     assert result.deleted == []
     assert result.too_young == 1
-    assert blob_names(container) == {pending}
+    assert blob_names() == {pending}
 
 
 def test_a_blob_reused_after_the_listing_is_not_swept(
-    app, store, container, make_image, monkeypatch
+    app, store, blob_names, make_image, monkeypatch
 ):
     """The sweep lists an old orphan, then a new review reuses its bytes before the delete."""
     photo = make_image("WEBP")
@@ -74,7 +63,7 @@ def test_a_blob_reused_after_the_listing_is_not_swept(
 
     assert result.deleted == []
     assert result.changed == 1
-    assert blob_names(container) == {name}
+    assert blob_names() == {name}
 
 
 def test_a_reused_blob_swept_just_before_is_uploaded_again(app, store, container, make_image):
@@ -88,29 +77,29 @@ def test_a_reused_blob_swept_just_before_is_uploaded_again(app, store, container
     assert container.download_blob(name).readall() == photo
 
 
-def test_only_one_instance_sweeps_at_a_time(app, store, container, make_image):
+def test_only_one_instance_sweeps_at_a_time(app, store, blob_names, make_image):
     orphan = store.upload(make_image("PNG"), "png").name
     with get_engine(app).begin() as other_instance:
         other_instance.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SWEEP_LOCK_KEY})
 
         assert sweep_orphaned_photos(app, clock=later()) is None
 
-    assert blob_names(container) == {orphan}
+    assert blob_names() == {orphan}
     assert sweep_orphaned_photos(app, clock=later()).deleted == [orphan]
 
 
-def test_the_cli_command_reports_what_it_did(app, store, container, make_image):
+def test_the_cli_command_reports_what_it_did(app, store, blob_names, make_image):
     name = store.upload(make_image("PNG"), "png").name
 
     output = app.test_cli_runner().invoke(args=["sweep-photos", "--min-age-minutes", "5"]).output
 
     assert "examined 1 photo blobs: deleted 0 orphans" in output
     assert "1 younger than the safe age" in output
-    assert blob_names(container) == {name}
+    assert blob_names() == {name}
 
 
 @pytest.mark.parametrize("minutes", ["0", "4.9", "-1"])
-def test_a_minimum_age_below_the_safe_floor_is_refused(app, store, container, make_image,
+def test_a_minimum_age_below_the_safe_floor_is_refused(app, store, blob_names, make_image,
                                                          minutes):
     name = store.upload(make_image("PNG"), "png").name
 
@@ -119,7 +108,7 @@ def test_a_minimum_age_below_the_safe_floor_is_refused(app, store, container, ma
     assert result.exit_code != 0
     assert "--min-age-minutes must be at least 5" in result.output
     assert "still being saved" in result.output
-    assert blob_names(container) == {name}
+    assert blob_names() == {name}
 
 
 def test_the_module_entry_point_refuses_a_minimum_age_below_the_floor(capsys):
@@ -129,8 +118,8 @@ def test_the_module_entry_point_refuses_a_minimum_age_below_the_floor(capsys):
     assert "--min-age-minutes must be at least 5" in capsys.readouterr().err
 
 
-def test_the_function_refuses_a_minimum_age_below_the_floor(app, store, container, make_image):
+def test_the_function_refuses_a_minimum_age_below_the_floor(app, store, blob_names, make_image):
     name = store.upload(make_image("PNG"), "png").name
     with pytest.raises(ValueError, match="at least 5"):
         sweep_orphaned_photos(app, min_age=timedelta(0), clock=later())
-    assert blob_names(container) == {name}
+    assert blob_names() == {name}
