@@ -1,4 +1,4 @@
-"""Invariants every tier shares (issue 3, "Every tier"), checked on every committed stack."""
+"""Invariants every tier shares (README.md, "What each stack creates"), checked on every committed stack."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tier-specific invariants (issue 3: basic, standard, isolated, data safety)."""
+"""Tier-specific invariants: basic, standard, isolated, data safety (infra/README.md)."""
 
 from __future__ import annotations
 
