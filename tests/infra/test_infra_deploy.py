@@ -1,4 +1,4 @@
-"""The package deploy and the database-role SQL step, as declared under mocks. The deploy and SQL steps run as deployment scripts (infra/deployer.py)."""
+"""The package deploy and the database-role step as declared under mocks (infra/deployer.py)."""
 
 from __future__ import annotations
 

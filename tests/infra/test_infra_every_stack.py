@@ -1,4 +1,4 @@
-"""Invariants every tier shares (README.md, "What each stack creates"), checked on every committed stack."""
+"""Invariants every tier shares (README.md, "What each stack creates"), on every stack file."""
 
 from __future__ import annotations
 
