@@ -418,11 +418,16 @@ def test_paused_storage_during_a_photo_review_leaves_the_database_pool_alone(
     assert "dependency=PostgreSQL" not in caplog.text
 
 
-def test_a_checkout_after_the_deadline_raises_without_cutting_the_pool(app):
-    engine = get_engine(app)
-    with engine.connect() as first, engine.connect() as second:  # two pooled connections
+def use_two_pooled_connections(engine) -> None:
+    """Two connections open at once, each used, then back in the pool."""
+    with engine.connect() as first, engine.connect() as second:
         first.execute(text("SELECT 1"))
         second.execute(text("SELECT 1"))
+
+
+def test_a_checkout_after_the_deadline_raises_without_cutting_the_pool(app):
+    engine = get_engine(app)
+    use_two_pooled_connections(engine)
     opened: list[int] = []
     event.listen(engine, "connect", lambda *_args: opened.append(1))
 
@@ -430,9 +435,7 @@ def test_a_checkout_after_the_deadline_raises_without_cutting_the_pool(app):
         g.dependency_deadline = time.monotonic()  # the budget is spent
         with pytest.raises(DependencyTimeout, match="PostgreSQL"), engine.connect():
             pass
-    with engine.connect() as first, engine.connect() as second:
-        first.execute(text("SELECT 1"))
-        second.execute(text("SELECT 1"))
+    use_two_pooled_connections(engine)
 
     # Never armed with a past deadline: nothing cut, the pool not invalidated; only the
     # connection whose checkout failed was replaced.
@@ -442,9 +445,7 @@ def test_a_checkout_after_the_deadline_raises_without_cutting_the_pool(app):
 
 def test_a_connection_the_watchdog_cut_does_not_invalidate_the_pool(app):
     engine = get_engine(app)
-    with engine.connect() as first, engine.connect() as second:  # two pooled connections
-        first.execute(text("SELECT 1"))
-        second.execute(text("SELECT 1"))
+    use_two_pooled_connections(engine)
     invalidations: list[bool] = []
     event.listen(engine, "handle_error",
                  lambda context: invalidations.append(context.invalidate_pool_on_disconnect))
