@@ -5,7 +5,9 @@ Each error names the key, the bad value and what is allowed.
 
 from __future__ import annotations
 
+import pulumi
 import pytest
+import yaml
 
 from infra.config import ConfigError, parse_config
 from review import mocks
@@ -114,8 +116,42 @@ def test_good_custom_domain(valid_config):
 @pytest.mark.parametrize("key", ["alertEmail", "postgresAdminObjectId",
                                  "postgresAdminPrincipalName", "azure-native:location"])
 def test_required_keys(valid_config, key):
-    with pytest.raises(ConfigError, match=rf"'{key}': None is not allowed"):
+    with pytest.raises(ConfigError, match=rf"^config '{key}' is required: .+ \(pulumi config set "
+                                          rf"{key} <value>\)$"):
         parse(spoil(valid_config, **{key: None}))
+
+
+def test_config_errors_are_run_errors_pulumi_prints_as_one_line(valid_config):
+    """Pulumi prints a RunError's message alone; any other exception as a traceback."""
+    with pytest.raises(pulumi.RunError) as raised:
+        parse(spoil(valid_config, tier="premium"))
+    assert "\n" not in str(raised.value)
+
+
+def test_an_unquoted_version_that_yaml_made_a_number_gets_a_quoting_hint(valid_config):
+    stack_file = yaml.safe_load("config:\n  restaurant-review:pythonVersion: 3.10\n")
+    assert stack_file["config"]["restaurant-review:pythonVersion"] == 3.1
+    values = {f"{mocks.PROJECT}:{key}": value for key, value in valid_config.items()
+              if ":" not in key}
+    values.update(stack_file["config"], **{"azure-native:location": "westeurope"})
+    with pytest.raises(ConfigError, match=r"'pythonVersion': '3.1' is not allowed; expected one "
+                                          r"of 3.10, 3.11, 3.12, 3.13 \(YAML read an unquoted "
+                                          r"3.10 as the number 3.1: quote it in the stack file, "
+                                          r'"3.10"\)$'):
+        mocks.run_stack("unquoted", config=values)
+
+
+@pytest.mark.parametrize("version", ["3.8", "3.11.0", "python3.11"])
+def test_no_quoting_hint_where_quoting_would_not_help(valid_config, version):
+    with pytest.raises(ConfigError) as raised:
+        parse(spoil(valid_config, pythonVersion=version))
+    assert "quote" not in str(raised.value)
+
+
+def test_a_program_run_names_the_stack_file(valid_config):
+    values = {**valid_config, "tier": "premium"}
+    with pytest.raises(ConfigError, match=r"^Pulumi\.broken\.yaml: config 'tier': 'premium'"):
+        mocks.run_stack("broken", config=values)
 
 
 def test_admin_object_id_must_be_a_guid(valid_config):
