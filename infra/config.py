@@ -316,10 +316,12 @@ def _postgres_sku(key: str, value: str, high_availability: bool) -> str:
     return value
 
 
-def _tier_defaults(tier: str) -> dict[str, str]:
+def tier_defaults(tier: str) -> dict[str, str]:
+    """Each key's value when the stack file leaves it out (infra/README.md, "Configuration")."""
     production = tier != "basic"
     return {
         "sku": TIER_SKUS[tier][0],
+        "namePrefix": "rr",
         "pythonVersion": "3.11",
         "healthCheckPath": "/healthz",
         "postgresSku": "Standard_D2ds_v5" if production else "Standard_B1ms",
@@ -632,7 +634,7 @@ def _optional(config: _Lookup, key: str, validate: Callable[[str, str], str]) ->
 
 def _naming_fields(config: _Lookup, stack: str, location: str,
                    subscription_id: str) -> dict[str, str]:
-    prefix = _matching("namePrefix", config.get("namePrefix") or "rr", _NAME_PREFIX,
+    prefix = _matching("namePrefix", config.value("namePrefix"), _NAME_PREFIX,
                        "2-8 lowercase letters or digits, starting with a letter")
     suffix = config.get("nameSuffix") or _default_suffix(subscription_id, prefix, stack, location)
     return {
@@ -661,7 +663,7 @@ def parse_config(stack: str, get: Callable[[str], str | None], location: str | N
     subscription_id = _subscription(subscription_id)
     tier = _choice("tier", get("tier") or "", TIERS)
     _reject_keys_outside_tier(get, tier)
-    config = _Lookup(get, _tier_defaults(tier))
+    config = _Lookup(get, tier_defaults(tier))
     location = _location(location)
     alert_email = config.required("alertEmail", "the e-mail address that receives alerts")
     hosting = _hosting_fields(config, tier)
