@@ -407,3 +407,18 @@ def test_hub_keys_need_a_vnet_and_a_hub(valid_config):
         parse(isolated(valid_config, hubUseRemoteGateways="false"))
     with pytest.raises(ConfigError, match=r"'hubUseRemoteGateways': 'maybe' .* true or false"):
         parse(isolated(valid_config, hubVirtualNetworkId=HUB_ID, hubUseRemoteGateways="maybe"))
+
+
+def test_synth_prints_a_config_error_as_one_line(valid_config, capsys):
+    from review import synth
+
+    def broken_stack(stack):
+        return mocks.run_stack(stack, config=spoil(valid_config, pythonVersion="3.1"))
+
+    assert synth.main(["--check", "--no-scan", "--stack", "dev"], runner=broken_stack) == 2
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert printed.err.splitlines() == [
+        "review.synth: Pulumi.dev.yaml: config 'pythonVersion': '3.1' is not allowed; expected "
+        "one of 3.10, 3.11, 3.12, 3.13 (YAML read an unquoted 3.10 as the number 3.1: quote it "
+        'in the stack file, "3.10")']
