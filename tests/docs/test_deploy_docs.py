@@ -31,19 +31,21 @@ COMPUTED_DEFAULTS = {"nameSuffix", "packagePath", "zoneRedundant", "applicationG
 
 
 def section(text: str, heading: str) -> str:
+    assert heading in text, f"no section {heading!r}"
     start = text.index(heading)
     level = heading.split(" ", 1)[0]
     following = re.search(rf"^{level} ", text[start + len(heading):], re.MULTILINE)
     return text[start:start + len(heading) + following.start()] if following else text[start:]
 
 
-CHECKLIST = section(README, "## Before your first `pulumi up`")
+def checklist() -> str:
+    return section(README, "## Before your first `pulumi up`")
 
 
 # --- README.md: before the first `pulumi up` ---------------------------------------------------
 
 def test_the_provider_list_is_every_namespace_the_program_uses():
-    loop = re.search(r"for namespace in ([^;]+); do\s+az provider register", CHECKLIST)
+    loop = re.search(r"for namespace in ([^;]+); do\s+az provider register", checklist())
     assert loop, "README.md: no `for namespace in ...; do az provider register` loop"
     listed = loop.group(1).split()
     used = {entry.arm_type.split("/")[0] for entry in RESOURCE_TYPES.values()}
@@ -63,27 +65,27 @@ def assigned_role_ids() -> set[str]:
 
 
 def test_the_role_assignment_condition_allows_exactly_the_roles_the_program_grants():
-    roles = re.search(r"roles='([^']+)'", CHECKLIST)
+    roles = re.search(r"roles='([^']+)'", checklist())
     assert roles, "README.md: no roles='...' line for the RBAC administrator's condition"
     assert {role.strip() for role in roles.group(1).split(",")} == assigned_role_ids()
-    assert CHECKLIST.count("ForAnyOfAnyValues:GuidEquals {$roles}") == 2  # write and delete
+    assert checklist().count("ForAnyOfAnyValues:GuidEquals {$roles}") == 2  # write and delete
 
 
 def test_roles_are_granted_on_the_subscription_because_the_program_makes_the_group():
-    assert "--role Contributor --scope \"/subscriptions/$subscription\"" in CHECKLIST
-    assert "resource group is not enough" in CHECKLIST
+    assert "--role Contributor --scope \"/subscriptions/$subscription\"" in checklist()
+    assert "resource group is not enough" in checklist()
     assert "resource-group-scoped" not in README + INFRA_README
 
 
 def test_the_pulumi_version_named_is_the_pinned_sdk():
     pinned = re.search(r"^pulumi==(\S+)$", (REPO_ROOT / "requirements.txt").read_text(),
                        re.MULTILINE)
-    assert f"`pulumi=={pinned.group(1)}`" in CHECKLIST
+    assert f"`pulumi=={pinned.group(1)}`" in checklist()
 
 
 def test_the_checklist_links_the_one_time_backend_setup():
     assert ("release/README.md#one-time-setup-of-the-state-backend-and-secrets-provider"
-            in CHECKLIST)
+            in checklist())
 
 
 def test_every_config_set_step_is_followed_by_make_synth():
@@ -98,9 +100,9 @@ def test_every_config_set_step_is_followed_by_make_synth():
 
 def test_the_placeholders_the_checklist_names_are_the_committed_ones():
     dev = mocks.load_stack_config("dev")
-    assert f"`alertEmail: {dev['restaurant-review:alertEmail']}`" in CHECKLIST
+    assert f"`alertEmail: {dev['restaurant-review:alertEmail']}`" in checklist()
     assert config.PLACEHOLDER_ADMIN_OBJECT_ID.startswith("11111111-2222-")
-    assert "`postgresAdminObjectId: 11111111-2222-…`" in CHECKLIST
+    assert "`postgresAdminObjectId: 11111111-2222-…`" in checklist()
 
 
 # --- one deploy story across the three READMEs -----------------------------------------------
@@ -133,7 +135,7 @@ def test_no_readme_says_the_deploy_needs_no_az_cli_at_all():
 
 def test_the_deploy_side_installs_with_make_deploy_deps():
     assert "make deploy-deps" in section(README, "## Deploying for real")
-    assert "make deploy-deps" in CHECKLIST
+    assert "make deploy-deps" in checklist()
 
 
 # --- infra/README.md's configuration table against infra/config.py -----------------------------
