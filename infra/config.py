@@ -661,7 +661,9 @@ def parse_config(stack: str, get: Callable[[str], str | None], location: str | N
     subscription_id is the one the provider deploys into: default names depend on it.
     """
     subscription_id = _subscription(subscription_id)
-    tier = _choice("tier", get("tier") or "", TIERS)
+    if not get("tier"):
+        raise _missing("tier", "the hosting tier, one of " + ", ".join(TIERS))
+    tier = _choice("tier", get("tier"), TIERS)
     _reject_keys_outside_tier(get, tier)
     config = _Lookup(get, tier_defaults(tier))
     location = _location(location)

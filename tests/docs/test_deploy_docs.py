@@ -199,7 +199,7 @@ def test_required_keys_are_the_ones_marked_required():
              "postgresAdminObjectId": "0f3c2a9e-6b1d-4c8e-9a57-2d4e6f8a1b3c",
              "postgresAdminPrincipalName": "db-admins"}
     marked = {key for key, (cell, _) in config_table().items() if cell == "— (required)"}
-    assert marked == {key for key in valid if is_required(key, valid)} | {"tier"}
+    assert marked == {key for key in valid if is_required(key, valid)}
 
 
 def test_ingress_says_none_unless_the_stack_file_sets_it():

@@ -113,7 +113,7 @@ def test_good_custom_domain(valid_config):
         "www.example.com"
 
 
-@pytest.mark.parametrize("key", ["alertEmail", "postgresAdminObjectId",
+@pytest.mark.parametrize("key", ["tier", "alertEmail", "postgresAdminObjectId",
                                  "postgresAdminPrincipalName", "azure-native:location"])
 def test_required_keys(valid_config, key):
     with pytest.raises(ConfigError, match=rf"^config '{key}' is required: .+ \(pulumi config set "
