@@ -93,12 +93,17 @@ def test_a_config_error_reaches_pulumi_as_a_run_error():
         run_entry_point(deployable("dev", pythonVersion="3.1"))
 
 
-def test_a_self_signed_listener_is_announced(monkeypatch, tmp_path):
+@pytest.mark.parametrize(("certificate", "announced"), [(None, True), ("reviews-tls", False)])
+def test_a_self_signed_listener_is_announced(monkeypatch, tmp_path, certificate, announced):
     warnings: list[str] = []
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs:
                         warnings.append(message))
     package = tmp_path / "webapp.zip"
     package.write_bytes(b"PK\x05\x06" + bytes(18))
-    run_entry_point(deployable("isolated", packagePath=str(package)), "isolated")
-    assert [w for w in warnings if "self-signed certificate" in w and
-            "applicationGatewayCertificateName" in w]
+    changes = {"packagePath": str(package)}
+    if certificate:
+        changes["applicationGatewayCertificateName"] = certificate
+    run_entry_point(deployable("isolated", **changes), "isolated")
+    self_signed = [w for w in warnings if "self-signed certificate" in w]
+    assert bool(self_signed) is announced
+    assert all("applicationGatewayCertificateName" in w for w in self_signed)
