@@ -364,3 +364,18 @@ def steps_without_timeout(workflows_dir: Path) -> list[str]:
             if roles(step) and "timeout-minutes" not in step:
                 missing.add(f"{name} {job_name} / {step_name(step, index)}")
     return sorted(missing)
+
+
+def main() -> int:
+    """Print every step's credentials; exit 1 when one can expire before its step ends."""
+    workflows = Path(__file__).resolve().parents[1] / ".github" / "workflows"
+    uses = credential_uses(workflows)
+    for use in uses:
+        print(("EXPIRES " if use.expires_early else "ok      ") + str(use))
+    for step in steps_without_timeout(workflows):
+        print(f"NO TIMEOUT {step}")
+    return int(any(use.expires_early for use in uses) or bool(steps_without_timeout(workflows)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -13,6 +13,7 @@ from release.credential_lifetimes import (
     RENEWS_ITSELF,
     ROLES,
     credential_uses,
+    main,
     steps_without_timeout,
 )
 
@@ -58,7 +59,7 @@ def test_the_swap_logs_the_cli_in_just_before_it_runs():
 
 
 def test_pull_request_previews_run_on_a_cli_login_shorter_than_its_lifetime():
-    preview = uses_by(workflows=WORKFLOWS, job="preview")
+    preview = uses_by(job="preview")
     assert preview["provider"][0] == "github-oidc"
     assert preview["backend"][0] == preview["secrets provider"][0] == "az-cli-oidc"
     assert preview["backend"][1] <= CREDENTIALS["az-cli-oidc"].lifetime_minutes
@@ -90,7 +91,7 @@ def broken_copy(tmp_path: Path, needle: str, replacement: str) -> Path:
      "backend uses a GitHub OIDC token written to AZURE_FEDERATED_TOKEN_FILE (lasts 60 min), "
      "needed for 480 min"),
     # a swap allowed longer than the CLI login it depends on
-    ("        timeout-minutes: 45 # swap", "        timeout-minutes: 90 # swap",
+    ("        timeout-minutes: 45", "        timeout-minutes: 90",
      "CLI uses an az CLI login from a GitHub OIDC token (azure/login) (lasts 60 min), "
      "needed for 95 min"),
 ])
@@ -101,5 +102,12 @@ def test_the_check_fails_a_broken_copy(tmp_path, needle, replacement, expected):
 
 
 def test_a_step_without_a_timeout_is_named(tmp_path):
-    copy = broken_copy(tmp_path, "        timeout-minutes: 45 # swap\n", "")
+    copy = broken_copy(tmp_path, "        timeout-minutes: 45\n", "")
     assert steps_without_timeout(copy) == [f"deploy-stack.yml up / {SWAP}"]
+
+
+def test_the_module_prints_every_use_and_exits_zero(capsys):
+    assert main() == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(credential_uses(WORKFLOWS)) and all(
+        line.startswith("ok ") for line in lines)
