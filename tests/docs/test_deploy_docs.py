@@ -84,8 +84,8 @@ def test_the_pulumi_version_named_is_the_pinned_sdk():
 
 
 def test_the_checklist_links_the_one_time_backend_setup():
-    assert ("release/README.md#one-time-setup-of-the-state-backend-and-secrets-provider"
-            in checklist())
+    assert "release/README.md#one-time-setup-before-the-first-ci-deploy" in checklist()
+    assert "\n### One-time setup (before the first CI deploy)\n" in RELEASE_README
 
 
 def test_every_config_set_step_is_followed_by_make_synth():
