@@ -1,10 +1,21 @@
 """Resources that read through a fresh role assignment when ARM creates them wait minutes for it.
 
-Azure RBAC takes up to ten minutes to apply a new role assignment. Most readers retry (the
-deployment scripts loop on their first data-plane call, App Service resolves Key Vault references
-again when the deploy restarts the site), but some read once, at creation, and fail. Each of those
-must be ordered behind a wait of at least that long which itself starts after the grant, and
-which runs again whenever the grant is made anew. This walks every stack's dependency graph.
+Azure RBAC takes up to ten minutes to apply a new role assignment. Some resources read through
+one once, at creation, and fail instead of retrying: each of those (CREATE_TIME_READERS) must be
+ordered behind a wait of at least that long which itself starts after the grant, and which runs
+again whenever the grant is made anew. This walks every stack's dependency graph.
+
+The program's other grants were weighed and left out of the table, because their readers retry
+or read later:
+* the sites' Key Vault Secrets User and Storage Blob Data Contributor: ARM creates the site
+  without reading either; App Service resolves the SECRET_KEY reference when the site starts and
+  again on a restart or configuration change (learn.microsoft.com/azure/app-service/
+  app-service-key-vault-references), and the app reaches the photos per request;
+* the deployer's Storage Blob Data Reader, Website Contributor and PostgreSQL administration: the
+  deployment scripts retry their first call on each for GRANT_WAIT_SECONDS (infra/deployer.py);
+  ARM mounts the scripts' own file share with the account key, through no grant;
+* the ASE, the vault, the server, the storage accounts, the diagnostic settings: they read
+  through no identity of their own; ARM acts with the deployer's standing rights.
 """
 
 from __future__ import annotations
