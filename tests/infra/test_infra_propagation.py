@@ -12,8 +12,11 @@ or read later:
   again on a restart or configuration change (learn.microsoft.com/azure/app-service/
   app-service-key-vault-references), and the app reaches the photos per request;
 * the deployer's Storage Blob Data Reader, Website Contributor and PostgreSQL administration: the
-  deployment scripts retry their first call on each for GRANT_WAIT_SECONDS (infra/deployer.py);
-  ARM mounts the scripts' own file share with the account key, through no grant;
+  deploy and database-roles scripts retry their first call on each for GRANT_WAIT_SECONDS
+  (infra/deployer.py); ARM mounts the scripts' own file share with the account key, through no
+  grant. The custom-domain SNI script (infra/app.py) calls ARM once, behind the managed
+  certificate's issuance rather than a wait: a script's retrying is in its text, not its type,
+  so this table cannot hold it;
 * the ASE, the vault, the server, the storage accounts, the diagnostic settings: they read
   through no identity of their own; ARM acts with the deployer's standing rights.
 """
