@@ -29,7 +29,7 @@ class Names:
 
     def generation(self, token: str) -> Names:
         """These names with `token` appended to the suffix, for a stack recreated under new
-        globally unique names (infra/data.py, recreatable names)."""
+        globally unique names (infra/data.py recreatable_names)."""
         return replace(self, unique=self.unique + token)
 
     @property
