@@ -37,7 +37,8 @@ def _expected_components(view) -> set[str]:
 
 def _components(view):
     return [r for r in view.run.resources if not r.type.startswith(("azure-native:", "command:",
-                                                                    "random:", "tls:", STACK))]
+                                                                    "random:", "tls:", "time:",
+                                                                    STACK))]
 
 
 def test_every_resource_but_the_group_sits_in_a_component(stack_view):
