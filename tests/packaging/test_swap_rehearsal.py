@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -70,7 +70,8 @@ class Rehearsal:
 
 
 @pytest.fixture
-def rehearse(package, python_on_path, postgres, azurite, tmp_path) -> Iterator:
+def rehearse(package, python_on_path, postgres, azurite, tmp_path
+             ) -> Iterator[Callable[[SlotLayout, Restart], Rehearsal]]:
     """Start the package as `restart` starts it in `layout`; stop it when the test ends."""
     started: list[tuple[RunningSite, ManagedIdentityEndpoint]] = []
     databases: list[str] = []
