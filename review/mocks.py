@@ -266,8 +266,7 @@ class AzureMocks(pulumi.runtime.Mocks):
                     "internalInboundIpAddresses": [internal_ip]})}
 
     def _userassignedidentity(self, logical, inputs, resource_id):
-        return {"principalId": principal_id(resource_id),
-                "clientId": _stable_uuid("client", resource_id), "tenantId": TENANT_ID}
+        return mock_identity_ids(resource_id)
 
     def _publicipaddress(self, logical, inputs, resource_id):
         address = ipaddress.IPv4Address("20.0.0.0") + int(_hex("ip", resource_id, length=4), 16)
@@ -309,6 +308,12 @@ class AzureMocks(pulumi.runtime.Mocks):
 
     def _command(self, logical, inputs, resource_id):
         return {"stdout": "", "stderr": ""}
+
+
+def mock_identity_ids(resource_id: str) -> dict[str, str]:
+    """What ARM reports for the user-assigned identity with this id (its outputs)."""
+    return {"principalId": principal_id(resource_id),
+            "clientId": _stable_uuid("client", resource_id), "tenantId": TENANT_ID}
 
 
 def mock_private_key_pem(seed: str) -> str:
