@@ -358,13 +358,15 @@ def _first_release_to_production(resource_group: str, app_name: str,
             "fi"]
 
 
-# The azure-cli image is Azure Linux (tdnf) in current releases and was Alpine (apk) before.
-_INSTALL_PSQL = """\
+# The azure-cli image (AZ_CLI_VERSION) is Azure Linux, which has no psql. Its `postgresql`
+# package is the server, whose install scripts run groupadd and initdb (absent from the image);
+# psql and libpq are in `postgresql-libs`, a client-only package with no install scripts.
+PSQL_PACKAGE = "postgresql-libs"
+_INSTALL_PSQL = f"""\
 if ! command -v psql >/dev/null 2>&1; then
-  if command -v tdnf >/dev/null 2>&1; then tdnf install -y postgresql >/dev/null
-  else apk add --no-cache postgresql-client >/dev/null
-  fi
-fi"""
+  tdnf install -y {PSQL_PACKAGE} >/dev/null
+fi
+psql --version"""
 
 
 def database_roles_script(sql: str, psql_commands: Sequence[str]) -> str:
