@@ -243,7 +243,7 @@ class DeploymentScriptArgs:
     script: pulumi.Input[str]
     environment: Mapping[str, pulumi.Input[str]]
     subnet_id: pulumi.Input[str] | None  # None: Azure's public network (basic tier)
-    # What makes the script run again (ARM reruns only when forceUpdateTag changes).
+    # What makes the script run again (with config scriptAttempt: DeploymentScript).
     triggers: Sequence[pulumi.Input[str]]
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
@@ -259,9 +259,13 @@ class DeploymentScript(pulumi.ComponentResource):
         ctx, deployer = args.ctx, args.deployer
         keys = storage.list_storage_account_keys_output(
             account_name=deployer.storage_account.name, resource_group_name=ctx.rg_name)
+        tag = pulumi.Output.all(*args.triggers).apply(
+            lambda values: trigger_tag([*values, f"attempt {ctx.cfg.script_attempt}"]))
         self.run = resources.AzureCliScript(
             f"script-{args.key}",
-            script_name=f"script-{ctx.names.base}-{args.key}",
+            # A new tag is a new script resource: Pulumi creates it (it runs) and then deletes
+            # the old one. Never a create under the name of a failed run that ARM still keeps.
+            script_name=tag.apply(lambda digest: script_name(ctx, args.key, digest)),
             resource_group_name=ctx.rg_name,
             location=ctx.location,
             kind="AzureCLI",
@@ -275,9 +279,10 @@ class DeploymentScript(pulumi.ComponentResource):
                 resources.EnvironmentVariableArgs(name=env_name, value=value)
                 for env_name, value in sorted(args.environment.items())
             ],
-            force_update_tag=pulumi.Output.all(*args.triggers).apply(trigger_tag),
+            force_update_tag=tag,
+            # No container group name: ARM derives it from the script's resource id, so a new
+            # run never meets the container of a failed one kept for its logs.
             container_settings=resources.ContainerConfigurationArgs(
-                container_group_name=f"aci-{ctx.names.base}-{args.key}",
                 subnet_ids=[resources.ContainerGroupSubnetIdArgs(id=args.subnet_id)]
                 if args.subnet_id is not None else None,
             ),
@@ -287,7 +292,9 @@ class DeploymentScript(pulumi.ComponentResource):
             ),
             timeout=SCRIPT_TIMEOUTS[args.key],
             retention_interval=SCRIPT_RETENTION,
-            cleanup_preference="OnSuccess",  # a failed run's container stays for its logs
+            # A failed run's container stays for its logs; ARM deletes the failed script resource
+            # SCRIPT_RETENTION after it ended.
+            cleanup_preference="OnSuccess",
             tags=ctx.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -304,18 +311,47 @@ def trigger_tag(values: Sequence[str]) -> str:
     return hashlib.sha256("|".join(values).encode()).hexdigest()[:32]
 
 
+def script_name(ctx: Context, key: str, tag: str) -> str:
+    """One name per run: ARM never reruns a script whose properties did not change, and
+    azure-native refuses to create a resource that already exists."""
+    return f"script-{ctx.names.base}-{key}-{tag[:8]}"
+
+
 def _retry(command: str, what: str) -> str:
     """Shell that retries `command` while a fresh role assignment may still be applying."""
     return "\n".join([
         f"deadline=$(( $(date +%s) + {GRANT_WAIT_SECONDS} ))",
         f"until {command}; do",
-        '  if [ "$(date +%s)" -ge "$deadline" ]; then',
-        f'    echo "{what} still failing after {GRANT_WAIT_SECONDS}s: check the deployer '
-        "identity's role assignments\" >&2",
-        "    exit 1",
-        "  fi",
+        *_give_up_at_deadline(what),
         "  sleep 30",
         "done",
+    ])
+
+
+def _give_up_at_deadline(what: str) -> list[str]:
+    return ['  if [ "$(date +%s)" -ge "$deadline" ]; then',
+            f'    echo "{what} still failing after {GRANT_WAIT_SECONDS}s: check the deployer '
+            "identity's role assignments\" >&2",
+            "    exit 1",
+            "  fi"]
+
+
+# psql's exit status when it could not connect (or lost the connection); 3 is a failed statement.
+PSQL_CONNECTION_FAILED = 2
+
+
+def _retry_connection(command: str, what: str) -> str:
+    """Like `_retry`, but only while psql cannot sign in (the new Entra administrator is being
+    applied): a failing statement fails the script at once, not after GRANT_WAIT_SECONDS."""
+    return "\n".join([
+        f"deadline=$(( $(date +%s) + {GRANT_WAIT_SECONDS} ))",
+        "while :; do",
+        f"  status=0; {command} || status=$?",
+        f'  [ "$status" -eq {PSQL_CONNECTION_FAILED} ] || break',
+        *_give_up_at_deadline(what),
+        "  sleep 30",
+        "done",
+        '[ "$status" -eq 0 ] || exit "$status"',
     ])
 
 
@@ -377,6 +413,6 @@ def database_roles_script(sql: str, psql_commands: Sequence[str]) -> str:
              sql.rstrip("\n"), "SQL"]
     # The first connection retries while the new Entra administrator is being applied.
     first, *rest = psql_commands
-    lines.append(_retry(f"{first} < app_role.sql", "the database role step"))
+    lines.append(_retry_connection(f"{first} < app_role.sql", "signing in to PostgreSQL"))
     lines += [f"{command} < app_role.sql" for command in rest]
     return "\n".join(lines) + "\n"

@@ -152,6 +152,37 @@ echo "$*" >> {tmp_path}/tdnf.log
     assert result.stdout.startswith("psql (PostgreSQL) ")  # before the first connection
 
 
+def test_the_sign_in_is_retried_until_the_new_administrator_applies(azure_like_server,
+                                                                      tmp_path):
+    """The first token is refused (the Entra administrator is not applied yet); `sleep` is where
+    the script waits, so the stand-in `sleep` is when it applies."""
+    cluster, _ = azure_like_server
+    applied = tmp_path / "applied"
+    folder = _fake_az(tmp_path, f"""
+[ -e {applied} ] && echo "$ADMIN_TOKEN" || echo not-yet
+""")
+    (folder / "sleep").write_text(f"#!/bin/sh\ntouch {applied}\n")
+    (folder / "sleep").chmod(0o755)
+    script = database_roles_script(SQL_SCRIPT.read_text(), [
+        psql_command("app-rr-waited", str(uuid.uuid4()), OWNER, DATABASE)])
+    result = _run(script, folder, _roles_env(cluster))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("password authentication failed") == 1
+
+
+def test_a_failing_statement_fails_at_once_without_retrying(azure_like_server, tmp_path):
+    cluster, _ = azure_like_server
+    folder = _fake_az(tmp_path, TOKEN_AZ)
+    (folder / "sleep").write_text(f"#!/bin/sh\ntouch {tmp_path}/slept\n")
+    (folder / "sleep").chmod(0o755)
+    script = database_roles_script(SQL_SCRIPT.read_text(), [
+        psql_command("app-rr-nodb", str(uuid.uuid4()), OWNER, "rr_missing")])
+    result = _run(script, folder, _roles_env(cluster))
+    assert result.returncode == 3  # psql: a statement failed under ON_ERROR_STOP
+    assert result.stderr.count('database "rr_missing" does not exist') == 1
+    assert not (tmp_path / "slept").exists()
+
+
 def test_the_sql_may_not_end_the_heredoc_early():
     with pytest.raises(ValueError, match="heredoc marker"):
         database_roles_script("SELECT 1;\nSQL\nrm -rf /\n", ["psql"])
