@@ -42,6 +42,9 @@ from infra.identity import grant
 # Built-in role definition ids (the same in every Azure tenant).
 WEBSITE_CONTRIBUTOR = "de139f84-1756-47ae-9be6-808fbbe84772"
 STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+# What a deployment script's identity needs on its storage account when the script runs in a
+# subnet ("Access a private virtual network from a Bicep deployment script", Microsoft Learn).
+STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR = "69566ab7-960f-475b-8e7c-b3118f30c6bd"
 
 PACKAGE_CONTAINER = "packages"
 # The Azure CLI release the script container runs; pinned so a rerun runs the same tools.
@@ -94,11 +97,17 @@ class Deployer(pulumi.ComponentResource):
             minimum_tls_version="TLS1_2",
             enable_https_traffic_only=True,
             allow_blob_public_access=False,
-            # Required: the script container mounts its Azure Files share with the account key,
-            # and Pulumi's Blob resource uploads with it (no Entra option for either).
+            # Required: a deployment script's own storage account must allow shared keys (its
+            # container mounts the file share with the key, Microsoft Learn, "Use an existing
+            # storage account"), and Pulumi's Blob resource uploads with it too.
             allow_shared_key_access=True,
             allow_cross_tenant_replication=False,
-            # The deployer uploads from wherever `pulumi up` runs.
+            # All networks: the deployer uploads from wherever `pulumi up` runs. The
+            # private-network page also limits the account to the script subnet ("selected
+            # networks"); that step shuts others out rather than letting the script in, and here
+            # it would shut out the upload. What does let it in stays: the trusted-services
+            # bypass, the file-data role (_grants) and the subnet's Microsoft.Storage service
+            # endpoint (infra/network.py).
             public_network_access="Enabled",
             network_rule_set=storage.NetworkRuleSetArgs(default_action="Allow",
                                                         bypass="AzureServices"),
@@ -136,14 +145,22 @@ class Deployer(pulumi.ComponentResource):
 
     def _grants(self, ctx: Context) -> tuple[pulumi.Resource, ...]:
         """Made right after the identity, so RBAC has applied long before a script runs."""
-        return (
-            grant("deployer-package-reader", role_id=STORAGE_BLOB_DATA_READER,
-                  scope=self.package_container.id,
-                  scope_key=f"{ctx.names.deployer_storage_account}/{PACKAGE_CONTAINER}",
-                  principal_id=self.identity.principal_id,
-                  principal_key=_principal_key(ctx), subscription_id=ctx.subscription_id,
-                  parent=self),
-        )
+        reader = grant("deployer-package-reader", role_id=STORAGE_BLOB_DATA_READER,
+                       scope=self.package_container.id,
+                       scope_key=f"{ctx.names.deployer_storage_account}/{PACKAGE_CONTAINER}",
+                       principal_id=self.identity.principal_id,
+                       principal_key=_principal_key(ctx), subscription_id=ctx.subscription_id,
+                       parent=self)
+        if not ctx.cfg.has_vnet:  # basic: the scripts run on Azure's public network
+            return (reader,)
+        # Scripts in a subnet: Microsoft Learn's private-network page gives the script's identity
+        # this role on the account whose file share the script mounts.
+        file_share = grant(
+            "deployer-script-files", role_id=STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR,
+            scope=self.storage_account.id, scope_key=ctx.names.deployer_storage_account,
+            principal_id=self.identity.principal_id, principal_key=_principal_key(ctx),
+            subscription_id=ctx.subscription_id, parent=self)
+        return (reader, file_share)
 
     def allow_deploy_to(self, ctx: Context, app: web.WebApp) -> pulumi.Resource:
         """Website Contributor on the web app (its slots included), made as soon as it exists.
