@@ -154,6 +154,9 @@ class StackConfig:
     log_retention_days: int
     package_path: str | None
     ingress: Ingress | None = None  # None: config `ingress` is `none`
+    # Part of every deployment script's name and forceUpdateTag: a new value runs them all again
+    # (after a failed script, once its cause is fixed: infra/README.md, "Recovering").
+    script_attempt: int = 1
     hub: Hub | None = None
 
     @property
@@ -338,6 +341,7 @@ def tier_defaults(tier: str) -> dict[str, str]:
         "minInstances": "2" if production else "1",
         "maxInstances": "6" if production else "1",
         "logRetentionDays": "90" if production else "30",
+        "scriptAttempt": "1",
         "ingress": "none",
         "applicationGatewaySubnet": "10.40.3.0/24",
         "applicationGatewayMinCapacity": "2",
@@ -417,7 +421,7 @@ KNOWN_KEYS = frozenset({
     "namePrefix", "nameSuffix", "postgresAdminObjectId", "postgresAdminPrincipalName",
     "postgresAdminPrincipalType", "postgresSku", "postgresStorageGb",
     "postgresBackupRetentionDays", "postgresHighAvailability", "postgresGeoRedundantBackup",
-    "logRetentionDays", "packagePath", *TIER_ONLY_KEYS,
+    "logRetentionDays", "packagePath", "scriptAttempt", *TIER_ONLY_KEYS,
 })
 
 
@@ -679,6 +683,7 @@ def parse_config(stack: str, get: Callable[[str], str | None], location: str | N
         log_retention_days=_int_in_range("logRetentionDays", config.value("logRetentionDays"),
                                          30, 730),
         package_path=config.get("packagePath"),
+        script_attempt=_int_in_range("scriptAttempt", config.value("scriptAttempt"), 1, 9999),
         **_naming_fields(config, stack, location, subscription_id),
         **hosting,
         **_postgres_fields(config),

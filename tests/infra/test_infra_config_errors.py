@@ -231,7 +231,9 @@ def test_postgres_settings(valid_config, changes, message):
                                             ("nameSuffix", "x"),
                                             ("healthCheckPath", "healthz"),
                                             ("deployerIpAddress", "10.0.0.1"),
-                                            ("logRetentionDays", "7")])
+                                            ("logRetentionDays", "7"),
+                                            ("scriptAttempt", "0"),
+                                            ("scriptAttempt", "again")])
 def test_names_paths_and_addresses(valid_config, key, value):
     with pytest.raises(ConfigError, match=rf"'{key}': '{value}' is not allowed; expected"):
         parse(spoil(valid_config, **{key: value}))

@@ -11,7 +11,7 @@ import pytest
 
 from infra import config as infra_config
 from infra.deploy import PackageError, PackageRef, locate_package
-from infra.deployer import WEBSITE_CONTRIBUTOR
+from infra.deployer import STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR, WEBSITE_CONTRIBUTOR
 from review.mocks import SECRET, SUBSCRIPTION_ID, offline_package, run_stack
 
 
@@ -72,6 +72,30 @@ def test_scripts_run_in_the_vnets_delegated_subnet_or_on_azures_network_in_dev(s
         assert delegated.inputs["delegations"][0]["serviceName"] == \
             "Microsoft.ContainerInstance/containerGroups"
         assert delegated.inputs["defaultOutboundAccess"] is True
+
+
+def test_the_script_storage_is_set_up_as_the_private_network_page_says(stack_view):
+    """Microsoft Learn, "Access a private virtual network from a Bicep deployment script": the
+    script identity holds Storage File Data Privileged Contributor on the account, the subnet
+    has the Microsoft.Storage service endpoint, trusted Azure services pass; and a script's
+    own account keeps shared keys ("Use an existing storage account")."""
+    account = stack_view.one("storage:StorageAccount", "deployer-storage")
+    assert account.inputs["allowSharedKeyAccess"] is True
+    assert account.inputs["networkRuleSet"]["bypass"] == "AzureServices"
+    file_role = STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR
+    file_roles = [g for g in stack_view.all("authorization:RoleAssignment")
+                  if g.inputs["roleDefinitionId"].endswith(file_role)]
+    if stack_view.tier == "basic":  # no subnet: the page does not apply
+        assert file_roles == []
+        return
+    (role,) = file_roles
+    assert role.inputs["scope"] == account.arm_id
+    deployer = stack_view.one("authorization:RoleAssignment", "deployer-package-reader")
+    assert role.inputs["principalId"] == deployer.inputs["principalId"]
+    subnet = stack_view.one("network:Subnet", "snet-deployment-scripts")
+    assert subnet.inputs["serviceEndpoints"] == [{"service": "Microsoft.Storage"}]
+    for key in ("database-roles", "deploy"):
+        assert role.urn in _script(stack_view, key).depends_on  # granted before any run
 
 
 def test_deploy_waits_for_the_identity_wiring_and_the_sql_step(stack_view):

@@ -163,11 +163,22 @@ def test_role_assignments_are_least_privilege_and_scoped_to_the_resource(stack_v
 
 
 def test_the_deployer_reads_only_the_package_and_deploys_only_to_the_app(stack_view):
-    from infra.deployer import STORAGE_BLOB_DATA_READER, WEBSITE_CONTRIBUTOR
+    from infra.deployer import (
+        STORAGE_BLOB_DATA_READER,
+        STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR,
+        WEBSITE_CONTRIBUTOR,
+    )
 
     grants = {a.name: a.inputs for a in stack_view.all("authorization:RoleAssignment")
               if a.name.startswith("deployer-")}
-    assert set(grants) == {"deployer-package-reader", "deployer-website-contributor"}
+    # In a subnet the scripts also need the file-data role on their own storage account.
+    in_subnet = {"deployer-script-files"} if stack_view.tier != "basic" else set()
+    assert set(grants) == {"deployer-package-reader", "deployer-website-contributor", *in_subnet}
+    if in_subnet:
+        files = grants["deployer-script-files"]
+        assert files["roleDefinitionId"].endswith(STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR)
+        assert files["scope"] == stack_view.one("storage:StorageAccount",
+                                                "deployer-storage").arm_id
     reader, contributor = grants["deployer-package-reader"], grants["deployer-website-contributor"]
     assert reader["roleDefinitionId"].endswith(STORAGE_BLOB_DATA_READER)
     assert reader["scope"].endswith("/blobServices/default/containers/packages")
