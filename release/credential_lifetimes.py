@@ -135,8 +135,10 @@ class UnknownContext(Exception):
     """The expression reads a context this module does not model (github, steps, ...)."""
 
 
-def evaluate(expression: str, inputs: Mapping[str, object]) -> object:
-    """`inputs.*` from the caller, `vars.*`/`secrets.*` as configured (non-empty)."""
+def evaluate(expression: str, inputs: Mapping[str, object],
+             configured: Mapping[str, str] | None = None) -> object:
+    """`inputs.*` from the caller; `vars.*`/`secrets.*` from `configured` (absent: empty), or,
+    without it, as set and non-empty."""
     python, names = [], {}
     position = 0
     expression = expression.strip()
@@ -154,19 +156,20 @@ def evaluate(expression: str, inputs: Mapping[str, object]) -> object:
             python.append(OPERATORS[operator])
         else:
             name = f"_{len(names)}"
-            names[name] = reference_value(reference, inputs)
+            names[name] = reference_value(reference, inputs, configured)
             python.append(name)
     return eval("".join(python), {"__builtins__": {}}, names)  # noqa: S307 - tokens checked above
 
 
-def reference_value(reference: str, inputs: Mapping[str, object]) -> object:
+def reference_value(reference: str, inputs: Mapping[str, object],
+                    configured: Mapping[str, str] | None = None) -> object:
     if reference in LITERALS:
         return LITERALS[reference]
     context, _, name = reference.partition(".")
     if context == "inputs":
         return inputs.get(name, "")
     if context in ("vars", "secrets"):
-        return f"<{reference}>"
+        return f"<{reference}>" if configured is None else configured.get(reference, "")
     raise UnknownContext(reference)
 
 
@@ -177,11 +180,12 @@ def as_text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def resolve(value: object, inputs: Mapping[str, object]) -> str:
+def resolve(value: object, inputs: Mapping[str, object],
+            configured: Mapping[str, str] | None = None) -> str:
     """An environment value as the step sees it; other contexts stay as a non-empty marker."""
     def one(match: re.Match) -> str:
         try:
-            return as_text(evaluate(match.group(1), inputs))
+            return as_text(evaluate(match.group(1), inputs, configured))
         except UnknownContext as context:
             return f"<{context}>"
     return EXPRESSION.sub(one, str(value))

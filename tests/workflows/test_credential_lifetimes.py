@@ -84,10 +84,11 @@ def broken_copy(tmp_path: Path, needle: str, replacement: str) -> Path:
 
 @pytest.mark.parametrize(("needle", "replacement", "expected"), [
     # ARM_* alone: the backend and the secrets provider have no login at all
-    ("      AZURE_CLIENT_SECRET:", "      UNUSED_CLIENT_SECRET:",
+    ("          AZURE_CLIENT_SECRET:", "          UNUSED_CLIENT_SECRET:",
      "backend uses nothing"),
     # a GitHub token written to a file once: expired after an hour of a 6-hour up
-    ("      AZURE_CLIENT_SECRET:", "      AZURE_FEDERATED_TOKEN_FILE: /tmp/token\n      UNUSED:",
+    ("          AZURE_CLIENT_SECRET:",
+     "          AZURE_FEDERATED_TOKEN_FILE: /tmp/token\n          UNUSED:",
      "backend uses a GitHub OIDC token written to AZURE_FEDERATED_TOKEN_FILE (lasts 60 min), "
      "needed for 480 min"),
     # a swap allowed longer than the CLI login it depends on
