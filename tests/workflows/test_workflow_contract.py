@@ -193,6 +193,13 @@ def test_every_stack_deploys_from_github_hosted_runners_unless_configured_otherw
     assert all(steps(deploy).index(login) > up for login in logins)
 
 
+def test_deploy_installs_the_program_the_way_a_deployer_does():
+    job = load("deploy-stack.yml")["jobs"]["up"]
+    installs = [s["run"] for s in steps(job)
+                if "pip install" in s.get("run", "") or s.get("name", "").startswith("Install")]
+    assert installs == ["make deploy-deps"]
+
+
 def test_deploy_runs_up_in_the_environment_then_swaps_after_health():
     job = load("deploy-stack.yml")["jobs"]["up"]
     assert job["environment"] == "${{ inputs.environment }}"
