@@ -43,7 +43,8 @@ def test_no_credential_expires_before_its_step_can_end():
 
 
 def test_the_isolated_up_names_its_credentials_for_its_longest_run():
-    """Six hours of ASE on a GitHub-hosted runner, eight on a self-hosted one."""
+    """The job may run 360 min (GitHub-hosted) or 480 (self-hosted); which runner is a
+    repository variable, so every auth mode is checked against the longer."""
     hosted = uses_by(job="up", step=UP, variant="deploy-isolated, azure-auth=oidc")
     assert hosted == {"provider": ("github-oidc", 480), "backend": ("client-secret", 480),
                       "secrets provider": ("client-secret", 480)}
