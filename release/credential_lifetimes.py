@@ -136,9 +136,10 @@ class UnknownContext(Exception):
 
 
 def evaluate(expression: str, inputs: Mapping[str, object],
-             configured: Mapping[str, str] | None = None) -> object:
+             configured: Mapping[str, str] | None = None, secrets_passed: bool = True) -> object:
     """`inputs.*` from the caller; `vars.*`/`secrets.*` from `configured` (absent: empty), or,
-    without it, as set and non-empty."""
+    without it, as set and non-empty. A reusable workflow whose caller passes no secrets sees
+    every `secrets.*` empty, its own environment's too (actions/runner#1490)."""
     python, names = [], {}
     position = 0
     expression = expression.strip()
@@ -156,18 +157,21 @@ def evaluate(expression: str, inputs: Mapping[str, object],
             python.append(OPERATORS[operator])
         else:
             name = f"_{len(names)}"
-            names[name] = reference_value(reference, inputs, configured)
+            names[name] = reference_value(reference, inputs, configured, secrets_passed)
             python.append(name)
     return eval("".join(python), {"__builtins__": {}}, names)  # noqa: S307 - tokens checked above
 
 
 def reference_value(reference: str, inputs: Mapping[str, object],
-                    configured: Mapping[str, str] | None = None) -> object:
+                    configured: Mapping[str, str] | None = None,
+                    secrets_passed: bool = True) -> object:
     if reference in LITERALS:
         return LITERALS[reference]
     context, _, name = reference.partition(".")
     if context == "inputs":
         return inputs.get(name, "")
+    if context == "secrets" and not secrets_passed:
+        return ""
     if context in ("vars", "secrets"):
         return f"<{reference}>" if configured is None else configured.get(reference, "")
     raise UnknownContext(reference)
@@ -181,11 +185,11 @@ def as_text(value: object) -> str:
 
 
 def resolve(value: object, inputs: Mapping[str, object],
-            configured: Mapping[str, str] | None = None) -> str:
+            configured: Mapping[str, str] | None = None, secrets_passed: bool = True) -> str:
     """An environment value as the step sees it; other contexts stay as a non-empty marker."""
     def one(match: re.Match) -> str:
         try:
-            return as_text(evaluate(match.group(1), inputs, configured))
+            return as_text(evaluate(match.group(1), inputs, configured, secrets_passed))
         except UnknownContext as context:
             return f"<{context}>"
     return EXPRESSION.sub(one, str(value))
@@ -283,6 +287,7 @@ class Variant:
     name: str
     inputs: dict  # evaluated, with azure-auth set to one mode
     raw_inputs: dict  # as the caller wrote them (for timeouts)
+    secrets_passed: bool = True  # a caller without `secrets: inherit` (or a mapping) passes none
 
 
 def load(path: Path) -> dict:
@@ -304,7 +309,8 @@ def variants(name: str, workflows: Mapping[str, dict]) -> list[Variant]:
         for mode in modes:
             inputs = {key: evaluate_input(value) for key, value in raw.items()}
             inputs["azure-auth"] = mode
-            found.append(Variant(f"{workflow} {job_name}, azure-auth={mode}", inputs, raw))
+            found.append(Variant(f"{workflow} {job_name}, azure-auth={mode}", inputs, raw,
+                                 secrets_passed="secrets" in job))
     return found
 
 
@@ -349,7 +355,7 @@ def credential_uses(workflows_dir: Path) -> list[Use]:
             if cli_login(step):
                 login, login_elapsed = cli_login(step), minutes
                 continue
-            step_env = {key: resolve(value, variant.inputs)
+            step_env = {key: resolve(value, variant.inputs, secrets_passed=variant.secrets_passed)
                         for key, value in {**env, **step.get("env", {})}.items()}
             for role in roles(step):
                 credential = credential_for(role, step_env, login, identity,
