@@ -287,7 +287,9 @@ class Variant:
     name: str
     inputs: dict  # evaluated, with azure-auth set to one mode
     raw_inputs: dict  # as the caller wrote them (for timeouts)
-    secrets_passed: bool = True  # a caller without `secrets: inherit` (or a mapping) passes none
+    # Only `secrets: inherit` brings the called job's environment secrets: a mapping is read in
+    # the caller's job, which names no environment (actions/runner#1490).
+    secrets_passed: bool = True
 
 
 def load(path: Path) -> dict:
@@ -310,7 +312,7 @@ def variants(name: str, workflows: Mapping[str, dict]) -> list[Variant]:
             inputs = {key: evaluate_input(value) for key, value in raw.items()}
             inputs["azure-auth"] = mode
             found.append(Variant(f"{workflow} {job_name}, azure-auth={mode}", inputs, raw,
-                                 secrets_passed="secrets" in job))
+                                 secrets_passed=job.get("secrets") == "inherit"))
     return found
 
 
