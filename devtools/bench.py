@@ -4,7 +4,8 @@ Throwaway PostgreSQL and Azurite in a temp folder; 200 restaurants x 20 reviews 
 the site and a `return "ok"` Flask app each under gunicorn with the same settings; Debian's
 wrk loads the home page, a details page, a photo and its revalidation (all through the site),
 review posts and the trivial app, alternating between them in rounds. Prints req/s, p99
-latency, errors and the ratio to the trivial endpoint next to each target (TARGETS); exits 1
+latency, errors and the ratio to the trivial endpoint next to each target (TARGETS), then each
+worker's peak memory under a burst of worst-case photo uploads (MEMORY_TARGET_MB); exits 1
 when any request failed or a target was missed, 2 when the benchmark itself could not run.
 
     .venv/bin/python -m devtools.bench [--duration 10] [--connections 16]
