@@ -189,8 +189,9 @@ def _draft_jpeg(image: Image.Image) -> None:
     scale = next(s for s in JPEG_SCALES
                  if (image.width // s) * (image.height // s) <= JPEG_FULL_SCALE_MAX_PIXELS)
     if scale > 1:
-        # draft() picks the largest scale whose result is at least the requested size.
-        image.draft(image.mode, (-(-image.width // scale), -(-image.height // scale)))
+        # draft() picks the largest scale whose result is at least the requested size (libjpeg
+        # then rounds the scaled size up).
+        image.draft(image.mode, (max(1, image.width // scale), max(1, image.height // scale)))
 
 
 def decode_cost(image: Image.Image) -> int:

@@ -375,13 +375,14 @@ def test_a_photo_costs_its_estimate_and_is_refused_when_that_exceeds_the_budget(
 
 def test_a_large_jpeg_is_decoded_and_stored_at_a_reduced_scale(monkeypatch):
     monkeypatch.setattr(images, "JPEG_FULL_SCALE_MAX_PIXELS", 1_000)
-    photo = encode(picture((100, 80)), "JPEG", quality=95)
-    # 1/4 scale is the first at or below the limit; the budget fits that size only.
-    budget = DecodeBudget(2 * 4 * 25 * 20, wait_seconds=0)
+    photo = encode(picture((101, 81)), "JPEG", quality=95)
+    # 1/4 scale is the first at or below the limit (libjpeg rounds 101/4 and 81/4 up); the
+    # budget fits that size only.
+    budget = DecodeBudget(2 * 4 * 26 * 21, wait_seconds=0)
 
     stored = validate_photo(photo, MAX_BYTES, budget)
 
-    assert_same_picture(stored.data, picture((25, 20)), lossless=False)
+    assert_same_picture(stored.data, picture((26, 21)), lossless=False)
 
 
 # --- properties --------------------------------------------------------------------------------
