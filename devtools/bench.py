@@ -49,7 +49,7 @@ from devtools.services import (
 from devtools.site_setup import SiteSetupError, child_environment, prepare_site
 from release.startup import DEFAULT_THREADS, default_workers
 from webapp.config import DEFAULT_PHOTO_DECODE_MEMORY_MIB
-from webapp.images import bytes_per_pixel
+from webapp.images import bytes_per_pixel, decode_cost
 
 APP_DATABASE = "bench"  # also the name of its owner role
 RESTAURANTS = 200
@@ -172,9 +172,17 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return len(data).to_bytes(4, "big") + kind + data + checksum
 
 
-def worst_case_photo_side(budget_mib: int = DEFAULT_PHOTO_DECODE_MEMORY_MIB) -> int:
-    """The side of the largest square RGBA PNG the decode budget accepts (two pixel buffers)."""
-    return math.isqrt(budget_mib * 1024 * 1024 // (2 * bytes_per_pixel("RGBA")))
+def worst_case_photo(budget_mib: int = DEFAULT_PHOTO_DECODE_MEMORY_MIB) -> bytes:
+    """The largest square RGBA PNG whose estimated decode cost fits the budget."""
+    budget = budget_mib * 1024 * 1024
+    per_pixel = 2 * bytes_per_pixel("RGBA")  # the decoded image and its upright copy
+    side = math.isqrt(budget // per_pixel)
+    while True:  # a few steps: each one pixel less frees far more than the file's size
+        photo = decompression_bomb_png(side, side)
+        with Image.open(io.BytesIO(photo)) as image:
+            if decode_cost(image, len(photo)) <= budget:
+                return photo
+        side -= 1
 
 
 def upload_photos(environment: dict[str, str], photos: Sequence[bytes]) -> list[str]:
@@ -566,11 +574,11 @@ def benchmark(duration: int, connections: int) -> int:
                     WRITE_LABEL: review_post_load(site, WRITE_RESTAURANT_ID, workdir),
                 }
                 measurements = measure_in_rounds(loads, duration, connections)
-            side = worst_case_photo_side()
-            print(f"{MEMORY_LABEL}: {MEMORY_BURST} uploads of a {side} x {side} RGBA PNG…",
-                  flush=True)
-            memory = measure_upload_memory(services.environment, WRITE_RESTAURANT_ID,
-                                           decompression_bomb_png(side, side))
+            photo = worst_case_photo()
+            with Image.open(io.BytesIO(photo)) as image:
+                print(f"{MEMORY_LABEL}: {MEMORY_BURST} uploads of a {image.width} x "
+                      f"{image.height} RGBA PNG ({len(photo) // 1024} KiB)…", flush=True)
+            memory = measure_upload_memory(services.environment, WRITE_RESTAURANT_ID, photo)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return report(measurements, memory, duration, connections)

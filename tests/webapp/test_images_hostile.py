@@ -344,30 +344,34 @@ def test_a_waiting_photo_gets_its_turn_when_the_budget_frees_up():
 
 
 def test_a_photo_that_finds_no_room_in_time_is_told_to_retry():
-    budget = DecodeBudget(100, wait_seconds=0)
-    with budget.reserve(60):
+    budget = DecodeBudget(10_000, wait_seconds=0)
+    with budget.reserve(9_900):  # a small photo costs a few hundred bytes
         with pytest.raises(PhotoRejected) as rejection:
             validate_photo(encode(picture((4, 2)), "PNG"), MAX_BYTES, budget)
-        assert budget.in_use_bytes == 60  # the refused photo held nothing
+        assert budget.in_use_bytes == 9_900  # the refused photo held nothing
     assert (rejection.value.status, rejection.value.retry_after) == (
         503, images.BUSY_RETRY_AFTER_SECONDS)
 
 
 @pytest.mark.parametrize(
-    ("photo", "cost"),
+    ("photo", "bytes_per_pixel"),
     [
         # Two pixel buffers of four bytes per pixel (Pillow keeps RGB in four).
-        (encode(picture((100, 100)), "PNG"), 2 * 4 * 100 * 100),
-        (encode(picture((100, 100), mode="L"), "PNG"), 2 * 1 * 100 * 100),
-        (encode(picture((100, 100)), "JPEG"), 2 * 4 * 100 * 100),
+        (encode(picture((100, 100)), "PNG"), 2 * 4),
+        (encode(picture((100, 100), mode="L"), "PNG"), 2 * 1),
+        (encode(picture((100, 100)), "JPEG"), 2 * 4),
         # Plus the progressive JPEG's coefficients: two bytes per pixel per component.
-        (encode(picture((100, 100)), "JPEG", progressive=True), (8 + 2 * 3) * 100 * 100),
-        # Plus the WebP decoder's own canvases.
-        (encode(picture((100, 100)), "WEBP"), (8 + 12) * 100 * 100),
+        (encode(picture((100, 100)), "JPEG", progressive=True), 2 * 4 + 2 * 3),
+        # Plus what libwebp's decoder and encoder keep.
+        (encode(picture((100, 100)), "WEBP"), 2 * 4 + 16),
     ],
     ids=["png-rgb", "png-grey", "jpeg", "progressive-jpeg", "webp"],
 )
-def test_a_photo_costs_its_estimate_and_is_refused_when_that_exceeds_the_budget(photo, cost):
+def test_a_photo_costs_its_estimate_and_is_refused_when_that_exceeds_the_budget(
+    photo, bytes_per_pixel,
+):
+    # And the new encoding, about the size of the upload, held twice.
+    cost = bytes_per_pixel * 100 * 100 + 2 * len(photo)
     assert validate_photo(photo, MAX_BYTES, DecodeBudget(cost, wait_seconds=0))
     with pytest.raises(PhotoRejected, match="too many pixels"):
         validate_photo(photo, MAX_BYTES, DecodeBudget(cost - 1, wait_seconds=0))
@@ -378,7 +382,7 @@ def test_a_large_jpeg_is_decoded_and_stored_at_a_reduced_scale(monkeypatch):
     photo = encode(picture((101, 81)), "JPEG", quality=95)
     # 1/4 scale is the first at or below the limit (libjpeg rounds 101/4 and 81/4 up); the
     # budget fits that size only.
-    budget = DecodeBudget(2 * 4 * 26 * 21, wait_seconds=0)
+    budget = DecodeBudget(2 * 4 * 26 * 21 + 2 * len(photo), wait_seconds=0)
 
     stored = validate_photo(photo, MAX_BYTES, budget)
 
