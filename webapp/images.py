@@ -243,7 +243,7 @@ def _reencode(image: Image.Image, extension: str) -> bytes:
     elif extension == "png":
         if image.mode not in PNG_MODES:
             image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-        if transparency is not None and image.mode in ("1", "L", "P", "RGB"):
+        if transparency is not None and "A" not in image.getbands():
             options["transparency"] = transparency
     else:
         options |= {"quality": WEBP_QUALITY, "method": WEBP_METHOD}

@@ -125,6 +125,7 @@ def palette_with_transparency() -> Image.Image:
 def sixteen_bit_grey() -> Image.Image:
     image = Image.new("I;16", UPRIGHT_SIZE, 1000)
     image.paste(60000, (0, 0, UPRIGHT_SIZE[0] // 2, UPRIGHT_SIZE[1] // 2))
+    image.info["transparency"] = 1000  # a tRNS chunk: this grey is see-through
     return image
 
 
@@ -351,6 +352,20 @@ def test_a_photo_that_finds_no_room_in_time_is_told_to_retry():
         assert budget.in_use_bytes == 9_900  # the refused photo held nothing
     assert (rejection.value.status, rejection.value.retry_after) == (
         503, images.BUSY_RETRY_AFTER_SECONDS)
+
+
+def test_running_out_of_memory_anyway_is_a_retryable_503_that_frees_its_reservation(
+    monkeypatch,
+):
+    def out_of_memory(*_args):
+        raise MemoryError
+
+    monkeypatch.setattr(images, "_reencode", out_of_memory)
+    budget = DecodeBudget(1024 * 1024, wait_seconds=0)
+    with pytest.raises(PhotoRejected) as rejection:
+        validate_photo(encode(picture(), "PNG"), MAX_BYTES, budget)
+    assert (rejection.value.status, rejection.value.message) == (503, images.BUSY)
+    assert budget.in_use_bytes == 0
 
 
 @pytest.mark.parametrize(
