@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import subprocess
+import sys
 import threading
 import zlib
 from collections.abc import Callable
@@ -352,6 +354,31 @@ def test_a_photo_that_finds_no_room_in_time_is_told_to_retry():
         assert budget.in_use_bytes == 9_900  # the refused photo held nothing
     assert (rejection.value.status, rejection.value.retry_after) == (
         503, images.BUSY_RETRY_AFTER_SECONDS)
+
+
+# After a 16 MB block was freed glibc would keep blocks up to that size in a thread's heap; is a
+# 6 MB buffer (a photo's pixel block) still given a mapping of its own, unmapped when freed?
+# glibc marks such a chunk with bit 2 of the size word just before it.
+MAPPING_PROBE = """
+import ctypes, sys
+from flask import Flask
+from webapp import images
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+if sys.argv[1] == "site":
+    images.init_app(Flask("probe"), 1, 0)
+libc.free(libc.malloc(16 << 20))
+pixels = libc.malloc(6 << 20)
+print(bool(ctypes.c_size_t.from_address(pixels - ctypes.sizeof(ctypes.c_size_t)).value & 2))
+"""
+
+
+@pytest.mark.parametrize(("process", "mapped"), [("plain", "False"), ("site", "True")])
+def test_freed_pixel_buffers_go_back_to_the_system_in_a_site_process(process, mapped):
+    probe = subprocess.run([sys.executable, "-c", MAPPING_PROBE, process], capture_output=True,
+                           text=True, timeout=60, check=True)
+    assert probe.stdout.strip() == mapped
 
 
 def test_running_out_of_memory_anyway_is_a_retryable_503_that_frees_its_reservation(
