@@ -147,6 +147,7 @@ class Case:
     extension: str | None = None
     lossless: bool = False
     refusal: str | None = None
+    keeps_colour_profile: bool = False
 
 
 ACCEPTED = {
@@ -180,7 +181,8 @@ ACCEPTED = {
                                 stored=lambda: picture(mode="LA"), extension="png",
                                 lossless=True),
     "jpeg-with-comment-xmp-icc-and-trailing-zip": Case(with_metadata_jpeg, "meta.jpg",
-                                                       stored=picture, extension="jpg"),
+                                                       stored=picture, extension="jpg",
+                                                       keeps_colour_profile=True),
     "png-named-jpg-sent-as-gif": Case(lambda: encode(picture(), "PNG"), "holiday.jpg",
                                       "image/gif", stored=picture, extension="png",
                                       lossless=True),
@@ -288,6 +290,8 @@ def test_accepted_photo_is_stored_upright_and_served_without_metadata(
                                "webp": "image/webp"}[case.extension]
     assert_same_picture(served.data, case.stored(), case.lossless)
     assert_no_metadata(served.data)
+    with Image.open(io.BytesIO(served.data)) as image:
+        assert ("icc_profile" in image.info) is case.keeps_colour_profile
 
 
 @pytest.mark.parametrize("case", list(REFUSED.values()), ids=list(REFUSED))
