@@ -17,6 +17,7 @@ from . import (
     db,
     errors,
     health,
+    images,
     page_cache,
     photos,
     restaurants,
@@ -59,6 +60,7 @@ def create_app(test_config: Mapping[str, object] | None = None) -> flask.Flask:
     credential = _shared_credential(app)
     budget.init_app(app, settings.request_budget_seconds)
     db.init_app(app, settings.database, credential)
+    images.init_app(app, settings.photo_decode_memory_bytes, settings.photo_decode_wait_seconds)
     page_cache.init_app(
         app, settings.home_page_cache_seconds, settings.details_page_cache_seconds
     )

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from . import budget
 from .db import get_engine, get_session
 from .forms import ReviewForm
-from .images import PhotoRejected, ValidatedPhoto, validate_photo
+from .images import PhotoRejected, ValidatedPhoto, current_decode_budget, validate_photo
 from .models import Restaurant, Review
 from .restaurants import RESTAURANT_ID_RULE, render_detail
 from .storage import StoredPhoto, current_photo_store
@@ -33,7 +33,9 @@ def create(restaurant_id: int):
         photo = _validated_photo(form)
     except PhotoRejected as rejection:
         form.photo.errors = [rejection.message]
-        return render_detail(restaurant_id, form, status=rejection.status)
+        page, status = render_detail(restaurant_id, form, status=rejection.status)
+        retry = {} if rejection.retry_after is None else {"Retry-After": str(rejection.retry_after)}
+        return page, status, retry
     session = get_session()
     if session.get(Restaurant, restaurant_id) is None:
         abort(404)
@@ -57,7 +59,7 @@ def _validated_photo(form: ReviewForm) -> ValidatedPhoto | None:
         return None
     limit = current_app.config["MAX_PHOTO_BYTES"]
     # Read one byte past the limit: enough to know it is too large without reading it all.
-    return validate_photo(upload.stream.read(limit + 1), limit)
+    return validate_photo(upload.stream.read(limit + 1), limit, current_decode_budget())
 
 
 def save_review(session: Session, review: Review, photo: ValidatedPhoto | None) -> None:
