@@ -101,7 +101,8 @@ def _too_large(error: RequestEntityTooLarge):
             pass
         except DATABASE_UNAVAILABLE as error:
             return _database_unavailable(error)
-    return _page(413, "Upload too large", _limit_message(refused, None) + not_saved)
+    title = "Upload too large" if refused.limit == BODY_LIMIT else "Form too large"
+    return _page(413, title, _limit_message(refused, None) + not_saved)
 
 
 def _report_limit(form, refused: FormTooLarge, file_field, not_saved: str) -> None:
