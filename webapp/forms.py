@@ -218,6 +218,10 @@ class BoundedMultiPartParser(MultiPartParser):
         container.write(kept)
 
     def _finish(self, part, container, fields: list, files: list) -> None:
+        if not part.name:
+            # A name werkzeug could not read (a line break in it): no field can be sent under
+            # it, and Flask-WTF's token lookup would fail on a nameless key.
+            return
         if isinstance(part, Field):
             charset = self.get_part_charset(part.headers)
             fields.append((part.name, b"".join(container).decode(charset, "replace")))

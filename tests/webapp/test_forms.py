@@ -279,3 +279,14 @@ def test_the_first_invalid_field_gets_autofocus(add_restaurant, add_review):
 def test_a_blank_form_has_no_autofocus(client, add_restaurant):
     assert "autofocus" not in client.get(f"/restaurants/{add_restaurant()}").text
     assert "autofocus" not in client.get("/restaurants/new").text
+
+
+def test_a_part_whose_name_cannot_be_read_is_ignored(csrf_on, client, run_sql):
+    body = (b'--0\r\nContent-Disposition: form-data; name="\n"\r\n\r\nx\r\n--0--\r\n')
+
+    response = client.post("/restaurants/new", data=body,
+                           content_type="multipart/form-data; boundary=0")
+
+    assert response.status_code == 400
+    assert "Form expired" in response.text
+    assert count(run_sql, "restaurants") == 0
