@@ -304,3 +304,22 @@ def test_raw_posts_with_csrf_on(csrf_client, run_sql, blob_count, body, extra_he
         assert blob_count() == blobs_before
     if response.status_code in (400, 413):
         assert names_the_problem(response.text)
+
+
+@HOSTILE
+@given(extra_headers=headers, name=st.text(st.characters(codec="ascii", min_codepoint=65),
+                                           min_size=1, max_size=8))
+def test_headers_of_a_valid_form_over_https(csrf_client, run_sql, extra_headers, name):
+    """A well-formed restaurant form with the visitor's token, under any Referer/Origin/Host."""
+    before = count(run_sql, "restaurants")
+
+    response = csrf_client.post(
+        "/restaurants/new",
+        data={"name": name, "street_address": "1 A", "csrf_token": csrf_client.token},
+        headers={**extra_headers, "X-Forwarded-Proto": "https"})
+
+    assert response.status_code in (303, 400), response.text
+    saved = count(run_sql, "restaurants") - before
+    assert saved == (1 if response.status_code == 303 else 0)
+    if response.status_code == 400:
+        assert "Form expired" in response.text or "Bad Request" in response.text
