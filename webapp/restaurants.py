@@ -107,10 +107,11 @@ def _save_restaurant(form: RestaurantForm) -> int:
         session.commit()
     except IntegrityError as error:
         session.rollback()
-        if not is_repeated_submission(error):
+        saved_before = is_repeated_submission(error) and session.scalar(
+            select(Restaurant.id).where(Restaurant.submission_token == form.submission_token.data))
+        if not saved_before:
             raise
-        return session.scalar(select(Restaurant.id).where(
-            Restaurant.submission_token == form.submission_token.data))
+        return saved_before
     return restaurant.id
 
 
