@@ -229,3 +229,23 @@ def test_without_the_script_a_too_large_photo_keeps_the_review(browser, busy_res
     expect(page.get_by_label("Your review", exact=True)).to_have_value("Typed on a phone, kept.")
     assert review_count(postgres) == before
     context.close()
+
+
+def test_a_portrait_photo_is_bounded_and_opens_full_size(page, busy_restaurant, tmp_path):
+    portrait = tmp_path / "portrait.png"
+    Image.new("RGB", (600, 1600), (90, 60, 150)).save(portrait, format="PNG")
+    page.goto(busy_restaurant)
+    page.get_by_label("Your name", exact=True).fill("Tall")
+    page.get_by_label("2 stars", exact=True).check()
+    page.get_by_label("Your review", exact=True).fill("A tall photo.")
+    page.get_by_label("Photo (optional: JPEG, PNG or WebP)", exact=True).set_input_files(portrait)
+    page.get_by_role("button", name="Submit review").click()
+
+    photo = page.get_by_role("img", name="Photo from Tall's review")
+    photo.scroll_into_view_if_needed()
+    photo.evaluate("img => img.decode()")
+    box = photo.bounding_box()
+    assert box["height"] <= 400  # 24rem, not the 1,600 px it has
+    assert abs(box["width"] / box["height"] - 600 / 1600) < 0.02  # in proportion
+    link = page.get_by_role("link", name="Photo from Tall's review")
+    assert link.get_attribute("href") == photo.get_attribute("src")
