@@ -86,6 +86,8 @@ class PhotoRejected(Exception):
 class ValidatedPhoto:
     data: bytes
     extension: str
+    width: int  # of the stored, upright picture
+    height: int
 
 
 class DecodeBudget:
@@ -175,7 +177,7 @@ def validate_photo(data: bytes, max_bytes: int, budget: DecodeBudget) -> Validat
             if cost > budget.capacity_bytes:
                 raise PhotoRejected(TOO_MANY_PIXELS)
             with budget.reserve(cost):
-                return ValidatedPhoto(data=_reencode(image, extension), extension=extension)
+                return _reencode(image, extension)
     except PhotoRejected:
         raise
     except UnidentifiedImageError:
@@ -247,7 +249,7 @@ def bytes_per_pixel(mode: str) -> int:
     return 4
 
 
-def _reencode(image: Image.Image, extension: str) -> bytes:
+def _reencode(image: Image.Image, extension: str) -> ValidatedPhoto:
     icc_profile = image.info.get("icc_profile")
     transparency = image.info.get("transparency")
     jpeg_tables = _jpeg_tables(image)
@@ -272,7 +274,7 @@ def _reencode(image: Image.Image, extension: str) -> bytes:
         options |= {"quality": WEBP_QUALITY, "method": WEBP_METHOD}
     output = io.BytesIO()
     image.save(output, SAVE_FORMATS[extension], **options)
-    return output.getvalue()
+    return ValidatedPhoto(output.getvalue(), extension, image.width, image.height)
 
 
 def _jpeg_tables(image: Image.Image) -> dict:
