@@ -36,7 +36,7 @@ $(PY_DEPS): requirements.txt webapp/requirements.txt | $(SYS_DEPS)
 	@touch $@
 
 $(NODE_DEPS): devtools/package.json devtools/package-lock.json | $(SYS_DEPS)
-	npm ci --prefix devtools --no-audit --no-fund --loglevel=error
+	PUPPETEER_SKIP_DOWNLOAD=1 npm ci --prefix devtools --no-audit --no-fund --loglevel=error
 
 $(CHECKOV_DEPS): review/requirements-checkov.txt | $(SYS_DEPS)
 	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
