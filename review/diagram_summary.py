@@ -162,18 +162,25 @@ class Summary:
 
     # edges ------------------------------------------------------------------------------
     def edges(self) -> list[Edge]:
-        """The full diagram's edges between different summary nodes, one per pair."""
-        by_pair: dict[tuple[str, str], Edge] = {}
+        """The full diagram's edges between different summary nodes, one per pair. An edge
+        left to the full diagram still shows when it is all that joins a node (dev's Key Vault
+        and storage, reached only by the app's identity)."""
+        kept: dict[tuple[str, str], Edge] = {}
+        spare: dict[tuple[str, str], Edge] = {}
         for edge in sorted(self.full.edges):
-            if edge.source not in self.full.labels and edge.source not in self.roles:
+            if edge.source not in self.full.labels or edge.target not in self.full.labels:
                 continue
             label = SHORT_LABELS.get(edge.label, edge.label)
             source, target, label = self.into_vnet(self.dns_from(edge), edge.target, label)
-            if source == target or edge.label in LEFT_TO_FULL or (
-                    source == "s_vnet" and target == "s_dns"):  # the VNet's own zone links
-                continue
-            by_pair.setdefault((source, target), Edge(source, target, label, edge.dashed))
-        return [by_pair[pair] for pair in sorted(by_pair)]
+            if source == target or (source == "s_vnet" and target == "s_dns"):
+                continue  # inside one node, or the VNet's own zone links
+            chosen = spare if edge.label in LEFT_TO_FULL else kept
+            chosen.setdefault((source, target), Edge(source, target, label, edge.dashed))
+        joined = {end for pair in kept for end in pair}
+        for pair, edge in spare.items():
+            if pair not in kept and not set(pair) <= joined:
+                kept[pair] = edge
+        return [kept[pair] for pair in sorted(kept)]
 
     def dns_from(self, edge: Edge) -> str:
         """A private endpoint's DNS record is drawn from the data service it reaches (as in the

@@ -44,9 +44,11 @@ def test_every_drawn_resource_is_in_exactly_one_summary_node(resources_by_stack)
         folded = Summary(full).members
         placed = [node for members in folded.values() for node in members]
         assert sorted(placed) == sorted(full.labels), stack
-        nodes, _ = parse(summary(resources))
+        nodes, edges = parse(summary(resources))
         assert set(nodes) == set(folded), stack
         assert len(set(nodes.values())) == len(nodes), stack  # no label drawn twice
+        joined = {end for source, _, target in edges for end in (source, target)}
+        assert joined == set(nodes), (stack, set(nodes) - joined)  # nothing floats alone
 
 
 def test_prod_reads_like_the_seed_standard_tier(summaries):
