@@ -326,13 +326,15 @@ class Diagram:
         lines = ["flowchart TB"]
         self.render_group(None, 0, lines)
         known = set(self.labels)
-        for edge in sorted(self.edges):
-            if edge.source not in known or edge.target not in known:
-                continue
-            arrow = "-.->" if edge.dashed else "-->"
-            label = f'|"{escape(edge.label)}"|' if edge.label else ""
-            lines.append(f"  {edge.source} {arrow}{label} {edge.target}")
+        lines.extend(edge_line(edge) for edge in sorted(self.edges)
+                     if edge.source in known and edge.target in known)
         return "\n".join(lines) + "\n"
+
+
+def edge_line(edge: Edge) -> str:
+    arrow = "-.->" if edge.dashed else "-->"
+    label = f'|"{escape(edge.label)}"|' if edge.label else ""
+    return f"  {edge.source} {arrow}{label} {edge.target}"
 
 
 def component_title(ref: str) -> str:

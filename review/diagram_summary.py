@@ -12,24 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from review.diagram import BUILT_IN_ROLES, TITLES, Diagram, Edge, build, escape
+from review.diagram import BUILT_IN_ROLES, TITLES, Diagram, Edge, build, edge_line, escape
 from review.model import Resource
 
-# (subgraph id, title), top to bottom; the VNet's title gets its address space.
-TIERS = (("t_ingress", "Ingress"), ("t_app", "App Service"), ("t_vnet", "VNet"),
-         ("t_endpoints", "Private endpoints"), ("t_data", "Data"),
-         ("t_operations", "Deployment and monitoring"))
-# Tighter spacing than Mermaid's default keeps the widest row under ~1,200 px.
+# Tighter spacing than Mermaid's default keeps the widest row under ~1,200 px. No subgraphs:
+# Mermaid's layout puts clusters side by side, which is what made the full diagrams so wide.
 LAYOUT = '%%{init: {"flowchart": {"nodeSpacing": 20, "rankSpacing": 40, "wrappingWidth": 160}}}%%'
-GROUPED: frozenset[str] = frozenset()
+# The tiers, top to bottom: nodes are declared in this order (Internet, DNS and the hub first).
+TIERS = ("ingress", "app", "network", "data", "operations")
 ROLE_TIERS: Mapping[str, str] = {
-    "gateway": "t_ingress", "waf": "t_ingress",
-    "ase": "t_app", "ilb": "t_app", "plan": "t_app", "autoscale": "t_app", "app": "t_app",
-    "slot": "t_app", "identity": "t_app", "uai": "t_app",
-    "vnet": "t_vnet", "subnet": "t_vnet", "endpoint": "t_endpoints",
-    "postgres": "t_data", "keyvault": "t_data", "storage": "t_data",
-    "insights": "t_operations", "workspace": "t_operations", "script": "t_operations",
-    "deployer": "t_operations",
+    "gateway": "ingress", "waf": "ingress",
+    "ase": "app", "ilb": "app", "plan": "app", "autoscale": "app", "app": "app", "slot": "app",
+    "identity": "app", "uai": "app",
+    "vnet": "network", "subnet": "network", "endpoint": "network",
+    "postgres": "data", "keyvault": "data", "storage": "data",
+    "insights": "operations", "workspace": "operations", "script": "operations",
+    "deployer": "operations",
 }
 # Roles folded into one node per stack: summary node id, title.
 MERGED: Mapping[str, tuple[str, str]] = {
@@ -58,8 +56,9 @@ OUTBOUND = "outbound (VNet integration)"
 SHORT_LABELS = {OUTBOUND: "outbound", "HTTPS (HTTP redirects)": "HTTPS",
                 "HTTPS to the app's host": "HTTPS", "DNS zone group": "DNS",
                 "SQL: site roles": "SQL roles", "private link": "private endpoint"}
-# What a merged node's second line says, per role of its members (first fact of each).
-FACT_PREFIX = {"waf": "WAF ", "autoscale": "", "ilb": "ILB ", "workspace": "+ Log Analytics"}
+# How a merged member reads on its node's second line: its first fact with a prefix, or words.
+FACT_PREFIX = {"waf": "WAF ", "ilb": "ILB "}
+MEMBER_WORDS = {"workspace": "+ Log Analytics"}
 
 
 class Summary:
@@ -154,8 +153,8 @@ class Summary:
         order = list(MERGED)  # the node's own kind first: "P1v3 · 2-6 instances"
         for role, member in sorted(role_members, key=lambda rm: (order.index(rm[0]), rm[1])):
             first = (self.facts(member) or [""])[0]
-            if role == "workspace":
-                facts.append(FACT_PREFIX[role])
+            if role in MEMBER_WORDS:
+                facts.append(MEMBER_WORDS[role])
             elif first:
                 facts.append(FACT_PREFIX.get(role, "") + first)
         return [" · ".join(facts)] if facts else []
@@ -214,25 +213,12 @@ class Summary:
 
     # rendering --------------------------------------------------------------------------
     def render(self) -> str:
+        order = {tier: index for index, tier in enumerate((None, *TIERS))}
+        nodes = sorted(self.members, key=lambda n: (order[self.tier(n)], n))
         lines = [LAYOUT, "flowchart TB"]
-        nodes = sorted(self.members)
-        lines.extend(self.node_line(n, "  ") for n in nodes if self.tier(n) is None)
-        for tier, title in TIERS:
-            inside = [n for n in nodes if self.tier(n) == tier]
-            if inside and tier in GROUPED:
-                lines.append(f'  subgraph {tier}["{escape(title)}"]')
-                lines.extend(self.node_line(n, "    ") for n in inside)
-                lines.append("  end")
-            else:
-                lines.extend(self.node_line(n, "  ") for n in inside)
-        for edge in self.edges():
-            arrow = "-.->" if edge.dashed else "-->"
-            label = f'|"{escape(edge.label)}"|' if edge.label else ""
-            lines.append(f"  {edge.source} {arrow}{label} {edge.target}")
+        lines.extend(f'  {node}["{escape(self.label(node))}"]' for node in nodes)
+        lines.extend(edge_line(edge) for edge in self.edges())
         return "\n".join(lines) + "\n"
-
-    def node_line(self, node: str, indent: str) -> str:
-        return f'{indent}{node}["{escape(self.label(node))}"]'
 
 
 def summary(resources: Iterable[Resource]) -> str:

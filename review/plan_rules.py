@@ -206,6 +206,7 @@ class ResilienceRule:
 
 _PG_DOCS = "https://learn.microsoft.com/azure/postgresql/flexible-server/"
 _STORAGE_DOCS = "https://learn.microsoft.com/azure/storage/"
+_KEY_VAULT_DOCS = "https://learn.microsoft.com/azure/key-vault/general/soft-delete-overview"
 RESILIENCE_RULES = (
     ResilienceRule(POSTGRES_SERVER, "storage.storageSizeGB", _decreased,
                    "PostgreSQL storage shrinks: Azure refuses (storage only grows), so the "
@@ -240,10 +241,10 @@ RESILIENCE_RULES = (
                    _STORAGE_DOCS + "blobs/versioning-overview"),
     ResilienceRule(KEY_VAULT, "properties.enableSoftDelete", _turned_off,
                    "Key Vault soft delete off: Azure refuses (it can't be turned off)",
-                   "https://learn.microsoft.com/azure/key-vault/general/soft-delete-overview"),
+                   _KEY_VAULT_DOCS),
     ResilienceRule(KEY_VAULT, "properties.enablePurgeProtection", _turned_off,
                    "purge protection off: Azure refuses (once on, it stays on)",
-                   "https://learn.microsoft.com/azure/key-vault/general/soft-delete-overview"),
+                   _KEY_VAULT_DOCS),
 )
 
 # --- what a new resource must show -------------------------------------------------------------
