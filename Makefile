@@ -1,5 +1,7 @@
 # The developer loop. A newcomer needs two commands: `make dev` and `make test`.
 # Every target installs what it is missing first, so a bare Debian/Ubuntu machine works.
+# The deploy side (deploy-deps, package, synth, synth-check, diff, lint) needs only Python 3.11+
+# and a virtualenv, on any OS: only the local services, the browser and the benchmark run apt.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -12,13 +14,14 @@ SYS_DEPS  := $(VENV)/.system-deps
 CHECKOV_DEPS := .venv-checkov/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps checkov-deps dev test lint bench chaos package package-lock synth synth-check diff clean
+.PHONY: help deps deploy-deps checkov-deps dev test lint bench chaos package package-lock synth synth-check diff clean
 
 help:
 	@echo "make dev      run the site locally on http://127.0.0.1:8000 (PostgreSQL + Azurite included)"
 	@echo "make test     install what is missing and run the whole suite"
 	@echo "make bench    load-test the site under gunicorn and print req/s and p99"
 	@echo "make chaos    restart/pause PostgreSQL and Blob Storage under load; print 503s, slowest answer, recovery"
+	@echo "make deploy-deps  only the virtualenv the Pulumi program and make package need (any OS, no apt)"
 	@echo "make package  build the reproducible deploy zip (prints its path last)"
 	@echo "make synth    render every stack offline into review/snapshots/ (JSON, Markdown, ARM, checkov)"
 	@echo "make synth-check  fail when review/snapshots/ differs from what the program declares"
@@ -29,7 +32,11 @@ $(SYS_DEPS): devtools/install-system-deps.sh
 	devtools/install-system-deps.sh
 	@touch $@
 
-$(PY_DEPS): requirements.txt webapp/requirements.txt | $(SYS_DEPS)
+# No system packages here, so deploying works from macOS or a slim CI image. Debian's python3
+# has no ensurepip without python3-venv (`make deps` installs it): stop before a venv without pip.
+ENSUREPIP_MISSING := $(PYTHON) has no ensurepip: install python3-venv (Debian/Ubuntu) or run make deps
+$(PY_DEPS): requirements.txt webapp/requirements.txt
+	@test -x $(PY) || $(PYTHON) -c 'import ensurepip' || { echo "$(ENSUREPIP_MISSING)" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -38,14 +45,24 @@ $(PY_DEPS): requirements.txt webapp/requirements.txt | $(SYS_DEPS)
 $(NODE_DEPS): devtools/package.json devtools/package-lock.json | $(SYS_DEPS)
 	PUPPETEER_SKIP_DOWNLOAD=1 npm ci --prefix devtools --no-audit --no-fund --loglevel=error
 
-$(CHECKOV_DEPS): review/requirements-checkov.txt | $(SYS_DEPS)
+$(CHECKOV_DEPS): review/requirements-checkov.txt
 	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
 	.venv-checkov/bin/python -m pip install --quiet -r review/requirements-checkov.txt
 	@touch $@
 
 checkov-deps: $(CHECKOV_DEPS)
 
+# The dev loop's goals install the system packages (python3-venv among them) before any
+# virtualenv, also under `make -j`; the deploy side's goals never run them.
+DEV_LOOP_GOALS := deps dev test bench chaos
+ifneq ($(filter $(DEV_LOOP_GOALS),$(MAKECMDGOALS)),)
+$(PY_DEPS) $(CHECKOV_DEPS): | $(SYS_DEPS)
+endif
+
+# Everything, for the dev loop and the tests.
 deps: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS) $(CHECKOV_DEPS)
+
+deploy-deps: $(PY_DEPS)
 
 dev: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
 	$(PY) -m devtools.dev

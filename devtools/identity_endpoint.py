@@ -10,10 +10,16 @@ and reads {"access_token", "expires_on" (epoch seconds, a string), "resource", "
 This server answers the same request with JWTs whose audience, issuer and expiry are what the
 real services check (Azurite's OAuth mode checks exactly those, not signatures).
 
+A site may hold several user-assigned identities; a client picks one with `client_id=<id>`
+(azure-identity does when AZURE_CLIENT_ID is set). Like App Service, the endpoint serves only
+the identities the site holds and answers any other client id with HTTP 400; a request naming
+none gets the first identity (the site's default).
+
 For PostgreSQL it also plays Entra's part: Azure Database for PostgreSQL accepts the current
 token as the role's password, so `PostgresRolePassword` sets the app role's password to each
 token it issues (valid until the token expires). A connection that presents a stale or made-up
-password fails, as it would in Azure.
+password fails, as it would in Azure; so does one with another identity's token when the role
+is bound to an object id (as pgaadauth_create_principal_with_oid binds it).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -45,11 +51,29 @@ STORAGE_RESOURCE = "https://storage.azure.com"
 DEFAULT_TOKEN_LIFETIME = 3600.0
 
 
+# App Service's answer when the request names an identity the site does not hold.
+UNKNOWN_IDENTITY_MESSAGE = ("No User Assigned or Delegated Managed Identity found for specified "
+                            "ClientId/ResourceId/PrincipalId.")
+
+
+@dataclass(frozen=True)
+class ManagedIdentity:
+    """A user-assigned identity as a site holds it: its client id and its service principal."""
+
+    client_id: str
+    object_id: str
+
+    @classmethod
+    def random(cls) -> ManagedIdentity:
+        return cls(client_id=str(uuid.uuid4()), object_id=str(uuid.uuid4()))
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     resource: str
     access_token: str
     expires_on: int  # epoch seconds, as App Service reports it
+    object_id: str  # the identity it was issued to (its "oid" claim)
 
 
 TokenListener = Callable[[IssuedToken], None]
@@ -59,19 +83,24 @@ class TokenIssueError(RuntimeError):
     """A listener could not apply a freshly issued token (e.g. PostgreSQL refused ALTER ROLE)."""
 
 
+class UnknownIdentityError(LookupError):
+    """The request names a client id the site holds no identity for."""
+
+
 class ManagedIdentityEndpoint:
     """A threaded HTTP server on 127.0.0.1 speaking App Service's managed identity protocol.
 
     `token_lifetime` (seconds) may be changed while the server runs; `issued` counts the
     tokens handed out per resource, which is how tests see whether the client caches them.
+    `identities` are the ones the site holds (default: one, made up); the first is the default.
     """
 
     def __init__(self, token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
-                 tenant_id: str | None = None) -> None:
+                 tenant_id: str | None = None,
+                 identities: Sequence[ManagedIdentity] = ()) -> None:
         self.token_lifetime = token_lifetime
         self.tenant_id = tenant_id or str(uuid.uuid4())
-        self.object_id = str(uuid.uuid4())  # the identity's service principal
-        self.client_id = str(uuid.uuid4())
+        self.identities = tuple(identities) or (ManagedIdentity.random(),)
         self.resource_id = (  # the site's Azure resource, which a real token names
             f"/subscriptions/{uuid.uuid4()}/resourcegroups/rg-restaurant-review-local"
             "/providers/Microsoft.Web/sites/app-restaurant-review-local"
@@ -124,6 +153,25 @@ class ManagedIdentityEndpoint:
         return {"IDENTITY_ENDPOINT": self.url, "IDENTITY_HEADER": self.secret}
 
     @property
+    def client_id(self) -> str:
+        """The default identity's client id."""
+        return self.identities[0].client_id
+
+    @property
+    def object_id(self) -> str:
+        """The default identity's service principal (object) id."""
+        return self.identities[0].object_id
+
+    def identity(self, client_id: str | None = None) -> ManagedIdentity:
+        """The held identity with `client_id` (None: the default one)."""
+        if client_id is None:
+            return self.identities[0]
+        for held in self.identities:
+            if held.client_id.lower() == client_id.strip().lower():
+                return held
+        raise UnknownIdentityError(UNKNOWN_IDENTITY_MESSAGE)
+
+    @property
     def issuer(self) -> str:
         return f"https://sts.windows.net/{self.tenant_id}/"
 
@@ -141,11 +189,13 @@ class ManagedIdentityEndpoint:
         """Call `listener` with every token issued for `resource`, before it is returned."""
         self._listeners[resource.rstrip("/")].append(listener)
 
-    def issue(self, resource: str) -> IssuedToken:
-        """Mint a token for `resource`, apply it (listeners) and count it."""
+    def issue(self, resource: str, client_id: str | None = None) -> IssuedToken:
+        """Mint a token for `resource` as the held identity `client_id` (None: the default),
+        apply it (listeners) and count it."""
         resource = resource.rstrip("/")
+        identity = self.identity(client_id)
         with self._issue_lock:
-            token = self._mint(resource)
+            token = self._mint(resource, identity)
             for listener in self._listeners[resource]:
                 listener(token)
             self._issued[resource] += 1
@@ -154,7 +204,7 @@ class ManagedIdentityEndpoint:
 
     # internals -------------------------------------------------------------------------------
 
-    def _mint(self, resource: str) -> IssuedToken:
+    def _mint(self, resource: str, identity: ManagedIdentity) -> IssuedToken:
         now = int(time.time())
         expires_on = now + max(1, round(self.token_lifetime))
         claims = {
@@ -163,10 +213,10 @@ class ManagedIdentityEndpoint:
             "iat": now,
             "nbf": now,
             "exp": expires_on,
-            "oid": self.object_id,
-            "sub": self.object_id,
+            "oid": identity.object_id,
+            "sub": identity.object_id,
             "tid": self.tenant_id,
-            "appid": self.client_id,
+            "appid": identity.client_id,
             "idtyp": "app",
             # Like a real Entra token's claims; they also bring it to a realistic size
             # (PostgreSQL must take a ~1 KB password).
@@ -175,7 +225,8 @@ class ManagedIdentityEndpoint:
             "ver": "1.0",
         }
         access_token = jwt.encode(claims, self._signing_key, algorithm="HS256")
-        return IssuedToken(resource=resource, access_token=access_token, expires_on=expires_on)
+        return IssuedToken(resource=resource, access_token=access_token, expires_on=expires_on,
+                           object_id=identity.object_id)
 
     @Request.application
     def _wsgi_app(self, request: Request) -> Response:
@@ -194,7 +245,10 @@ class ManagedIdentityEndpoint:
         if not resource:
             return _error(400, "the resource query parameter is missing")
         try:
-            token = self.issue(resource)
+            identity = self.identity(request.args.get("client_id"))
+            token = self.issue(resource, identity.client_id)
+        except UnknownIdentityError as failure:
+            return _error(400, str(failure))
         except TokenIssueError as failure:
             return _error(500, str(failure))
         return _json(200, {
@@ -202,7 +256,7 @@ class ManagedIdentityEndpoint:
             "expires_on": str(token.expires_on),
             "resource": token.resource,
             "token_type": "Bearer",
-            "client_id": self.client_id,
+            "client_id": identity.client_id,
         })
 
 
@@ -210,14 +264,19 @@ class PostgresRolePassword:
     """Entra's part for Azure Database for PostgreSQL: the role's password is the current token.
 
     SCRAM stores only a hash of the password, so a JWT of any realistic length is accepted;
-    VALID UNTIL makes PostgreSQL itself refuse the token once it has expired.
+    VALID UNTIL makes PostgreSQL itself refuse the token once it has expired. A role bound to
+    `object_id` takes only that identity's tokens; another identity's token changes nothing,
+    so it is refused as a wrong password.
     """
 
-    def __init__(self, cluster: PostgresCluster, role: str) -> None:
+    def __init__(self, cluster: PostgresCluster, role: str, object_id: str | None = None) -> None:
         self.cluster = cluster
         self.role = role
+        self.object_id = object_id
 
     def __call__(self, token: IssuedToken) -> None:
+        if self.object_id is not None and token.object_id != self.object_id:
+            return
         valid_until = datetime.datetime.fromtimestamp(token.expires_on, datetime.UTC)
         statement = sql.SQL("ALTER ROLE {} PASSWORD {} VALID UNTIL {}").format(
             sql.Identifier(self.role), sql.Literal(token.access_token),

@@ -1,8 +1,8 @@
 """The Linux App Service plan, the web app and its staging slot: one Site component each.
 
 A Site carries what makes that app (or slot) servable and safe: its settings, basic-auth
-publishing off, and its user-assigned identity (infra/identity.py, granted before the site
-exists). The SQL step and the package deploy run as the deployer's scripts (infra/deployer.py).
+publishing off, and the sites' one user-assigned identity (infra/identity.py, granted before the
+site exists). The SQL step and the package deploy run as the deployer's scripts (infra/deployer.py).
 """
 
 from __future__ import annotations
@@ -18,12 +18,15 @@ from pulumi_command import local
 from infra.context import Context
 from infra.data import PHOTO_CONTAINER, DataServices
 from infra.deployer import Deployer, DeploymentScript, DeploymentScriptArgs, SiteTarget
-from infra.identity import SiteIdentities
+from infra.identity import SiteIdentity
 
 STARTUP_COMMAND = "python startup.py"  # the deploy package's entry point (release/)
 STAGING_SLOT = "staging"
-# Each slot runs as its own identity, hence its own PostgreSQL role: these must not swap.
-SLOT_STICKY_SETTINGS = ("AZURE_CLIENT_ID", "AZURE_POSTGRESQL_USER")
+# Slot-specific (sticky) app settings: none. Both slots run as the one identity and its one
+# PostgreSQL role, so every setting travels with the code and a swap's first phase (staging
+# restarted with production's sticky settings, under staging's own identities) changes nothing
+# an identity depends on. Declared empty, so the slot's names are the program's alone.
+SLOT_STICKY_SETTINGS: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ class SiteArgs:
     plan: web.AppServicePlan
     hosting: Hosting
     insights_connection_string: pulumi.Input[str]
-    identity: managedidentity.UserAssignedIdentity
+    identity: managedidentity.UserAssignedIdentity  # the sites' one identity
     # Its role assignments, and the private DNS and endpoints its first requests go through.
     ready: tuple[pulumi.Resource, ...]
     app: web.WebApp | None = None  # for a slot: the production app it belongs to
@@ -161,12 +164,12 @@ class SiteArgs:
 
 class Site(pulumi.ComponentResource):
     """The production app (name "app") or one of its slots (name = the slot's name), running as
-    its own user-assigned identity, with basic-auth publishing off."""
+    the sites' user-assigned identity and its PostgreSQL role, with basic-auth publishing off."""
 
     key: str
     resource: web.WebApp | web.WebAppSlot
     slot: str | None
-    database_role: str  # the PostgreSQL role its identity logs in as
+    database_role: str  # the PostgreSQL role the identity logs in as (the app's name)
     hardening: tuple[pulumi.Resource, ...]  # basic-auth publishing switched off
     app_name: pulumi.Output[str]  # the web app's name (for a slot: its parent app's)
     identity: managedidentity.UserAssignedIdentity
@@ -178,8 +181,7 @@ class Site(pulumi.ComponentResource):
         self.key = name
         self.slot = None if args.app is None else name
         self.identity = args.identity
-        app_name = ctx.names.web_app
-        self.database_role = app_name if self.slot is None else f"{app_name}-{self.slot}"
+        self.database_role = ctx.names.web_app
         self.resource = self._web_app(args)
         self.app_name = self.resource.name if args.app is None else args.app.name
         self.hardening = self._disable_basic_auth(ctx)
@@ -240,7 +242,7 @@ class AppServiceArgs:
     ctx: Context
     data: DataServices
     insights_connection_string: pulumi.Input[str]
-    identities: SiteIdentities  # one per site, granted before the sites exist
+    identity: SiteIdentity  # every site's, granted before the sites exist
     deployer: Deployer  # gets Website Contributor on the app; runs the custom-domain SNI step
     hosting: Hosting = field(default_factory=Hosting)
     network_ready: tuple[pulumi.Resource, ...] = ()
@@ -262,19 +264,19 @@ class AppService(pulumi.ComponentResource):
         ctx = args.ctx
         self.plan = create_plan(ctx, args.hosting, parent=self)
 
-        def site_args(key: str, app: web.WebApp | None) -> SiteArgs:
-            ready = (*args.identities.grants[key], *args.network_ready)
+        def site_args(app: web.WebApp | None) -> SiteArgs:
+            ready = (*args.identity.grants, *args.network_ready)
             return SiteArgs(ctx, args.data, self.plan, args.hosting,
-                            args.insights_connection_string, args.identities.identities[key],
-                            ready, app=app)
+                            args.insights_connection_string, args.identity.identity, ready,
+                            app=app)
 
         child = pulumi.ResourceOptions(parent=self)
-        self.app = Site("app", site_args("app", None), child)
+        self.app = Site("app", site_args(None), child)
         self.deploy_grant = args.deployer.allow_deploy_to(ctx, self.app.resource)
         self.staging = None
         if ctx.cfg.has_slot:
             app = self.app.resource
-            self.staging = Site(STAGING_SLOT, site_args(STAGING_SLOT, app), child)
+            self.staging = Site(STAGING_SLOT, site_args(app), child)
             web.WebAppSlotConfigurationNames(
                 "web-app-sticky-settings",
                 name=app.name,
@@ -288,6 +290,12 @@ class AppService(pulumi.ComponentResource):
     @property
     def sites(self) -> tuple[Site, ...]:
         return (self.app,) if self.staging is None else (self.app, self.staging)
+
+    @property
+    def database_logins(self) -> tuple[SiteTarget, ...]:
+        """The login roles the deployer's SQL step makes: one, as every site runs as the same
+        identity and role (SLOT_STICKY_SETTINGS)."""
+        return (self.app.target,)
 
     @property
     def deploy_target(self) -> Site:

@@ -55,8 +55,20 @@ _NAME_SUFFIX = re.compile(r"^[a-z0-9]{4,6}$")
 _LOCATION = re.compile(r"^[a-z][a-z0-9]{2,30}$")
 
 
-class ConfigError(ValueError):
-    """A stack configuration value is missing or not allowed."""
+class ConfigError(pulumi.RunError, ValueError):
+    """A stack configuration value is missing or not allowed.
+
+    A RunError: `pulumi up` and `pulumi preview` print its one-line message, not a traceback.
+    """
+
+
+# The committed stack files carry stand-ins so that the offline checks (mocks, `make synth`, the
+# tests) run without anyone's tenant; a real `pulumi up` or `pulumi preview` refuses them
+# (infra/program.py) instead of failing at the PostgreSQL administrator twenty minutes in.
+PLACEHOLDER_ADMIN_OBJECT_ID = "11111111-2222-3333-4444-555555555555"
+# Domains reserved for documentation (RFC 2606, RFC 6761): mail sent there is never delivered.
+_RESERVED_MAIL_DOMAIN = re.compile(
+    r"@(.+\.)?example\.(com|net|org)$|\.(example|test|invalid|localhost)$", re.IGNORECASE)
 
 
 INGRESS_MODES = ("none", "applicationGateway")
@@ -142,6 +154,9 @@ class StackConfig:
     log_retention_days: int
     package_path: str | None
     ingress: Ingress | None = None  # None: config `ingress` is `none`
+    # Part of every deployment script's name and forceUpdateTag: a new value runs them all again
+    # (after a failed script, once its cause is fixed: infra/README.md, "Recovering").
+    script_attempt: int = 1
     hub: Hub | None = None
 
     @property
@@ -176,8 +191,25 @@ def _fail(key: str, value: object, allowed: str) -> ConfigError:
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise _fail(key, value, "one of " + ", ".join(allowed))
+        raise _fail(key, value, "one of " + ", ".join(allowed) + _yaml_number_hint(value, allowed))
     return value
+
+
+def _yaml_number_hint(value: str, allowed: Iterable[str]) -> str:
+    """YAML reads an unquoted 3.10 as the number 3.1: say so when that is what happened."""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    for item in allowed:
+        try:
+            same = float(item) == number and item != value
+        except ValueError:
+            continue
+        if same:
+            return (f" (YAML read an unquoted {item} as the number {value}: "
+                    f"quote it in the stack file, \"{item}\")")
+    return ""
 
 
 def _int_in_range(key: str, raw: Any, low: int, high: int) -> int:
@@ -287,10 +319,12 @@ def _postgres_sku(key: str, value: str, high_availability: bool) -> str:
     return value
 
 
-def _tier_defaults(tier: str) -> dict[str, str]:
+def tier_defaults(tier: str) -> dict[str, str]:
+    """Each key's value when the stack file leaves it out (infra/README.md, "Configuration")."""
     production = tier != "basic"
     return {
         "sku": TIER_SKUS[tier][0],
+        "namePrefix": "rr",
         "pythonVersion": "3.11",
         "healthCheckPath": "/healthz",
         "postgresSku": "Standard_D2ds_v5" if production else "Standard_B1ms",
@@ -307,6 +341,7 @@ def _tier_defaults(tier: str) -> dict[str, str]:
         "minInstances": "2" if production else "1",
         "maxInstances": "6" if production else "1",
         "logRetentionDays": "90" if production else "30",
+        "scriptAttempt": "1",
         "ingress": "none",
         "applicationGatewaySubnet": "10.40.3.0/24",
         "applicationGatewayMinCapacity": "2",
@@ -386,7 +421,7 @@ KNOWN_KEYS = frozenset({
     "namePrefix", "nameSuffix", "postgresAdminObjectId", "postgresAdminPrincipalName",
     "postgresAdminPrincipalType", "postgresSku", "postgresStorageGb",
     "postgresBackupRetentionDays", "postgresHighAvailability", "postgresGeoRedundantBackup",
-    "logRetentionDays", "packagePath", *TIER_ONLY_KEYS,
+    "logRetentionDays", "packagePath", "scriptAttempt", *TIER_ONLY_KEYS,
 })
 
 
@@ -428,14 +463,19 @@ class _Lookup:
     def required(self, key: str, what: str) -> str:
         raw = self.get(key)
         if not raw:
-            raise _fail(key, raw, what)
+            raise _missing(key, what)
         return raw
+
+
+def _missing(key: str, what: str) -> ConfigError:
+    return ConfigError(f"config '{key}' is required: {what} "
+                       f"(pulumi config set {key} <value>)")
 
 
 def _location(location: str | None) -> str:
     key = "azure-native:location"
     if not location:
-        raise _fail(key, location, "an Azure region such as westeurope")
+        raise _missing(key, "an Azure region such as westeurope")
     return _matching(key, location, _LOCATION,
                      "an Azure region name such as westeurope (lowercase, no spaces)")
 
@@ -598,7 +638,7 @@ def _optional(config: _Lookup, key: str, validate: Callable[[str, str], str]) ->
 
 def _naming_fields(config: _Lookup, stack: str, location: str,
                    subscription_id: str) -> dict[str, str]:
-    prefix = _matching("namePrefix", config.get("namePrefix") or "rr", _NAME_PREFIX,
+    prefix = _matching("namePrefix", config.value("namePrefix"), _NAME_PREFIX,
                        "2-8 lowercase letters or digits, starting with a letter")
     suffix = config.get("nameSuffix") or _default_suffix(subscription_id, prefix, stack, location)
     return {
@@ -625,9 +665,11 @@ def parse_config(stack: str, get: Callable[[str], str | None], location: str | N
     subscription_id is the one the provider deploys into: default names depend on it.
     """
     subscription_id = _subscription(subscription_id)
-    tier = _choice("tier", get("tier") or "", TIERS)
+    if not get("tier"):
+        raise _missing("tier", "the hosting tier, one of " + ", ".join(TIERS))
+    tier = _choice("tier", get("tier"), TIERS)
     _reject_keys_outside_tier(get, tier)
-    config = _Lookup(get, _tier_defaults(tier))
+    config = _Lookup(get, tier_defaults(tier))
     location = _location(location)
     alert_email = config.required("alertEmail", "the e-mail address that receives alerts")
     hosting = _hosting_fields(config, tier)
@@ -641,6 +683,7 @@ def parse_config(stack: str, get: Callable[[str], str | None], location: str | N
         log_retention_days=_int_in_range("logRetentionDays", config.value("logRetentionDays"),
                                          30, 730),
         package_path=config.get("packagePath"),
+        script_attempt=_int_in_range("scriptAttempt", config.value("scriptAttempt"), 1, 9999),
         **_naming_fields(config, stack, location, subscription_id),
         **hosting,
         **_postgres_fields(config),
@@ -649,14 +692,40 @@ def parse_config(stack: str, get: Callable[[str], str | None], location: str | N
     )
 
 
+def placeholders(cfg: StackConfig) -> dict[str, tuple[str, str]]:
+    """key -> (value, what to set instead), for each stand-in the configuration still holds."""
+    found = {}
+    if cfg.postgres_admin.object_id == PLACEHOLDER_ADMIN_OBJECT_ID:
+        found["postgresAdminObjectId"] = (
+            cfg.postgres_admin.object_id,
+            "the object id of your Entra group that administers PostgreSQL "
+            "(az ad group show --group <name> --query id --output tsv)")
+    if _RESERVED_MAIL_DOMAIN.search(cfg.alert_email):
+        found["alertEmail"] = (cfg.alert_email, "an address that reads the alerts")
+    return found
+
+
+def refuse_placeholders(cfg: StackConfig) -> None:
+    """For a real deployment: names every stand-in left and how to replace it, in one line."""
+    found = placeholders(cfg)
+    if found:
+        problems = "; ".join(f"config '{key}': {value!r} is a placeholder, set {what}"
+                             for key, (value, what) in sorted(found.items()))
+        raise ConfigError(f"{problems}. Set each with `pulumi config set <key> <value>`, "
+                          f"then run `make synth` and commit Pulumi.{cfg.stack}.yaml")
+
+
 def load() -> StackConfig:
     """Reads the current stack's configuration through pulumi.Config.
 
     The subscription comes from the provider's own login, as a plain string (a synchronous
     invoke), because names must be known before any resource is declared.
     """
-    project_config = pulumi.Config()
-    reject_unknown_keys(_configured_keys(pulumi.get_project()))
-    location = pulumi.Config("azure-native").get("location")
-    subscription_id = authorization.get_client_config().subscription_id
-    return parse_config(pulumi.get_stack(), project_config.get, location, subscription_id)
+    stack = pulumi.get_stack()
+    try:
+        reject_unknown_keys(_configured_keys(pulumi.get_project()))
+        location = pulumi.Config("azure-native").get("location")
+        subscription_id = authorization.get_client_config().subscription_id
+        return parse_config(stack, pulumi.Config().get, location, subscription_id)
+    except ConfigError as error:
+        raise ConfigError(f"Pulumi.{stack}.yaml: {error}") from None

@@ -53,8 +53,11 @@ def create_context(cfg: StackConfig) -> Context:
         resource_group_name=names.resource_group,
         location=cfg.location,
         tags={"project": "restaurant-review", "stack": cfg.stack, "tier": cfg.tier},
-        # Deleting the group deletes everything in it, data included.
-        opts=pulumi.ResourceOptions(protect=cfg.is_production),
+        # Deleting the group deletes everything in it, retained data included: outside dev it
+        # is protected, and retained too, so a destroy that gets past the protection still
+        # leaves the group, and the data resources retained in it, in Azure.
+        opts=pulumi.ResourceOptions(protect=cfg.is_production,
+                                    retain_on_delete=cfg.is_production),
     )
     return Context(
         cfg=cfg,

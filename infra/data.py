@@ -13,10 +13,13 @@ import pulumi_random as random
 from pulumi_azure_native import dbforpostgresql, keyvault, storage
 
 from infra.context import Context
+from infra.naming import Names
 
 PHOTO_CONTAINER = "photos"
 SECRET_KEY_NAME = "flask-secret-key"  # noqa: S105 - a name, not a value
 AZURE_SERVICES_RULE = "AllowAllAzureServicesAndResourcesWithinAzureIps"
+# Letters and digits a disposable stack adds to its vault and server names (recreatable_names).
+NAME_GENERATION_LENGTH = 4
 
 
 def _public_access(ctx: Context) -> str:
@@ -72,12 +75,29 @@ def create_storage(ctx: Context, parent: pulumi.Resource,
     return account, container
 
 
-def create_key_vault(ctx: Context, parent: pulumi.Resource,
+def recreatable_names(ctx: Context, parent: pulumi.Resource) -> pulumi.Output[Names]:
+    """The names of the vault and the server, which Azure keeps reserved after a delete.
+
+    A deleted vault's name stays taken for its soft-delete retention (7 days in dev), a deleted
+    flexible server's for days too. Dev is meant to be destroyed and recreated, so there a random
+    generation, kept in the stack's state and deleted with it, joins the suffix: a recreated dev
+    gets new names, a rerun keeps its own. Production stacks are never destroyed (protected) and
+    keep fixed names.
+    """
+    if ctx.cfg.is_production:
+        return pulumi.Output.from_input(ctx.names)
+    generation = random.RandomString(
+        "name-generation", length=NAME_GENERATION_LENGTH, upper=False, special=False,
+        opts=pulumi.ResourceOptions(parent=parent))
+    return generation.result.apply(ctx.names.generation)
+
+
+def create_key_vault(ctx: Context, names: pulumi.Output[Names], parent: pulumi.Resource,
                      ) -> tuple[keyvault.Vault, keyvault.Secret]:
     production = ctx.cfg.is_production
     vault = keyvault.Vault(
         "key-vault",
-        vault_name=ctx.names.key_vault,
+        vault_name=names.apply(lambda n: n.key_vault),
         resource_group_name=ctx.rg_name,
         location=ctx.location,
         properties=keyvault.VaultPropertiesArgs(
@@ -113,11 +133,12 @@ def create_key_vault(ctx: Context, parent: pulumi.Resource,
     return vault, secret
 
 
-def _postgres_server(ctx: Context, parent: pulumi.Resource) -> dbforpostgresql.Server:
+def _postgres_server(ctx: Context, names: pulumi.Output[Names],
+                     parent: pulumi.Resource) -> dbforpostgresql.Server:
     cfg = ctx.cfg
     return dbforpostgresql.Server(
         "postgres",
-        server_name=ctx.names.postgres_server,
+        server_name=names.apply(lambda n: n.postgres_server),
         resource_group_name=ctx.rg_name,
         location=ctx.location,
         version="16",
@@ -181,11 +202,11 @@ def _dev_firewall(ctx: Context, server: dbforpostgresql.Server, after: pulumi.Re
     return created
 
 
-def create_postgres(ctx: Context, parent: pulumi.Resource,
+def create_postgres(ctx: Context, names: pulumi.Output[Names], parent: pulumi.Resource,
                     ) -> tuple[dbforpostgresql.Server, dbforpostgresql.Database,
                                dbforpostgresql.AdministratorsMicrosoftEntra,
                                list[pulumi.Resource]]:
-    server = _postgres_server(ctx, parent)
+    server = _postgres_server(ctx, names, parent)
     admin_cfg = ctx.cfg.postgres_admin
     admin = dbforpostgresql.AdministratorsMicrosoftEntra(
         "postgres-entra-admin",
@@ -238,9 +259,10 @@ class DataServices(pulumi.ComponentResource):
         super().__init__("restaurant-review:data:DataServices", name, None, opts)
         ctx = args.ctx
         self.storage_account, self.photo_container = create_storage(ctx, self)
-        self.vault, self.secret_key = create_key_vault(ctx, self)
+        names = recreatable_names(ctx, self)
+        self.vault, self.secret_key = create_key_vault(ctx, names, self)
         self.postgres, self.database, self.postgres_admin, self.postgres_ready = (
-            create_postgres(ctx, self))
+            create_postgres(ctx, names, self))
         self.register_outputs({
             "storageAccountId": self.storage_account.id,
             "keyVaultId": self.vault.id,

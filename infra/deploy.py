@@ -13,13 +13,15 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+import pulumi
+
 from infra.config import StackConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class PackageError(FileNotFoundError):
-    """The deploy package the stack wants is missing."""
+class PackageError(pulumi.RunError, FileNotFoundError):
+    """The deploy package the stack wants is missing (a RunError: Pulumi prints just the line)."""
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,9 @@ from infra.identity import grant
 # Built-in role definition ids (the same in every Azure tenant).
 WEBSITE_CONTRIBUTOR = "de139f84-1756-47ae-9be6-808fbbe84772"
 STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+# What a deployment script's identity needs on its storage account when the script runs in a
+# subnet ("Access a private virtual network from a Bicep deployment script", Microsoft Learn).
+STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR = "69566ab7-960f-475b-8e7c-b3118f30c6bd"
 
 PACKAGE_CONTAINER = "packages"
 # The Azure CLI release the script container runs; pinned so a rerun runs the same tools.
@@ -94,11 +97,17 @@ class Deployer(pulumi.ComponentResource):
             minimum_tls_version="TLS1_2",
             enable_https_traffic_only=True,
             allow_blob_public_access=False,
-            # Required: the script container mounts its Azure Files share with the account key,
-            # and Pulumi's Blob resource uploads with it (no Entra option for either).
+            # Required: a deployment script's own storage account must allow shared keys (its
+            # container mounts the file share with the key, Microsoft Learn, "Use an existing
+            # storage account"), and Pulumi's Blob resource uploads with it too.
             allow_shared_key_access=True,
             allow_cross_tenant_replication=False,
-            # The deployer uploads from wherever `pulumi up` runs.
+            # All networks: the deployer uploads from wherever `pulumi up` runs. The
+            # private-network page also limits the account to the script subnet ("selected
+            # networks"); that step shuts others out rather than letting the script in, and here
+            # it would shut out the upload. What does let it in stays: the trusted-services
+            # bypass, the file-data role (_grants) and the subnet's Microsoft.Storage service
+            # endpoint (infra/network.py).
             public_network_access="Enabled",
             network_rule_set=storage.NetworkRuleSetArgs(default_action="Allow",
                                                         bypass="AzureServices"),
@@ -136,14 +145,22 @@ class Deployer(pulumi.ComponentResource):
 
     def _grants(self, ctx: Context) -> tuple[pulumi.Resource, ...]:
         """Made right after the identity, so RBAC has applied long before a script runs."""
-        return (
-            grant("deployer-package-reader", role_id=STORAGE_BLOB_DATA_READER,
-                  scope=self.package_container.id,
-                  scope_key=f"{ctx.names.deployer_storage_account}/{PACKAGE_CONTAINER}",
-                  principal_id=self.identity.principal_id,
-                  principal_key=_principal_key(ctx), subscription_id=ctx.subscription_id,
-                  parent=self),
-        )
+        reader = grant("deployer-package-reader", role_id=STORAGE_BLOB_DATA_READER,
+                       scope=self.package_container.id,
+                       scope_key=f"{ctx.names.deployer_storage_account}/{PACKAGE_CONTAINER}",
+                       principal_id=self.identity.principal_id,
+                       principal_key=_principal_key(ctx), subscription_id=ctx.subscription_id,
+                       parent=self)
+        if not ctx.cfg.has_vnet:  # basic: the scripts run on Azure's public network
+            return (reader,)
+        # Scripts in a subnet: Microsoft Learn's private-network page gives the script's identity
+        # this role on the account whose file share the script mounts.
+        file_share = grant(
+            "deployer-script-files", role_id=STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR,
+            scope=self.storage_account.id, scope_key=ctx.names.deployer_storage_account,
+            principal_id=self.identity.principal_id, principal_key=_principal_key(ctx),
+            subscription_id=ctx.subscription_id, parent=self)
+        return (reader, file_share)
 
     def allow_deploy_to(self, ctx: Context, app: web.WebApp) -> pulumi.Resource:
         """Website Contributor on the web app (its slots included), made as soon as it exists.
@@ -243,7 +260,7 @@ class DeploymentScriptArgs:
     script: pulumi.Input[str]
     environment: Mapping[str, pulumi.Input[str]]
     subnet_id: pulumi.Input[str] | None  # None: Azure's public network (basic tier)
-    # What makes the script run again (ARM reruns only when forceUpdateTag changes).
+    # What makes the script run again (with config scriptAttempt: DeploymentScript).
     triggers: Sequence[pulumi.Input[str]]
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
@@ -259,9 +276,13 @@ class DeploymentScript(pulumi.ComponentResource):
         ctx, deployer = args.ctx, args.deployer
         keys = storage.list_storage_account_keys_output(
             account_name=deployer.storage_account.name, resource_group_name=ctx.rg_name)
+        tag = pulumi.Output.all(*args.triggers).apply(
+            lambda values: trigger_tag([*values, f"attempt {ctx.cfg.script_attempt}"]))
         self.run = resources.AzureCliScript(
             f"script-{args.key}",
-            script_name=f"script-{ctx.names.base}-{args.key}",
+            # A new tag is a new script resource: Pulumi creates it (it runs) and then deletes
+            # the old one. Never a create under the name of a failed run that ARM still keeps.
+            script_name=tag.apply(lambda digest: script_name(ctx, args.key, digest)),
             resource_group_name=ctx.rg_name,
             location=ctx.location,
             kind="AzureCLI",
@@ -275,9 +296,10 @@ class DeploymentScript(pulumi.ComponentResource):
                 resources.EnvironmentVariableArgs(name=env_name, value=value)
                 for env_name, value in sorted(args.environment.items())
             ],
-            force_update_tag=pulumi.Output.all(*args.triggers).apply(trigger_tag),
+            force_update_tag=tag,
+            # No container group name: ARM derives it from the script's resource id, so a new
+            # run never meets the container of a failed one kept for its logs.
             container_settings=resources.ContainerConfigurationArgs(
-                container_group_name=f"aci-{ctx.names.base}-{args.key}",
                 subnet_ids=[resources.ContainerGroupSubnetIdArgs(id=args.subnet_id)]
                 if args.subnet_id is not None else None,
             ),
@@ -287,7 +309,9 @@ class DeploymentScript(pulumi.ComponentResource):
             ),
             timeout=SCRIPT_TIMEOUTS[args.key],
             retention_interval=SCRIPT_RETENTION,
-            cleanup_preference="OnSuccess",  # a failed run's container stays for its logs
+            # A failed run's container stays for its logs; ARM deletes the failed script resource
+            # SCRIPT_RETENTION after it ended.
+            cleanup_preference="OnSuccess",
             tags=ctx.tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -304,18 +328,47 @@ def trigger_tag(values: Sequence[str]) -> str:
     return hashlib.sha256("|".join(values).encode()).hexdigest()[:32]
 
 
+def script_name(ctx: Context, key: str, tag: str) -> str:
+    """One name per run: ARM never reruns a script whose properties did not change, and
+    azure-native refuses to create a resource that already exists."""
+    return f"script-{ctx.names.base}-{key}-{tag[:8]}"
+
+
 def _retry(command: str, what: str) -> str:
     """Shell that retries `command` while a fresh role assignment may still be applying."""
     return "\n".join([
         f"deadline=$(( $(date +%s) + {GRANT_WAIT_SECONDS} ))",
         f"until {command}; do",
-        '  if [ "$(date +%s)" -ge "$deadline" ]; then',
-        f'    echo "{what} still failing after {GRANT_WAIT_SECONDS}s: check the deployer '
-        "identity's role assignments\" >&2",
-        "    exit 1",
-        "  fi",
+        *_give_up_at_deadline(what),
         "  sleep 30",
         "done",
+    ])
+
+
+def _give_up_at_deadline(what: str) -> list[str]:
+    return ['  if [ "$(date +%s)" -ge "$deadline" ]; then',
+            f'    echo "{what} still failing after {GRANT_WAIT_SECONDS}s: check the deployer '
+            "identity's role assignments\" >&2",
+            "    exit 1",
+            "  fi"]
+
+
+# psql's exit status when it could not connect (or lost the connection); 3 is a failed statement.
+PSQL_CONNECTION_FAILED = 2
+
+
+def _retry_connection(command: str, what: str) -> str:
+    """Like `_retry`, but only while psql cannot sign in (the new Entra administrator is being
+    applied): a failing statement fails the script at once, not after GRANT_WAIT_SECONDS."""
+    return "\n".join([
+        f"deadline=$(( $(date +%s) + {GRANT_WAIT_SECONDS} ))",
+        "while :; do",
+        f"  status=0; {command} || status=$?",
+        f'  [ "$status" -eq {PSQL_CONNECTION_FAILED} ] || break',
+        *_give_up_at_deadline(what),
+        "  sleep 30",
+        "done",
+        '[ "$status" -eq 0 ] || exit "$status"',
     ])
 
 
@@ -358,13 +411,15 @@ def _first_release_to_production(resource_group: str, app_name: str,
             "fi"]
 
 
-# The azure-cli image is Azure Linux (tdnf) in current releases and was Alpine (apk) before.
-_INSTALL_PSQL = """\
+# The azure-cli image (AZ_CLI_VERSION) is Azure Linux, which has no psql. Its `postgresql`
+# package is the server, whose install scripts run groupadd and initdb (absent from the image);
+# psql and libpq are in `postgresql-libs`, a client-only package with no install scripts.
+PSQL_PACKAGE = "postgresql-libs"
+_INSTALL_PSQL = f"""\
 if ! command -v psql >/dev/null 2>&1; then
-  if command -v tdnf >/dev/null 2>&1; then tdnf install -y postgresql >/dev/null
-  else apk add --no-cache postgresql-client >/dev/null
-  fi
-fi"""
+  tdnf install -y {PSQL_PACKAGE} >/dev/null
+fi
+psql --version"""
 
 
 def database_roles_script(sql: str, psql_commands: Sequence[str]) -> str:
@@ -375,6 +430,6 @@ def database_roles_script(sql: str, psql_commands: Sequence[str]) -> str:
              sql.rstrip("\n"), "SQL"]
     # The first connection retries while the new Entra administrator is being applied.
     first, *rest = psql_commands
-    lines.append(_retry(f"{first} < app_role.sql", "the database role step"))
+    lines.append(_retry_connection(f"{first} < app_role.sql", "signing in to PostgreSQL"))
     lines += [f"{command} < app_role.sql" for command in rest]
     return "\n".join(lines) + "\n"

@@ -6,7 +6,8 @@ stack's VNet, is the site's one public front door:
 
 * a WAF policy in Prevention mode (Microsoft Default Rule Set 2.1 + Bot Manager 1.1);
 * an HTTPS listener whose certificate the gateway reads from the stack's Key Vault with its own
-  user-assigned identity (Key Vault Secrets User on that one secret); an HTTP listener that only
+  user-assigned identity (Key Vault Secrets User on that one secret, made minutes before the
+  gateway: it reads the certificate once and does not retry); an HTTP listener that only
   redirects to it; TLS 1.2 or later (AppGwSslPolicy20220101S);
 * one backend, the app's own host name (<app>.<ase>.appserviceenvironment.net, or
   <app>.azurewebsites.net in the standard tier) over HTTPS, health-probed on the health path.
@@ -39,6 +40,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from cryptography.x509 import load_pem_x509_certificate
 from pulumi_azure_native import authorization, keyvault, managedidentity, monitor, network
+from pulumiverse_time import Sleep
 
 from infra.context import Context
 from infra.identity import KEY_VAULT_SECRETS_USER, role_assignment_name
@@ -60,6 +62,12 @@ BACKEND_TIMEOUT_SECONDS = 60
 GATEWAY_MANAGER_PORTS = "65200-65535"
 SELF_SIGNED_VALIDITY_HOURS = 365 * 24
 SELF_SIGNED_RENEWAL_HOURS = 30 * 24  # a run within 30 days of expiry issues a new one
+# The gateway reads its certificate once, when it is created or its certificate changes, and
+# fails (ApplicationGatewayKeyVaultSecretAccessDenied) rather than retry while its identity's
+# fresh Key Vault role assignment applies (mspnp/aks-baseline#242); Azure RBAC changes take up to
+# 10 minutes to apply (learn.microsoft.com/azure/role-based-access-control/troubleshooting), so
+# the gateway waits that long after the grant, with a margin.
+GRANT_PROPAGATION_WAIT = "12m"
 
 # Names of the gateway's own parts (ARM sub-resources, referenced by id below).
 FRONTEND_IP = "public-frontend"
@@ -159,6 +167,7 @@ class ApplicationGateway(pulumi.ComponentResource):
             opts=self._child)
         secret_name = self._certificate_secret_name(args.vault)
         self.vault_access = self._grant_secret(args.vault, secret_name)
+        self.vault_access_applied = self._wait_for(self.vault_access)
         self.certificate_secret_id = pulumi.Output.all(
             args.vault.properties.vault_uri, secret_name).apply(
             lambda values: f"{values[0]}secrets/{values[1]}")
@@ -224,6 +233,18 @@ class ApplicationGateway(pulumi.ComponentResource):
                 lambda sub: f"/subscriptions/{sub}/providers/Microsoft.Authorization/"
                 f"roleDefinitions/{KEY_VAULT_SECRETS_USER}"),
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
+
+    def _wait_for(self, grant: authorization.RoleAssignment) -> Sleep:
+        """A pause between the grant and the gateway, long enough for RBAC to apply.
+
+        It runs again whenever the grant is made anew (new principal, new secret), so a gateway
+        update that follows a new grant waits too.
+        """
+        return Sleep(
+            "gateway-key-vault-grant-propagation", create_duration=GRANT_PROPAGATION_WAIT,
+            triggers={"principalId": grant.principal_id, "scope": grant.scope,
+                      "roleDefinitionId": grant.role_definition_id},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[grant]))
 
     def _certificate_secret_name(self, vault: keyvault.Vault) -> pulumi.Output[str]:
         """The listener certificate's secret; the gateway reads it by its versionless id, so it
@@ -381,7 +402,7 @@ class ApplicationGateway(pulumi.ComponentResource):
             request_routing_rules=self._rules(),
             rewrite_rule_sets=[self._rewrites()],
             tags=ctx.tags,
-            # The gateway reads the certificate at creation: the role assignment must exist and
-            # the vault's private name must resolve.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.vault_access,
+            # The gateway reads the certificate at creation: the role assignment must have
+            # applied and the vault's private name must resolve.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.vault_access_applied,
                                                                  *args.vault_reachable]))

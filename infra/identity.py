@@ -1,8 +1,8 @@
-"""The sites' user-assigned identities and least-privilege role assignments.
+"""The sites' user-assigned identity and its least-privilege role assignments.
 
 Each assignment is scoped to the one resource it grants (the photo container, the vault), never a
 resource group or subscription. Its name is a GUID derived from scope, principal and role, so
-reruns name it the same and the diff stays stable. A recreated app or slot has a new principal
+reruns name it the same and the diff stays stable. A recreated identity has a new principal
 id, which replaces the assignment under the same name: it is deleted first, since Azure refuses
 a second assignment with that name.
 """
@@ -22,6 +22,8 @@ from infra.data import PHOTO_CONTAINER, DataServices
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 
+# The production app's key: the identity's resource names derive from it.
+SITE_IDENTITY_KEY = "app"
 # Fixed namespace: changing it would rename (and so recreate) every assignment.
 ROLE_ASSIGNMENT_NAMESPACE = uuid.UUID("5c0f7a4e-8f0b-4d43-9a61-2f1d6c1d9a10")
 
@@ -59,57 +61,58 @@ def grant(
 
 
 @dataclass(frozen=True)
-class SiteIdentitiesArgs:
+class SiteIdentityArgs:
     ctx: Context
     data: DataServices
-    site_keys: tuple[str, ...]  # "app", and the slot's name where the tier has one
 
 
-class SiteIdentities(pulumi.ComponentResource):
-    """One user-assigned identity per site (the app, its slot), granted before any site exists.
+class SiteIdentity(pulumi.ComponentResource):
+    """The one user-assigned identity every site (the app, its slot) runs as, granted before any
+    site exists.
 
     A system-assigned identity is born with its site, so its Key Vault grant would land after
     the site's first start, and RBAC takes minutes more to apply: App Service would then hand the
-    app the literal `@Microsoft.KeyVault(...)` text. These identities and their grants exist
-    from the start of the run; each site runs as its own (keyVaultReferenceIdentity,
-    AZURE_CLIENT_ID), so the first start resolves the secret and reaches the photo container.
+    app the literal `@Microsoft.KeyVault(...)` text. This identity and its grants exist from the
+    start of the run, so the first start resolves the secret and reaches the photo container.
+
+    One identity for the app and its slot, not one each: a swap restarts the staging slot's
+    instances with production's settings while each slot keeps its own identities, and staging
+    becomes production a moment later, so it needs production's identity and privileges anyway
+    (infra/README.md, "Slot swaps: one identity for both slots").
     """
 
-    identities: dict[str, managedidentity.UserAssignedIdentity]
-    grants: dict[str, tuple[authorization.RoleAssignment, ...]]
+    identity: managedidentity.UserAssignedIdentity
+    grants: tuple[authorization.RoleAssignment, ...]
 
-    def __init__(self, name: str, args: SiteIdentitiesArgs,
+    def __init__(self, name: str, args: SiteIdentityArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
+        # The type token and the "app-" names are part of the live identity's URN: they stay
+        # as they are, so the production app keeps its identity and client id.
         super().__init__("restaurant-review:identity:SiteIdentities", name, None, opts)
         ctx, data = args.ctx, args.data
-        self.identities, self.grants = {}, {}
-        for key in args.site_keys:
-            identity = managedidentity.UserAssignedIdentity(
-                f"{key}-identity",
-                resource_name_=ctx.names.site_identity(key),
-                resource_group_name=ctx.rg_name,
-                location=ctx.location,
-                tags=ctx.tags,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            self.identities[key] = identity
-            self.grants[key] = self._grant(ctx, data, key, identity)
-        self.register_outputs({f"{key}PrincipalId": identity.principal_id
-                               for key, identity in self.identities.items()})
+        self.identity = managedidentity.UserAssignedIdentity(
+            f"{SITE_IDENTITY_KEY}-identity",
+            resource_name_=ctx.names.site_identity(SITE_IDENTITY_KEY),
+            resource_group_name=ctx.rg_name,
+            location=ctx.location,
+            tags=ctx.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.grants = self._grant(ctx, data)
+        self.register_outputs({"principalId": self.identity.principal_id})
 
-    def _grant(self, ctx: Context, data: DataServices, key: str,
-               identity: managedidentity.UserAssignedIdentity
-               ) -> tuple[authorization.RoleAssignment, ...]:
+    def _grant(self, ctx: Context, data: DataServices) -> tuple[authorization.RoleAssignment, ...]:
         """Least privilege: the photo container and the vault only."""
+        key, principal_id = SITE_IDENTITY_KEY, self.identity.principal_id
         principal_key = f"{ctx.names.web_app}/{key}"
         return (
             grant(f"{key}-blob-data-contributor", role_id=STORAGE_BLOB_DATA_CONTRIBUTOR,
                   scope=data.photo_container.id,
                   scope_key=f"{ctx.names.storage_account}/{PHOTO_CONTAINER}",
-                  principal_id=identity.principal_id, principal_key=principal_key,
+                  principal_id=principal_id, principal_key=principal_key,
                   subscription_id=ctx.subscription_id, parent=self),
             grant(f"{key}-key-vault-secrets-user", role_id=KEY_VAULT_SECRETS_USER,
                   scope=data.vault.id, scope_key=ctx.names.key_vault,
-                  principal_id=identity.principal_id, principal_key=principal_key,
+                  principal_id=principal_id, principal_key=principal_key,
                   subscription_id=ctx.subscription_id, parent=self),
         )

@@ -8,7 +8,7 @@ PostgreSQL) carry the stack's suffix so two stacks or two people never collide.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from infra.config import StackConfig
 
@@ -26,6 +26,11 @@ class Names:
     def for_stack(cls, cfg: StackConfig) -> Names:
         base = f"{cfg.name_prefix}-{cfg.stack}"
         return cls(base=base, unique=f"{base}-{cfg.name_suffix}")
+
+    def generation(self, token: str) -> Names:
+        """These names with `token` appended to the suffix, for a stack recreated under new
+        globally unique names (infra/data.py recreatable_names)."""
+        return replace(self, unique=self.unique + token)
 
     @property
     def resource_group(self) -> str:

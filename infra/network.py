@@ -119,18 +119,23 @@ class VirtualNetwork(pulumi.ComponentResource):
         # Nothing connects to the scripts' containers; they only call out (Entra, ARM, the
         # package blob, PostgreSQL's private endpoint, the SCM site), so default outbound access
         # stays on (infra/README.md, "First deploy from empty").
+        # Its Microsoft.Storage service endpoint is the scripts' route to their file share, as
+        # Microsoft Learn's "Access a private virtual network from a Bicep deployment script"
+        # sets it up.
         self.script_subnet = self._subnet(
             ctx, "deployment-scripts", net.script_subnet,
             [_deny_inbound("deny-all-inbound", 4096, source="*")],
             delegation="Microsoft.ContainerInstance/containerGroups",
-            after=self.ase_subnet or self.integration_subnet, default_outbound_access=True)
+            after=self.ase_subnet or self.integration_subnet, default_outbound_access=True,
+            service_endpoints=["Microsoft.Storage"])
         self.last_write = self.script_subnet
         self.register_outputs({"vnetId": self.vnet.id})
 
     def _subnet(self, ctx: Context, role: str, prefix: str,
                 rules: list[network.SecurityRuleArgs], delegation: str | None = None,
                 after: network.Subnet | None = None,
-                default_outbound_access: bool | None = None) -> network.Subnet:
+                default_outbound_access: bool | None = None,
+                service_endpoints: list[str] | None = None) -> network.Subnet:
         nsg = _nsg(ctx, role, rules, parent=self)
         return network.Subnet(
             f"snet-{role}",
@@ -144,6 +149,8 @@ class VirtualNetwork(pulumi.ComponentResource):
             # NSGs apply to private endpoints only when the subnet's network policies are enabled.
             private_endpoint_network_policies="Enabled",
             default_outbound_access=default_outbound_access,
+            service_endpoints=[network.ServiceEndpointPropertiesFormatArgs(service=service)
+                               for service in service_endpoints] if service_endpoints else None,
             # Azure serialises writes to one VNet; chaining subnets avoids
             # AnotherOperationInProgress.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[after] if after else None),

@@ -10,13 +10,28 @@ from infra import config, deploy, tiers
 
 
 def run(locate_package: Callable[[config.StackConfig], deploy.PackageRef] = deploy.locate_package,
-        ) -> dict:
-    """Validates the whole config (and finds the package) first, then declares the stack."""
+        *, deploying: bool = False) -> dict:
+    """Validates the whole config (and finds the package) first, then declares the stack.
+
+    deploying: a real `pulumi up` or `preview` (main), where the committed stand-in values are
+    refused; the offline callers (review/mocks.py) render the committed stack files as they are.
+    """
     cfg = config.load()
+    if deploying:
+        config.refuse_placeholders(cfg)
+        _warn_about_a_self_signed_listener(cfg)
     package = locate_package(cfg)
     return tiers.build(cfg, package)
 
 
+def _warn_about_a_self_signed_listener(cfg: config.StackConfig) -> None:
+    if cfg.ingress is not None and cfg.ingress.certificate_name is None:
+        pulumi.log.warn(
+            "the Application Gateway serves a self-signed certificate (browsers warn): import "
+            "yours into the stack's Key Vault and set applicationGatewayCertificateName "
+            "(infra/README.md, 'The listener certificate')")
+
+
 def main() -> None:
-    for name, value in run().items():
+    for name, value in run(deploying=True).items():
         pulumi.export(name, value)

@@ -11,7 +11,7 @@ hub       (config, standard or isolated) hub VNet <-> peering <-> VNet; every pr
 Each box is a component (infra/<module>.py); the resource group stays at the top of the stack
 and every Azure resource sits under one of these components:
 
-    Deployer "deployer"            SiteIdentities "identities"
+    Deployer "deployer"            SiteIdentity "identities"
     Telemetry "telemetry"          DataServices "data"
     VirtualNetwork "network"       PrivateLink "postgres" / "vault" / "blob"
     Environment "ase"              AppService "app-service" -> Site "app", Site "staging"
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import privatedns
 
-from infra.app import STAGING_SLOT, AppService, AppServiceArgs, Hosting
+from infra.app import AppService, AppServiceArgs, Hosting
 from infra.ase import Environment, EnvironmentArgs
 from infra.config import StackConfig
 from infra.context import Context, create_context
@@ -38,7 +38,7 @@ from infra.deploy import PackageRef
 from infra.deployer import Deployer, DeployerArgs, deploy_package, run_database_roles
 from infra.gateway import ApplicationGateway, ApplicationGatewayArgs
 from infra.hub import HubConnection, HubConnectionArgs
-from infra.identity import SiteIdentities, SiteIdentitiesArgs
+from infra.identity import SiteIdentity, SiteIdentityArgs
 from infra.monitoring import Monitoring, MonitoringArgs, Telemetry, TelemetryArgs
 from infra.network import VirtualNetwork, VirtualNetworkArgs
 from infra.private_link import PrivateLink, PrivateLinkArgs
@@ -51,22 +51,21 @@ class Foundation:
     ctx: Context
     package: PackageRef
     deployer: Deployer
-    identities: SiteIdentities
+    identity: SiteIdentity  # the one every site runs as
     telemetry: Telemetry
     data: DataServices
     deployer_admin: pulumi.Resource  # the deployer as a PostgreSQL Entra administrator
 
 
 def _foundation(cfg: StackConfig, package: PackageRef) -> Foundation:
-    """The identities first (so their grants apply early), then the data services."""
+    """The site identity first (so its grants apply early), then the data services."""
     ctx = create_context(cfg)
     deployer = Deployer("deployer", DeployerArgs(ctx, package))
     data = DataServices("data", DataServicesArgs(ctx))
-    site_keys = ("app", STAGING_SLOT) if cfg.has_slot else ("app",)
-    identities = SiteIdentities("identities", SiteIdentitiesArgs(ctx, data, site_keys))
+    identity = SiteIdentity("identities", SiteIdentityArgs(ctx, data))
     deployer_admin = deployer.postgres_admin(ctx, data.postgres, after=data.postgres_ready)
     telemetry = Telemetry("telemetry", TelemetryArgs(ctx))
-    return Foundation(ctx, package, deployer, identities, telemetry, data, deployer_admin)
+    return Foundation(ctx, package, deployer, identity, telemetry, data, deployer_admin)
 
 
 def _private_links(base: Foundation, vnet: VirtualNetwork) -> dict[str, PrivateLink]:
@@ -134,17 +133,17 @@ def _app_service(base: Foundation, hosting: Hosting | None = None,
     ctx, data, deployer = base.ctx, base.data, base.deployer
     ready = tuple(network_ready or ())
     service = AppService("app-service", AppServiceArgs(
-        ctx, data, base.telemetry.connection_string, base.identities, deployer,
+        ctx, data, base.telemetry.connection_string, base.identity, deployer,
         hosting or Hosting(), ready))
     roles = run_database_roles(
         ctx, deployer, data.postgres.fully_qualified_domain_name,
-        [site.target for site in service.sites], script_subnet_id,
+        service.database_logins, script_subnet_id,
         after=[base.deployer_admin, *data.postgres_ready, *ready])
     target = service.deploy_target
     deployment = deploy_package(
         ctx, deployer, target.target, target.app_name, base.package, script_subnet_id,
         after=[roles, service.deploy_grant, *target.hardening,
-               *base.identities.grants[target.key], *ready])
+               *base.identity.grants, *ready])
     Monitoring("monitoring", MonitoringArgs(ctx, base.telemetry, data, service,
                                             alerts_after=(deployment,)))
     return service
@@ -170,7 +169,6 @@ def _outputs(base: Foundation, service: AppService, package: PackageRef) -> dict
     }
     if service.staging is not None:
         outputs["stagingUrl"] = service.staging.url
-        outputs["stagingPrincipalId"] = service.staging.principal_id
     return outputs
 
 

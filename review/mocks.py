@@ -121,6 +121,12 @@ def _hex(*parts: str, length: int = 40) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:length]
 
 
+def principal_id(identity_id: str) -> str:
+    """The principal id the mocks give the identity with this ARM id (a user-assigned identity's,
+    or a resource's own system-assigned one)."""
+    return _stable_uuid("principal", identity_id)
+
+
 def mock_password(logical_name: str, length: int) -> str:
     """What a RandomPassword resolves to offline (tests check it never leaks)."""
     return _hex("password", logical_name, length=length)
@@ -151,6 +157,7 @@ COMPUTED_OUTPUTS = {
     "tls:index/privateKey:PrivateKey": "_privatekey",
     "tls:index/selfSignedCert:SelfSignedCert": "_selfsignedcert",
     "random:index/randomPassword:RandomPassword": "_randompassword",
+    "random:index/randomString:RandomString": "_randomstring",
     "command:local:Command": "_command",
 }
 
@@ -158,8 +165,11 @@ COMPUTED_OUTPUTS = {
 class AzureMocks(pulumi.runtime.Mocks):
     """Returns inputs plus the computed outputs the program reads, all derived from names."""
 
-    def __init__(self, subscription_id: str = SUBSCRIPTION_ID) -> None:
+    def __init__(self, subscription_id: str = SUBSCRIPTION_ID, random_state: str = "") -> None:
         self.subscription_id = subscription_id
+        # What random strings derive from: another value stands for a stack whose random
+        # resources were created anew (after `pulumi destroy`).
+        self.random_state = random_state
         self.subnet_prefixes: dict[str, str] = {}
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -193,11 +203,11 @@ class AzureMocks(pulumi.runtime.Mocks):
         identity = (inputs or {}).get("identity") or {}
         if identity.get("type") == "UserAssigned":
             return {"type": "UserAssigned", "userAssignedIdentities": {
-                uai: {"principalId": _stable_uuid("principal", uai),
+                uai: {"principalId": principal_id(uai),
                       "clientId": _stable_uuid("client", uai)}
                 for uai in identity.get("userAssignedIdentities", [])}}
         return {"type": "SystemAssigned", "tenantId": TENANT_ID,
-                "principalId": _stable_uuid("principal", resource_id)}
+                "principalId": principal_id(resource_id)}
 
     def _azureclisscript(self, logical, inputs, resource_id):
         return {"identity": self._site_identity(resource_id, inputs)}
@@ -256,8 +266,7 @@ class AzureMocks(pulumi.runtime.Mocks):
                     "internalInboundIpAddresses": [internal_ip]})}
 
     def _userassignedidentity(self, logical, inputs, resource_id):
-        return {"principalId": _stable_uuid("principal", resource_id),
-                "clientId": _stable_uuid("client", resource_id), "tenantId": TENANT_ID}
+        return mock_identity_ids(resource_id)
 
     def _publicipaddress(self, logical, inputs, resource_id):
         address = ipaddress.IPv4Address("20.0.0.0") + int(_hex("ip", resource_id, length=4), 16)
@@ -269,7 +278,7 @@ class AzureMocks(pulumi.runtime.Mocks):
     def _applicationgateway(self, logical, inputs, resource_id):
         # ARM answers with a map of identity id -> its ids where the request had a list.
         identity = inputs.get("identity") or {}
-        assigned = {identity_id: {"principalId": _stable_uuid("principal", identity_id),
+        assigned = {identity_id: {"principalId": principal_id(identity_id),
                                   "clientId": _stable_uuid("client", identity_id)}
                     for identity_id in identity.get("userAssignedIdentities") or []}
         return {"identity": {**identity, "userAssignedIdentities": assigned}} if identity else {}
@@ -292,8 +301,19 @@ class AzureMocks(pulumi.runtime.Mocks):
     def _randompassword(self, logical, inputs, resource_id):
         return {"result": mock_password(logical, int(inputs.get("length", 32)))}
 
+    def _randomstring(self, logical, inputs, resource_id):
+        # Lowercase letters and digits: what the program asks for (naming.py's rules).
+        length = int(inputs.get("length", 8))
+        return {"result": _hex("string", self.random_state, logical, length=length)}
+
     def _command(self, logical, inputs, resource_id):
         return {"stdout": "", "stderr": ""}
+
+
+def mock_identity_ids(resource_id: str) -> dict[str, str]:
+    """What ARM reports for the user-assigned identity with this id (its outputs)."""
+    return {"principalId": principal_id(resource_id),
+            "clientId": _stable_uuid("client", resource_id), "tenantId": TENANT_ID}
 
 
 def mock_private_key_pem(seed: str) -> str:
@@ -398,18 +418,20 @@ def offline_package(cfg: StackConfig) -> PackageRef:
 
 
 def run_stack(stack: str, config: dict | None = None, package=None,
-              subscription_id: str = SUBSCRIPTION_ID) -> StackRun:
+              subscription_id: str = SUBSCRIPTION_ID, random_state: str = "") -> StackRun:
     """Runs infra/ for `stack` under mocks (preview=False) and returns what it registered.
 
     config: full or project-relative keys -> values; defaults to the committed stack file.
     package: a PackageRef to deploy; defaults to `offline_package` (no zip needed).
     subscription_id: the subscription the provider's login reports (and ids are made in).
+    random_state: seeds random strings; another one stands for a stack whose random resources
+        were created anew, as after `pulumi destroy`.
     """
     values = load_stack_config(stack) if config is None else config
     flat, secret_keys = as_pulumi_config(values)
     locate: Callable[[StackConfig], PackageRef] = (
         offline_package if package is None else (lambda _cfg: package))
-    monitor = CapturingMonitor(AzureMocks(subscription_id))
+    monitor = CapturingMonitor(AzureMocks(subscription_id, random_state))
     runtime_settings.ROOT.set(None)  # a fresh root stack resource for this run
     pulumi.runtime.set_all_config(flat, secret_keys)
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False,

@@ -150,6 +150,10 @@ IMMUTABLE_RULES = (
     # The random provider marks every argument ForceNew: a change generates a new value.
     ImmutableRule("random:index/randomPassword:RandomPassword", "*",
                   "any argument change generates a new password"),
+    ImmutableRule("random:index/randomString:RandomString", "*",
+                  "any argument change generates a new string"),
+    # pulumiverse-time: a changed trigger runs the wait again, as a replacement.
+    ImmutableRule("time:index/sleep:Sleep", "triggers", "a changed trigger waits again"),
     # pulumi_command's Command sets replace_on_changes=["triggers[*]"] on itself.
     ImmutableRule("command:local:Command", "triggers", "a changed trigger re-runs the command "
                   "as a replacement"),

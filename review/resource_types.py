@@ -6,9 +6,11 @@ an ARM template, and how the architecture diagram draws it. The mocks' resource 
 (review/mocks.py), the ARM renderer (review/arm.py) and the diagram (review/diagram.py) all read
 this table, so adding a resource type to the program means adding one entry here.
 
-Types from other providers (pulumi_command, random) and the program's own components have no ARM
-resource: `arm_id` returns None for them. An azure-native type missing from the table is an
-error (`UnmappedTypeError`) wherever it is met, never a silent guess.
+Types from other providers (pulumi_command, random, tls, pulumiverse-time's Sleep) and the
+program's own components have no ARM resource: `arm_id` returns None for them, the ARM renderer
+leaves them out and the plan knows their replacing arguments (review/plan.py). An azure-native
+type missing from the table is an error (`UnmappedTypeError`) wherever it is met, never a silent
+guess.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pulumi import RunError
+
 from review import arm, checkov_scan, diagram, diagram_summary, markdown
 from review.model import dump_json, normalize, snapshot_document, tier_of
 from review.skips import skips_for
@@ -108,7 +110,11 @@ def main(argv: Sequence[str] | None = None, runner: Callable = default_runner) -
     args = parser.parse_args(argv)
 
     stacks = args.stack or discover_stacks(REPO_ROOT)
-    rendered = render_all(stacks, runner)
+    try:
+        rendered = render_all(stacks, runner)
+    except RunError as error:  # a bad stack file: its one line, as `pulumi up` would print it
+        print(f"review.synth: {error}", file=sys.stderr)
+        return 2
     if args.check:
         diffs = stale_files(rendered, args.dir)
         for diff in diffs.values():

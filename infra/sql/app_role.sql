@@ -43,3 +43,49 @@ SELECT pg_advisory_lock(hashtext('restaurant-review/app_role.sql'));
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE, CREATE ON SCHEMA public TO :"owner_role";
 SELECT pg_advisory_unlock(hashtext('restaurant-review/app_role.sql'));
+
+-- A GRANT or REVOKE by a role without the right to make it only prints a WARNING ("no
+-- privileges were granted"), which ON_ERROR_STOP lets pass. So the outcome is checked here, and
+-- any privilege that must (not) hold fails the step with the list of what is wrong.
+-- psql does not expand its variables inside a DO block's body: settings carry them there.
+SET app_role.role TO :'role';
+SET app_role.owner_role TO :'owner_role';
+SET app_role.database TO :'database';
+DO $checks$
+DECLARE
+    login text := current_setting('app_role.role');
+    owner text := current_setting('app_role.owner_role');
+    db text := current_setting('app_role.database');
+    wrong text[] := ARRAY[]::text[];
+BEGIN
+    IF NOT pg_has_role(login, owner, 'MEMBER') THEN
+        wrong := wrong || format('%s is not a member of %s', login, owner);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_db_role_setting AS s
+                   JOIN pg_roles AS r ON r.oid = s.setrole
+                   JOIN pg_database AS d ON d.oid = s.setdatabase
+                   WHERE r.rolname = login AND d.datname = db
+                     AND format('role=%s', owner) = ANY (s.setconfig)) THEN
+        wrong := wrong || format('%s does not act as %s in database %s', login, owner, db);
+    END IF;
+    IF NOT has_database_privilege(owner, db, 'CONNECT, TEMPORARY') THEN
+        wrong := wrong || format('%s lacks CONNECT or TEMPORARY on database %s', owner, db);
+    END IF;
+    IF has_database_privilege('public', db, 'CONNECT') THEN
+        wrong := wrong || format('PUBLIC can still connect to database %s', db);
+    END IF;
+    IF NOT has_schema_privilege(owner, 'public', 'USAGE, CREATE') THEN
+        wrong := wrong || format('%s lacks USAGE or CREATE on schema public', owner);
+    END IF;
+    IF has_schema_privilege('public', 'public', 'CREATE') THEN
+        wrong := wrong || 'PUBLIC can still create in schema public'::text;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname IN (login, owner)
+               AND (rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls)) THEN
+        wrong := wrong || format('%s or %s has a cluster-wide privilege', login, owner);
+    END IF;
+    IF cardinality(wrong) > 0 THEN
+        RAISE EXCEPTION 'database role step incomplete: %', array_to_string(wrong, '; ');
+    END IF;
+END
+$checks$;

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import Iterator
 
 import jwt
 import psycopg2
 import pytest
 import requests
+from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ManagedIdentityCredential
 
 from devtools.identity_endpoint import (
     API_VERSION,
     POSTGRES_RESOURCE,
     STORAGE_RESOURCE,
+    UNKNOWN_IDENTITY_MESSAGE,
+    ManagedIdentity,
     ManagedIdentityEndpoint,
     PostgresRolePassword,
     TokenIssueError,
@@ -141,3 +145,51 @@ def test_a_failed_password_change_issues_no_token(postgres, endpoint):
     assert endpoint.issued(POSTGRES_RESOURCE) == 0
     with pytest.raises(TokenIssueError, match="does not exist"):
         endpoint.issue(POSTGRES_RESOURCE)
+
+
+# --- a site holding several identities ---------------------------------------------------------
+
+@pytest.fixture
+def two_identities() -> Iterator[ManagedIdentityEndpoint]:
+    held = (ManagedIdentity.random(), ManagedIdentity.random())
+    with ManagedIdentityEndpoint(identities=held) as started:
+        yield started
+
+
+def test_a_held_client_id_gets_that_identitys_token(two_identities, monkeypatch):
+    second = two_identities.identities[1]
+    for name, value in two_identities.environment().items():
+        monkeypatch.setenv(name, value)
+    token = ManagedIdentityCredential(client_id=second.client_id).get_token(
+        f"{STORAGE_RESOURCE}/.default")
+    claims = claims_of(token.token)
+    assert (claims["oid"], claims["appid"]) == (second.object_id, second.client_id)
+
+
+def test_a_client_id_the_site_does_not_hold_is_refused(two_identities, monkeypatch):
+    for name, value in two_identities.environment().items():
+        monkeypatch.setenv(name, value)
+    response = requests.get(
+        two_identities.url, params={"api-version": API_VERSION, "resource": STORAGE_RESOURCE,
+                                    "client_id": str(uuid.uuid4())},
+        headers={"X-IDENTITY-HEADER": two_identities.secret}, timeout=5)
+    assert response.status_code == 400
+    assert response.json()["message"] == UNKNOWN_IDENTITY_MESSAGE
+    with pytest.raises(ClientAuthenticationError):
+        ManagedIdentityCredential(client_id=str(uuid.uuid4())).get_token(
+            f"{STORAGE_RESOURCE}/.default")
+    assert two_identities.issued(STORAGE_RESOURCE) == 0
+
+
+def test_a_role_bound_to_one_identity_refuses_another_identitys_token(postgres, passwordless_role):
+    bound, other = ManagedIdentity.random(), ManagedIdentity.random()
+    with ManagedIdentityEndpoint(identities=(bound, other)) as endpoint:
+        endpoint.on_issue(POSTGRES_RESOURCE,
+                          PostgresRolePassword(postgres, passwordless_role, bound.object_id))
+        foreign = endpoint.issue(POSTGRES_RESOURCE, other.client_id).access_token
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+            connect_as(postgres, passwordless_role, foreign)
+        own = endpoint.issue(POSTGRES_RESOURCE, bound.client_id).access_token
+    with connect_as(postgres, passwordless_role, own) as conn, conn.cursor() as cursor:
+        cursor.execute("select current_user")
+        assert cursor.fetchone() == (passwordless_role,)

@@ -72,10 +72,10 @@ def azure_like_server(postgres, tmp_path_factory):
 
 
 @contextlib.contextmanager
-def cursor_as(cluster, role: str, object_id: str):
+def cursor_as(cluster, role: str, object_id: str, database: str = DATABASE):
     """An autocommit cursor signed in as `role`; the connection closes with the block."""
     with contextlib.closing(psycopg2.connect(host="127.0.0.1", port=cluster.port, user=role,
-                                             dbname=DATABASE,
+                                             dbname=database,
                                              password=f"token-for-{object_id}")) as conn:
         conn.autocommit = True
         with conn.cursor() as cursor:

@@ -120,3 +120,32 @@ def test_known_limit_a_security_definer_pgaadauth_leaves_the_admin_without_admin
     rebind = run_step(cluster, fake_bin, role, str(uuid.uuid4()))  # a recreated identity
     assert rebind.returncode != 0
     assert "permission denied to drop role" in rebind.stderr
+
+
+def test_grants_that_only_warn_fail_the_step(azure_like_server):
+    """A GRANT/REVOKE on a database the administrator cannot act for only prints a WARNING,
+    which ON_ERROR_STOP lets pass: the checks at the end of the script fail the step instead."""
+    cluster, fake_bin = azure_like_server
+    cluster.execute("CREATE ROLE someone_else NOLOGIN")
+    cluster.execute("CREATE DATABASE rr_not_ours OWNER someone_else")
+    result = run_step(cluster, fake_bin, "app-rr-not-ours", str(uuid.uuid4()),
+                      database="rr_not_ours")
+    assert result.returncode != 0
+    assert "WARNING:  no privileges could be revoked" in result.stderr
+    assert "database role step incomplete: PUBLIC can still connect to database rr_not_ours" \
+        in result.stderr
+
+
+def test_a_grant_that_only_warns_fails_the_step(azure_like_server):
+    """PUBLIC has no access, and the administrator may connect but not pass that on: the owner
+    role's grant only warns."""
+    cluster, fake_bin = azure_like_server
+    cluster.execute("CREATE ROLE other_owner NOLOGIN")
+    cluster.execute("CREATE DATABASE rr_no_grant OWNER other_owner")
+    cluster.execute("REVOKE ALL ON DATABASE rr_no_grant FROM PUBLIC")
+    cluster.execute(f'GRANT CONNECT, TEMPORARY ON DATABASE rr_no_grant TO "{ADMIN}"')
+    result = run_step(cluster, fake_bin, "app-rr-no-grant", str(uuid.uuid4()),
+                      database="rr_no_grant")
+    assert result.returncode != 0
+    assert "WARNING:  no privileges were granted" in result.stderr
+    assert f"{OWNER} lacks CONNECT or TEMPORARY on database rr_no_grant" in result.stderr

@@ -5,7 +5,9 @@ Each error names the key, the bad value and what is allowed.
 
 from __future__ import annotations
 
+import pulumi
 import pytest
+import yaml
 
 from infra.config import ConfigError, parse_config
 from review import mocks
@@ -111,11 +113,45 @@ def test_good_custom_domain(valid_config):
         "www.example.com"
 
 
-@pytest.mark.parametrize("key", ["alertEmail", "postgresAdminObjectId",
+@pytest.mark.parametrize("key", ["tier", "alertEmail", "postgresAdminObjectId",
                                  "postgresAdminPrincipalName", "azure-native:location"])
 def test_required_keys(valid_config, key):
-    with pytest.raises(ConfigError, match=rf"'{key}': None is not allowed"):
+    with pytest.raises(ConfigError, match=rf"^config '{key}' is required: .+ \(pulumi config set "
+                                          rf"{key} <value>\)$"):
         parse(spoil(valid_config, **{key: None}))
+
+
+def test_config_errors_are_run_errors_pulumi_prints_as_one_line(valid_config):
+    """Pulumi prints a RunError's message alone; any other exception as a traceback."""
+    with pytest.raises(pulumi.RunError) as raised:
+        parse(spoil(valid_config, tier="premium"))
+    assert "\n" not in str(raised.value)
+
+
+def test_an_unquoted_version_that_yaml_made_a_number_gets_a_quoting_hint(valid_config):
+    stack_file = yaml.safe_load("config:\n  restaurant-review:pythonVersion: 3.10\n")
+    assert stack_file["config"]["restaurant-review:pythonVersion"] == 3.1
+    values = {f"{mocks.PROJECT}:{key}": value for key, value in valid_config.items()
+              if ":" not in key}
+    values.update(stack_file["config"], **{"azure-native:location": "westeurope"})
+    with pytest.raises(ConfigError, match=r"'pythonVersion': '3.1' is not allowed; expected one "
+                                          r"of 3.10, 3.11, 3.12, 3.13 \(YAML read an unquoted "
+                                          r"3.10 as the number 3.1: quote it in the stack file, "
+                                          r'"3.10"\)$'):
+        mocks.run_stack("unquoted", config=values)
+
+
+@pytest.mark.parametrize("version", ["3.8", "3.11.0", "python3.11"])
+def test_no_quoting_hint_where_quoting_would_not_help(valid_config, version):
+    with pytest.raises(ConfigError) as raised:
+        parse(spoil(valid_config, pythonVersion=version))
+    assert "quote" not in str(raised.value)
+
+
+def test_a_program_run_names_the_stack_file(valid_config):
+    values = {**valid_config, "tier": "premium"}
+    with pytest.raises(ConfigError, match=r"^Pulumi\.broken\.yaml: config 'tier': 'premium'"):
+        mocks.run_stack("broken", config=values)
 
 
 def test_admin_object_id_must_be_a_guid(valid_config):
@@ -195,7 +231,9 @@ def test_postgres_settings(valid_config, changes, message):
                                             ("nameSuffix", "x"),
                                             ("healthCheckPath", "healthz"),
                                             ("deployerIpAddress", "10.0.0.1"),
-                                            ("logRetentionDays", "7")])
+                                            ("logRetentionDays", "7"),
+                                            ("scriptAttempt", "0"),
+                                            ("scriptAttempt", "again")])
 def test_names_paths_and_addresses(valid_config, key, value):
     with pytest.raises(ConfigError, match=rf"'{key}': '{value}' is not allowed; expected"):
         parse(spoil(valid_config, **{key: value}))
@@ -371,3 +409,18 @@ def test_hub_keys_need_a_vnet_and_a_hub(valid_config):
         parse(isolated(valid_config, hubUseRemoteGateways="false"))
     with pytest.raises(ConfigError, match=r"'hubUseRemoteGateways': 'maybe' .* true or false"):
         parse(isolated(valid_config, hubVirtualNetworkId=HUB_ID, hubUseRemoteGateways="maybe"))
+
+
+def test_synth_prints_a_config_error_as_one_line(valid_config, capsys):
+    from review import synth
+
+    def broken_stack(stack):
+        return mocks.run_stack(stack, config=spoil(valid_config, pythonVersion="3.1"))
+
+    assert synth.main(["--check", "--no-scan", "--stack", "dev"], runner=broken_stack) == 2
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert printed.err.splitlines() == [
+        "review.synth: Pulumi.dev.yaml: config 'pythonVersion': '3.1' is not allowed; expected "
+        "one of 3.10, 3.11, 3.12, 3.13 (YAML read an unquoted 3.10 as the number 3.1: quote it "
+        'in the stack file, "3.10")']

@@ -11,7 +11,7 @@ import pytest
 
 from infra import config as infra_config
 from infra.deploy import PackageError, PackageRef, locate_package
-from infra.deployer import WEBSITE_CONTRIBUTOR
+from infra.deployer import STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR, WEBSITE_CONTRIBUTOR
 from review.mocks import SECRET, SUBSCRIPTION_ID, offline_package, run_stack
 
 
@@ -74,11 +74,35 @@ def test_scripts_run_in_the_vnets_delegated_subnet_or_on_azures_network_in_dev(s
         assert delegated.inputs["defaultOutboundAccess"] is True
 
 
+def test_the_script_storage_is_set_up_as_the_private_network_page_says(stack_view):
+    """Microsoft Learn, "Access a private virtual network from a Bicep deployment script": the
+    script identity holds Storage File Data Privileged Contributor on the account, the subnet
+    has the Microsoft.Storage service endpoint, trusted Azure services pass; and a script's
+    own account keeps shared keys ("Use an existing storage account")."""
+    account = stack_view.one("storage:StorageAccount", "deployer-storage")
+    assert account.inputs["allowSharedKeyAccess"] is True
+    assert account.inputs["networkRuleSet"]["bypass"] == "AzureServices"
+    file_role = STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR
+    file_roles = [g for g in stack_view.all("authorization:RoleAssignment")
+                  if g.inputs["roleDefinitionId"].endswith(file_role)]
+    if stack_view.tier == "basic":  # no subnet: the page does not apply
+        assert file_roles == []
+        return
+    (role,) = file_roles
+    assert role.inputs["scope"] == account.arm_id
+    deployer = stack_view.one("authorization:RoleAssignment", "deployer-package-reader")
+    assert role.inputs["principalId"] == deployer.inputs["principalId"]
+    subnet = stack_view.one("network:Subnet", "snet-deployment-scripts")
+    assert subnet.inputs["serviceEndpoints"] == [{"service": "Microsoft.Storage"}]
+    for key in ("database-roles", "deploy"):
+        assert role.urn in _script(stack_view, key).depends_on  # granted before any run
+
+
 def test_deploy_waits_for_the_identity_wiring_and_the_sql_step(stack_view):
     deploy = _script(stack_view, "deploy")
     slot = "staging" if stack_view.tier != "basic" else "app"
     waits_for = stack_view.depends_on(deploy)
-    assert {f"{slot}-blob-data-contributor", f"{slot}-key-vault-secrets-user",
+    assert {"app-blob-data-contributor", "app-key-vault-secrets-user",  # the site identity's
             "script-database-roles", f"{slot}-scm-basic-auth", "deployer-website-contributor",
             "deployer-package-reader", "deployer-package"} <= waits_for
     if stack_view.tier != "basic":
@@ -143,18 +167,15 @@ def test_package_is_hashed_from_its_bytes(tmp_path, valid_config):
 
 # --- the database role step --------------------------------------------------------------------
 
-def test_every_identity_gets_its_own_database_role_in_one_script(stack_view):
+def test_the_site_identity_gets_one_database_role_for_every_site(stack_view):
     script = _script(stack_view, "database-roles")
     content = script.inputs["scriptContent"]
-    sites = {s.inputs.get("slot", "app"): s for s in stack_view.sites()}
     psql_lines = [line for line in content.splitlines() if "psql --no-psqlrc" in line]
-    assert len(psql_lines) == len(sites)  # one after the other, in one script: never concurrent
-    for key, site in sites.items():
+    assert len(psql_lines) == 1  # the app and its slot run as one identity, so one role
+    principal = stack_view.run.outputs["appPrincipalId"]
+    for site in stack_view.sites():
         user = stack_view.settings(site)["AZURE_POSTGRESQL_USER"]
-        principal = stack_view.run.outputs["appPrincipalId" if key == "app"
-                                           else "stagingPrincipalId"]
-        assert any(f"role={user} " in line and f"object_id={principal} " in line
-                   for line in psql_lines), key
+        assert f"role={user} " in psql_lines[0] and f"object_id={principal} " in psql_lines[0]
     assert "pgaadauth_create_principal_with_oid" in content
     assert "oss-rdbms" in content
     env = _env(script)

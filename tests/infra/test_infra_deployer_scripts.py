@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -18,7 +19,7 @@ from azure_postgres import ADMIN, ADMIN_TOKEN, DATABASE, OWNER, cursor_as
 
 from devtools.services import postgres_bin_dir
 from infra.db_role import SQL_SCRIPT, psql_command
-from infra.deployer import database_roles_script, deploy_script
+from infra.deployer import PSQL_PACKAGE, database_roles_script, deploy_script
 
 PACKAGE = b"PK\x05\x06" + bytes(18)
 
@@ -103,24 +104,83 @@ def test_a_package_with_the_wrong_hash_is_never_deployed(deploy_bin):
     assert not (deploy_bin / "deploys.log").exists()
 
 
-def test_database_roles_run_one_after_the_other_for_every_identity(azure_like_server, tmp_path):
-    cluster, _ = azure_like_server
-    folder = _fake_az(tmp_path, """
+TOKEN_AZ = """
 [ "$*" = "account get-access-token --resource-type oss-rdbms --query accessToken --output tsv" ] \
   && echo "$ADMIN_TOKEN" && exit 0
 echo "unexpected az call: $*" >&2; exit 2
-""")
+"""
+
+
+def _roles_env(cluster) -> dict[str, str]:
+    return {"PGHOST": "127.0.0.1", "PGPORT": str(cluster.port), "PGUSER": ADMIN,
+            "PGDATABASE": "postgres", "PGSSLMODE": "disable", "ADMIN_TOKEN": ADMIN_TOKEN}
+
+
+def test_database_roles_run_one_after_the_other_for_every_identity(azure_like_server, tmp_path):
+    cluster, _ = azure_like_server
+    folder = _fake_az(tmp_path, TOKEN_AZ)
     app, slot = ("app-rr-script", str(uuid.uuid4())), ("app-rr-script-staging", str(uuid.uuid4()))
     commands = [psql_command(role, object_id, OWNER, DATABASE) for role, object_id in (app, slot)]
     script = database_roles_script(SQL_SCRIPT.read_text(), commands)
-    env = {"PGHOST": "127.0.0.1", "PGPORT": str(cluster.port), "PGUSER": ADMIN,
-           "PGDATABASE": "postgres", "PGSSLMODE": "disable", "ADMIN_TOKEN": ADMIN_TOKEN}
-    result = _run(script, folder, env)
+    result = _run(script, folder, _roles_env(cluster))
     assert result.returncode == 0, result.stderr
     for role, object_id in (app, slot):
         with cursor_as(cluster, role, object_id) as cursor:
             cursor.execute("SELECT current_user")
             assert cursor.fetchone() == (OWNER,)
+
+
+def test_psql_comes_from_the_client_package_and_says_its_version(azure_like_server, tmp_path):
+    """Like the azure-cli image: no psql until tdnf installs the client-only package."""
+    cluster, _ = azure_like_server
+    folder = _fake_az(tmp_path, TOKEN_AZ)
+    for tool in ("cat", "date", "mktemp", "sleep"):  # what the script needs besides psql
+        (folder / tool).symlink_to(shutil.which(tool))
+    tdnf = folder / "tdnf"
+    tdnf.write_text(f"""#!/bin/sh
+echo "$*" >> {tmp_path}/tdnf.log
+{shutil.which("ln")} -s {shutil.which("psql")} {folder}/psql
+""")
+    tdnf.chmod(0o755)
+    script = database_roles_script(SQL_SCRIPT.read_text(), [
+        psql_command("app-rr-installed", str(uuid.uuid4()), OWNER, DATABASE)])
+    result = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True,
+                            env={"PATH": str(folder), **_roles_env(cluster)},
+                            check=False, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "tdnf.log").read_text().split() == ["install", "-y", PSQL_PACKAGE]
+    assert result.stdout.startswith("psql (PostgreSQL) ")  # before the first connection
+
+
+def test_the_sign_in_is_retried_until_the_new_administrator_applies(azure_like_server,
+                                                                      tmp_path):
+    """The first token is refused (the Entra administrator is not applied yet); `sleep` is where
+    the script waits, so the stand-in `sleep` is when it applies."""
+    cluster, _ = azure_like_server
+    applied = tmp_path / "applied"
+    folder = _fake_az(tmp_path, f"""
+[ -e {applied} ] && echo "$ADMIN_TOKEN" || echo not-yet
+""")
+    (folder / "sleep").write_text(f"#!/bin/sh\ntouch {applied}\n")
+    (folder / "sleep").chmod(0o755)
+    script = database_roles_script(SQL_SCRIPT.read_text(), [
+        psql_command("app-rr-waited", str(uuid.uuid4()), OWNER, DATABASE)])
+    result = _run(script, folder, _roles_env(cluster))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("password authentication failed") == 1
+
+
+def test_a_failing_statement_fails_at_once_without_retrying(azure_like_server, tmp_path):
+    cluster, _ = azure_like_server
+    folder = _fake_az(tmp_path, TOKEN_AZ)
+    (folder / "sleep").write_text(f"#!/bin/sh\ntouch {tmp_path}/slept\n")
+    (folder / "sleep").chmod(0o755)
+    script = database_roles_script(SQL_SCRIPT.read_text(), [
+        psql_command("app-rr-nodb", str(uuid.uuid4()), OWNER, "rr_missing")])
+    result = _run(script, folder, _roles_env(cluster))
+    assert result.returncode == 3  # psql: a statement failed under ON_ERROR_STOP
+    assert result.stderr.count('database "rr_missing" does not exist') == 1
+    assert not (tmp_path / "slept").exists()
 
 
 def test_the_sql_may_not_end_the_heredoc_early():

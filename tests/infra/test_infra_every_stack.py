@@ -15,16 +15,15 @@ def test_every_tier_has_a_committed_stack(committed_stacks):
     assert sorted(tiers) == sorted(TIERS)
 
 
-def _site_identity(view, site):
-    key = site.inputs.get("slot", "app")
-    return view.one("managedidentity:UserAssignedIdentity", f"{key}-identity")
+def _site_identity(view):
+    return view.one("managedidentity:UserAssignedIdentity", "app-identity")
 
 
 def test_web_app_is_hardened(stack_view):
     for site in stack_view.sites():
         inputs, config = site.inputs, site.inputs["siteConfig"]
-        # Its own user-assigned identity, granted before the site existed (infra/identity.py).
-        identity = _site_identity(stack_view, site)
+        # The sites' user-assigned identity, granted before they existed (infra/identity.py).
+        identity = _site_identity(stack_view)
         assert inputs["identity"] == {"type": "UserAssigned",
                                       "userAssignedIdentities": [identity.arm_id]}
         assert inputs["httpsOnly"] is True
@@ -80,10 +79,9 @@ def test_secret_key_is_a_key_vault_reference_never_a_value(stack_view):
             f"@Microsoft.KeyVault(SecretUri=https://{vault}.vault.azure.net/secrets/"
             f"{secret.inputs['secretName']})")
         # The reference resolves with an identity whose grant exists before the site does.
-        identity = _site_identity(stack_view, site)
+        identity = _site_identity(stack_view)
         assert site.inputs["keyVaultReferenceIdentity"] == identity.arm_id
-        grant = stack_view.one("authorization:RoleAssignment",
-                               f"{site.inputs.get('slot', 'app')}-key-vault-secrets-user")
+        grant = stack_view.one("authorization:RoleAssignment", "app-key-vault-secrets-user")
         assert grant.urn in site.depends_on
 
 
@@ -139,7 +137,7 @@ def test_role_assignments_are_least_privilege_and_scoped_to_the_resource(stack_v
     assert len(gateway_grants) == len(stack_view.all("network:ApplicationGateway"))
     assignments = [a for a in everything
                    if a not in gateway_grants and not a.name.startswith("deployer-")]
-    assert len(assignments) == 2 * len(stack_view.sites())
+    assert len(assignments) == 2  # the site identity's two, whatever the number of sites
     roles = {a.inputs["roleDefinitionId"].rsplit("/", 1)[1] for a in assignments}
     assert roles == {STORAGE_BLOB_DATA_CONTRIBUTOR, KEY_VAULT_SECRETS_USER}
     for assignment in stack_view.all("authorization:RoleAssignment"):
@@ -159,19 +157,28 @@ def test_role_assignments_are_least_privilege_and_scoped_to_the_resource(stack_v
         else:
             assert re.search(r"/providers/Microsoft\.KeyVault/vaults/[^/]+$", inputs["scope"])
     principals = {a.inputs["principalId"] for a in assignments}
-    expected = {stack_view.run.outputs["appPrincipalId"],
-                stack_view.run.outputs.get("stagingPrincipalId")} - {None}
-    assert principals == expected
+    assert principals == {stack_view.run.outputs["appPrincipalId"]}
     everything = stack_view.all("authorization:RoleAssignment")
     assert len({a.inputs["roleAssignmentName"] for a in everything}) == len(everything)
 
 
 def test_the_deployer_reads_only_the_package_and_deploys_only_to_the_app(stack_view):
-    from infra.deployer import STORAGE_BLOB_DATA_READER, WEBSITE_CONTRIBUTOR
+    from infra.deployer import (
+        STORAGE_BLOB_DATA_READER,
+        STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR,
+        WEBSITE_CONTRIBUTOR,
+    )
 
     grants = {a.name: a.inputs for a in stack_view.all("authorization:RoleAssignment")
               if a.name.startswith("deployer-")}
-    assert set(grants) == {"deployer-package-reader", "deployer-website-contributor"}
+    # In a subnet the scripts also need the file-data role on their own storage account.
+    in_subnet = {"deployer-script-files"} if stack_view.tier != "basic" else set()
+    assert set(grants) == {"deployer-package-reader", "deployer-website-contributor", *in_subnet}
+    if in_subnet:
+        files = grants["deployer-script-files"]
+        assert files["roleDefinitionId"].endswith(STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR)
+        assert files["scope"] == stack_view.one("storage:StorageAccount",
+                                                "deployer-storage").arm_id
     reader, contributor = grants["deployer-package-reader"], grants["deployer-website-contributor"]
     assert reader["roleDefinitionId"].endswith(STORAGE_BLOB_DATA_READER)
     assert reader["scope"].endswith("/blobServices/default/containers/packages")

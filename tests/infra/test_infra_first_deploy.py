@@ -27,8 +27,9 @@ def test_every_site_starts_after_its_identity_may_read_the_vault_and_the_photos(
     for site in stack_view.sites():
         key = site.inputs.get("slot", "app")
         waits_for = stack_view.depends_on(site)
-        assert {f"{key}-identity", f"{key}-key-vault-secrets-user",
-                f"{key}-blob-data-contributor"} <= waits_for, key
+        # The one site identity, which every site runs as.
+        assert {"app-identity", "app-key-vault-secrets-user",
+                "app-blob-data-contributor"} <= waits_for, key
         if stack_view.tier != "basic":  # and after the private DNS its first requests use
             assert {"pe-dns-postgres", "pe-dns-vault", "pe-dns-blob"} <= waits_for
 

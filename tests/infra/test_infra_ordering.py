@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from review.mocks import CapturedResource
 
 
-def _waits_for(resources: Iterable[CapturedResource]) -> dict[str, set[str]]:
+def dependency_closure(resources: Iterable[CapturedResource]) -> dict[str, set[str]]:
     """URN -> every URN it transitively depends on."""
     direct = {r.urn: set(r.depends_on) for r in resources}
     closure: dict[str, set[str]] = {}
@@ -33,7 +33,7 @@ def _waits_for(resources: Iterable[CapturedResource]) -> dict[str, set[str]]:
 
 def children_not_waiting_for_parents(resources: Iterable[CapturedResource]) -> list[str]:
     resources = [r for r in resources if r.arm_id]
-    waits_for = _waits_for(resources)
+    waits_for = dependency_closure(resources)
     problems = []
     for child in resources:
         child_id = child.arm_id.lower()
@@ -98,7 +98,7 @@ def unordered_vnet_writes(resources: Iterable[CapturedResource]) -> list[str]:
     every subnet and peering of one VNet must sit on one dependency chain.
     """
     resources = list(resources)
-    waits_for = _waits_for(resources)
+    waits_for = dependency_closure(resources)
     by_vnet: dict[tuple[str, str], list[CapturedResource]] = {}
     for r in resources:
         if r.type in VNET_WRITES:

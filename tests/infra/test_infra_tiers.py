@@ -5,6 +5,15 @@ from __future__ import annotations
 import ipaddress
 import itertools
 
+import pytest
+from slot_swap import (
+    SWAP_RESTARTS,
+    Restart,
+    declared_layout,
+    per_slot_identity_layout,
+    restart_problems,
+)
+
 from infra.app import SLOT_STICKY_SETTINGS
 from infra.private_link import PRIVATE_DNS_ZONES
 
@@ -97,24 +106,15 @@ def test_every_subnet_has_its_own_nsg(vnet_view):
     assert [rule["access"] for rule in scripts.inputs["securityRules"]] == ["Deny"]
 
 
-def test_staging_slot_has_its_own_identity_and_database_role(vnet_view):
+def test_both_slots_run_as_one_identity_and_database_role(vnet_view):
     app, slot = vnet_view.one("web:WebApp"), vnet_view.one("web:WebAppSlot")
     assert slot.inputs["slot"] == "staging" and slot.inputs["name"] == app.inputs["name"]
-    outputs = vnet_view.run.outputs
-    assert outputs["stagingPrincipalId"] != outputs["appPrincipalId"]
-    app_user = vnet_view.settings(app)["AZURE_POSTGRESQL_USER"]
-    slot_user = vnet_view.settings(slot)["AZURE_POSTGRESQL_USER"]
-    assert app_user != slot_user
-    # Everything else is identical, so a swap moves exactly the code, not the wiring.
-    app_settings = {k: v for k, v in vnet_view.settings(app).items()
-                    if k not in SLOT_STICKY_SETTINGS}
-    slot_settings = {k: v for k, v in vnet_view.settings(slot).items()
-                     if k not in SLOT_STICKY_SETTINGS}
-    assert app_settings == slot_settings
+    assert slot.inputs["identity"] == app.inputs["identity"]
+    assert slot.inputs["keyVaultReferenceIdentity"] == app.inputs["keyVaultReferenceIdentity"]
+    # Every setting is identical and none is sticky, so a swap moves exactly the code.
+    assert vnet_view.settings(app) == vnet_view.settings(slot)
     sticky = vnet_view.one("web:WebAppSlotConfigurationNames").inputs
-    # Each slot runs as its own identity: which one, and its database role, stay with the slot.
-    assert sticky["appSettingNames"] == ["AZURE_CLIENT_ID", "AZURE_POSTGRESQL_USER"]
-    assert vnet_view.settings(app)["AZURE_CLIENT_ID"] != vnet_view.settings(slot)["AZURE_CLIENT_ID"]
+    assert sticky.get("appSettingNames", []) == list(SLOT_STICKY_SETTINGS) == []
     for key in ("siteConfig", "httpsOnly", "virtualNetworkSubnetId", "hostingEnvironmentProfile",
                 "outboundVnetRouting"):
         if key == "siteConfig":
@@ -219,3 +219,21 @@ def test_isolated_private_dns_points_the_ase_names_at_its_ilb(isolated_view):
         assert record["privateZoneName"] == zone and record["recordType"] == "A"
         assert record["aRecords"] == [{"ipv4Address": internal_ip}]
     assert isolated_view.run.outputs["defaultSiteUrl"].endswith(f".{zone}")
+
+
+@pytest.mark.parametrize("restart", list(itertools.product(("production", "staging"), repeat=3)),
+                         ids=lambda r: "-".join(r))
+def test_every_restart_a_swap_can_cause_signs_in(vnet_view, restart):
+    """Whichever slot's code and sticky settings the instances of either slot restart with,
+    the identity and database role those settings name are the instances' own."""
+    runs_in, code_from, sticky_from = restart
+    layout = declared_layout(vnet_view.run)
+    assert restart_problems(layout, Restart(runs_in, code_from, sticky_from)) == []
+
+
+def test_the_per_slot_identity_layout_fails_the_swap(vnet_view):
+    """The check above catches the layout whose every swap reverted."""
+    layout = per_slot_identity_layout(declared_layout(vnet_view.run))
+    assert restart_problems(layout, SWAP_RESTARTS["swap"]) == [
+        "AZURE_CLIENT_ID names an identity staging does not hold"]
+    assert restart_problems(layout, SWAP_RESTARTS["previous-release-in-staging"]) == []

@@ -9,11 +9,13 @@ reproducible, not just our zip writer.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from app_service import can_import_flask, python_version_of
 from package_builds import REPO_CACHE, REPO_ROOT, build_settings, copy_sources
 
 from release.build import DEFAULT_PYTHON_VERSION, build_package
@@ -50,3 +52,33 @@ def package_from_fresh_cache(
 ) -> Path:
     work = tmp_path_factory.mktemp("fresh-cache")
     return build_package(build_settings(source_snapshot, work / "dist", cache=work / "cache"))
+
+
+@pytest.fixture(scope="session")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CPython of the package's version with no third-party packages at all.
+
+    The system interpreter when it is bare, else a fresh venv without pip (which does not see
+    the base interpreter's site-packages).
+    """
+    version = DEFAULT_PYTHON_VERSION
+    for candidate in (f"/usr/bin/python{version}", "/usr/bin/python3"):
+        usable = os.access(candidate, os.X_OK) and python_version_of(candidate) == version
+        if usable and not can_import_flask(candidate):
+            return Path(candidate)
+    base = getattr(sys, "_base_executable", sys.executable)
+    if python_version_of(base) != version:
+        pytest.fail(f"no CPython {version} on this machine to boot the package with")
+    venv = tmp_path_factory.mktemp("bare-python")
+    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
+    return venv / "bin" / "python"
+
+
+@pytest.fixture(scope="session")
+def python_on_path(bare_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder whose `python` is the bare interpreter, as in App Service's runtime image."""
+    if (bare_python.parent.parent / "pyvenv.cfg").is_file():
+        return bare_python.parent  # a venv's python finds its pyvenv.cfg only from its own folder
+    folder = tmp_path_factory.mktemp("image-bin")
+    (folder / "python").symlink_to(bare_python)
+    return folder

@@ -11,25 +11,27 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import re
 import secrets
-import shlex
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
-import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
 import requests
+from app_service import (
+    BOOT_TIMEOUT_SECONDS,
+    RunningSite,
+    app_service_environment,
+    can_import_flask,
+    extract,
+    start_site,
+    stop,
+)
 from PIL import Image
 from site_pages import csrf_token, png_photo
 
@@ -38,9 +40,6 @@ from devtools.services import free_port
 from devtools.site_setup import child_environment, prepare_site
 from release.build import DEFAULT_PYTHON_VERSION
 from review.mocks import run_stack
-
-BOOT_TIMEOUT_SECONDS = 90
-SITE_NAME = "app-rr-dev-boot"
 
 # What the dev stack must declare for the package to start (COMMON.md's env-var contract).
 EXPECTED_DEV_SETTINGS = {
@@ -71,54 +70,6 @@ def dev_site_config() -> dict:
 
 def declared_settings(site_config: dict) -> dict[str, str]:
     return {pair["name"]: pair["value"] for pair in site_config["appSettings"]}
-
-
-def python_version_of(interpreter: str) -> str | None:
-    probe = "import sys; print('%d.%d' % sys.version_info[:2])"
-    result = subprocess.run(
-        [interpreter, "-c", probe], env=bare_env(), capture_output=True, text=True, check=False
-    )
-    return result.stdout.strip() if result.returncode == 0 else None
-
-
-def can_import_flask(interpreter: str) -> bool:
-    result = subprocess.run([interpreter, "-c", "import flask"], env=bare_env(), check=False,
-                            capture_output=True)  # fmt: skip
-    return result.returncode == 0
-
-
-def bare_env() -> dict[str, str]:
-    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-
-
-@pytest.fixture(scope="session")
-def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CPython of the package's version with no third-party packages at all.
-
-    The system interpreter when it is bare, else a fresh venv without pip (which does not see
-    the base interpreter's site-packages).
-    """
-    version = DEFAULT_PYTHON_VERSION
-    for candidate in (f"/usr/bin/python{version}", "/usr/bin/python3"):
-        usable = os.access(candidate, os.X_OK) and python_version_of(candidate) == version
-        if usable and not can_import_flask(candidate):
-            return Path(candidate)
-    base = getattr(sys, "_base_executable", sys.executable)
-    if python_version_of(base) != version:
-        pytest.fail(f"no CPython {version} on this machine to boot the package with")
-    venv = tmp_path_factory.mktemp("bare-python")
-    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
-    return venv / "bin" / "python"
-
-
-@pytest.fixture(scope="session")
-def python_on_path(bare_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder whose `python` is the bare interpreter, as in App Service's runtime image."""
-    if (bare_python.parent.parent / "pyvenv.cfg").is_file():
-        return bare_python.parent  # a venv's python finds its pyvenv.cfg only from its own folder
-    folder = tmp_path_factory.mktemp("image-bin")
-    (folder / "python").symlink_to(bare_python)
-    return folder
 
 
 # --- a stand-in for Application Insights' ingestion endpoint -------------------------------
@@ -165,45 +116,6 @@ def ingestion() -> Iterator[IngestionSink]:
 # --- starting the package like App Service does ---------------------------------------------
 
 
-@dataclass
-class RunningSite:
-    process: subprocess.Popen
-    base_url: str
-    log: Path
-    started_at: float
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def extract(package: Path, folder: Path) -> Path:
-    folder.mkdir()
-    assert not any(folder.iterdir()), "App Service extracts into an empty wwwroot"
-    with zipfile.ZipFile(package) as archive:
-        archive.extractall(folder)
-    return folder
-
-
-def app_service_environment(port: int, home: Path, python_on_path: Path) -> dict[str, str]:
-    """What the platform sets in every Linux web app container (no app settings yet)."""
-    home.mkdir(exist_ok=True)
-    return {
-        "PATH": f"{python_on_path}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "PORT": str(port),
-        "WEBSITES_PORT": str(port),
-        "WEBSITE_HOSTNAME": f"{SITE_NAME}.azurewebsites.net",
-        "WEBSITE_SITE_NAME": SITE_NAME,
-        "WEBSITE_INSTANCE_ID": secrets.token_hex(32),
-        "WEBSITE_ROLE_INSTANCE_ID": "0",
-        "WEBSITE_RESOURCE_GROUP": "rg-rr-dev",
-        "WEBSITE_OWNER_NAME": f"{uuid.uuid4()}+rg-rr-dev-westeuropewebspace-Linux",
-        "WEBSITE_SKU": "Basic",
-        "WEBSITE_AUTH_ENABLED": "False",
-    }
-
-
 def local_app_settings(declared: dict[str, str], postgres, azurite, sink_url: str) -> dict:
     kept = {name: value for name, value in declared.items() if name not in AZURE_ONLY_SETTINGS}
     # The same setup as `make dev` and `make bench`, minus the migrations: startup.py runs
@@ -223,17 +135,6 @@ def local_app_settings(declared: dict[str, str], postgres, azurite, sink_url: st
     }
 
 
-def start_site(wwwroot: Path, command_line: str, env: dict[str, str]) -> RunningSite:
-    log = wwwroot.parent / "site.log"
-    started_at = time.monotonic()
-    with log.open("wb") as sink:
-        process = subprocess.Popen(  # the same argv App Service runs: `python startup.py`
-            shlex.split(command_line), cwd=wwwroot, env=env, stdout=sink,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    return RunningSite(process, f"http://127.0.0.1:{env['PORT']}", log, started_at)
-
-
 def wait_until_healthy(site: RunningSite) -> float:
     """Seconds from start to the first 200 on /healthz."""
     remaining = site.started_at + BOOT_TIMEOUT_SECONDS - time.monotonic()
@@ -242,18 +143,6 @@ def wait_until_healthy(site: RunningSite) -> float:
     except NotReadyError as failure:
         pytest.fail(f"{failure}:\n{site.output()}")
     return time.monotonic() - site.started_at
-
-
-def stop(site: RunningSite) -> int:
-    if site.process.poll() is None:
-        site.process.send_signal(signal.SIGTERM)
-        try:
-            return site.process.wait(timeout=45)
-        except subprocess.TimeoutExpired:
-            os.killpg(site.process.pid, signal.SIGKILL)
-            site.process.wait()
-            pytest.fail(f"the site ignored SIGTERM:\n{site.output()}")
-    return site.process.returncode
 
 
 # --- the review round trip ------------------------------------------------------------------

@@ -231,7 +231,7 @@ def test_committed_diagrams_have_a_subgraph_per_drawn_component(rendered):
     members = subgraph_members(labels(rendered["prod.md"]))
     assert members["DataServices data"] == ["n_key_vault", "n_postgres", "n_storage"]
     assert members["Site staging"] == ["n_web_app_staging"]
-    # Each site runs as a user-assigned identity made (and granted) before the sites.
-    assert {"n_app_identity", "n_staging_identity"} <= set(members["SiteIdentities identities"])
+    # Both sites run as one user-assigned identity made (and granted) before them.
+    assert members["SiteIdentities identities"] == ["n_app_identity"]
     assert {f"PrivateLink {key}" for key in ("postgres", "vault", "blob")} <= set(members)
     assert "n_snet_private_endpoints" in members["VirtualNetwork network"]

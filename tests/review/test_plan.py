@@ -345,6 +345,24 @@ def test_new_stack_creates_everything_and_removed_stack_deletes_everything():
     assert any("stateful" in d for _, d in removed.dangers)
 
 
+@pytest.mark.parametrize(("type_", "old", "new", "reason"), [
+    ("time:index/sleep:Sleep", {"createDuration": "12m", "triggers": {"principalId": "a"}},
+     {"createDuration": "12m", "triggers": {"principalId": "b"}}, "a changed trigger waits again"),
+    ("random:index/randomString:RandomString", {"length": 4}, {"length": 5},
+     "any argument change generates a new string"),
+])
+def test_other_providers_replacements_are_predicted(type_, old, new, reason):
+    change = only(plan_of([resource(type_, "r", old)], [resource(type_, "r", new)]))
+    assert change.action == "replace"
+    assert any(reason in text for text in change.replace_reasons)
+
+
+def test_a_new_wait_duration_alone_is_an_update():
+    old = resource("time:index/sleep:Sleep", "wait", {"createDuration": "10m"})
+    new = resource("time:index/sleep:Sleep", "wait", {"createDuration": "12m"})
+    assert only(plan_of([old], [new])).action == "update"
+
+
 def test_long_values_are_cut_around_the_difference():
     script = "x" * 300
     old = resource("command:local:Command", "db-role", {"create": script + "old"})

@@ -49,6 +49,8 @@ def test_a_type_missing_from_the_table_is_an_error_naming_the_table():
 @pytest.mark.parametrize("token", [
     "command:local:Command",
     "random:index/randomPassword:RandomPassword",
+    "random:index/randomString:RandomString",
+    "time:index/sleep:Sleep",
     "restaurant-review:app:Site",
 ])
 def test_non_azure_types_have_no_arm_id(token):

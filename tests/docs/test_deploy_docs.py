@@ -1,0 +1,210 @@
+"""The deploy documentation agrees with the code it describes.
+
+README.md's "Before your first `pulumi up`" (providers, roles, tool versions) against the
+program's resource types and role assignments; infra/README.md's configuration table against
+infra/config.py's defaults per tier; and the three READMEs on one deploy story.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from infra import config
+from review import mocks
+from review.resource_types import RESOURCE_TYPES
+from review.stacks import SNAPSHOT_DIR, discover_stacks
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+INFRA_README = (REPO_ROOT / "infra" / "README.md").read_text(encoding="utf-8")
+RELEASE_README = (REPO_ROOT / "release" / "README.md").read_text(encoding="utf-8")
+LOCATION_KEY = "azure-native:location"
+# Where the deployment scripts run (Microsoft.Resources/deploymentScripts start a container
+# group): a provider the subscription needs although the program declares none of its types.
+USED_BY_DEPLOYMENT_SCRIPTS = {"Microsoft.ContainerInstance"}
+# Keys whose default is computed from other values, not a constant of config.tier_defaults.
+COMPUTED_DEFAULTS = {"nameSuffix", "packagePath", "zoneRedundant", "applicationGatewayHostName"}
+
+
+def section(text: str, heading: str) -> str:
+    assert heading in text, f"no section {heading!r}"
+    start = text.index(heading)
+    level = heading.split(" ", 1)[0]
+    following = re.search(rf"^{level} ", text[start + len(heading):], re.MULTILINE)
+    return text[start:start + len(heading) + following.start()] if following else text[start:]
+
+
+def checklist() -> str:
+    return section(README, "## Before your first `pulumi up`")
+
+
+# --- README.md: before the first `pulumi up` ---------------------------------------------------
+
+def test_the_provider_list_is_every_namespace_the_program_uses():
+    loop = re.search(r"for namespace in ([^;]+); do\s+az provider register", checklist())
+    assert loop, "README.md: no `for namespace in ...; do az provider register` loop"
+    listed = loop.group(1).split()
+    used = {entry.arm_type.split("/")[0] for entry in RESOURCE_TYPES.values()}
+    assert sorted(listed) == listed, "keep the list sorted, so a diff shows what changed"
+    assert set(listed) == used | USED_BY_DEPLOYMENT_SCRIPTS
+
+
+def assigned_role_ids() -> set[str]:
+    """Role definition ids of every role assignment in every committed stack's snapshot."""
+    ids = set()
+    for stack in discover_stacks():
+        document = json.loads((SNAPSHOT_DIR / f"{stack}.json").read_text(encoding="utf-8"))
+        for resource in document["resources"]:
+            if resource["type"] == "azure-native:authorization:RoleAssignment":
+                ids.add(resource["inputs"]["roleDefinitionId"].rsplit("/", 1)[-1])
+    return ids
+
+
+def test_the_role_assignment_condition_allows_exactly_the_roles_the_program_grants():
+    roles = re.search(r"roles='([^']+)'", checklist())
+    assert roles, "README.md: no roles='...' line for the RBAC administrator's condition"
+    assert {role.strip() for role in roles.group(1).split(",")} == assigned_role_ids()
+    assert checklist().count("ForAnyOfAnyValues:GuidEquals {$roles}") == 2  # write and delete
+
+
+def test_roles_are_granted_on_the_subscription_because_the_program_makes_the_group():
+    assert "--role Contributor --scope \"/subscriptions/$subscription\"" in checklist()
+    assert "resource group is not enough" in checklist()
+    assert "resource-group-scoped" not in README + INFRA_README
+
+
+def test_the_pulumi_version_named_is_the_pinned_sdk():
+    pinned = re.search(r"^pulumi==(\S+)$", (REPO_ROOT / "requirements.txt").read_text(),
+                       re.MULTILINE)
+    assert f"`pulumi=={pinned.group(1)}`" in checklist()
+
+
+def test_the_checklist_links_the_one_time_backend_setup():
+    assert "release/README.md#one-time-setup-before-the-first-ci-deploy" in checklist()
+    assert "\n### One-time setup (before the first CI deploy)\n" in RELEASE_README
+
+
+def test_every_config_set_step_is_followed_by_make_synth():
+    for name, text in [("README.md", README), ("infra/README.md", INFRA_README)]:
+        for block in re.findall(r"```sh\n(.*?)```", text, re.DOTALL):
+            lines = block.splitlines()
+            sets = [i for i, line in enumerate(lines) if line.startswith("pulumi config set")]
+            if sets:
+                rest = "\n".join(lines[sets[-1] + 1:])
+                assert "make synth" in rest, f"{name}: `pulumi config set` without make synth"
+
+
+def test_the_placeholders_the_checklist_names_are_the_committed_ones():
+    dev = mocks.load_stack_config("dev")
+    assert f"`alertEmail: {dev['restaurant-review:alertEmail']}`" in checklist()
+    assert config.PLACEHOLDER_ADMIN_OBJECT_ID.startswith("11111111-2222-")
+    assert "`postgresAdminObjectId: 11111111-2222-…`" in checklist()
+
+
+# --- one deploy story across the three READMEs -----------------------------------------------
+
+def deploy_commands(text: str) -> list[str]:
+    return [line for block in re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
+            for line in block.splitlines() if re.match(r"pulumi (up|preview)\b", line)]
+
+
+@pytest.mark.parametrize("name", ["README.md", "infra/README.md", "release/README.md"])
+def test_every_written_pulumi_up_runs_the_policy_pack(name):
+    text = (REPO_ROOT / name).read_text(encoding="utf-8")
+    commands = deploy_commands(text) + re.findall(r"`(pulumi up [^`]+)`", text)
+    for command in commands:
+        assert "--policy-pack policy" in command, f"{name}: {command}"
+
+
+def test_the_deploy_commands_are_written_once():
+    assert deploy_commands(README)
+    assert not deploy_commands(INFRA_README)  # it links to README.md instead
+
+
+def test_no_readme_says_the_deploy_needs_no_az_cli_at_all():
+    for text in (README, INFRA_README, RELEASE_README):
+        assert "No az CLI" not in text
+    where = section(README, "### Where `az` is needed")
+    for use in ("swap", "show-log", "keyvault purge", "certificate import"):
+        assert use in where
+
+
+def test_the_deploy_side_installs_with_make_deploy_deps():
+    assert "make deploy-deps" in section(README, "## Deploying for real")
+    assert "make deploy-deps" in checklist()
+
+
+# --- infra/README.md's configuration table against infra/config.py -----------------------------
+
+def config_table() -> dict[str, tuple[str, str]]:
+    """key -> (default cell, allowed cell) from infra/README.md's "Configuration" table."""
+    rows = {}
+    for line in section(INFRA_README, "## Configuration").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        match = re.fullmatch(r"`([^`]+)`", cells[0]) if len(cells) == 3 else None
+        if match:
+            rows[match.group(1)] = (cells[1], cells[2])
+    return rows
+
+
+def applicable_tiers(key: str) -> tuple[str, ...]:
+    return config.TIER_ONLY_KEYS.get(key, config.TIERS)
+
+
+def documented_defaults(key: str, cell: str) -> dict[str, str]:
+    """tier -> default, read from a cell: `v`; `a` (basic), `b`; or `a` / `b` / `c` by tier."""
+    values = re.findall(r"`([^`]+)`", cell)
+    tiers = applicable_tiers(key)
+    if cell.endswith("by tier"):
+        return dict(zip(config.TIERS, values, strict=True))
+    if re.fullmatch(r"`[^`]+` \(basic\), `[^`]+`", cell):
+        return {tier: values[0] if tier == "basic" else values[1] for tier in tiers}
+    assert len(values) == 1 and cell == f"`{values[0]}`", f"{key}: unreadable default {cell!r}"
+    return dict.fromkeys(tiers, values[0])
+
+
+def is_required(key: str, valid: dict[str, str]) -> bool:
+    values = {name: value for name, value in valid.items() if name != key}
+    try:
+        config.parse_config("docs", values.get, values.get(LOCATION_KEY), mocks.SUBSCRIPTION_ID)
+    except config.ConfigError as error:
+        return f"config '{key}' is required" in str(error)
+    return False
+
+
+def test_every_key_is_documented_once_and_no_other():
+    assert set(config_table()) == set(config.KNOWN_KEYS) | {LOCATION_KEY}
+
+
+def test_each_documented_default_is_the_one_the_code_uses():
+    table = config_table()
+    defaults = {tier: config.tier_defaults(tier) for tier in config.TIERS}
+    for key, (cell, _) in table.items():
+        if key in COMPUTED_DEFAULTS:
+            assert key not in defaults["basic"], f"{key}: a constant now, document its value"
+        elif key in defaults["basic"]:
+            documented = documented_defaults(key, cell)
+            actual = {tier: defaults[tier][key] for tier in documented}
+            assert documented == actual, f"infra/README.md's default for {key}"
+        else:
+            assert cell.startswith(("unset", "— (required)")), f"{key}: {cell!r}"
+
+
+def test_required_keys_are_the_ones_marked_required():
+    valid = {"tier": "basic", "alertEmail": "ops@contoso.com", LOCATION_KEY: "westeurope",
+             "postgresAdminObjectId": "0f3c2a9e-6b1d-4c8e-9a57-2d4e6f8a1b3c",
+             "postgresAdminPrincipalName": "db-admins"}
+    marked = {key for key, (cell, _) in config_table().items() if cell == "— (required)"}
+    assert marked == {key for key in valid if is_required(key, valid)}
+
+
+def test_ingress_says_none_unless_the_stack_file_sets_it():
+    cell, allowed = config_table()["ingress"]
+    assert cell == "`none`"
+    assert "the committed `Pulumi.isolated.yaml` sets `applicationGateway`" in allowed
+    isolated = mocks.load_stack_config("isolated")
+    assert isolated["restaurant-review:ingress"] == "applicationGateway"
