@@ -43,7 +43,7 @@ $(PY_DEPS): requirements.txt webapp/requirements.txt
 	@touch $@
 
 $(NODE_DEPS): devtools/package.json devtools/package-lock.json | $(SYS_DEPS)
-	npm ci --prefix devtools --no-audit --no-fund --loglevel=error
+	PUPPETEER_SKIP_DOWNLOAD=1 npm ci --prefix devtools --no-audit --no-fund --loglevel=error
 
 $(CHECKOV_DEPS): review/requirements-checkov.txt
 	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
