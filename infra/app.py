@@ -17,7 +17,13 @@ from pulumi_command import local
 
 from infra.context import Context
 from infra.data import PHOTO_CONTAINER, DataServices
-from infra.deployer import Deployer, DeploymentScript, DeploymentScriptArgs, SiteTarget
+from infra.deployer import (
+    Deployer,
+    DeploymentScript,
+    DeploymentScriptArgs,
+    SiteTarget,
+    retry_until_granted,
+)
 from infra.identity import SiteIdentity
 
 STARTUP_COMMAND = "python startup.py"  # the deploy package's entry point (release/)
@@ -360,10 +366,15 @@ API_VERSION_WEB = "2023-12-01"
 
 
 def sni_bind_script(binding_id: str, thumbprint: str) -> str:
-    """The host name binding, rewritten with SNI TLS and the managed certificate's thumbprint."""
+    """The host name binding, rewritten with SNI TLS and the managed certificate's thumbprint.
+
+    The deployer's Website Contributor on the app may be minutes old and not applied yet: the
+    PUT is retried until it is, like the deploy script's first call.
+    """
     body = json.dumps({"properties": {"sslState": "SniEnabled", "thumbprint": thumbprint,
                                       "customHostNameDnsRecordType": "CName",
                                       "hostNameType": "Verified"}})
-    return "set -eu\n" + shlex.join([
+    put = shlex.join([
         "az", "rest", "--method", "put", "--only-show-errors", "--output", "none",
-        "--uri", f"{binding_id}?api-version={API_VERSION_WEB}", "--body", body]) + "\n"
+        "--uri", f"{binding_id}?api-version={API_VERSION_WEB}", "--body", body])
+    return "set -eu\n" + retry_until_granted(put, "switching the binding to SNI") + "\n"
