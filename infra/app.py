@@ -140,7 +140,8 @@ def _site_args(ctx: Context, plan: web.AppServicePlan, settings, hosting: Hostin
         "server_farm_id": plan.id,
         "identity": web.ManagedServiceIdentityArgs(type="UserAssigned",
                                                    user_assigned_identities=[identity.id]),
-        # Granted Key Vault Secrets User before the site existed: resolves on the first start.
+        # Granted Key Vault Secrets User minutes before the site exists (SiteIdentity): the
+        # reference resolves on the first start.
         "key_vault_reference_identity": identity.id,
         "https_only": True,
         "client_affinity_enabled": False,
@@ -163,7 +164,8 @@ class SiteArgs:
     hosting: Hosting
     insights_connection_string: pulumi.Input[str]
     identity: managedidentity.UserAssignedIdentity  # the sites' one identity
-    # Its role assignments, and the private DNS and endpoints its first requests go through.
+    # Its role assignments, the wait for the Key Vault one to apply, and the private DNS and
+    # endpoints its first requests go through.
     ready: tuple[pulumi.Resource, ...]
     app: web.WebApp | None = None  # for a slot: the production app it belongs to
 
@@ -271,7 +273,8 @@ class AppService(pulumi.ComponentResource):
         self.plan = create_plan(ctx, args.hosting, parent=self)
 
         def site_args(app: web.WebApp | None) -> SiteArgs:
-            ready = (*args.identity.grants, *args.network_ready)
+            ready = (*args.identity.grants, args.identity.key_vault_applied,
+                     *args.network_ready)
             return SiteArgs(ctx, args.data, self.plan, args.hosting,
                             args.insights_connection_string, args.identity.identity, ready,
                             app=app)

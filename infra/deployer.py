@@ -359,7 +359,8 @@ PSQL_CONNECTION_FAILED = 2
 
 def _retry_connection(command: str, what: str) -> str:
     """Like `retry_until_granted`, but only while psql cannot sign in (the new Entra
-    administrator is being applied): a failing statement fails the script at once, not after GRANT_WAIT_SECONDS."""
+    administrator is being applied): a failing statement fails the script at once, not after
+    GRANT_WAIT_SECONDS."""
     return "\n".join([
         f"deadline=$(( $(date +%s) + {GRANT_WAIT_SECONDS} ))",
         "while :; do",

@@ -200,7 +200,7 @@ def test_the_sni_switch_is_retried_until_the_website_contributor_grant_applies(t
     folder = _fake_az(tmp_path, f"""
 [ "$1 $2 $3" = "rest --method put" ] || {{ echo "unexpected az call: $*" >&2; exit 2; }}
 echo "$*" >> {puts}
-[ -e {applied} ] || {{ echo "ERROR: (AuthorizationFailed) no write on hostNameBindings" >&2; exit 1; }}
+[ -e {applied} ] || {{ echo "ERROR: (AuthorizationFailed) not yet" >&2; exit 1; }}
 """)
     (folder / "sleep").write_text(f"#!/bin/sh\ntouch {applied}\n")
     (folder / "sleep").chmod(0o755)
