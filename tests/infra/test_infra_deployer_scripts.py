@@ -132,7 +132,9 @@ def test_database_roles_run_one_after_the_other_for_every_identity(azure_like_se
 
 
 def test_psql_comes_from_the_client_package_and_says_its_version(azure_like_server, tmp_path):
-    """Like the azure-cli image: no psql until tdnf installs the client-only package."""
+    """Like the azure-cli image: no psql until tdnf installs it. As in Azure Linux, psql comes
+    with the client-only `postgresql-libs`; `postgresql` is the server, whose install scripts
+    need groupadd, absent from the image (microsoft/azurelinux#10385)."""
     cluster, _ = azure_like_server
     folder = _fake_az(tmp_path, TOKEN_AZ)
     for tool in ("cat", "date", "mktemp", "sleep"):  # what the script needs besides psql
@@ -140,7 +142,11 @@ def test_psql_comes_from_the_client_package_and_says_its_version(azure_like_serv
     tdnf = folder / "tdnf"
     tdnf.write_text(f"""#!/bin/sh
 echo "$*" >> {tmp_path}/tdnf.log
-{shutil.which("ln")} -s {shutil.which("psql")} {folder}/psql
+case "$*" in
+  "install -y postgresql-libs") {shutil.which("ln")} -s {shutil.which("psql")} {folder}/psql ;;
+  "install -y postgresql") echo "groupadd: command not found" >&2; exit 1 ;;
+  *) echo "Error(1011) : No matching packages" >&2; exit 1 ;;
+esac
 """)
     tdnf.chmod(0o755)
     script = database_roles_script(SQL_SCRIPT.read_text(), [
