@@ -52,7 +52,14 @@ $(CHECKOV_DEPS): review/requirements-checkov.txt
 
 checkov-deps: $(CHECKOV_DEPS)
 
-# Everything, system packages first (python3-venv among them), for the dev loop and the tests.
+# The dev loop's goals install the system packages (python3-venv among them) before any
+# virtualenv, also under `make -j`; the deploy side's goals never run them.
+DEV_LOOP_GOALS := deps dev test bench chaos
+ifneq ($(filter $(DEV_LOOP_GOALS),$(MAKECMDGOALS)),)
+$(PY_DEPS) $(CHECKOV_DEPS): | $(SYS_DEPS)
+endif
+
+# Everything, for the dev loop and the tests.
 deps: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS) $(CHECKOV_DEPS)
 
 deploy-deps: $(PY_DEPS)
