@@ -31,14 +31,7 @@ from pathlib import Path
 
 import psycopg2
 
-from devtools.dev import (
-    DEFAULT_SITE_PORT,
-    ShutdownRequested,
-    _ignore_further_signals,
-    _install_signal_handlers,
-    _persistent_secret,
-    _start_site,
-)
+from devtools.dev import DEFAULT_SITE_PORT, persistent_secret, serve_until_stopped, start_site
 from devtools.readiness import NotReadyError
 from devtools.services import REPO_ROOT, port_is_open
 
@@ -138,17 +131,13 @@ def run(stack: str, port: int, data_dir: Path, rehearsal_postgres_port: int | No
     account = signed_in_account()
     check_postgres(stack, settings)
     check_photo_container(stack, settings)
-    _install_signal_handlers()
-    with contextlib.ExitStack() as started:
-        try:
-            site = _start_site(started, settings, port)
-            _print_banner(stack, port, account, settings)
-            return site.wait()
-        except ShutdownRequested:
-            return 0
-        finally:
-            _ignore_further_signals()
-            print("\nStopping…", flush=True)
+
+    def start(started: contextlib.ExitStack) -> subprocess.Popen:
+        site = start_site(started, settings, port)
+        _print_banner(stack, port, account, settings)
+        return site
+
+    return serve_until_stopped(start)
 
 
 # the stack ---------------------------------------------------------------------------------
@@ -194,7 +183,7 @@ def site_settings(stack: str, outputs: Mapping, data_dir: Path) -> dict[str, str
         elif isinstance(source, Declared):
             settings[name] = DECLARED_VALUES[name]
         elif isinstance(source, LocalThrowaway):
-            settings[name] = _persistent_secret(data_dir / source.file_name)
+            settings[name] = persistent_secret(data_dir / source.file_name)
     return settings
 
 
