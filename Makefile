@@ -44,7 +44,7 @@ $(PY_DEPS): requirements.txt webapp/requirements.txt
 	@touch $@
 
 $(NODE_DEPS): devtools/package.json devtools/package-lock.json | $(SYS_DEPS)
-	npm ci --prefix devtools --no-audit --no-fund --loglevel=error
+	PUPPETEER_SKIP_DOWNLOAD=1 npm ci --prefix devtools --no-audit --no-fund --loglevel=error
 
 $(CHECKOV_DEPS): review/requirements-checkov.txt
 	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
@@ -53,7 +53,14 @@ $(CHECKOV_DEPS): review/requirements-checkov.txt
 
 checkov-deps: $(CHECKOV_DEPS)
 
-# Everything, system packages first (python3-venv among them), for the dev loop and the tests.
+# The dev loop's goals install the system packages (python3-venv among them) before any
+# virtualenv, also under `make -j`; the deploy side's goals never run them.
+DEV_LOOP_GOALS := deps dev test bench chaos
+ifneq ($(filter $(DEV_LOOP_GOALS),$(MAKECMDGOALS)),)
+$(PY_DEPS) $(CHECKOV_DEPS): | $(SYS_DEPS)
+endif
+
+# Everything, for the dev loop and the tests.
 deps: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS) $(CHECKOV_DEPS)
 
 deploy-deps: $(PY_DEPS)

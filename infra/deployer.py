@@ -356,7 +356,7 @@ def script_name(ctx: Context, key: str, tag: str) -> str:
     return f"script-{ctx.names.base}-{key}-{tag[:8]}"
 
 
-def _retry(command: str, what: str) -> str:
+def retry_until_granted(command: str, what: str) -> str:
     """Shell that retries `command` while a fresh role assignment may still be applying."""
     return "\n".join([
         f"deadline=$(( $(date +%s) + {GRANT_WAIT_SECONDS} ))",
@@ -380,8 +380,9 @@ PSQL_CONNECTION_FAILED = 2
 
 
 def _retry_connection(command: str, what: str) -> str:
-    """Like `_retry`, but only while psql cannot sign in (the new Entra administrator is being
-    applied): a failing statement fails the script at once, not after GRANT_WAIT_SECONDS."""
+    """Like `retry_until_granted`, but only while psql cannot sign in (the new Entra
+    administrator is being applied): a failing statement fails the script at once, not after
+    GRANT_WAIT_SECONDS."""
     return "\n".join([
         f"deadline=$(( $(date +%s) + {GRANT_WAIT_SECONDS} ))",
         "while :; do",
@@ -403,12 +404,13 @@ def deploy_script(resource_group: str, app_name: str, slot: str | None,
     return "\n".join([
         "set -eu",
         'cd "$(mktemp -d)"',  # private scratch space, not the shared script folder
-        _retry(download, "downloading the package"),
+        retry_until_granted(download, "downloading the package"),
         'echo "$PACKAGE_SHA256  package.zip" | sha256sum -c -',
         # Website Contributor on the app was granted minutes ago: wait until it applies.
-        _retry(shlex.join(["az", "webapp", "show", "--resource-group", resource_group,
-                           "--name", app_name, "--output", "none", "--only-show-errors"]),
-               "reading the web app"),
+        retry_until_granted(shlex.join(["az", "webapp", "show", "--resource-group",
+                                        resource_group, "--name", app_name, "--output", "none",
+                                        "--only-show-errors"]),
+                            "reading the web app"),
         deploy_command(resource_group, app_name, slot, subscription, "package.zip"),
         *([] if slot is None else _first_release_to_production(resource_group, app_name,
                                                                 subscription)),

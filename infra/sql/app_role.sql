@@ -25,8 +25,8 @@ SELECT format('SELECT * FROM pgaadauth_create_principal_with_oid(%L, %L, %L, fal
               :'role', :'object_id', :'principal_type')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role') \gexec
 
--- One NOLOGIN role owns the schema objects, so the app and its staging slot (two identities)
--- can both run migrations on the same tables.
+-- One NOLOGIN role owns the schema objects, so every login role granted it can run migrations
+-- on the same tables, whichever identity it is bound to.
 SELECT format('CREATE ROLE %I NOLOGIN', :'owner_role')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'owner_role') \gexec
 
