@@ -667,7 +667,7 @@ def _developer_ip_ranges(raw: str | None) -> tuple[str, ...]:
     ranges = tuple(part.strip() for part in raw.split(",") if part.strip())
     if not ranges or len(ranges) > MAX_DEVELOPER_IP_RANGES:
         raise _fail(key, raw, f"1 to {MAX_DEVELOPER_IP_RANGES} comma-separated IPv4 CIDR blocks "
-                    "such as 203.0.113.0/28,198.51.100.7/32")
+                    "such as 20.50.1.0/28,52.10.20.30/32")
     return tuple(_developer_ip_range(key, item) for item in ranges)
 
 

@@ -2,8 +2,8 @@
 -- developers' group, whose members sign in with the group's name and their own tokens.
 -- Run as a Microsoft Entra administrator of the server, connected to the "postgres" database, with
 -- psql variables: role, object_id, principal_type ('service' or 'group'), owner_role, database.
--- Idempotent: safe to rerun, and a rerun
--- after the identity changed (app or slot recreated) binds the role to the new object id.
+-- Idempotent: safe to rerun, and a rerun after the principal changed (app or slot recreated)
+-- binds the role to the new object id.
 \set ON_ERROR_STOP on
 
 -- Serialise concurrent runs (one per identity) on the shared owner role and database grants.
