@@ -357,16 +357,21 @@ def test_the_settings_table_covers_exactly_what_the_program_declares_for_the_sit
     dev = run_stack("dev", config=config)
     gateway = {**load_stack_config("prod"), "restaurant-review:ingress": "applicationGateway"}
     # Every setting any tier declares: dev's, plus the slot warm-up and the gateway's hops.
-    declared = {**declared_site_settings(dev),
-                **declared_site_settings(run_stack("prod", config=gateway))}
+    dev_settings = declared_site_settings(dev)
+    declared = {**declared_site_settings(run_stack("prod", config=gateway)), **dev_settings}
 
     assert set(dev_azure.SITE_SETTINGS) == set(declared)
+    constants = {name for name, source in dev_azure.SITE_SETTINGS.items()
+                 if isinstance(source, dev_azure.Declared)}
+    assert constants == set(dev_azure.DECLARED_VALUES)
     for name, value in dev_azure.DECLARED_VALUES.items():
-        assert isinstance(dev_azure.SITE_SETTINGS[name], dev_azure.Declared)
         assert declared[name] == value
-    for name, source in dev_azure.SITE_SETTINGS.items():
-        if isinstance(source, dev_azure.StackOutput):
-            assert source.key in dev.outputs, name
+    from_outputs = {name: source.key for name, source in dev_azure.SITE_SETTINGS.items()
+                    if isinstance(source, dev_azure.StackOutput)}
+    # The output holds what App Service gets, except the user: members sign in as the group.
+    assert dev.outputs[from_outputs.pop("AZURE_POSTGRESQL_USER")] == GROUP
+    for name, key in from_outputs.items():
+        assert dev.outputs[key] == dev_settings[name], name
     assert declared["SECRET_KEY"].startswith("@Microsoft.KeyVault(")  # never copied locally
 
 
