@@ -245,16 +245,18 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
 def running_site(tmp_path, dev_stack) -> Iterator[str]:
     port = free_port()
     env = machine(tmp_path, dev_stack, Developer(outputs=dev_stack.outputs()))
-    process = subprocess.Popen(dev_azure_command(dev_stack, port, tmp_path / ".local"),
-                               cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "dev-azure.log"  # a file, not a pipe nobody reads while the site runs
+    with log.open("w") as output:
+        process = subprocess.Popen(dev_azure_command(dev_stack, port, tmp_path / ".local"),
+                                   cwd=REPO_ROOT, env=env, stdout=output,
+                                   stderr=subprocess.STDOUT)
     try:
         wait_for_http_ok(process, f"http://127.0.0.1:{port}/healthz", SITE_START_TIMEOUT)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=RUN_TIMEOUT)
-        assert process.returncode == 0, output
+        process.wait(timeout=RUN_TIMEOUT)
+        assert process.returncode == 0, log.read_text()
 
 
 def test_the_site_runs_against_the_dev_stack_with_the_developers_sign_in(running_site, dev_stack,
@@ -286,6 +288,7 @@ def test_the_site_runs_against_the_dev_stack_with_the_developers_sign_in(running
     assert rows == [("Cloud Cantina",)]
     # Nothing secret on disk: only the local throwaway SECRET_KEY.
     assert sorted(path.name for path in (tmp_path / ".local").iterdir()) == ["secret_key"]
+    assert (tmp_path / ".local" / "secret_key").stat().st_mode & 0o077 == 0
 
 
 # the errors, each naming its fix -----------------------------------------------------------
