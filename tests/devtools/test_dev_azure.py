@@ -2,13 +2,14 @@
 
 A stand-in `pulumi` prints the stack's outputs; a stand-in `az` answers `az account show` and
 `az account get-access-token` (what azure-identity's AzureCliCredential runs) with tokens from
-devtools.identity_endpoint, issued to the developer's user. PostgreSQL plays the flexible server:
-TLS on, the developers' group role taking only a member's current token as its password (as
-Azure checks Entra tokens and group membership), and pg_hba.conf admitting the app database
-only, so a connection the firewall would drop gets Azure's own refusal text ("no pg_hba.conf
-entry for host ..."). Azurite in OAuth mode over HTTPS plays the photo container, and the site
-trusts the test CA as it trusts Azure's. The real entry point starts the real site, which then
-walks create-restaurant -> review with photo -> photo served.
+devtools.identity_endpoint, issued to the developer's user. PostgreSQL plays the flexible server
+(tests/azure_postgres.py): TLS on, the developers' group role made by the deployer's real SQL
+step (infra/sql/app_role.sql, principal type `group`) and taking only a member's current token as
+its password (as Azure checks Entra tokens and group membership), and pg_hba.conf admitting the
+app database only, so a connection the firewall would drop gets Azure's own refusal text ("no
+pg_hba.conf entry for host ..."). Azurite in OAuth mode over HTTPS plays the photo container,
+and the site trusts the test CA as it trusts Azure's. The real entry point starts the real site,
+which then walks create-restaurant -> review with photo -> photo served.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 import pytest
 import requests
 from azure.storage.blob import BlobServiceClient
+from azure_postgres import admin_az, dress_like_azure, run_sql_step
 from site_pages import csrf_token, png_photo
 
 from devtools import dev_azure
@@ -40,12 +42,14 @@ from devtools.identity_endpoint import (
 )
 from devtools.readiness import wait_for_http_ok
 from devtools.services import REPO_ROOT, AzuriteServer, PostgresCluster, free_port
-from devtools.site_setup import ensure_database, ensure_role, migrate_site
+from devtools.site_setup import migrate_site
 from devtools.tls import LocalCertificates, create_local_certificates
 from review.mocks import load_stack_config, run_stack
 
 GROUP = "rr-dev-developers"
+GROUP_OBJECT_ID = "7f3c2a1e-5b4d-4c3b-9a2f-1e0d9c8b7a65"
 DATABASE = "restaurant_review_dev"
+OWNER = f"{DATABASE}_owner"  # infra/db_role.py owner_role
 # A database pg_hba.conf has no line for: the server answers as Azure's firewall does.
 FIREWALLED_DATABASE = "behind_the_firewall"
 DEVELOPER = "dev@contoso.example"
@@ -62,7 +66,8 @@ def certificates(tmp_path_factory) -> LocalCertificates:
 
 
 def _serve_tls_like_azure(cluster: PostgresCluster, certificates: LocalCertificates) -> None:
-    """TLS on; the app database reachable over TLS by password (token) only."""
+    """TLS on; the app database (and `postgres`, for the SQL step) reachable over TLS by
+    password (token) only."""
     data = cluster.data_dir
     for source, name in ((certificates.cert, "server.crt"), (certificates.key, "server.key")):
         shutil.copyfile(source, data / name)
@@ -70,7 +75,7 @@ def _serve_tls_like_azure(cluster: PostgresCluster, certificates: LocalCertifica
     (data / "pg_hba.conf").write_text(
         f"local all {cluster.SUPERUSER} trust\n"
         f"host all {cluster.SUPERUSER} 127.0.0.1/32 trust\n"
-        f"hostssl {DATABASE} all 127.0.0.1/32 scram-sha-256\n")
+        f"hostssl postgres,{DATABASE} all 127.0.0.1/32 scram-sha-256\n")
     with (data / "postgresql.conf").open("a") as conf:
         conf.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
     owner = data.stat()
@@ -117,18 +122,24 @@ class DevStack:
 
 
 @pytest.fixture(scope="module")
-def dev_stack(flexible_server, photo_account, certificates) -> Iterator[DevStack]:
-    """The deployed dev stack: schema migrated by its release, group role made by the SQL step."""
-    release_password = "release-migrations-only"  # noqa: S105 - replaced by the first token
-    ensure_role(flexible_server, GROUP, release_password)
-    ensure_database(flexible_server, DATABASE, owner=GROUP)
+def dev_stack(flexible_server, photo_account, certificates, tmp_path_factory
+              ) -> Iterator[DevStack]:
+    """The deployed dev stack: the group's role made by the deployer's SQL step, the schema
+    migrated by a release, the photo container made by the program."""
+    dress_like_azure(flexible_server, DATABASE)
+    step = run_sql_step(flexible_server, admin_az(tmp_path_factory.mktemp("deployer-az")),
+                        GROUP, GROUP_OBJECT_ID, database=DATABASE, owner=OWNER,
+                        principal_type="group", sslmode="require")
+    assert step.returncode == 0, step.stderr
+    # The stand-in binds the role to "token-for-<object id>" until the first real token.
+    migrate_site({"DATABASE_URL": flexible_server.url(DATABASE, GROUP,
+                                                      f"token-for-{GROUP_OBJECT_ID}"),
+                  "AZURE_STORAGE_CONNECTION_STRING": photo_account.connection_string,
+                  "SECRET_KEY": "release-migrations-secret-key"})
     with BlobServiceClient.from_connection_string(
             photo_account.connection_string, connection_verify=str(certificates.ca_bundle),
             retry_total=0) as service:
         service.create_container("photos")  # as the stack's BlobContainer resource did
-    migrate_site({"DATABASE_URL": flexible_server.url(DATABASE, GROUP, release_password),
-                  "AZURE_STORAGE_CONNECTION_STRING": photo_account.connection_string,
-                  "SECRET_KEY": "release-migrations-secret-key"})
     member, outsider = ManagedIdentity.random(), ManagedIdentity.random()
     endpoint = ManagedIdentityEndpoint(identities=(member, outsider))
     # Only a member's token is the group role's password: an outsider's is refused.
@@ -282,10 +293,13 @@ def test_the_site_runs_against_the_dev_stack_with_the_developers_sign_in(running
 
     assert "Cloud Cantina" in page and "Signed in as the group." in page
     assert served.status_code == 200 and served.content == photo
-    # The rows are the dev stack's, written as the developers' group (owner of the schema).
+    # The rows are the dev stack's, written by the group's role acting as the app's owner role.
     rows = dev_stack.postgres.execute("SELECT name FROM restaurants WHERE name = 'Cloud Cantina'",
                                       database=DATABASE)
     assert rows == [("Cloud Cantina",)]
+    owners = dev_stack.postgres.execute("SELECT DISTINCT tableowner FROM pg_tables "
+                                        "WHERE schemaname = 'public'", database=DATABASE)
+    assert owners == [(OWNER,)]
     # Nothing secret on disk: only the local throwaway SECRET_KEY.
     assert sorted(path.name for path in (tmp_path / ".local").iterdir()) == ["secret_key"]
     assert (tmp_path / ".local" / "secret_key").stat().st_mode & 0o077 == 0
@@ -355,7 +369,7 @@ def declared_site_settings(run) -> dict[str, str]:
 
 def test_the_settings_table_covers_exactly_what_the_program_declares_for_the_site():
     config = {**load_stack_config("dev"),
-              "restaurant-review:developerGroupObjectId": "7f3c2a1e-5b4d-4c3b-9a2f-1e0d9c8b7a65",
+              "restaurant-review:developerGroupObjectId": GROUP_OBJECT_ID,
               "restaurant-review:developerGroupName": GROUP}
     dev = run_stack("dev", config=config)
     gateway = {**load_stack_config("prod"), "restaurant-review:ingress": "applicationGateway"}

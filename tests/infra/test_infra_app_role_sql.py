@@ -7,30 +7,29 @@ server), and the admin is a CREATEROLE member of azure_pg_admin, which owns the 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 
 import psycopg2
 import pytest
-from azure_postgres import ADMIN, DATABASE, DEFINER_SCHEMA, DEFINER_STAND_IN, OWNER, cursor_as
+from azure_postgres import (
+    ADMIN,
+    DATABASE,
+    DEFINER_SCHEMA,
+    DEFINER_STAND_IN,
+    OWNER,
+    cursor_as,
+    run_sql_step,
+)
 
-from devtools.services import postgres_bin_dir
-from infra.db_role import SQL_SCRIPT, psql_command
+from infra.db_role import psql_command
 
 
-def run_step(cluster, fake_bin, role: str, object_id: str,
-             database: str = DATABASE, principal_type: str = "service",
-             ) -> subprocess.CompletedProcess:
-    env = {**os.environ,
-           "PATH": f"{fake_bin}:{postgres_bin_dir()}:{os.environ['PATH']}",
-           "PGHOST": "127.0.0.1", "PGPORT": str(cluster.port), "PGUSER": ADMIN,
-           "PGDATABASE": "postgres", "PGSSLMODE": "disable"}  # the local cluster has no TLS
-    env.pop("PGPASSWORD", None)
-    command = psql_command(role, object_id, OWNER, database, principal_type)
-    return subprocess.run(["/bin/sh", "-c", command],
-                          input=SQL_SCRIPT.read_text(), env=env, capture_output=True, text=True,
-                          check=False, timeout=60)
+def run_step(cluster, fake_bin, role: str, object_id: str, database: str = DATABASE,
+             principal_type: str = "service") -> subprocess.CompletedProcess:
+    # The local cluster has no TLS (sslmode disable); Azure's requires it.
+    return run_sql_step(cluster, fake_bin, role, object_id, database=database,
+                        principal_type=principal_type)
 
 
 def test_app_and_slot_roles_share_the_schema_with_least_privilege(azure_like_server):
