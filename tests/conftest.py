@@ -7,9 +7,17 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import os
+
 import pytest
 
 from devtools.services import AzuriteServer, PostgresCluster
+
+# Tests that run `make` expect what a contributor's shell prints. Under `make test` the outer
+# make exports its level and flags, and a nested make would then announce every directory it
+# enters and join the outer job server.
+for variable in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS"):
+    os.environ.pop(variable, None)
 
 
 @pytest.fixture(scope="session")
