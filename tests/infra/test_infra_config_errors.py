@@ -310,7 +310,7 @@ def test_ingress_needs_a_vnet(valid_config):
     ("applicationGatewayCertificateName", "reviews-tls"),
 ])
 def test_gateway_keys_need_the_gateway(valid_config, key, value):
-    with pytest.raises(ConfigError, match=rf"'{key}': '{value}' .* unset while 'ingress' is none"):
+    with pytest.raises(ConfigError, match=rf"'{key}': '{value}' .* unset while ingress is none"):
         parse(isolated(valid_config, **{key: value}))
 
 
