@@ -42,7 +42,6 @@ POSTGRES_SKU_TIERS = {
 POSTGRES_STORAGE_SIZES_GB = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32767)
 POSTGRES_PRINCIPAL_TYPES = ("Group", "User", "ServicePrincipal")
 
-
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _NAME_PREFIX = re.compile(r"^[a-z][a-z0-9]{1,7}$")
@@ -315,14 +314,14 @@ def _postgres_storage_gb(key: str, raw: str) -> int:
 
 def _zone_redundant(settings: _Settings, sku: str) -> bool:
     # Zone redundancy is a Premium v3 / Isolated v2 feature; default it on where the SKU has it.
-    tier = settings.tier
+    tier, raw = settings.tier, settings.get("zoneRedundant")
     capable = tier == "isolated" or (tier == "standard" and sku.startswith("P"))
-    if settings.get("zoneRedundant") is None:
+    if raw is None:
         return capable
     value = settings.parsed("zoneRedundant")
     if value and not capable:
-        raise _fail("zoneRedundant", settings.get("zoneRedundant"), f"false for SKU {sku} (only "
-                    "Premium v3 and Isolated v2 plans are zone redundant)")
+        raise _fail("zoneRedundant", raw, f"false for SKU {sku} (only Premium v3 and Isolated v2 "
+                    "plans are zone redundant)")
     return value
 
 
