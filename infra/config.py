@@ -3,6 +3,12 @@
 Every value is read and checked here, before the program declares a single resource, so a typo in
 `Pulumi.<stack>.yaml` fails fast with a message that names the key, the bad value and what is
 allowed, instead of surfacing as an ARM error twenty minutes into `pulumi up`.
+
+KEYS, at the end of the module, is the one table of keys: each row's parser, default per tier,
+tiers, requirement and description. The unknown-key, wrong-tier, requirement and required checks,
+the defaults and infra/README.md's configuration table (infra/config_table.py) all read it; the
+checks that span keys (subnets inside the VNet and apart, minimum <= maximum, HA vs Burstable,
+the gateway's subnet vs its capacity) are the named functions parse_config calls.
 """
 
 from __future__ import annotations
@@ -277,6 +283,30 @@ def _network(key: str, value: str) -> ipaddress.IPv4Network:
         raise _fail(key, value, f"an IPv4 CIDR block with no host bits set ({error})") from None
 
 
+def _validate_network(settings: _Settings) -> Network:
+    """Each subnet the tier creates lies inside the VNet and overlaps no other."""
+    vnet = settings.parsed("vnetAddressSpace")
+    subnet_keys = ["privateEndpointSubnet", "deploymentScriptSubnet"]
+    subnet_keys.append("aseSubnet" if settings.tier == "isolated" else "integrationSubnet")
+    subnets: dict[str, ipaddress.IPv4Network] = {}
+    for key in subnet_keys:
+        subnet = settings.parsed(key)
+        if not subnet.subnet_of(vnet):
+            raise _fail(key, settings.value(key), f"a block inside vnetAddressSpace {vnet}")
+        for other_key, other in subnets.items():
+            if subnet.overlaps(other):
+                raise _fail(key, settings.value(key),
+                            f"a block that does not overlap {other_key} {other}")
+        subnets[key] = subnet
+    return Network(
+        address_space=str(vnet),
+        integration_subnet=settings.value("integrationSubnet"),
+        private_endpoint_subnet=settings.value("privateEndpointSubnet"),
+        ase_subnet=settings.value("aseSubnet"),
+        script_subnet=settings.value("deploymentScriptSubnet"),
+    )
+
+
 def _default_suffix(subscription_id: str, name_prefix: str, stack: str, location: str) -> str:
     """Stable per subscription, resource group and region, so reruns keep the names they picked.
 
@@ -352,6 +382,207 @@ MAX_DEVELOPER_IP_RANGES = 10
 MAX_POSTGRES_ROLE_NAME = 63
 
 
+def reject_unknown_keys(keys: Iterable[str]) -> None:
+    """A misspelt key would otherwise be ignored and its default used without a word."""
+    unknown = sorted(set(keys) - KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(repr(key) for key in unknown)}; "
+            f"known keys: {', '.join(sorted(KNOWN_KEYS))}"
+        )
+
+
+def _configured_keys(project: str) -> set[str]:
+    """The project's keys as the Pulumi runtime holds them (set, or from PULUMI_CONFIG)."""
+    prefix = f"{project}:"
+    names = {*pulumi.runtime.config.CONFIG.get(), *pulumi.runtime.config.get_config_env()}
+    return {name[len(prefix):] for name in names if name.startswith(prefix)}
+
+
+def _reject_keys_outside_tier(settings: _Settings) -> None:
+    # A key that means nothing in this tier is a mistake worth reporting, not a value to ignore.
+    for row in KEYS:
+        raw = settings.get(row.name)
+        if raw is not None and settings.tier not in row.tiers:
+            raise _fail(row.name, raw, f"unset in the {settings.tier} tier "
+                        f"(it applies to: {', '.join(row.tiers)})")
+
+
+def _reject_keys_without_requirement(settings: _Settings) -> None:
+    for row in KEYS:
+        raw = settings.get(row.name)
+        if raw is not None and row.requires and not row.requires.met(settings):
+            raise _fail(row.name, raw, row.requires.unmet(settings))
+
+
+class _Settings:
+    """The stack file's values for one stack: raw, else the tier's default, parsed by each row."""
+
+    def __init__(self, get: Callable[[str], str | None]) -> None:
+        self.get = get
+        self._parsed: dict[str, Any] = {}
+
+    @property
+    def tier(self) -> str:
+        return self.parsed("tier")
+
+    def value(self, key: str) -> str | None:
+        raw = self.get(key)
+        return KEY_ROWS[key].default_in(self.tier) if raw is None else raw
+
+    def parsed(self, key: str) -> Any:
+        """The key's parsed value (None while unset with no default); a required key must be set."""
+        if key not in self._parsed:
+            row = KEY_ROWS[key]
+            if row.required and not self.get(key):
+                raise _missing(key, row.required)
+            raw = self.value(key)
+            self._parsed[key] = None if raw is None else row.parse(key, raw, self)
+        return self._parsed[key]
+
+    def parse_as(self, key: str, raw: str) -> Any:
+        """A value the program chose for the key, checked like one from the stack file."""
+        return KEY_ROWS[key].parse(key, raw, self)
+
+
+def _missing(key: str, what: str) -> ConfigError:
+    return ConfigError(f"config '{key}' is required: {what} "
+                       f"(pulumi config set {key} <value>)")
+
+
+def _location(location: str | None) -> str:
+    if not location:
+        raise _missing(LOCATION.name, LOCATION.required or "")
+    return LOCATION.parse(LOCATION.name, location, _Settings(lambda _key: None))
+
+
+def _postgres_fields(settings: _Settings) -> dict[str, Any]:
+    high_availability = settings.parsed("postgresHighAvailability")
+    storage = settings.parsed("postgresStorageGb")
+    admin = PostgresAdmin(
+        object_id=settings.parsed("postgresAdminObjectId"),
+        principal_name=settings.parsed("postgresAdminPrincipalName"),
+        principal_type=settings.parsed("postgresAdminPrincipalType"),
+    )
+    return {
+        "postgres_admin": admin,
+        "postgres_sku": _refuse_burstable_high_availability(
+            "postgresSku", settings.parsed("postgresSku"), high_availability),
+        "postgres_storage_gb": storage,
+        "postgres_backup_retention_days": settings.parsed("postgresBackupRetentionDays"),
+        "postgres_high_availability": high_availability,
+        "postgres_geo_redundant_backup": settings.parsed("postgresGeoRedundantBackup"),
+    }
+
+
+def _hosting_fields(settings: _Settings) -> dict[str, Any]:
+    sku = settings.parsed("sku")
+    min_instances, max_instances = _instances(settings)
+    return {
+        "sku": sku,
+        "health_check_path": settings.parsed("healthCheckPath"),
+        "python_version": settings.parsed("pythonVersion"),
+        "network": None if settings.tier == "basic" else _validate_network(settings),
+        "min_instances": min_instances,
+        "max_instances": max_instances,
+        "zone_redundant": _zone_redundant(settings, sku),
+    }
+
+
+def _public_host_name(key: str, value: str) -> str:
+    labels = value.split(".")
+    if len(value) > 253 or len(labels) < 2 or not all(_HOST_LABEL.match(lab) for lab in labels):
+        raise _fail(key, value, "a lowercase fully qualified domain name such as "
+                    "reviews.example.com")
+    if value.endswith((".azurewebsites.net", ".appserviceenvironment.net", ".cloudapp.azure.com")):
+        raise _fail(key, value, "your own domain (leave it unset to use the gateway's "
+                    "<label>.<region>.cloudapp.azure.com name)")
+    return value
+
+
+def _key_vault_object_name(key: str, value: str) -> str:
+    return _matching(key, value, _KEY_VAULT_OBJECT_NAME,
+                     "the name of a certificate or secret in the stack's Key Vault "
+                     "(1-127 letters, digits and hyphens)")
+
+
+def _tier_subnets(network: Network, tier: str) -> dict[str, str]:
+    """The subnets the tier creates (see _validate_network), by config key."""
+    other = ("aseSubnet", network.ase_subnet) if tier == "isolated" else (
+        "integrationSubnet", network.integration_subnet)
+    return {"privateEndpointSubnet": network.private_endpoint_subnet, other[0]: other[1],
+            "deploymentScriptSubnet": network.script_subnet}
+
+
+def _gateway_subnet(settings: _Settings, network: Network, max_capacity: int) -> str:
+    key = "applicationGatewaySubnet"
+    raw = settings.value(key)
+    subnet = settings.parsed(key)
+    needed = max_capacity + GATEWAY_SUBNET_OVERHEAD
+    if subnet.num_addresses < needed:
+        raise _fail(key, raw, f"a block with at least {needed} addresses for "
+                    f"applicationGatewayMaxCapacity {max_capacity}")
+    vnet = ipaddress.IPv4Network(network.address_space)
+    if not subnet.subnet_of(vnet):
+        raise _fail(key, raw, f"a block inside vnetAddressSpace {vnet}")
+    for other_key, other in _tier_subnets(network, settings.tier).items():
+        if subnet.overlaps(ipaddress.IPv4Network(other)):
+            raise _fail(key, raw, f"a block that does not overlap {other_key} {other}")
+    return raw
+
+
+def _ingress(settings: _Settings, network: Network | None) -> Ingress | None:
+    if settings.parsed("ingress") == "none":
+        return None
+    assert network is not None, "ingress is refused in the basic tier before this point"
+    if settings.get("customDomain") is not None:
+        # App Service managed certificates need a site the public can reach; behind the
+        # gateway only the gateway's subnet can.
+        raise _fail("customDomain", settings.get("customDomain"), "unset while ingress is "
+                    "applicationGateway (use applicationGatewayHostName for the public name)")
+    low = settings.parsed("applicationGatewayMinCapacity")
+    high = settings.parsed("applicationGatewayMaxCapacity")
+    if high < low:
+        raise _fail("applicationGatewayMaxCapacity",
+                    settings.value("applicationGatewayMaxCapacity"),
+                    f"at least applicationGatewayMinCapacity ({low})")
+    return Ingress(
+        subnet=_gateway_subnet(settings, network, high),
+        min_capacity=low,
+        max_capacity=high,
+        host_name=settings.parsed("applicationGatewayHostName"),
+        certificate_name=settings.parsed("applicationGatewayCertificateName"),
+    )
+
+
+def _hub_vnet_id(key: str, raw: str) -> str:
+    match = _VNET_ID.match(raw)
+    if not match:
+        raise _fail(key, raw, "the full resource id of the hub VNet: "
+                    "/subscriptions/<guid>/resourceGroups/<group>/providers/"
+                    "Microsoft.Network/virtualNetworks/<name>")
+    try:
+        uuid.UUID(match["subscription"])
+    except ValueError:
+        raise _fail(key, raw, "a VNet id whose subscription is a GUID") from None
+    return raw
+
+
+def _hub(settings: _Settings) -> Hub | None:
+    vnet_id = settings.parsed("hubVirtualNetworkId")
+    if vnet_id is None:
+        return None
+    match = _VNET_ID.match(vnet_id)
+    assert match, "hubVirtualNetworkId's parser checked the id's shape"
+    return Hub(
+        vnet_id=vnet_id,
+        subscription_id=str(uuid.UUID(match["subscription"])),
+        resource_group=match["group"],
+        vnet_name=match["name"],
+        use_remote_gateways=settings.parsed("hubUseRemoteGateways"),
+    )
+
+
 def _developer_ip_range(key: str, value: str) -> str:
     network = _network(key, value)
     if not network.is_global:
@@ -376,37 +607,115 @@ def _developer_group_name(key: str, name: str) -> str:
     return name
 
 
-def _public_host_name(key: str, value: str) -> str:
-    labels = value.split(".")
-    if len(value) > 253 or len(labels) < 2 or not all(_HOST_LABEL.match(lab) for lab in labels):
-        raise _fail(key, value, "a lowercase fully qualified domain name such as "
-                    "reviews.example.com")
-    if value.endswith((".azurewebsites.net", ".appserviceenvironment.net", ".cloudapp.azure.com")):
-        raise _fail(key, value, "your own domain (leave it unset to use the gateway's "
-                    "<label>.<region>.cloudapp.azure.com name)")
-    return value
+def _developer_access(settings: _Settings) -> DeveloperAccess | None:
+    """The group's id and name are set together, or neither."""
+    object_id, name = settings.get("developerGroupObjectId"), settings.get("developerGroupName")
+    if object_id is None and name is None:
+        return None
+    if name is None:
+        raise _missing("developerGroupName", "the display name of the Entra group named by "
+                       "developerGroupObjectId (it is the PostgreSQL role name)")
+    name = settings.parsed("developerGroupName")
+    if object_id is None:
+        raise _missing("developerGroupObjectId", "the object id of the Entra group named by "
+                       "developerGroupName")
+    return DeveloperAccess(group_object_id=settings.parsed("developerGroupObjectId"),
+                           group_name=name,
+                           ip_ranges=settings.parsed("developerIpRanges") or ())
 
 
-def _key_vault_object_name(key: str, value: str) -> str:
-    return _matching(key, value, _KEY_VAULT_OBJECT_NAME,
-                     "the name of a certificate or secret in the stack's Key Vault "
-                     "(1-127 letters, digits and hyphens)")
+def _naming_fields(settings: _Settings, stack: str, location: str,
+                   subscription_id: str) -> dict[str, str]:
+    prefix = settings.parsed("namePrefix")
+    suffix = settings.get("nameSuffix") or _default_suffix(subscription_id, prefix, stack, location)
+    return {"name_prefix": prefix, "name_suffix": settings.parse_as("nameSuffix", suffix)}
 
 
-def _hub_vnet_id(key: str, raw: str) -> str:
-    match = _VNET_ID.match(raw)
-    if not match:
-        raise _fail(key, raw, "the full resource id of the hub VNet: "
-                    "/subscriptions/<guid>/resourceGroups/<group>/providers/"
-                    "Microsoft.Network/virtualNetworks/<name>")
+def _subscription(subscription_id: str) -> str:
     try:
-        uuid.UUID(match["subscription"])
+        return str(uuid.UUID(subscription_id))
     except ValueError:
-        raise _fail(key, raw, "a VNet id whose subscription is a GUID") from None
-    return raw
+        raise ConfigError(
+            f"the Azure subscription id {subscription_id!r} the provider reports is not a GUID: "
+            "check the azure-native provider's login (ARM_SUBSCRIPTION_ID / az account set)"
+        ) from None
 
 
-# --- the table: one row per key ------------------------------------------------------------------
+def parse_config(stack: str, get: Callable[[str], str | None], location: str | None,
+                 subscription_id: str) -> StackConfig:
+    """Builds the StackConfig from a `get(key)` lookup; pure so tests can drive it directly.
+
+    subscription_id is the one the provider deploys into: default names depend on it.
+    """
+    subscription_id = _subscription(subscription_id)
+    settings = _Settings(get)
+    tier = settings.tier
+    _reject_keys_outside_tier(settings)
+    _reject_keys_without_requirement(settings)
+    location = _location(location)
+    alert_email = settings.parsed("alertEmail")
+    hosting = _hosting_fields(settings)
+    return StackConfig(
+        stack=stack,
+        tier=tier,
+        location=location,
+        alert_email=alert_email,
+        custom_domain=settings.parsed("customDomain"),
+        deployer_ip_address=settings.parsed("deployerIpAddress"),
+        log_retention_days=settings.parsed("logRetentionDays"),
+        package_path=settings.parsed("packagePath"),
+        script_attempt=settings.parsed("scriptAttempt"),
+        **_naming_fields(settings, stack, location, subscription_id),
+        **hosting,
+        **_postgres_fields(settings),
+        ingress=_ingress(settings, hosting["network"]),
+        hub=_hub(settings),
+        developer_access=_developer_access(settings),
+    )
+
+
+def placeholders(cfg: StackConfig) -> dict[str, tuple[str, str]]:
+    """key -> (value, what to set instead), for each stand-in the configuration still holds."""
+    found = {}
+    if cfg.postgres_admin.object_id == PLACEHOLDER_ADMIN_OBJECT_ID:
+        found["postgresAdminObjectId"] = (
+            cfg.postgres_admin.object_id,
+            "the object id of your Entra group that administers PostgreSQL "
+            "(az ad group show --group <name> --query id --output tsv)")
+    if _RESERVED_MAIL_DOMAIN.search(cfg.alert_email):
+        found["alertEmail"] = (cfg.alert_email, "an address that reads the alerts")
+    return found
+
+
+def refuse_placeholders(cfg: StackConfig) -> None:
+    """For a real deployment: names every stand-in left and how to replace it, in one line."""
+    found = placeholders(cfg)
+    if found:
+        problems = "; ".join(f"config '{key}': {value!r} is a placeholder, set {what}"
+                             for key, (value, what) in sorted(found.items()))
+        raise ConfigError(f"{problems}. Set each with `pulumi config set <key> <value>`, "
+                          f"then run `make synth` and commit Pulumi.{cfg.stack}.yaml")
+
+
+def load() -> StackConfig:
+    """Reads the current stack's configuration through pulumi.Config.
+
+    The subscription comes from the provider's own login, as a plain string (a synchronous
+    invoke), because names must be known before any resource is declared.
+    """
+    stack = pulumi.get_stack()
+    try:
+        reject_unknown_keys(_configured_keys(pulumi.get_project()))
+        location = pulumi.Config("azure-native").get("location")
+        subscription_id = authorization.get_client_config().subscription_id
+        return parse_config(stack, pulumi.Config().get, location, subscription_id)
+    except ConfigError as error:
+        raise ConfigError(f"Pulumi.{stack}.yaml: {error}") from None
+
+
+# --- the table: one row per key -----------------------------------------------------------------
+# Last in the module because its rows name the parsers above; the functions above read it only
+# when called.
 
 # A row's parser: (key, raw value, the stack's settings) -> the parsed value, or a ConfigError.
 # Most ignore the settings; a few read the tier or a key parsed before them (sku, instances).
@@ -620,304 +929,3 @@ KEYS: tuple[Key, ...] = (
 )
 KEY_ROWS = {row.name: row for row in KEYS}
 KNOWN_KEYS = frozenset(KEY_ROWS)
-
-
-def reject_unknown_keys(keys: Iterable[str]) -> None:
-    """A misspelt key would otherwise be ignored and its default used without a word."""
-    unknown = sorted(set(keys) - KNOWN_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"unknown config key(s) {', '.join(repr(key) for key in unknown)}; "
-            f"known keys: {', '.join(sorted(KNOWN_KEYS))}"
-        )
-
-
-def _configured_keys(project: str) -> set[str]:
-    """The project's keys as the Pulumi runtime holds them (set, or from PULUMI_CONFIG)."""
-    prefix = f"{project}:"
-    names = {*pulumi.runtime.config.CONFIG.get(), *pulumi.runtime.config.get_config_env()}
-    return {name[len(prefix):] for name in names if name.startswith(prefix)}
-
-
-def _reject_keys_outside_tier(settings: _Settings) -> None:
-    # A key that means nothing in this tier is a mistake worth reporting, not a value to ignore.
-    for row in KEYS:
-        raw = settings.get(row.name)
-        if raw is not None and settings.tier not in row.tiers:
-            raise _fail(row.name, raw, f"unset in the {settings.tier} tier "
-                        f"(it applies to: {', '.join(row.tiers)})")
-
-
-def _reject_keys_without_requirement(settings: _Settings) -> None:
-    for row in KEYS:
-        raw = settings.get(row.name)
-        if raw is not None and row.requires and not row.requires.met(settings):
-            raise _fail(row.name, raw, row.requires.unmet(settings))
-
-
-class _Settings:
-    """The stack file's values for one stack: raw, else the tier's default, parsed by each row."""
-
-    def __init__(self, get: Callable[[str], str | None]) -> None:
-        self.get = get
-        self._parsed: dict[str, Any] = {}
-
-    @property
-    def tier(self) -> str:
-        return self.parsed("tier")
-
-    def value(self, key: str) -> str | None:
-        raw = self.get(key)
-        return KEY_ROWS[key].default_in(self.tier) if raw is None else raw
-
-    def parsed(self, key: str) -> Any:
-        """The key's parsed value (None while unset with no default); a required key must be set."""
-        if key not in self._parsed:
-            row = KEY_ROWS[key]
-            if row.required and not self.get(key):
-                raise _missing(key, row.required)
-            raw = self.value(key)
-            self._parsed[key] = None if raw is None else row.parse(key, raw, self)
-        return self._parsed[key]
-
-    def parse_as(self, key: str, raw: str) -> Any:
-        """A value the program chose for the key, checked like one from the stack file."""
-        return KEY_ROWS[key].parse(key, raw, self)
-
-
-def _missing(key: str, what: str) -> ConfigError:
-    return ConfigError(f"config '{key}' is required: {what} "
-                       f"(pulumi config set {key} <value>)")
-
-
-def _location(location: str | None) -> str:
-    if not location:
-        raise _missing(LOCATION.name, LOCATION.required or "")
-    return LOCATION.parse(LOCATION.name, location, _Settings(lambda _key: None))
-
-
-def _postgres_fields(settings: _Settings) -> dict[str, Any]:
-    high_availability = settings.parsed("postgresHighAvailability")
-    storage = settings.parsed("postgresStorageGb")
-    admin = PostgresAdmin(
-        object_id=settings.parsed("postgresAdminObjectId"),
-        principal_name=settings.parsed("postgresAdminPrincipalName"),
-        principal_type=settings.parsed("postgresAdminPrincipalType"),
-    )
-    return {
-        "postgres_admin": admin,
-        "postgres_sku": _refuse_burstable_high_availability(
-            "postgresSku", settings.parsed("postgresSku"), high_availability),
-        "postgres_storage_gb": storage,
-        "postgres_backup_retention_days": settings.parsed("postgresBackupRetentionDays"),
-        "postgres_high_availability": high_availability,
-        "postgres_geo_redundant_backup": settings.parsed("postgresGeoRedundantBackup"),
-    }
-
-
-def _hosting_fields(settings: _Settings) -> dict[str, Any]:
-    sku = settings.parsed("sku")
-    min_instances, max_instances = _instances(settings)
-    return {
-        "sku": sku,
-        "health_check_path": settings.parsed("healthCheckPath"),
-        "python_version": settings.parsed("pythonVersion"),
-        "network": None if settings.tier == "basic" else _validate_network(settings),
-        "min_instances": min_instances,
-        "max_instances": max_instances,
-        "zone_redundant": _zone_redundant(settings, sku),
-    }
-
-
-def _validate_network(settings: _Settings) -> Network:
-    """Each subnet the tier creates lies inside the VNet and overlaps no other."""
-    vnet = settings.parsed("vnetAddressSpace")
-    subnet_keys = ["privateEndpointSubnet", "deploymentScriptSubnet"]
-    subnet_keys.append("aseSubnet" if settings.tier == "isolated" else "integrationSubnet")
-    subnets: dict[str, ipaddress.IPv4Network] = {}
-    for key in subnet_keys:
-        subnet = settings.parsed(key)
-        if not subnet.subnet_of(vnet):
-            raise _fail(key, settings.value(key), f"a block inside vnetAddressSpace {vnet}")
-        for other_key, other in subnets.items():
-            if subnet.overlaps(other):
-                raise _fail(key, settings.value(key),
-                            f"a block that does not overlap {other_key} {other}")
-        subnets[key] = subnet
-    return Network(
-        address_space=str(vnet),
-        integration_subnet=settings.value("integrationSubnet"),
-        private_endpoint_subnet=settings.value("privateEndpointSubnet"),
-        ase_subnet=settings.value("aseSubnet"),
-        script_subnet=settings.value("deploymentScriptSubnet"),
-    )
-
-
-def _tier_subnets(network: Network, tier: str) -> dict[str, str]:
-    """The subnets the tier creates (see _validate_network), by config key."""
-    other = ("aseSubnet", network.ase_subnet) if tier == "isolated" else (
-        "integrationSubnet", network.integration_subnet)
-    return {"privateEndpointSubnet": network.private_endpoint_subnet, other[0]: other[1],
-            "deploymentScriptSubnet": network.script_subnet}
-
-
-def _gateway_subnet(settings: _Settings, network: Network, max_capacity: int) -> str:
-    key = "applicationGatewaySubnet"
-    raw = settings.value(key)
-    subnet = settings.parsed(key)
-    needed = max_capacity + GATEWAY_SUBNET_OVERHEAD
-    if subnet.num_addresses < needed:
-        raise _fail(key, raw, f"a block with at least {needed} addresses for "
-                    f"applicationGatewayMaxCapacity {max_capacity}")
-    vnet = ipaddress.IPv4Network(network.address_space)
-    if not subnet.subnet_of(vnet):
-        raise _fail(key, raw, f"a block inside vnetAddressSpace {vnet}")
-    for other_key, other in _tier_subnets(network, settings.tier).items():
-        if subnet.overlaps(ipaddress.IPv4Network(other)):
-            raise _fail(key, raw, f"a block that does not overlap {other_key} {other}")
-    return raw
-
-
-def _ingress(settings: _Settings, network: Network | None) -> Ingress | None:
-    if settings.parsed("ingress") == "none":
-        return None
-    assert network is not None, "ingress is refused in the basic tier before this point"
-    if settings.get("customDomain") is not None:
-        # App Service managed certificates need a site the public can reach; behind the
-        # gateway only the gateway's subnet can.
-        raise _fail("customDomain", settings.get("customDomain"), "unset while ingress is "
-                    "applicationGateway (use applicationGatewayHostName for the public name)")
-    low = settings.parsed("applicationGatewayMinCapacity")
-    high = settings.parsed("applicationGatewayMaxCapacity")
-    if high < low:
-        raise _fail("applicationGatewayMaxCapacity",
-                    settings.value("applicationGatewayMaxCapacity"),
-                    f"at least applicationGatewayMinCapacity ({low})")
-    return Ingress(
-        subnet=_gateway_subnet(settings, network, high),
-        min_capacity=low,
-        max_capacity=high,
-        host_name=settings.parsed("applicationGatewayHostName"),
-        certificate_name=settings.parsed("applicationGatewayCertificateName"),
-    )
-
-
-def _hub(settings: _Settings) -> Hub | None:
-    vnet_id = settings.parsed("hubVirtualNetworkId")
-    if vnet_id is None:
-        return None
-    match = _VNET_ID.match(vnet_id)
-    assert match, "hubVirtualNetworkId's parser checked the id's shape"
-    return Hub(
-        vnet_id=vnet_id,
-        subscription_id=str(uuid.UUID(match["subscription"])),
-        resource_group=match["group"],
-        vnet_name=match["name"],
-        use_remote_gateways=settings.parsed("hubUseRemoteGateways"),
-    )
-
-
-def _developer_access(settings: _Settings) -> DeveloperAccess | None:
-    """The group's id and name are set together, or neither."""
-    object_id, name = settings.get("developerGroupObjectId"), settings.get("developerGroupName")
-    if object_id is None and name is None:
-        return None
-    if name is None:
-        raise _missing("developerGroupName", "the display name of the Entra group named by "
-                       "developerGroupObjectId (it is the PostgreSQL role name)")
-    name = settings.parsed("developerGroupName")
-    if object_id is None:
-        raise _missing("developerGroupObjectId", "the object id of the Entra group named by "
-                       "developerGroupName")
-    return DeveloperAccess(group_object_id=settings.parsed("developerGroupObjectId"),
-                           group_name=name,
-                           ip_ranges=settings.parsed("developerIpRanges") or ())
-
-
-def _naming_fields(settings: _Settings, stack: str, location: str,
-                   subscription_id: str) -> dict[str, str]:
-    prefix = settings.parsed("namePrefix")
-    suffix = settings.get("nameSuffix") or _default_suffix(subscription_id, prefix, stack, location)
-    return {"name_prefix": prefix, "name_suffix": settings.parse_as("nameSuffix", suffix)}
-
-
-def _subscription(subscription_id: str) -> str:
-    try:
-        return str(uuid.UUID(subscription_id))
-    except ValueError:
-        raise ConfigError(
-            f"the Azure subscription id {subscription_id!r} the provider reports is not a GUID: "
-            "check the azure-native provider's login (ARM_SUBSCRIPTION_ID / az account set)"
-        ) from None
-
-
-def parse_config(stack: str, get: Callable[[str], str | None], location: str | None,
-                 subscription_id: str) -> StackConfig:
-    """Builds the StackConfig from a `get(key)` lookup; pure so tests can drive it directly.
-
-    subscription_id is the one the provider deploys into: default names depend on it.
-    """
-    subscription_id = _subscription(subscription_id)
-    settings = _Settings(get)
-    tier = settings.tier
-    _reject_keys_outside_tier(settings)
-    _reject_keys_without_requirement(settings)
-    location = _location(location)
-    alert_email = settings.parsed("alertEmail")
-    hosting = _hosting_fields(settings)
-    return StackConfig(
-        stack=stack,
-        tier=tier,
-        location=location,
-        alert_email=alert_email,
-        custom_domain=settings.parsed("customDomain"),
-        deployer_ip_address=settings.parsed("deployerIpAddress"),
-        log_retention_days=settings.parsed("logRetentionDays"),
-        package_path=settings.parsed("packagePath"),
-        script_attempt=settings.parsed("scriptAttempt"),
-        **_naming_fields(settings, stack, location, subscription_id),
-        **hosting,
-        **_postgres_fields(settings),
-        ingress=_ingress(settings, hosting["network"]),
-        hub=_hub(settings),
-        developer_access=_developer_access(settings),
-    )
-
-
-def placeholders(cfg: StackConfig) -> dict[str, tuple[str, str]]:
-    """key -> (value, what to set instead), for each stand-in the configuration still holds."""
-    found = {}
-    if cfg.postgres_admin.object_id == PLACEHOLDER_ADMIN_OBJECT_ID:
-        found["postgresAdminObjectId"] = (
-            cfg.postgres_admin.object_id,
-            "the object id of your Entra group that administers PostgreSQL "
-            "(az ad group show --group <name> --query id --output tsv)")
-    if _RESERVED_MAIL_DOMAIN.search(cfg.alert_email):
-        found["alertEmail"] = (cfg.alert_email, "an address that reads the alerts")
-    return found
-
-
-def refuse_placeholders(cfg: StackConfig) -> None:
-    """For a real deployment: names every stand-in left and how to replace it, in one line."""
-    found = placeholders(cfg)
-    if found:
-        problems = "; ".join(f"config '{key}': {value!r} is a placeholder, set {what}"
-                             for key, (value, what) in sorted(found.items()))
-        raise ConfigError(f"{problems}. Set each with `pulumi config set <key> <value>`, "
-                          f"then run `make synth` and commit Pulumi.{cfg.stack}.yaml")
-
-
-def load() -> StackConfig:
-    """Reads the current stack's configuration through pulumi.Config.
-
-    The subscription comes from the provider's own login, as a plain string (a synchronous
-    invoke), because names must be known before any resource is declared.
-    """
-    stack = pulumi.get_stack()
-    try:
-        reject_unknown_keys(_configured_keys(pulumi.get_project()))
-        location = pulumi.Config("azure-native").get("location")
-        subscription_id = authorization.get_client_config().subscription_id
-        return parse_config(stack, pulumi.Config().get, location, subscription_id)
-    except ConfigError as error:
-        raise ConfigError(f"Pulumi.{stack}.yaml: {error}") from None
