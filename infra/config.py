@@ -450,10 +450,10 @@ def _missing(key: str, what: str) -> ConfigError:
                        f"(pulumi config set {key} <value>)")
 
 
-def _location(location: str | None) -> str:
-    if not location:
-        raise _missing(LOCATION.name, LOCATION.required or "")
-    return LOCATION.parse(LOCATION.name, location, _Settings(lambda _key: None))
+def _with_location(get: Callable[[str], str | None],
+                   location: str | None) -> Callable[[str], str | None]:
+    """The project's keys, and the provider's region beside them under its own key."""
+    return lambda key: location if key == LOCATION.name else get(key)
 
 
 def _postgres_fields(settings: _Settings) -> dict[str, Any]:
@@ -648,11 +648,11 @@ def parse_config(stack: str, get: Callable[[str], str | None], location: str | N
     subscription_id is the one the provider deploys into: default names depend on it.
     """
     subscription_id = _subscription(subscription_id)
-    settings = _Settings(get)
+    settings = _Settings(_with_location(get, location))
     tier = settings.tier
     _reject_keys_outside_tier(settings)
     _reject_keys_without_requirement(settings)
-    location = _location(location)
+    location = settings.parsed(LOCATION.name)
     alert_email = settings.parsed("alertEmail")
     hosting = _hosting_fields(settings)
     return StackConfig(
@@ -927,5 +927,5 @@ KEYS: tuple[Key, ...] = (
         "`false`", default="true", tiers=VNET_TIERS,
         requires=Requirement("hubVirtualNetworkId")),
 )
-KEY_ROWS = {row.name: row for row in KEYS}
-KNOWN_KEYS = frozenset(KEY_ROWS)
+KEY_ROWS = {row.name: row for row in (LOCATION, *KEYS)}
+KNOWN_KEYS = frozenset(row.name for row in KEYS)
