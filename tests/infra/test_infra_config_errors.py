@@ -5,6 +5,8 @@ Each error names the key, the bad value and what is allowed.
 
 from __future__ import annotations
 
+import re
+
 import pulumi
 import pytest
 import yaml
@@ -479,3 +481,18 @@ def test_the_required_keys_are_the_rows_that_say_so():
     assert [key.name for key in KEYS if key.required] == [
         "tier", "alertEmail", "postgresAdminObjectId", "postgresAdminPrincipalName"]
     assert all(key.default is None and key.computed is None for key in KEYS if key.required)
+
+
+RANGE_KEYS = [(key, *map(int, match.groups())) for key in KEYS
+              if (match := re.match(r"(\d+)–(\d+)(?:$|[;,])", key.allowed))]
+
+
+@pytest.mark.parametrize(("key", "low", "high"), RANGE_KEYS, ids=lambda value: getattr(
+    value, "name", value))
+def test_a_documented_range_is_the_one_the_parser_enforces(valid_config, key, low, high):
+    assert len(RANGE_KEYS) >= 5
+    for outside in (low - 1, high + 1):
+        with pytest.raises(ConfigError, match=rf"^config '{key.name}': '{outside}' is not "
+                                              rf"allowed; expected an integer between {low} "
+                                              rf"and {high}$"):
+            parse(in_a_tier_of(valid_config, key, **{key.name: str(outside)}))
