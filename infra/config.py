@@ -3,6 +3,12 @@
 Every value is read and checked here, before the program declares a single resource, so a typo in
 `Pulumi.<stack>.yaml` fails fast with a message that names the key, the bad value and what is
 allowed, instead of surfacing as an ARM error twenty minutes into `pulumi up`.
+
+KEYS, at the end of the module, is the one table of keys: each row's parser, default per tier,
+tiers, requirement and description. The unknown-key, wrong-tier, requirement and required checks,
+the defaults and infra/README.md's configuration table (infra/config_table.py) all read it; the
+checks that span keys (subnets inside the VNet and apart, minimum <= maximum, HA vs Burstable,
+the gateway's subnet vs its capacity) are the named functions parse_config calls.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import hashlib
 import ipaddress
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,12 +47,6 @@ POSTGRES_SKU_TIERS = {
 }
 POSTGRES_STORAGE_SIZES_GB = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32767)
 POSTGRES_PRINCIPAL_TYPES = ("Group", "User", "ServicePrincipal")
-
-# Regional VNet integration needs at least a /28 (Microsoft recommends /26 to leave room for
-# scale-out); an ASE v3 subnet must be /24 or larger; private endpoints fit in a /28, and so does
-# the subnet delegated to the deployment scripts' container instances (one at a time).
-MIN_SUBNET_SIZE = {"integrationSubnet": 28, "privateEndpointSubnet": 28, "aseSubnet": 24,
-                   "deploymentScriptSubnet": 28}
 
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -283,27 +283,27 @@ def _network(key: str, value: str) -> ipaddress.IPv4Network:
         raise _fail(key, value, f"an IPv4 CIDR block with no host bits set ({error})") from None
 
 
-def _validate_network(values: Mapping[str, str], tier: str) -> Network:
-    vnet = _network("vnetAddressSpace", values["vnetAddressSpace"])
+def _validate_network(settings: _Settings) -> Network:
+    """Each subnet the tier creates lies inside the VNet and overlaps no other."""
+    vnet = settings.parsed("vnetAddressSpace")
     subnet_keys = ["privateEndpointSubnet", "deploymentScriptSubnet"]
-    subnet_keys.append("aseSubnet" if tier == "isolated" else "integrationSubnet")
+    subnet_keys.append("aseSubnet" if settings.tier == "isolated" else "integrationSubnet")
     subnets: dict[str, ipaddress.IPv4Network] = {}
     for key in subnet_keys:
-        subnet = _network(key, values[key])
-        if subnet.prefixlen > MIN_SUBNET_SIZE[key]:
-            raise _fail(key, values[key], f"a /{MIN_SUBNET_SIZE[key]} or larger block")
+        subnet = settings.parsed(key)
         if not subnet.subnet_of(vnet):
-            raise _fail(key, values[key], f"a block inside vnetAddressSpace {vnet}")
+            raise _fail(key, settings.value(key), f"a block inside vnetAddressSpace {vnet}")
         for other_key, other in subnets.items():
             if subnet.overlaps(other):
-                raise _fail(key, values[key], f"a block that does not overlap {other_key} {other}")
+                raise _fail(key, settings.value(key),
+                            f"a block that does not overlap {other_key} {other}")
         subnets[key] = subnet
     return Network(
         address_space=str(vnet),
-        integration_subnet=values["integrationSubnet"],
-        private_endpoint_subnet=values["privateEndpointSubnet"],
-        ase_subnet=values["aseSubnet"],
-        script_subnet=values["deploymentScriptSubnet"],
+        integration_subnet=settings.value("integrationSubnet"),
+        private_endpoint_subnet=settings.value("privateEndpointSubnet"),
+        ase_subnet=settings.value("aseSubnet"),
+        script_subnet=settings.value("deploymentScriptSubnet"),
     )
 
 
@@ -319,55 +319,36 @@ def _default_suffix(subscription_id: str, name_prefix: str, stack: str, location
     return hashlib.sha256(identity.encode()).hexdigest()[:6]
 
 
-def _postgres_sku(key: str, value: str, high_availability: bool) -> str:
+def _postgres_sku(key: str, value: str) -> str:
     tier = POSTGRES_SKU_TIERS.get(value[: len("Standard_B")])
     if tier is None or not re.match(r"^Standard_[BDE]\d+[a-z_0-9]*$", value):
         raise _fail(key, value, "a Flexible Server SKU such as Standard_B1ms or Standard_D2ds_v5")
-    if high_availability and tier == "Burstable":
-        raise _fail(
-            key, value, "a GeneralPurpose or MemoryOptimized SKU (Standard_D*/Standard_E*) "
-            "because postgresHighAvailability is true and Burstable servers have no HA"
-        )
     return value
 
 
-def tier_defaults(tier: str) -> dict[str, str]:
-    """Each key's value when the stack file leaves it out (infra/README.md, "Configuration")."""
-    production = tier != "basic"
-    return {
-        "sku": TIER_SKUS[tier][0],
-        "namePrefix": "rr",
-        "pythonVersion": "3.11",
-        "healthCheckPath": "/healthz",
-        "postgresSku": "Standard_D2ds_v5" if production else "Standard_B1ms",
-        "postgresStorageGb": "64" if production else "32",
-        "postgresBackupRetentionDays": "35" if production else "7",
-        "postgresHighAvailability": str(production).lower(),
-        "postgresGeoRedundantBackup": str(production).lower(),
-        "postgresAdminPrincipalType": "Group",
-        "vnetAddressSpace": "10.40.0.0/16",
-        "aseSubnet": "10.40.0.0/24",
-        "integrationSubnet": "10.40.1.0/26",
-        "privateEndpointSubnet": "10.40.2.0/27",
-        "deploymentScriptSubnet": "10.40.4.0/28",
-        "minInstances": "2" if production else "1",
-        "maxInstances": "6" if production else "1",
-        "logRetentionDays": "90" if production else "30",
-        "scriptAttempt": "1",
-        "ingress": "none",
-        "applicationGatewaySubnet": "10.40.3.0/24",
-        "applicationGatewayMinCapacity": "2",
-        "applicationGatewayMaxCapacity": "10",
-        "hubUseRemoteGateways": "true",
-    }
+def _refuse_burstable_high_availability(key: str, sku: str, high_availability: bool) -> str:
+    if high_availability and POSTGRES_SKU_TIERS[sku[: len("Standard_B")]] == "Burstable":
+        raise _fail(
+            key, sku, "a GeneralPurpose or MemoryOptimized SKU (Standard_D*/Standard_E*) "
+            "because postgresHighAvailability is true and Burstable servers have no HA"
+        )
+    return sku
 
 
-def _zone_redundant(raw: str | None, tier: str, sku: str) -> bool:
+def _postgres_storage_gb(key: str, raw: str) -> int:
+    storage = _int_in_range(key, raw, 32, 32767)
+    if storage not in POSTGRES_STORAGE_SIZES_GB:
+        raise _fail(key, storage, "one of " + ", ".join(map(str, POSTGRES_STORAGE_SIZES_GB)))
+    return storage
+
+
+def _zone_redundant(settings: _Settings, sku: str) -> bool:
     # Zone redundancy is a Premium v3 / Isolated v2 feature; default it on where the SKU has it.
+    tier, raw = settings.tier, settings.get("zoneRedundant")
     capable = tier == "isolated" or (tier == "standard" and sku.startswith("P"))
     if raw is None:
         return capable
-    value = _bool("zoneRedundant", raw)
+    value = settings.parsed("zoneRedundant")
     if value and not capable:
         raise _fail("zoneRedundant", raw, f"false for SKU {sku} (only Premium v3 and Isolated v2 "
                     "plans are zone redundant)")
@@ -384,65 +365,21 @@ def max_instances_for(sku: str) -> int:
     return MAX_INSTANCES_BY_SKU_FAMILY[sku[0]]
 
 
-def _instances(values: Mapping[str, str], tier: str, sku: str) -> tuple[int, int]:
-    if tier == "basic":
+def _instances(settings: _Settings) -> tuple[int, int]:
+    if settings.tier == "basic":
         # Basic plans have no autoscale; one instance is all the dev stack pays for.
         return 1, 1
-    limit = max_instances_for(sku)
-    low = _int_in_range("minInstances", values["minInstances"], 2, limit)
-    high = _int_in_range("maxInstances", values["maxInstances"], 2, limit)
+    low, high = settings.parsed("minInstances"), settings.parsed("maxInstances")
     if high < low:
-        raise _fail("maxInstances", values["maxInstances"], f"at least minInstances ({low})")
+        raise _fail("maxInstances", settings.value("maxInstances"),
+                    f"at least minInstances ({low})")
     return low, high
 
 
-DEVELOPER_KEYS = ("developerGroupObjectId", "developerGroupName", "developerIpRanges")
 # Most firewall rules the developer ranges may add: each is a resource and a hole to review.
 MAX_DEVELOPER_IP_RANGES = 10
 # A PostgreSQL role name (NAMEDATALEN - 1 bytes); an Entra display name is at most 256 characters.
 MAX_POSTGRES_ROLE_NAME = 63
-
-NETWORK_KEYS = ("vnetAddressSpace", "integrationSubnet", "privateEndpointSubnet", "aseSubnet",
-                "deploymentScriptSubnet")
-
-# Keys that only mean something in some tiers: setting one elsewhere is a mistake worth reporting,
-# not a value to ignore silently.
-TIER_ONLY_KEYS: dict[str, tuple[str, ...]] = {
-    "deployerIpAddress": ("basic",),
-    # Developers' own sign-ins and addresses reach the disposable dev tier, never production.
-    **dict.fromkeys(DEVELOPER_KEYS, ("basic",)),
-    # App Service managed certificates need a publicly reachable site: not behind the ASE's ILB.
-    "customDomain": ("basic", "standard"),
-    "vnetAddressSpace": ("standard", "isolated"),
-    "privateEndpointSubnet": ("standard", "isolated"),
-    "integrationSubnet": ("standard",),
-    "aseSubnet": ("isolated",),
-    "deploymentScriptSubnet": ("standard", "isolated"),
-    "minInstances": ("standard", "isolated"),
-    "maxInstances": ("standard", "isolated"),
-    "zoneRedundant": ("standard", "isolated"),
-    "ingress": ("standard", "isolated"),
-    "applicationGatewaySubnet": ("standard", "isolated"),
-    "applicationGatewayMinCapacity": ("standard", "isolated"),
-    "applicationGatewayMaxCapacity": ("standard", "isolated"),
-    "applicationGatewayHostName": ("standard", "isolated"),
-    "applicationGatewayCertificateName": ("standard", "isolated"),
-    "hubVirtualNetworkId": ("standard", "isolated"),
-    "hubUseRemoteGateways": ("standard", "isolated"),
-}
-
-# Keys that only mean something once `ingress` is applicationGateway.
-GATEWAY_KEYS = ("applicationGatewaySubnet", "applicationGatewayMinCapacity",
-                "applicationGatewayMaxCapacity", "applicationGatewayHostName",
-                "applicationGatewayCertificateName")
-
-KNOWN_KEYS = frozenset({
-    "tier", "sku", "pythonVersion", "healthCheckPath", "alertEmail",
-    "namePrefix", "nameSuffix", "postgresAdminObjectId", "postgresAdminPrincipalName",
-    "postgresAdminPrincipalType", "postgresSku", "postgresStorageGb",
-    "postgresBackupRetentionDays", "postgresHighAvailability", "postgresGeoRedundantBackup",
-    "logRetentionDays", "packagePath", "scriptAttempt", *TIER_ONLY_KEYS,
-})
 
 
 def reject_unknown_keys(keys: Iterable[str]) -> None:
@@ -462,29 +399,50 @@ def _configured_keys(project: str) -> set[str]:
     return {name[len(prefix):] for name in names if name.startswith(prefix)}
 
 
-def _reject_keys_outside_tier(get: Callable[[str], str | None], tier: str) -> None:
-    for key, tiers in TIER_ONLY_KEYS.items():
-        raw = get(key)
-        if raw is not None and tier not in tiers:
-            raise _fail(key, raw, f"unset in the {tier} tier (it applies to: {', '.join(tiers)})")
+def _reject_keys_outside_tier(settings: _Settings) -> None:
+    # A key that means nothing in this tier is a mistake worth reporting, not a value to ignore.
+    for row in KEYS:
+        raw = settings.get(row.name)
+        if raw is not None and settings.tier not in row.tiers:
+            raise _fail(row.name, raw, f"unset in the {settings.tier} tier "
+                        f"(it applies to: {', '.join(row.tiers)})")
 
 
-@dataclass(frozen=True)
-class _Lookup:
-    """Raw config access: what the stack file says, else the tier's default."""
+def _reject_keys_without_requirement(settings: _Settings) -> None:
+    for row in KEYS:
+        raw = settings.get(row.name)
+        if raw is not None and row.requires and not row.requires.met(settings):
+            raise _fail(row.name, raw, row.requires.unmet(settings))
 
-    get: Callable[[str], str | None]
-    defaults: Mapping[str, str]
 
-    def value(self, key: str) -> str:
+class _Settings:
+    """The stack file's values for one stack: raw, else the tier's default, parsed by each row."""
+
+    def __init__(self, get: Callable[[str], str | None]) -> None:
+        self.get = get
+        self._parsed: dict[str, Any] = {}
+
+    @property
+    def tier(self) -> str:
+        return self.parsed("tier")
+
+    def value(self, key: str) -> str | None:
         raw = self.get(key)
-        return self.defaults[key] if raw is None else raw
+        return KEY_ROWS[key].default_in(self.tier) if raw is None else raw
 
-    def required(self, key: str, what: str) -> str:
-        raw = self.get(key)
-        if not raw:
-            raise _missing(key, what)
-        return raw
+    def parsed(self, key: str) -> Any:
+        """The key's parsed value (None while unset with no default); a required key must be set."""
+        if key not in self._parsed:
+            row = KEY_ROWS[key]
+            if row.required and not self.get(key):
+                raise _missing(key, row.required)
+            raw = self.value(key)
+            self._parsed[key] = None if raw is None else row.parse(key, raw, self)
+        return self._parsed[key]
+
+    def parse_as(self, key: str, raw: str) -> Any:
+        """A value the program chose for the key, checked like one from the stack file."""
+        return KEY_ROWS[key].parse(key, raw, self)
 
 
 def _missing(key: str, what: str) -> ConfigError:
@@ -492,61 +450,42 @@ def _missing(key: str, what: str) -> ConfigError:
                        f"(pulumi config set {key} <value>)")
 
 
-def _location(location: str | None) -> str:
-    key = "azure-native:location"
-    if not location:
-        raise _missing(key, "an Azure region such as westeurope")
-    return _matching(key, location, _LOCATION,
-                     "an Azure region name such as westeurope (lowercase, no spaces)")
+def _with_location(get: Callable[[str], str | None],
+                   location: str | None) -> Callable[[str], str | None]:
+    """The project's keys, and the provider's region beside them under its own key."""
+    return lambda key: location if key == LOCATION.name else get(key)
 
 
-def _postgres_fields(config: _Lookup) -> dict[str, Any]:
-    high_availability = _bool("postgresHighAvailability", config.value("postgresHighAvailability"))
-    storage = _int_in_range("postgresStorageGb", config.value("postgresStorageGb"), 32, 32767)
-    if storage not in POSTGRES_STORAGE_SIZES_GB:
-        raise _fail("postgresStorageGb", storage,
-                    "one of " + ", ".join(map(str, POSTGRES_STORAGE_SIZES_GB)))
+def _postgres_fields(settings: _Settings) -> dict[str, Any]:
+    high_availability = settings.parsed("postgresHighAvailability")
+    storage = settings.parsed("postgresStorageGb")
     admin = PostgresAdmin(
-        object_id=_uuid("postgresAdminObjectId", config.required(
-            "postgresAdminObjectId", "the object id of the Entra group that administers "
-            "PostgreSQL")),
-        principal_name=config.required(
-            "postgresAdminPrincipalName",
-            "the display name of that Entra group (it is the PostgreSQL role name)"),
-        principal_type=_choice("postgresAdminPrincipalType",
-                               config.value("postgresAdminPrincipalType"),
-                               POSTGRES_PRINCIPAL_TYPES),
+        object_id=settings.parsed("postgresAdminObjectId"),
+        principal_name=settings.parsed("postgresAdminPrincipalName"),
+        principal_type=settings.parsed("postgresAdminPrincipalType"),
     )
     return {
         "postgres_admin": admin,
-        "postgres_sku": _postgres_sku("postgresSku", config.value("postgresSku"),
-                                      high_availability),
+        "postgres_sku": _refuse_burstable_high_availability(
+            "postgresSku", settings.parsed("postgresSku"), high_availability),
         "postgres_storage_gb": storage,
-        "postgres_backup_retention_days": _int_in_range(
-            "postgresBackupRetentionDays", config.value("postgresBackupRetentionDays"), 7, 35),
+        "postgres_backup_retention_days": settings.parsed("postgresBackupRetentionDays"),
         "postgres_high_availability": high_availability,
-        "postgres_geo_redundant_backup": _bool("postgresGeoRedundantBackup",
-                                               config.value("postgresGeoRedundantBackup")),
+        "postgres_geo_redundant_backup": settings.parsed("postgresGeoRedundantBackup"),
     }
 
 
-def _hosting_fields(config: _Lookup, tier: str) -> dict[str, Any]:
-    sku = _choice("sku", config.value("sku"), TIER_SKUS[tier])
-    min_instances, max_instances = _instances(
-        {key: config.value(key) for key in ("minInstances", "maxInstances")}, tier, sku)
-    health_check_path = config.value("healthCheckPath")
-    if not re.match(r"^/[A-Za-z0-9/_.-]*$", health_check_path):
-        raise _fail("healthCheckPath", health_check_path, "an absolute URL path such as /healthz")
+def _hosting_fields(settings: _Settings) -> dict[str, Any]:
+    sku = settings.parsed("sku")
+    min_instances, max_instances = _instances(settings)
     return {
         "sku": sku,
-        "python_version": _choice("pythonVersion", config.value("pythonVersion"),
-                                  PYTHON_VERSIONS),
-        "health_check_path": health_check_path,
-        "network": None if tier == "basic" else _validate_network(
-            {key: config.value(key) for key in NETWORK_KEYS}, tier),
+        "health_check_path": settings.parsed("healthCheckPath"),
+        "python_version": settings.parsed("pythonVersion"),
+        "network": None if settings.tier == "basic" else _validate_network(settings),
         "min_instances": min_instances,
         "max_instances": max_instances,
-        "zone_redundant": _zone_redundant(config.get("zoneRedundant"), tier, sku),
+        "zone_redundant": _zone_redundant(settings, sku),
     }
 
 
@@ -575,13 +514,10 @@ def _tier_subnets(network: Network, tier: str) -> dict[str, str]:
             "deploymentScriptSubnet": network.script_subnet}
 
 
-def _gateway_subnet(config: _Lookup, network: Network, tier: str, max_capacity: int) -> str:
+def _gateway_subnet(settings: _Settings, network: Network, max_capacity: int) -> str:
     key = "applicationGatewaySubnet"
-    raw = config.value(key)
-    subnet = _network(key, raw)
-    if subnet.prefixlen > MIN_GATEWAY_SUBNET_PREFIX:
-        raise _fail(key, raw, f"a /{MIN_GATEWAY_SUBNET_PREFIX} or larger block "
-                    "(Application Gateway v2; a /24 is recommended)")
+    raw = settings.value(key)
+    subnet = settings.parsed(key)
     needed = max_capacity + GATEWAY_SUBNET_OVERHEAD
     if subnet.num_addresses < needed:
         raise _fail(key, raw, f"a block with at least {needed} addresses for "
@@ -589,65 +525,61 @@ def _gateway_subnet(config: _Lookup, network: Network, tier: str, max_capacity: 
     vnet = ipaddress.IPv4Network(network.address_space)
     if not subnet.subnet_of(vnet):
         raise _fail(key, raw, f"a block inside vnetAddressSpace {vnet}")
-    for other_key, other in _tier_subnets(network, tier).items():
+    for other_key, other in _tier_subnets(network, settings.tier).items():
         if subnet.overlaps(ipaddress.IPv4Network(other)):
             raise _fail(key, raw, f"a block that does not overlap {other_key} {other}")
     return raw
 
 
-def _ingress(config: _Lookup, network: Network | None, tier: str) -> Ingress | None:
-    mode = _choice("ingress", config.value("ingress"), INGRESS_MODES)
-    if mode == "none":
-        for key in GATEWAY_KEYS:
-            if config.get(key) is not None:
-                raise _fail(key, config.get(key), "unset while 'ingress' is none "
-                            "(set ingress: applicationGateway to use it)")
+def _ingress(settings: _Settings, network: Network | None) -> Ingress | None:
+    if settings.parsed("ingress") == "none":
         return None
     assert network is not None, "ingress is refused in the basic tier before this point"
-    if config.get("customDomain") is not None:
+    if settings.get("customDomain") is not None:
         # App Service managed certificates need a site the public can reach; behind the
         # gateway only the gateway's subnet can.
-        raise _fail("customDomain", config.get("customDomain"), "unset while ingress is "
+        raise _fail("customDomain", settings.get("customDomain"), "unset while ingress is "
                     "applicationGateway (use applicationGatewayHostName for the public name)")
-    low = _int_in_range("applicationGatewayMinCapacity",
-                        config.value("applicationGatewayMinCapacity"), 0, GATEWAY_CAPACITY_LIMIT)
-    high = _int_in_range("applicationGatewayMaxCapacity",
-                         config.value("applicationGatewayMaxCapacity"), 2, GATEWAY_CAPACITY_LIMIT)
+    low = settings.parsed("applicationGatewayMinCapacity")
+    high = settings.parsed("applicationGatewayMaxCapacity")
     if high < low:
-        raise _fail("applicationGatewayMaxCapacity", config.value("applicationGatewayMaxCapacity"),
+        raise _fail("applicationGatewayMaxCapacity",
+                    settings.value("applicationGatewayMaxCapacity"),
                     f"at least applicationGatewayMinCapacity ({low})")
     return Ingress(
-        subnet=_gateway_subnet(config, network, tier, high),
+        subnet=_gateway_subnet(settings, network, high),
         min_capacity=low,
         max_capacity=high,
-        host_name=_optional(config, "applicationGatewayHostName", _public_host_name),
-        certificate_name=_optional(config, "applicationGatewayCertificateName",
-                                   _key_vault_object_name),
+        host_name=settings.parsed("applicationGatewayHostName"),
+        certificate_name=settings.parsed("applicationGatewayCertificateName"),
     )
 
 
-def _hub(config: _Lookup) -> Hub | None:
-    raw = config.get("hubVirtualNetworkId")
-    if raw is None:
-        if config.get("hubUseRemoteGateways") is not None:
-            raise _fail("hubUseRemoteGateways", config.get("hubUseRemoteGateways"),
-                        "unset while hubVirtualNetworkId is unset")
-        return None
+def _hub_vnet_id(key: str, raw: str) -> str:
     match = _VNET_ID.match(raw)
     if not match:
-        raise _fail("hubVirtualNetworkId", raw, "the full resource id of the hub VNet: "
+        raise _fail(key, raw, "the full resource id of the hub VNet: "
                     "/subscriptions/<guid>/resourceGroups/<group>/providers/"
                     "Microsoft.Network/virtualNetworks/<name>")
     try:
-        subscription = str(uuid.UUID(match["subscription"]))
+        uuid.UUID(match["subscription"])
     except ValueError:
-        raise _fail("hubVirtualNetworkId", raw, "a VNet id whose subscription is a GUID") from None
+        raise _fail(key, raw, "a VNet id whose subscription is a GUID") from None
+    return raw
+
+
+def _hub(settings: _Settings) -> Hub | None:
+    vnet_id = settings.parsed("hubVirtualNetworkId")
+    if vnet_id is None:
+        return None
+    match = _VNET_ID.match(vnet_id)
+    assert match, "hubVirtualNetworkId's parser checked the id's shape"
     return Hub(
-        vnet_id=raw,
-        subscription_id=subscription,
+        vnet_id=vnet_id,
+        subscription_id=str(uuid.UUID(match["subscription"])),
         resource_group=match["group"],
         vnet_name=match["name"],
-        use_remote_gateways=_bool("hubUseRemoteGateways", config.value("hubUseRemoteGateways")),
+        use_remote_gateways=settings.parsed("hubUseRemoteGateways"),
     )
 
 
@@ -660,10 +592,7 @@ def _developer_ip_range(key: str, value: str) -> str:
     return str(network)
 
 
-def _developer_ip_ranges(raw: str | None) -> tuple[str, ...]:
-    key = "developerIpRanges"
-    if raw is None:
-        return ()
+def _developer_ip_ranges(key: str, raw: str) -> tuple[str, ...]:
     ranges = tuple(part.strip() for part in raw.split(",") if part.strip())
     if not ranges or len(ranges) > MAX_DEVELOPER_IP_RANGES:
         raise _fail(key, raw, f"1 to {MAX_DEVELOPER_IP_RANGES} comma-separated IPv4 CIDR blocks "
@@ -671,42 +600,35 @@ def _developer_ip_ranges(raw: str | None) -> tuple[str, ...]:
     return tuple(_developer_ip_range(key, item) for item in ranges)
 
 
-def _developer_access(config: _Lookup) -> DeveloperAccess | None:
-    object_id, name = config.get("developerGroupObjectId"), config.get("developerGroupName")
-    ip_ranges = config.get("developerIpRanges")
+def _developer_group_name(key: str, name: str) -> str:
+    if not name or len(name) > MAX_POSTGRES_ROLE_NAME or not name.isprintable():
+        raise _fail(key, name, "the Entra group's display name, 1-"
+                    f"{MAX_POSTGRES_ROLE_NAME} printable characters (it is the PostgreSQL role)")
+    return name
+
+
+def _developer_access(settings: _Settings) -> DeveloperAccess | None:
+    """The group's id and name are set together, or neither."""
+    object_id, name = settings.get("developerGroupObjectId"), settings.get("developerGroupName")
     if object_id is None and name is None:
-        if ip_ranges is not None:
-            raise _fail("developerIpRanges", ip_ranges,
-                        "unset while developerGroupObjectId is unset (set the group first)")
         return None
     if name is None:
         raise _missing("developerGroupName", "the display name of the Entra group named by "
                        "developerGroupObjectId (it is the PostgreSQL role name)")
-    if not name or len(name) > MAX_POSTGRES_ROLE_NAME or not name.isprintable():
-        raise _fail("developerGroupName", name, "the Entra group's display name, 1-"
-                    f"{MAX_POSTGRES_ROLE_NAME} printable characters (it is the PostgreSQL role)")
+    name = settings.parsed("developerGroupName")
     if object_id is None:
         raise _missing("developerGroupObjectId", "the object id of the Entra group named by "
                        "developerGroupName")
-    return DeveloperAccess(group_object_id=_uuid("developerGroupObjectId", object_id),
-                           group_name=name, ip_ranges=_developer_ip_ranges(ip_ranges))
+    return DeveloperAccess(group_object_id=settings.parsed("developerGroupObjectId"),
+                           group_name=name,
+                           ip_ranges=settings.parsed("developerIpRanges") or ())
 
 
-def _optional(config: _Lookup, key: str, validate: Callable[[str, str], str]) -> str | None:
-    raw = config.get(key)
-    return None if raw is None else validate(key, raw)
-
-
-def _naming_fields(config: _Lookup, stack: str, location: str,
+def _naming_fields(settings: _Settings, stack: str, location: str,
                    subscription_id: str) -> dict[str, str]:
-    prefix = _matching("namePrefix", config.value("namePrefix"), _NAME_PREFIX,
-                       "2-8 lowercase letters or digits, starting with a letter")
-    suffix = config.get("nameSuffix") or _default_suffix(subscription_id, prefix, stack, location)
-    return {
-        "name_prefix": prefix,
-        "name_suffix": _matching("nameSuffix", suffix, _NAME_SUFFIX,
-                                 "4-6 lowercase letters or digits"),
-    }
+    prefix = settings.parsed("namePrefix")
+    suffix = settings.get("nameSuffix") or _default_suffix(subscription_id, prefix, stack, location)
+    return {"name_prefix": prefix, "name_suffix": settings.parse_as("nameSuffix", suffix)}
 
 
 def _subscription(subscription_id: str) -> str:
@@ -726,31 +648,29 @@ def parse_config(stack: str, get: Callable[[str], str | None], location: str | N
     subscription_id is the one the provider deploys into: default names depend on it.
     """
     subscription_id = _subscription(subscription_id)
-    if not get("tier"):
-        raise _missing("tier", "the hosting tier, one of " + ", ".join(TIERS))
-    tier = _choice("tier", get("tier"), TIERS)
-    _reject_keys_outside_tier(get, tier)
-    config = _Lookup(get, tier_defaults(tier))
-    location = _location(location)
-    alert_email = config.required("alertEmail", "the e-mail address that receives alerts")
-    hosting = _hosting_fields(config, tier)
+    settings = _Settings(_with_location(get, location))
+    tier = settings.tier
+    _reject_keys_outside_tier(settings)
+    _reject_keys_without_requirement(settings)
+    location = settings.parsed(LOCATION.name)
+    alert_email = settings.parsed("alertEmail")
+    hosting = _hosting_fields(settings)
     return StackConfig(
         stack=stack,
         tier=tier,
         location=location,
-        alert_email=_matching("alertEmail", alert_email, _EMAIL, "an e-mail address"),
-        custom_domain=_optional(config, "customDomain", _hostname),
-        deployer_ip_address=_optional(config, "deployerIpAddress", _ipv4),
-        log_retention_days=_int_in_range("logRetentionDays", config.value("logRetentionDays"),
-                                         30, 730),
-        package_path=config.get("packagePath"),
-        script_attempt=_int_in_range("scriptAttempt", config.value("scriptAttempt"), 1, 9999),
-        **_naming_fields(config, stack, location, subscription_id),
+        alert_email=alert_email,
+        custom_domain=settings.parsed("customDomain"),
+        deployer_ip_address=settings.parsed("deployerIpAddress"),
+        log_retention_days=settings.parsed("logRetentionDays"),
+        package_path=settings.parsed("packagePath"),
+        script_attempt=settings.parsed("scriptAttempt"),
+        **_naming_fields(settings, stack, location, subscription_id),
         **hosting,
-        **_postgres_fields(config),
-        ingress=_ingress(config, hosting["network"], tier),
-        hub=_hub(config),
-        developer_access=_developer_access(config),
+        **_postgres_fields(settings),
+        ingress=_ingress(settings, hosting["network"]),
+        hub=_hub(settings),
+        developer_access=_developer_access(settings),
     )
 
 
@@ -791,3 +711,221 @@ def load() -> StackConfig:
         return parse_config(stack, pulumi.Config().get, location, subscription_id)
     except ConfigError as error:
         raise ConfigError(f"Pulumi.{stack}.yaml: {error}") from None
+
+
+# --- the table: one row per key -----------------------------------------------------------------
+# Last in the module because its rows name the parsers above; the functions above read it only
+# when called.
+
+# A row's parser: (key, raw value, the stack's settings) -> the parsed value, or a ConfigError.
+# Most ignore the settings; a few read the tier or a key parsed before them (sku, instances).
+Parser = Callable[[str, str, "_Settings"], Any]
+
+
+def _each(check: Callable[[str, str], Any]) -> Parser:
+    return lambda key, raw, _settings: check(key, raw)
+
+
+def _one_of(allowed: tuple[str, ...]) -> Parser:
+    return lambda key, raw, _settings: _choice(key, raw, allowed)
+
+
+def _integer(low: int, high: int) -> Parser:
+    return lambda key, raw, _settings: _int_in_range(key, raw, low, high)
+
+
+def _pattern(pattern: re.Pattern[str], allowed: str) -> Parser:
+    return lambda key, raw, _settings: _matching(key, raw, pattern, allowed)
+
+
+def _subnet(min_prefix: int, allowed: str = "") -> Parser:
+    def parse(key: str, raw: str, _settings: _Settings) -> ipaddress.IPv4Network:
+        subnet = _network(key, raw)
+        if subnet.prefixlen > min_prefix:
+            raise _fail(key, raw, f"a /{min_prefix} or larger block{allowed}")
+        return subnet
+    return parse
+
+
+def _text(_key: str, raw: str, _settings: _Settings) -> str:
+    return raw
+
+
+def _tier_sku(key: str, raw: str, settings: _Settings) -> str:
+    return _choice(key, raw, TIER_SKUS[settings.tier])
+
+
+def _instance_count(key: str, raw: str, settings: _Settings) -> int:
+    return _int_in_range(key, raw, 2, max_instances_for(settings.parsed("sku")))
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A key that only means something while another key is set (to one value)."""
+
+    key: str
+    value: str | None = None  # None: any value
+
+    def met(self, settings: _Settings) -> bool:
+        if self.value is None:
+            return settings.get(self.key) is not None
+        return settings.parsed(self.key) == self.value
+
+    def unmet(self, settings: _Settings) -> str:
+        """What is allowed instead, while the requirement is not met."""
+        if self.value is None:
+            return f"unset while {self.key} is unset (set {self.key} first)"
+        return (f"unset while {self.key} is {settings.parsed(self.key)} "
+                f"(set {self.key}: {self.value} to use it)")
+
+    def describe(self) -> str:
+        return f"`{self.key}` set" if self.value is None else f"`{self.key}: {self.value}`"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One stack config key: how it parses, its defaults, where it applies and what it means."""
+
+    name: str
+    parse: Parser
+    allowed: str  # what a valid value is, for people (infra/README.md's table)
+    # The value when the stack file leaves the key out: one for every tier, or one per tier in
+    # TIERS order. None: unset, unless `computed` says how the program derives it.
+    default: str | tuple[str, str, str] | None = None
+    computed: str | None = None
+    tiers: tuple[str, ...] = TIERS
+    requires: Requirement | None = None
+    required: str | None = None  # what to set: the key has no default and must be set
+
+    def default_in(self, tier: str) -> str | None:
+        if isinstance(self.default, tuple):
+            return self.default[TIERS.index(tier)]
+        return self.default
+
+
+def _basic_else(basic: str, production: str) -> tuple[str, str, str]:
+    return (basic, production, production)
+
+
+VNET_TIERS = ("standard", "isolated")
+WITH_GATEWAY = Requirement("ingress", "applicationGateway")
+_SUBNET = "inside the VNet, {size} or larger, not overlapping"
+
+# The provider's key, outside the project's namespace: read by the program, documented beside.
+LOCATION = Key("azure-native:location",
+               _pattern(_LOCATION, "an Azure region name such as westeurope (lowercase, "
+                        "no spaces)"),
+               "an Azure region name, e.g. `westeurope`",
+               required="an Azure region such as westeurope")
+
+KEYS: tuple[Key, ...] = (
+    Key("tier", _one_of(TIERS), ", ".join(f"`{tier}`" for tier in TIERS),
+        required="the hosting tier, one of " + ", ".join(TIERS)),
+    Key("sku", _tier_sku, "; ".join(f"{tier}: " + " ".join(f"`{sku}`" for sku in skus)
+                                    for tier, skus in TIER_SKUS.items()),
+        default=tuple(TIER_SKUS[tier][0] for tier in TIERS)),
+    Key("pythonVersion", _one_of(PYTHON_VERSIONS),
+        ", ".join(f"`{version}`" for version in PYTHON_VERSIONS)
+        + " (also picks `dist/webapp-py<version>.zip`)", default="3.11"),
+    Key("alertEmail", _pattern(_EMAIL, "an e-mail address"), "an e-mail address",
+        required="the e-mail address that receives alerts"),
+    Key("postgresAdminObjectId", _each(_uuid),
+        "object id (GUID) of the Entra group that administers PostgreSQL",
+        required="the object id of the Entra group that administers PostgreSQL"),
+    Key("postgresAdminPrincipalName", _text,
+        "that group's display name (its PostgreSQL role name)",
+        required="the display name of that Entra group (it is the PostgreSQL role name)"),
+    Key("postgresAdminPrincipalType", _one_of(POSTGRES_PRINCIPAL_TYPES),
+        ", ".join(f"`{kind}`" for kind in POSTGRES_PRINCIPAL_TYPES), default="Group"),
+    Key("postgresSku", _each(_postgres_sku),
+        "`Standard_B*`, `Standard_D*`, `Standard_E*` (HA needs D or E)",
+        default=_basic_else("Standard_B1ms", "Standard_D2ds_v5")),
+    Key("postgresStorageGb", _each(_postgres_storage_gb),
+        ", ".join(map(str, POSTGRES_STORAGE_SIZES_GB)), default=_basic_else("32", "64")),
+    Key("postgresBackupRetentionDays", _integer(7, 35), "7–35", default=_basic_else("7", "35")),
+    Key("postgresHighAvailability", _each(_bool), "`true`, `false` (zone-redundant HA)",
+        default=_basic_else("false", "true")),
+    Key("postgresGeoRedundantBackup", _each(_bool), "`true`, `false`",
+        default=_basic_else("false", "true")),
+    Key("healthCheckPath", _pattern(re.compile(r"^/[A-Za-z0-9/_.-]*$"),
+                                    "an absolute URL path such as /healthz"),
+        "an absolute URL path", default="/healthz"),
+    Key("logRetentionDays", _integer(30, 730), "30–730", default=_basic_else("30", "90")),
+    # App Service managed certificates need a publicly reachable site: not behind the ASE's ILB.
+    Key("customDomain", _each(_hostname), "without the gateway: a lowercase subdomain such as "
+        "`www.example.com` (binding + managed certificate + SNI)", tiers=("basic", "standard")),
+    Key("namePrefix", _pattern(_NAME_PREFIX, "2-8 lowercase letters or digits, starting with a "
+                               "letter"),
+        "2–8 lowercase letters/digits, starting with a letter", default="rr"),
+    Key("nameSuffix", _pattern(_NAME_SUFFIX, "4-6 lowercase letters or digits"),
+        "4–6 lowercase letters/digits (set it if a global name is taken)",
+        computed="6 hex chars from project, subscription, resource group and region"),
+    Key("packagePath", _text, "path (relative to the repo root or absolute) of the deploy zip",
+        computed="`dist/webapp-py<pythonVersion>.zip`"),
+    Key("deployerIpAddress", _each(_ipv4), "a public IPv4 allowed through the PostgreSQL "
+        "firewall for your own `psql` sessions (the SQL step does not need it)",
+        tiers=("basic",)),
+    # Developers' own sign-ins and addresses reach the disposable dev tier, never production.
+    Key("developerGroupObjectId", _each(_uuid), "object id (GUID) of the Entra group whose "
+        "members run the site locally against this stack (`make dev-azure`; \"Developer "
+        "access\" below); set together with `developerGroupName`", tiers=("basic",)),
+    Key("developerGroupName", _each(_developer_group_name), "that group's display name, "
+        f"1–{MAX_POSTGRES_ROLE_NAME} printable characters (its PostgreSQL role, and the user "
+        "name its members sign in with)", tiers=("basic",)),
+    Key("developerIpRanges", _each(_developer_ip_ranges),
+        f"1–{MAX_DEVELOPER_IP_RANGES} comma-separated public IPv4 CIDR blocks, each a /24 or "
+        "smaller (one PostgreSQL firewall rule each), e.g. `20.50.1.0/28,52.10.20.30/32`",
+        tiers=("basic",), requires=Requirement("developerGroupObjectId")),
+    Key("vnetAddressSpace", _each(_network), "an IPv4 CIDR", default="10.40.0.0/16",
+        tiers=VNET_TIERS),
+    # Regional VNet integration needs at least a /28 (Microsoft recommends /26 to leave room for
+    # scale-out); an ASE v3 subnet must be /24 or larger; private endpoints fit in a /28, and so
+    # does the subnet delegated to the deployment scripts' container instances (one at a time).
+    Key("integrationSubnet", _subnet(28), _SUBNET.format(size="/28"), default="10.40.1.0/26",
+        tiers=("standard",)),
+    Key("privateEndpointSubnet", _subnet(28), _SUBNET.format(size="/28"),
+        default="10.40.2.0/27", tiers=VNET_TIERS),
+    Key("aseSubnet", _subnet(24), _SUBNET.format(size="/24"), default="10.40.0.0/24",
+        tiers=("isolated",)),
+    Key("deploymentScriptSubnet", _subnet(28), _SUBNET.format(size="/28")
+        + "; delegated to the deployment scripts' container instances",
+        default="10.40.4.0/28", tiers=VNET_TIERS),
+    Key("minInstances", _instance_count, "2 up to the SKU's limit (Standard 10, Premium v3 30, "
+        "Isolated v2 100)", default="2", tiers=VNET_TIERS),
+    Key("maxInstances", _instance_count, "2 up to the SKU's limit, at least `minInstances`",
+        default="6", tiers=VNET_TIERS),
+    Key("scriptAttempt", _integer(1, 9999), "1–9999; a new value runs every deployment script "
+        "once more under a new name (after a failed script whose cause lay outside the "
+        "program: \"Recovering from a failed run\")", default="1"),
+    Key("zoneRedundant", _each(_bool), "`true` (Premium v3 and Isolated v2 only), `false` (also "
+        "puts the gateway and its public IP in zones 1-3)",
+        computed="`true` where the SKU supports it", tiers=VNET_TIERS),
+    Key("ingress", _one_of(INGRESS_MODES), "`none` (no public front door), `applicationGateway` "
+        "(see \"Ingress\" below); the committed `Pulumi.isolated.yaml` sets "
+        "`applicationGateway`, a new stack without the key gets none",
+        default="none", tiers=VNET_TIERS),
+    Key("applicationGatewaySubnet",
+        _subnet(MIN_GATEWAY_SUBNET_PREFIX, " (Application Gateway v2; a /24 is recommended)"),
+        f"inside the VNet, /{MIN_GATEWAY_SUBNET_PREFIX} or larger (a /24 is recommended), room "
+        f"for `applicationGatewayMaxCapacity` + {GATEWAY_SUBNET_OVERHEAD} addresses, not "
+        "overlapping", default="10.40.3.0/24", tiers=VNET_TIERS, requires=WITH_GATEWAY),
+    Key("applicationGatewayMinCapacity", _integer(0, GATEWAY_CAPACITY_LIMIT),
+        f"0–{GATEWAY_CAPACITY_LIMIT}", default="2", tiers=VNET_TIERS, requires=WITH_GATEWAY),
+    Key("applicationGatewayMaxCapacity", _integer(2, GATEWAY_CAPACITY_LIMIT),
+        f"2–{GATEWAY_CAPACITY_LIMIT}, at least the minimum", default="10", tiers=VNET_TIERS,
+        requires=WITH_GATEWAY),
+    Key("applicationGatewayHostName", _each(_public_host_name),
+        "your own lowercase domain name (CNAME it to the gateway's name)",
+        computed="the public IP's `<label>.<region>.cloudapp.azure.com`", tiers=VNET_TIERS,
+        requires=WITH_GATEWAY),
+    Key("applicationGatewayCertificateName", _each(_key_vault_object_name),
+        "name of a certificate (or PFX secret) in the stack's Key Vault",
+        computed="unset: a self-signed certificate", tiers=VNET_TIERS, requires=WITH_GATEWAY),
+    Key("hubVirtualNetworkId", _each(_hub_vnet_id), "`/subscriptions/<guid>/resourceGroups/"
+        "<group>/providers/Microsoft.Network/virtualNetworks/<name>`", tiers=VNET_TIERS),
+    Key("hubUseRemoteGateways", _each(_bool), "`true` (the hub has a VPN/ExpressRoute gateway), "
+        "`false`", default="true", tiers=VNET_TIERS,
+        requires=Requirement("hubVirtualNetworkId")),
+)
+KEY_ROWS = {row.name: row for row in (LOCATION, *KEYS)}
+KNOWN_KEYS = frozenset(row.name for row in KEYS)

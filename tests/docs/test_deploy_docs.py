@@ -2,7 +2,7 @@
 
 README.md's "Before your first `pulumi up`" (providers, roles, tool versions) against the
 program's resource types and role assignments; infra/README.md's configuration table against
-infra/config.py's defaults per tier; and the three READMEs on one deploy story.
+infra/config.py's KEYS it is generated from; and the three READMEs on one deploy story.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import config
+from infra import config, config_table
 from review import mocks
 from review.resource_types import RESOURCE_TYPES
 from review.stacks import SNAPSHOT_DIR, discover_stacks
@@ -26,8 +26,6 @@ LOCATION_KEY = "azure-native:location"
 # Where the deployment scripts run (Microsoft.Resources/deploymentScripts start a container
 # group): a provider the subscription needs although the program declares none of its types.
 USED_BY_DEPLOYMENT_SCRIPTS = {"Microsoft.ContainerInstance"}
-# Keys whose default is computed from other values, not a constant of config.tier_defaults.
-COMPUTED_DEFAULTS = {"nameSuffix", "packagePath", "zoneRedundant", "applicationGatewayHostName"}
 
 
 def section(text: str, heading: str) -> str:
@@ -138,33 +136,27 @@ def test_the_deploy_side_installs_with_make_deploy_deps():
     assert "make deploy-deps" in checklist()
 
 
-# --- infra/README.md's configuration table against infra/config.py -----------------------------
+# --- infra/README.md's configuration table, generated from infra/config.py's KEYS --------------
 
-def config_table() -> dict[str, tuple[str, str]]:
-    """key -> (default cell, allowed cell) from infra/README.md's "Configuration" table."""
+def test_the_configuration_table_is_the_generated_one():
+    assert config_table.current_block() == config_table.block(), (
+        "infra/README.md's configuration table is stale: run "
+        "`.venv/bin/python -m infra.config_table`")
+
+
+def documented_rows() -> dict[str, list[str]]:
+    """key -> its other cells, from infra/README.md's "Configuration" table."""
     rows = {}
     for line in section(INFRA_README, "## Configuration").splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        match = re.fullmatch(r"`([^`]+)`", cells[0]) if len(cells) == 3 else None
+        match = re.fullmatch(r"`([^`]+)`", cells[0])
         if match:
-            rows[match.group(1)] = (cells[1], cells[2])
+            rows[match.group(1)] = cells[1:]
     return rows
 
 
-def applicable_tiers(key: str) -> tuple[str, ...]:
-    return config.TIER_ONLY_KEYS.get(key, config.TIERS)
-
-
-def documented_defaults(key: str, cell: str) -> dict[str, str]:
-    """tier -> default, read from a cell: `v`; `a` (basic), `b`; or `a` / `b` / `c` by tier."""
-    values = re.findall(r"`([^`]+)`", cell)
-    tiers = applicable_tiers(key)
-    if cell.endswith("by tier"):
-        return dict(zip(config.TIERS, values, strict=True))
-    if re.fullmatch(r"`[^`]+` \(basic\), `[^`]+`", cell):
-        return {tier: values[0] if tier == "basic" else values[1] for tier in tiers}
-    assert len(values) == 1 and cell == f"`{values[0]}`", f"{key}: unreadable default {cell!r}"
-    return dict.fromkeys(tiers, values[0])
+def test_every_key_is_documented_once_and_no_other():
+    assert set(documented_rows()) == set(config.KNOWN_KEYS) | {LOCATION_KEY}
 
 
 def is_required(key: str, valid: dict[str, str]) -> bool:
@@ -176,34 +168,51 @@ def is_required(key: str, valid: dict[str, str]) -> bool:
     return False
 
 
-def test_every_key_is_documented_once_and_no_other():
-    assert set(config_table()) == set(config.KNOWN_KEYS) | {LOCATION_KEY}
-
-
-def test_each_documented_default_is_the_one_the_code_uses():
-    table = config_table()
-    defaults = {tier: config.tier_defaults(tier) for tier in config.TIERS}
-    for key, (cell, _) in table.items():
-        if key in COMPUTED_DEFAULTS:
-            assert key not in defaults["basic"], f"{key}: a constant now, document its value"
-        elif key in defaults["basic"]:
-            documented = documented_defaults(key, cell)
-            actual = {tier: defaults[tier][key] for tier in documented}
-            assert documented == actual, f"infra/README.md's default for {key}"
-        else:
-            assert cell.startswith(("unset", "— (required)")), f"{key}: {cell!r}"
+MINIMAL = {"alertEmail": "ops@contoso.com",
+           "postgresAdminObjectId": "0f3c2a9e-6b1d-4c8e-9a57-2d4e6f8a1b3c",
+           "postgresAdminPrincipalName": "db-admins"}
 
 
 def test_required_keys_are_the_ones_marked_required():
-    valid = {"tier": "basic", "alertEmail": "ops@contoso.com", LOCATION_KEY: "westeurope",
-             "postgresAdminObjectId": "0f3c2a9e-6b1d-4c8e-9a57-2d4e6f8a1b3c",
-             "postgresAdminPrincipalName": "db-admins"}
-    marked = {key for key, (cell, _) in config_table().items() if cell == "— (required)"}
+    valid = {**MINIMAL, "tier": "basic", LOCATION_KEY: "westeurope"}
+    marked = {key for key, cells in documented_rows().items() if cells[0] == "— (required)"}
     assert marked == {key for key in valid if is_required(key, valid)}
 
 
+@pytest.mark.parametrize("tier", config.TIERS)
+def test_spelling_out_every_default_changes_nothing(tier):
+    """Each documented default is accepted by its own parser and is the value the program uses."""
+    spelt = {key.name: key.default_in(tier) for key in config.KEYS
+             if key.default is not None and tier in key.tiers and key.requires is None}
+    assert {"sku", "postgresSku", "scriptAttempt"} <= spelt.keys()
+    left_out = {**MINIMAL, "tier": tier}
+
+    def parse(values):
+        return config.parse_config("docs", values.get, "westeurope", mocks.SUBSCRIPTION_ID)
+
+    assert parse({**left_out, **spelt}) == parse(left_out)
+
+
+def test_the_defaults_the_table_shows_are_the_parsed_ones():
+    cfg = config.parse_config("docs", {**MINIMAL, "tier": "standard"}.get, "westeurope",
+                              mocks.SUBSCRIPTION_ID)
+    rows = documented_rows()
+    assert rows["postgresStorageGb"][0] == f"`32` (basic), `{cfg.postgres_storage_gb}`"
+    assert rows["minInstances"][0] == f"`{cfg.min_instances}`"
+    assert rows["sku"][0] == f"`B1` / `{cfg.sku}` / `I1v2` by tier"
+
+
+def test_the_tiers_cell_names_the_tiers_and_what_the_key_requires():
+    rows = documented_rows()
+    assert rows["aseSubnet"][1] == "isolated"
+    assert rows["applicationGatewaySubnet"][1] == (
+        "standard, isolated; with `ingress: applicationGateway`")
+    assert rows["hubUseRemoteGateways"][1] == "standard, isolated; with `hubVirtualNetworkId` set"
+    assert rows["tier"][1] == "all"
+
+
 def test_ingress_says_none_unless_the_stack_file_sets_it():
-    cell, allowed = config_table()["ingress"]
+    cell, _, allowed = documented_rows()["ingress"]
     assert cell == "`none`"
     assert "the committed `Pulumi.isolated.yaml` sets `applicationGateway`" in allowed
     isolated = mocks.load_stack_config("isolated")

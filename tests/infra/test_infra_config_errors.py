@@ -5,11 +5,13 @@ Each error names the key, the bad value and what is allowed.
 
 from __future__ import annotations
 
+import re
+
 import pulumi
 import pytest
 import yaml
 
-from infra.config import ConfigError, parse_config
+from infra.config import KEYS, TIER_SKUS, TIERS, ConfigError, Key, parse_config
 from review import mocks
 
 
@@ -310,7 +312,7 @@ def test_ingress_needs_a_vnet(valid_config):
     ("applicationGatewayCertificateName", "reviews-tls"),
 ])
 def test_gateway_keys_need_the_gateway(valid_config, key, value):
-    with pytest.raises(ConfigError, match=rf"'{key}': '{value}' .* unset while 'ingress' is none"):
+    with pytest.raises(ConfigError, match=rf"'{key}': '{value}' .* unset while ingress is none"):
         parse(isolated(valid_config, **{key: value}))
 
 
@@ -424,3 +426,73 @@ def test_synth_prints_a_config_error_as_one_line(valid_config, capsys):
         "review.synth: Pulumi.dev.yaml: config 'pythonVersion': '3.1' is not allowed; expected "
         "one of 3.10, 3.11, 3.12, 3.13 (YAML read an unquoted 3.10 as the number 3.1: quote it "
         'in the stack file, "3.10")']
+
+
+# --- the checks every row of config.KEYS gets ----------------------------------------------------
+
+# Keys whose value is free text: no value of theirs is refused on its own.
+FREE_TEXT_KEYS = {"packagePath", "postgresAdminPrincipalName", "developerGroupName"}
+# A valid value for each key another key requires to be set.
+REQUIRED_SETTINGS = {"hubVirtualNetworkId": HUB_ID,
+                     "developerGroupObjectId": "7f3c2a1e-5b4d-4c3b-9a2f-1e0d9c8b7a65"}
+
+
+def in_a_tier_of(valid_config, key: Key, **changes):
+    """The valid config moved to a tier where the key applies, with what the key requires."""
+    tier = key.tiers[-1]
+    context = {"tier": tier, "sku": TIER_SKUS[tier][0]}
+    if key.requires:
+        context[key.requires.key] = (key.requires.value
+                                     or REQUIRED_SETTINGS[key.requires.key])
+    if tier == "basic":
+        context["developerGroupName"] = "rr-dev-developers"
+    return spoil(valid_config, **{**context, **changes})
+
+
+@pytest.mark.parametrize("key", [key for key in KEYS if key.name not in FREE_TEXT_KEYS],
+                         ids=lambda key: key.name)
+def test_a_bad_value_of_any_key_is_named_with_what_is_allowed(valid_config, key):
+    with pytest.raises(ConfigError, match=rf"^config '{key.name}': '%%' is not allowed; "
+                                          r"expected \S.+$"):
+        parse(in_a_tier_of(valid_config, key, **{key.name: "%%"}))
+
+
+@pytest.mark.parametrize(("key", "tier"), [(key, tier) for key in KEYS for tier in TIERS
+                                           if tier not in key.tiers],
+                         ids=lambda value: getattr(value, "name", value))
+def test_every_key_is_refused_outside_its_tiers(valid_config, key, tier):
+    values = spoil(valid_config, tier=tier, sku=TIER_SKUS[tier][0], **{key.name: "x"})
+    with pytest.raises(ConfigError, match=rf"^config '{key.name}': 'x' is not allowed; expected "
+                                          rf"unset in the {tier} tier \(it applies to: "
+                                          rf"{', '.join(key.tiers)}\)$"):
+        parse(values)
+
+
+@pytest.mark.parametrize("key", [key for key in KEYS if key.requires], ids=lambda key: key.name)
+def test_every_key_is_refused_without_what_it_requires(valid_config, key):
+    values = in_a_tier_of(valid_config, key, **{key.name: "x", key.requires.key: None})
+    with pytest.raises(ConfigError, match=rf"^config '{key.name}': 'x' is not allowed; expected "
+                                          rf"unset while {key.requires.key} is \w+ \(set "
+                                          rf"{key.requires.key}.*\)$"):
+        parse(values)
+
+
+def test_the_required_keys_are_the_rows_that_say_so():
+    assert [key.name for key in KEYS if key.required] == [
+        "tier", "alertEmail", "postgresAdminObjectId", "postgresAdminPrincipalName"]
+    assert all(key.default is None and key.computed is None for key in KEYS if key.required)
+
+
+RANGE_KEYS = [(key, *map(int, match.groups())) for key in KEYS
+              if (match := re.match(r"(\d+)–(\d+)(?:$|[;,])", key.allowed))]
+
+
+@pytest.mark.parametrize(("key", "low", "high"), RANGE_KEYS, ids=lambda value: getattr(
+    value, "name", value))
+def test_a_documented_range_is_the_one_the_parser_enforces(valid_config, key, low, high):
+    assert len(RANGE_KEYS) >= 5
+    for outside in (low - 1, high + 1):
+        with pytest.raises(ConfigError, match=rf"^config '{key.name}': '{outside}' is not "
+                                              rf"allowed; expected an integer between {low} "
+                                              rf"and {high}$"):
+            parse(in_a_tier_of(valid_config, key, **{key.name: str(outside)}))
