@@ -39,10 +39,11 @@ from cryptography.hazmat.primitives.serialization import (
     pkcs12,
 )
 from cryptography.x509 import load_pem_x509_certificate
-from pulumi_azure_native import authorization, keyvault, managedidentity, monitor, network
+from pulumi_azure_native import authorization, keyvault, managedidentity, network
 
 from infra.context import Context
-from infra.identity import KEY_VAULT_SECRETS_USER, role_assignment_name, wait_for_grant
+from infra.identity import KEY_VAULT_SECRETS_USER, grant, wait_for_grant
+from infra.monitoring import diagnostics
 
 TYPE = "restaurant-review:ingress:ApplicationGateway"
 
@@ -175,13 +176,8 @@ class ApplicationGateway(pulumi.ComponentResource):
             lambda values: f"{values[0]}secrets/{values[1]}")
         self.waf_policy = self._waf_policy()
         self.gateway = self._gateway(args)
-        self.diagnostics = monitor.DiagnosticSetting(
-            "diag-gateway", name=f"to-{ctx.names.log_workspace}",
-            resource_uri=self.gateway.id, workspace_id=args.workspace_id,
-            log_analytics_destination_type="Dedicated",
-            logs=[monitor.DiagnosticsLogSettingsArgs(category_group="allLogs", enabled=True)],
-            metrics=[monitor.DiagnosticsMetricSettingsArgs(category="AllMetrics", enabled=True)],
-            opts=self._child)
+        self.diagnostics = diagnostics(ctx, "gateway", self.gateway.id, args.workspace_id, self,
+                                       category_group="allLogs")
         self.register_outputs({"publicUrl": self.public_url, "gatewayId": self.gateway.id,
                                "publicIpAddress": self.public_ip.ip_address})
 
@@ -223,18 +219,13 @@ class ApplicationGateway(pulumi.ComponentResource):
         """Key Vault Secrets User on the certificate's secret alone, not on the whole vault
         (which also holds the site's SECRET_KEY)."""
         ctx = self._ctx
-        principal_key = f"{ctx.names.base}/gateway-identity"
-        return authorization.RoleAssignment(
-            "gateway-key-vault-secrets-user",
-            role_assignment_name=secret_name.apply(lambda name: role_assignment_name(
-                f"{ctx.names.key_vault}/secrets/{name}", principal_key, KEY_VAULT_SECRETS_USER)),
+        return grant(
+            "gateway-key-vault-secrets-user", role_id=KEY_VAULT_SECRETS_USER,
             scope=pulumi.Output.concat(vault.id, "/secrets/", secret_name),
+            scope_key=secret_name.apply(lambda name: f"{ctx.names.key_vault}/secrets/{name}"),
             principal_id=self.identity.principal_id,
-            principal_type="ServicePrincipal",
-            role_definition_id=ctx.subscription_id.apply(
-                lambda sub: f"/subscriptions/{sub}/providers/Microsoft.Authorization/"
-                f"roleDefinitions/{KEY_VAULT_SECRETS_USER}"),
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
+            principal_key=f"{ctx.names.base}/gateway-identity",
+            subscription_id=ctx.subscription_id, parent=self)
 
     def _certificate_secret_name(self, vault: keyvault.Vault) -> pulumi.Output[str]:
         """The listener certificate's secret; the gateway reads it by its versionless id, so it

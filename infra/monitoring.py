@@ -83,10 +83,12 @@ class Telemetry(pulumi.ComponentResource):
         return self.insights.connection_string
 
 
-def diagnostics(ctx: Context, key: str, resource_uri: pulumi.Output[str], telemetry: Telemetry,
-                parent: pulumi.Resource, categories: tuple[str, ...] = (),
-                category_group: str | None = None,
+def diagnostics(ctx: Context, key: str, resource_uri: pulumi.Output[str],
+                workspace_id: pulumi.Input[str], parent: pulumi.Resource,
+                categories: tuple[str, ...] = (), category_group: str | None = None,
                 metrics: bool = True) -> monitor.DiagnosticSetting:
+    """A resource's logs (these categories, or a category group) and metrics sent to the
+    stack's Log Analytics workspace."""
     logs = [monitor.DiagnosticsLogSettingsArgs(category=c, enabled=True) for c in categories]
     if category_group:
         logs.append(monitor.DiagnosticsLogSettingsArgs(category_group=category_group,
@@ -95,7 +97,7 @@ def diagnostics(ctx: Context, key: str, resource_uri: pulumi.Output[str], teleme
         f"diag-{key}",
         name=f"to-{ctx.names.log_workspace}",
         resource_uri=resource_uri,
-        workspace_id=telemetry.workspace.id,
+        workspace_id=workspace_id,
         log_analytics_destination_type="Dedicated",
         logs=logs,
         metrics=[monitor.DiagnosticsMetricSettingsArgs(category="AllMetrics", enabled=True)]
@@ -220,11 +222,13 @@ class Monitoring(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("restaurant-review:monitoring:Monitoring", name, None, opts)
         ctx, telemetry, data, service = args.ctx, args.telemetry, args.data, args.service
+        workspace_id = telemetry.workspace.id
         for site in service.sites:
-            diagnostics(ctx, f"site-{site.key}", site.resource.id, telemetry, self,
+            diagnostics(ctx, f"site-{site.key}", site.resource.id, workspace_id, self,
                         SITE_LOG_CATEGORIES)
-        diagnostics(ctx, "key-vault", data.vault.id, telemetry, self, category_group="audit")
-        diagnostics(ctx, "postgres", data.postgres.id, telemetry, self,
+        diagnostics(ctx, "key-vault", data.vault.id, workspace_id, self,
+                    category_group="audit")
+        diagnostics(ctx, "postgres", data.postgres.id, workspace_id, self,
                     category_group="allLogs")
         self.alerts = create_alerts(ctx, service.app.resource, self, args.alerts_after)
         self.autoscale = (create_autoscale(ctx, service.plan, self)
