@@ -48,6 +48,7 @@ from infra.private_link import PrivateLink, PrivateLinkArgs
 class Foundation:
     """What every tier has before the app exists."""
 
+    cfg: StackConfig
     ctx: Context
     package: PackageRef
     deployer: Deployer
@@ -66,7 +67,7 @@ def _foundation(cfg: StackConfig, package: PackageRef) -> Foundation:
     grant_developers(ctx, data)
     deployer_admin = deployer.postgres_admin(ctx, data.postgres, after=data.postgres_ready)
     telemetry = Telemetry("telemetry", TelemetryArgs(ctx))
-    return Foundation(ctx, package, deployer, identity, telemetry, data, deployer_admin)
+    return Foundation(cfg, ctx, package, deployer, identity, telemetry, data, deployer_admin)
 
 
 def _private_links(base: Foundation, vnet: VirtualNetwork) -> dict[str, PrivateLink]:
@@ -100,12 +101,15 @@ def _ingress(base: Foundation, vnet: VirtualNetwork, app_host_name: str,
     the ASE's DNS suffix): in the standard tier the app's access restrictions need the
     gateway's subnet, so the gateway comes first.
     """
-    if not base.ctx.cfg.has_gateway:
+    cfg = base.cfg
+    if cfg.ingress is None:
         return None
     return ApplicationGateway("ingress", ApplicationGatewayArgs(
-        ctx=base.ctx, vnet_name=vnet.vnet.name, backend_host_name=app_host_name,
+        ctx=base.ctx, ingress=cfg.ingress, zone_redundant=cfg.zone_redundant,
+        health_check_path=cfg.health_check_path, vnet_name=vnet.vnet.name,
+        backend_host_name=app_host_name,
         vault=base.data.vault, workspace_id=base.telemetry.workspace.id,
-        app_service_endpoint=base.ctx.cfg.tier == "standard", after=vnet.last_write,
+        app_service_endpoint=cfg.tier == "standard", after=vnet.last_write,
         vault_reachable=(links["vault"].endpoint, links["vault"].zone_group)))
 
 
