@@ -115,12 +115,12 @@ def _ingress(base: Foundation, vnet: VirtualNetwork, app_host_name: str,
 
 def _hub(base: Foundation, vnet: VirtualNetwork, zones: dict[str, privatedns.PrivateZone],
          gateway: ApplicationGateway | None) -> HubConnection | None:
-    if base.ctx.cfg.hub is None:
+    if base.cfg.hub is None:
         return None
     # The peering is a write to the stack's VNet too: after its last subnet.
     last_write = gateway.subnet if gateway else vnet.last_write
-    return HubConnection("hub", HubConnectionArgs(ctx=base.ctx, vnet=vnet.vnet, zones=zones,
-                                                  after=last_write))
+    return HubConnection("hub", HubConnectionArgs(ctx=base.ctx, hub=base.cfg.hub, vnet=vnet.vnet,
+                                                  zones=zones, after=last_write))
 
 
 def _with_ingress(outputs: dict, gateway: ApplicationGateway | None) -> dict:
@@ -191,7 +191,8 @@ def build_basic(cfg: StackConfig, package: PackageRef) -> dict:
 def build_standard(cfg: StackConfig, package: PackageRef) -> dict:
     """P1v3/S1 with VNet integration, private endpoints, staging slot and autoscale."""
     base = _foundation(cfg, package)
-    vnet = VirtualNetwork("network", VirtualNetworkArgs(base.ctx))
+    assert cfg.network is not None
+    vnet = VirtualNetwork("network", VirtualNetworkArgs(base.ctx, cfg.network))
     links = _private_links(base, vnet)
     assert vnet.integration_subnet is not None
     gateway = _ingress(base, vnet, f"{base.ctx.names.web_app}.azurewebsites.net", links)
@@ -206,9 +207,10 @@ def build_standard(cfg: StackConfig, package: PackageRef) -> dict:
 def build_isolated(cfg: StackConfig, package: PackageRef) -> dict:
     """ASE v3 (internal load balancer) in the VNet, I1v2 plan, private endpoints."""
     base = _foundation(cfg, package)
-    vnet = VirtualNetwork("network", VirtualNetworkArgs(base.ctx))
+    assert cfg.network is not None
+    vnet = VirtualNetwork("network", VirtualNetworkArgs(base.ctx, cfg.network, ase=True))
     links = _private_links(base, vnet)
-    environment = Environment("ase", EnvironmentArgs(base.ctx, vnet))
+    environment = Environment("ase", EnvironmentArgs(base.ctx, vnet, cfg.zone_redundant))
     names = base.ctx.names
     gateway = _ingress(base, vnet, f"{names.web_app}.{names.ase}.appserviceenvironment.net",
                        links)
