@@ -41,6 +41,7 @@ ALERTS = (
 @dataclass(frozen=True)
 class TelemetryArgs:
     ctx: Context
+    log_retention_days: int  # how long the workspace keeps logs (config logRetentionDays)
 
 
 class Telemetry(pulumi.ComponentResource):
@@ -59,7 +60,7 @@ class Telemetry(pulumi.ComponentResource):
             resource_group_name=ctx.rg_name,
             location=ctx.location,
             sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
-            retention_in_days=ctx.cfg.log_retention_days,
+            retention_in_days=args.log_retention_days,
             tags=ctx.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -106,17 +107,17 @@ def diagnostics(ctx: Context, key: str, resource_uri: pulumi.Output[str],
     )
 
 
-def create_alerts(ctx: Context, app: web.WebApp, parent: pulumi.Resource,
+def create_alerts(ctx: Context, app: web.WebApp, alert_email: str, parent: pulumi.Resource,
                   after: tuple[pulumi.Resource, ...] = ()) -> list[monitor.MetricAlert]:
     group = monitor.ActionGroup(
         "alerts-action-group",
         action_group_name=f"ag-{ctx.names.base}",
         resource_group_name=ctx.rg_name,
         location="Global",
-        group_short_name=f"rr{ctx.cfg.stack}"[:12],
+        group_short_name=f"rr{ctx.stack}"[:12],
         enabled=True,
         email_receivers=[monitor.MicrosoftCommonEmailReceiverArgs(
-            name="on-call", email_address=ctx.cfg.alert_email, use_common_alert_schema=True)],
+            name="on-call", email_address=alert_email, use_common_alert_schema=True)],
         tags=ctx.tags,
         opts=pulumi.ResourceOptions(parent=parent),
     )
@@ -174,9 +175,17 @@ def _cpu_rule(plan_id, operator: str, threshold: float, direction: str, window: 
     )
 
 
-def create_autoscale(ctx: Context, plan: web.AppServicePlan,
+@dataclass(frozen=True)
+class InstanceRange:
+    """How far CPU autoscale moves the plan's instance count (config minInstances,
+    maxInstances); it starts at the minimum."""
+
+    minimum: int
+    maximum: int
+
+
+def create_autoscale(ctx: Context, plan: web.AppServicePlan, instances: InstanceRange,
                      parent: pulumi.Resource) -> monitor.AutoscaleSetting:
-    cfg = ctx.cfg
     return monitor.AutoscaleSetting(
         "autoscale",
         autoscale_setting_name=f"autoscale-{ctx.names.plan}",
@@ -186,9 +195,9 @@ def create_autoscale(ctx: Context, plan: web.AppServicePlan,
         target_resource_uri=plan.id,
         profiles=[monitor.AutoscaleProfileArgs(
             name="cpu",
-            capacity=monitor.ScaleCapacityArgs(minimum=str(cfg.min_instances),
-                                               maximum=str(cfg.max_instances),
-                                               default=str(cfg.min_instances)),
+            capacity=monitor.ScaleCapacityArgs(minimum=str(instances.minimum),
+                                               maximum=str(instances.maximum),
+                                               default=str(instances.minimum)),
             # Out fast on sustained load, in slowly so a spike doesn't flap the instance count.
             rules=[
                 _cpu_rule(plan.id, "GreaterThan", 70, "Increase", "PT5M", "PT5M"),
@@ -206,6 +215,9 @@ class MonitoringArgs:
     telemetry: Telemetry
     data: DataServices
     service: AppService
+    alert_email: str  # who the metric alerts mail (config alertEmail)
+    # The plan's autoscale range; None: the tier does not autoscale.
+    autoscale: InstanceRange | None
     # The first package deploy: until production runs the app, its health check and error
     # metrics describe an empty site, and alerts created earlier would page for nothing.
     alerts_after: tuple[pulumi.Resource, ...] = ()
@@ -230,7 +242,8 @@ class Monitoring(pulumi.ComponentResource):
                     category_group="audit")
         diagnostics(ctx, "postgres", data.postgres.id, workspace_id, self,
                     category_group="allLogs")
-        self.alerts = create_alerts(ctx, service.app.resource, self, args.alerts_after)
-        self.autoscale = (create_autoscale(ctx, service.plan, self)
-                          if ctx.cfg.has_autoscale else None)
+        self.alerts = create_alerts(ctx, service.app.resource, args.alert_email, self,
+                                    args.alerts_after)
+        self.autoscale = (create_autoscale(ctx, service.plan, args.autoscale, self)
+                          if args.autoscale else None)
         self.register_outputs({"alertIds": [alert.id for alert in self.alerts]})

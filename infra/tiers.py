@@ -39,7 +39,13 @@ from infra.deployer import Deployer, DeployerArgs, deploy_package, run_database_
 from infra.gateway import ApplicationGateway, ApplicationGatewayArgs
 from infra.hub import HubConnection, HubConnectionArgs
 from infra.identity import SiteIdentity, SiteIdentityArgs, grant_developers
-from infra.monitoring import Monitoring, MonitoringArgs, Telemetry, TelemetryArgs
+from infra.monitoring import (
+    InstanceRange,
+    Monitoring,
+    MonitoringArgs,
+    Telemetry,
+    TelemetryArgs,
+)
 from infra.network import VirtualNetwork, VirtualNetworkArgs
 from infra.private_link import PrivateLink, PrivateLinkArgs
 
@@ -66,7 +72,7 @@ def _foundation(cfg: StackConfig, package: PackageRef) -> Foundation:
     identity = SiteIdentity("identities", SiteIdentityArgs(ctx, data))
     grant_developers(ctx, data)
     deployer_admin = deployer.postgres_admin(ctx, data.postgres, after=data.postgres_ready)
-    telemetry = Telemetry("telemetry", TelemetryArgs(ctx))
+    telemetry = Telemetry("telemetry", TelemetryArgs(ctx, cfg.log_retention_days))
     return Foundation(cfg, ctx, package, deployer, identity, telemetry, data, deployer_admin)
 
 
@@ -149,7 +155,11 @@ def _app_service(base: Foundation, hosting: Hosting | None = None,
         ctx, deployer, target.target, target.app_name, base.package, script_subnet_id,
         after=[roles, service.deploy_grant, *target.hardening,
                *base.identity.grants, *ready])
+    cfg = base.cfg
+    autoscale = (InstanceRange(cfg.min_instances, cfg.max_instances) if cfg.has_autoscale
+                 else None)
     Monitoring("monitoring", MonitoringArgs(ctx, base.telemetry, data, service,
+                                            cfg.alert_email, autoscale,
                                             alerts_after=(deployment,)))
     return service
 
