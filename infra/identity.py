@@ -16,6 +16,7 @@ import pulumi
 from pulumi_azure_native import authorization, managedidentity
 from pulumiverse_time import Sleep
 
+from infra.config import DeveloperAccess
 from infra.context import Context
 from infra.data import PHOTO_CONTAINER, DataServices
 
@@ -152,10 +153,10 @@ class SiteIdentity(pulumi.ComponentResource):
         )
 
 
-def grant_developers(ctx: Context, data: DataServices) -> authorization.RoleAssignment | None:
+def grant_developers(ctx: Context, data: DataServices, developers: DeveloperAccess | None,
+                     ) -> authorization.RoleAssignment | None:
     """Dev only, when configured: the developers' Entra group may read and write photos in the
     photo container (nothing else in the account), so `make dev-azure` runs the site as them."""
-    developers = ctx.cfg.developer_access
     if developers is None:
         return None
     return grant("developers-blob-data-contributor", role_id=STORAGE_BLOB_DATA_CONTRIBUTOR,

@@ -67,10 +67,10 @@ class Foundation:
 def _foundation(cfg: StackConfig, package: PackageRef) -> Foundation:
     """The site identity first (so its grants apply early), then the data services."""
     ctx = create_context(cfg)
-    deployer = Deployer("deployer", DeployerArgs(ctx, package))
+    deployer = Deployer("deployer", DeployerArgs(ctx, package, cfg.has_vnet, cfg.script_attempt))
     data = DataServices("data", DataServicesArgs(ctx))
     identity = SiteIdentity("identities", SiteIdentityArgs(ctx, data))
-    grant_developers(ctx, data)
+    grant_developers(ctx, data, cfg.developer_access)
     deployer_admin = deployer.postgres_admin(ctx, data.postgres, after=data.postgres_ready)
     telemetry = Telemetry("telemetry", TelemetryArgs(ctx, cfg.log_retention_days))
     return Foundation(cfg, ctx, package, deployer, identity, telemetry, data, deployer_admin)
@@ -148,7 +148,7 @@ def _app_service(base: Foundation, hosting: Hosting | None = None,
         hosting or Hosting(), ready))
     roles = run_database_roles(
         ctx, deployer, data.postgres.fully_qualified_domain_name,
-        service.database_logins, script_subnet_id,
+        service.database_logins, base.cfg.developer_access, script_subnet_id,
         after=[base.deployer_admin, *data.postgres_ready, *ready])
     target = service.deploy_target
     deployment = deploy_package(
