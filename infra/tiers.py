@@ -33,7 +33,7 @@ from infra.app import AppService, AppServiceArgs, Hosting
 from infra.ase import Environment, EnvironmentArgs
 from infra.config import StackConfig
 from infra.context import Context, create_context
-from infra.data import DataServices, DataServicesArgs
+from infra.data import DataServices, DataServicesArgs, PostgresSettings
 from infra.deploy import PackageRef
 from infra.deployer import Deployer, DeployerArgs, deploy_package, run_database_roles
 from infra.gateway import ApplicationGateway, ApplicationGatewayArgs
@@ -64,11 +64,23 @@ class Foundation:
     deployer_admin: pulumi.Resource  # the deployer as a PostgreSQL Entra administrator
 
 
+def _data_services_args(cfg: StackConfig, ctx: Context) -> DataServicesArgs:
+    postgres = PostgresSettings(
+        sku=cfg.postgres_sku, sku_tier=cfg.postgres_sku_tier,
+        storage_gb=cfg.postgres_storage_gb,
+        backup_retention_days=cfg.postgres_backup_retention_days,
+        geo_redundant_backup=cfg.postgres_geo_redundant_backup,
+        high_availability=cfg.postgres_high_availability, admin=cfg.postgres_admin)
+    return DataServicesArgs(ctx, private_endpoints=cfg.has_vnet, postgres=postgres,
+                            deployer_ip_address=cfg.deployer_ip_address,
+                            developers=cfg.developer_access)
+
+
 def _foundation(cfg: StackConfig, package: PackageRef) -> Foundation:
     """The site identity first (so its grants apply early), then the data services."""
     ctx = create_context(cfg)
     deployer = Deployer("deployer", DeployerArgs(ctx, package, cfg.has_vnet, cfg.script_attempt))
-    data = DataServices("data", DataServicesArgs(ctx))
+    data = DataServices("data", _data_services_args(cfg, ctx))
     identity = SiteIdentity("identities", SiteIdentityArgs(ctx, data))
     grant_developers(ctx, data, cfg.developer_access)
     deployer_admin = deployer.postgres_admin(ctx, data.postgres, after=data.postgres_ready)
