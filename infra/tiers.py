@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import privatedns
 
-from infra.app import AppService, AppServiceArgs, Hosting
+from infra.app import AppService, AppServiceArgs, Hosting, PlanSize, SiteSetup
 from infra.ase import Environment, EnvironmentArgs
 from infra.config import StackConfig
 from infra.context import Context, create_context
@@ -155,9 +155,13 @@ def _app_service(base: Foundation, hosting: Hosting | None = None,
     """The app and its slot; the deployer's SQL and deploy scripts; then what watches them."""
     ctx, data, deployer = base.ctx, base.data, base.deployer
     ready = tuple(network_ready or ())
+    cfg = base.cfg
+    size = PlanSize(cfg.sku, cfg.min_instances, cfg.zone_redundant, cfg.has_autoscale)
+    setup = SiteSetup(cfg.python_version, cfg.health_check_path,
+                      behind_gateway=cfg.has_gateway, staging_slot=cfg.has_slot)
     service = AppService("app-service", AppServiceArgs(
-        ctx, data, base.telemetry.connection_string, base.identity, deployer,
-        hosting or Hosting(), ready))
+        ctx, data, base.telemetry.connection_string, base.identity, deployer, size, setup,
+        hosting or Hosting(), ready, cfg.custom_domain))
     roles = run_database_roles(
         ctx, deployer, data.postgres.fully_qualified_domain_name,
         service.database_logins, base.cfg.developer_access, script_subnet_id,
@@ -167,7 +171,6 @@ def _app_service(base: Foundation, hosting: Hosting | None = None,
         ctx, deployer, target.target, target.app_name, base.package, script_subnet_id,
         after=[roles, service.deploy_grant, *target.hardening,
                *base.identity.grants, *ready])
-    cfg = base.cfg
     autoscale = (InstanceRange(cfg.min_instances, cfg.max_instances) if cfg.has_autoscale
                  else None)
     Monitoring("monitoring", MonitoringArgs(ctx, base.telemetry, data, service,
