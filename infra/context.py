@@ -29,7 +29,6 @@ class Context:
     resource_group: resources.ResourceGroup
     tenant_id: pulumi.Output[str]
     subscription_id: pulumi.Output[str]
-    cfg: StackConfig | None = None
 
     @property
     def rg_name(self) -> pulumi.Output[str]:
@@ -76,5 +75,4 @@ def create_context(cfg: StackConfig) -> Context:
         resource_group=group,
         tenant_id=client.tenant_id,
         subscription_id=client.subscription_id,
-        cfg=cfg,
     )

@@ -18,6 +18,9 @@ and every Azure resource sits under one of these components:
     Monitoring "monitoring"        Deployer -> DeploymentScript "database-roles", "deploy"
     ApplicationGateway "ingress"   HubConnection "hub"          (when configured)
 
+This module is the one place that reads the stack's config: it hands each component the
+settings its Args declare, and the stack-wide names, location and tags in its Context.
+
 The deployer's scripts run the data-plane steps inside Azure (infra/README.md, "First deploy
 from empty"): `pulumi up` itself needs no network and no login beyond the provider's.
 """
@@ -54,7 +57,7 @@ from infra.private_link import PrivateLink, PrivateLinkArgs
 class Foundation:
     """What every tier has before the app exists."""
 
-    cfg: StackConfig
+    cfg: StackConfig  # read here alone: each component takes its settings in its Args
     ctx: Context
     package: PackageRef
     deployer: Deployer
@@ -133,11 +136,12 @@ def _ingress(base: Foundation, vnet: VirtualNetwork, app_host_name: str,
 
 def _hub(base: Foundation, vnet: VirtualNetwork, zones: dict[str, privatedns.PrivateZone],
          gateway: ApplicationGateway | None) -> HubConnection | None:
-    if base.cfg.hub is None:
+    hub = base.cfg.hub
+    if hub is None:
         return None
     # The peering is a write to the stack's VNet too: after its last subnet.
     last_write = gateway.subnet if gateway else vnet.last_write
-    return HubConnection("hub", HubConnectionArgs(ctx=base.ctx, hub=base.cfg.hub, vnet=vnet.vnet,
+    return HubConnection("hub", HubConnectionArgs(ctx=base.ctx, hub=hub, vnet=vnet.vnet,
                                                   zones=zones, after=last_write))
 
 
@@ -180,13 +184,13 @@ def _app_service(base: Foundation, hosting: Hosting | None = None,
 
 
 def _outputs(base: Foundation, service: AppService, package: PackageRef) -> dict:
-    ctx, data = base.ctx, base.data
+    cfg, ctx, data = base.cfg, base.ctx, base.data
     app = service.app
     outputs = {
-        "tier": ctx.cfg.tier,
+        "tier": cfg.tier,
         "resourceGroupName": ctx.rg_name,
         "appName": app.resource.name,
-        "siteUrl": f"https://{ctx.cfg.custom_domain}" if service.custom_domain else app.url,
+        "siteUrl": f"https://{cfg.custom_domain}" if service.custom_domain else app.url,
         "defaultSiteUrl": app.url,
         "appPrincipalId": app.principal_id,
         "databaseHost": data.postgres.fully_qualified_domain_name,
@@ -200,9 +204,9 @@ def _outputs(base: Foundation, service: AppService, package: PackageRef) -> dict
     }
     if service.staging is not None:
         outputs["stagingUrl"] = service.staging.url
-    if ctx.cfg.developer_access is not None:
+    if cfg.developer_access is not None:
         # `make dev-azure` signs its members in with this name (infra/README.md).
-        outputs["developerGroupName"] = ctx.cfg.developer_access.group_name
+        outputs["developerGroupName"] = cfg.developer_access.group_name
     return outputs
 
 
