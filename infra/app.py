@@ -45,8 +45,30 @@ class Hosting:
     gateway_subnet_id: pulumi.Output[str] | None = None
 
 
-def create_plan(ctx: Context, hosting: Hosting, parent: pulumi.Resource) -> web.AppServicePlan:
-    cfg = ctx.cfg
+@dataclass(frozen=True)
+class PlanSize:
+    """The Linux App Service plan's size."""
+
+    sku: str  # config sku: B1, P1v3, S1, I1v2...
+    instances: int  # the count it starts with (config minInstances)
+    zone_redundant: bool  # instances spread over zones (config zoneRedundant)
+    autoscaled: bool  # CPU autoscale (infra/monitoring.py) owns the count after creation
+
+
+@dataclass(frozen=True)
+class SiteSetup:
+    """What every site (the app and its slot) runs with."""
+
+    python_version: str  # the Linux runtime, PYTHON|<version> (config pythonVersion)
+    health_check_path: str  # App Service's health check (config healthCheckPath)
+    # The Application Gateway is in front: the site trusts its forwarded headers.
+    behind_gateway: bool
+    # The app has a staging slot; a swap into production warms up on the health path.
+    staging_slot: bool
+
+
+def create_plan(ctx: Context, size: PlanSize, hosting: Hosting,
+                parent: pulumi.Resource) -> web.AppServicePlan:
     return web.AppServicePlan(
         "plan",
         name=ctx.names.plan,
@@ -54,18 +76,18 @@ def create_plan(ctx: Context, hosting: Hosting, parent: pulumi.Resource) -> web.
         location=ctx.location,
         kind="linux",
         reserved=True,  # Linux
-        sku=web.SkuDescriptionArgs(name=cfg.sku, capacity=cfg.min_instances),
-        zone_redundant=cfg.zone_redundant,
+        sku=web.SkuDescriptionArgs(name=size.sku, capacity=size.instances),
+        zone_redundant=size.zone_redundant,
         hosting_environment_profile=web.HostingEnvironmentProfileArgs(id=hosting.ase_id)
         if hosting.ase_id else None,
         tags=ctx.tags,
         # Autoscale owns the instance count once it exists; the next `up` must not reset it.
         opts=pulumi.ResourceOptions(
-            parent=parent, ignore_changes=["sku.capacity"] if cfg.has_autoscale else None),
+            parent=parent, ignore_changes=["sku.capacity"] if size.autoscaled else None),
     )
 
 
-def app_settings(ctx: Context, data: DataServices, insights_connection_string,
+def app_settings(setup: SiteSetup, data: DataServices, insights_connection_string,
                  database_role: str, client_id: pulumi.Input[str]) -> list[web.NameValuePairArgs]:
     """The env-var contract the site reads (COMMON.md); no secret value appears here."""
     settings = {
@@ -83,23 +105,22 @@ def app_settings(ctx: Context, data: DataServices, insights_connection_string,
         # The package ships its dependencies vendored: no Oryx build, no pip at start-up.
         "SCM_DO_BUILD_DURING_DEPLOYMENT": "false",
     }
-    if ctx.cfg.has_gateway:
+    if setup.behind_gateway:
         # Application Gateway -> App Service front end -> the site (webapp/security.py).
         settings["TRUSTED_PROXY_HOPS"] = "2"
-    if ctx.cfg.has_slot:
+    if setup.staging_slot:
         # The platform's own swap warm-up then also waits for a healthy answer, not just any.
-        settings["WEBSITE_SWAP_WARMUP_PING_PATH"] = ctx.cfg.health_check_path
+        settings["WEBSITE_SWAP_WARMUP_PING_PATH"] = setup.health_check_path
         settings["WEBSITE_SWAP_WARMUP_PING_STATUSES"] = "200"
     return [web.NameValuePairArgs(name=name, value=value) for name, value in settings.items()]
 
 
-def _site_config(ctx: Context, settings, hosting: Hosting) -> web.SiteConfigArgs:
-    cfg = ctx.cfg
+def _site_config(setup: SiteSetup, settings, hosting: Hosting) -> web.SiteConfigArgs:
     return web.SiteConfigArgs(
-        linux_fx_version=f"PYTHON|{cfg.python_version}",
+        linux_fx_version=f"PYTHON|{setup.python_version}",
         app_command_line=STARTUP_COMMAND,
         app_settings=settings,
-        health_check_path=cfg.health_check_path,
+        health_check_path=setup.health_check_path,
         always_on=True,  # every tier this program offers (B1 and up) has Always On
         ftps_state="Disabled",
         http20_enabled=True,
@@ -128,8 +149,8 @@ def _gateway_only(hosting: Hosting) -> dict:
     }
 
 
-def _site_args(ctx: Context, plan: web.AppServicePlan, settings, hosting: Hosting,
-               identity: managedidentity.UserAssignedIdentity) -> dict:
+def _site_args(ctx: Context, setup: SiteSetup, plan: web.AppServicePlan, settings,
+               hosting: Hosting, identity: managedidentity.UserAssignedIdentity) -> dict:
     """Arguments shared by the app and its slot: the slot gets the same hardening (apart from
     the production app's gateway-only access restrictions, see Site._web_app)."""
     integrated = hosting.integration_subnet_id is not None
@@ -145,7 +166,7 @@ def _site_args(ctx: Context, plan: web.AppServicePlan, settings, hosting: Hostin
         "key_vault_reference_identity": identity.id,
         "https_only": True,
         "client_affinity_enabled": False,
-        "site_config": _site_config(ctx, settings, hosting),
+        "site_config": _site_config(setup, settings, hosting),
         "virtual_network_subnet_id": hosting.integration_subnet_id,
         # All outbound traffic (not only RFC1918) goes through the VNet and its private DNS.
         "outbound_vnet_routing": web.OutboundVnetRoutingArgs(all_traffic=True)
@@ -162,6 +183,7 @@ class SiteArgs:
     data: DataServices
     plan: web.AppServicePlan
     hosting: Hosting
+    setup: SiteSetup
     insights_connection_string: pulumi.Input[str]
     identity: managedidentity.UserAssignedIdentity  # the sites' one identity
     # Its role assignments, the wait for the Key Vault one to apply, and the private DNS and
@@ -197,13 +219,13 @@ class Site(pulumi.ComponentResource):
 
     def _web_app(self, args: SiteArgs) -> web.WebApp | web.WebAppSlot:
         ctx = args.ctx
-        settings = app_settings(ctx, args.data, args.insights_connection_string,
+        settings = app_settings(args.setup, args.data, args.insights_connection_string,
                                 self.database_role, args.identity.client_id)
         # IP restrictions stay with their slot on a swap: closing the staging slot to all but
         # the gateway would only turn the swap's /readyz probe from the runner into a 403.
         hosting = args.hosting if args.app is None else replace(args.hosting,
                                                                 gateway_subnet_id=None)
-        site_args = _site_args(ctx, args.plan, settings, hosting, args.identity)
+        site_args = _site_args(ctx, args.setup, args.plan, settings, hosting, args.identity)
         # The settings only name the secret; depending on it (and on the identity's grants and
         # the private DNS) keeps the first start from racing them.
         options = pulumi.ResourceOptions(parent=self,
@@ -252,8 +274,13 @@ class AppServiceArgs:
     insights_connection_string: pulumi.Input[str]
     identity: SiteIdentity  # every site's, granted before the sites exist
     deployer: Deployer  # gets Website Contributor on the app; runs the custom-domain SNI step
+    size: PlanSize
+    setup: SiteSetup
     hosting: Hosting = field(default_factory=Hosting)
     network_ready: tuple[pulumi.Resource, ...] = ()
+    # Config customDomain: bound with a free managed certificate (its CNAME and TXT records
+    # made beforehand); None: the app's default host name only.
+    custom_domain: str | None = None
 
 
 class AppService(pulumi.ComponentResource):
@@ -270,12 +297,12 @@ class AppService(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("restaurant-review:app:AppService", name, None, opts)
         ctx = args.ctx
-        self.plan = create_plan(ctx, args.hosting, parent=self)
+        self.plan = create_plan(ctx, args.size, args.hosting, parent=self)
 
         def site_args(app: web.WebApp | None) -> SiteArgs:
             ready = (*args.identity.grants, args.identity.key_vault_applied,
                      *args.network_ready)
-            return SiteArgs(ctx, args.data, self.plan, args.hosting,
+            return SiteArgs(ctx, args.data, self.plan, args.hosting, args.setup,
                             args.insights_connection_string, args.identity.identity, ready,
                             app=app)
 
@@ -283,7 +310,7 @@ class AppService(pulumi.ComponentResource):
         self.app = Site("app", site_args(None), child)
         self.deploy_grant = args.deployer.allow_deploy_to(ctx, self.app.resource)
         self.staging = None
-        if ctx.cfg.has_slot:
+        if args.setup.staging_slot:
             app = self.app.resource
             self.staging = Site(STAGING_SLOT, site_args(app), child)
             web.WebAppSlotConfigurationNames(
@@ -293,7 +320,7 @@ class AppService(pulumi.ComponentResource):
                 app_setting_names=list(SLOT_STICKY_SETTINGS),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[app]),
             )
-        self.custom_domain = self._bind_custom_domain(ctx, args.deployer)
+        self.custom_domain = self._bind_custom_domain(ctx, args.custom_domain, args.deployer)
         self.register_outputs({"planId": self.plan.id, "appUrl": self.app.url})
 
     @property
@@ -311,13 +338,13 @@ class AppService(pulumi.ComponentResource):
         """The staging slot where there is one, else the app: releases land here first."""
         return self.staging or self.app
 
-    def _bind_custom_domain(self, ctx: Context, deployer: Deployer) -> DeploymentScript | None:
+    def _bind_custom_domain(self, ctx: Context, domain: str | None,
+                            deployer: Deployer) -> DeploymentScript | None:
         """Seed step 07: hostname binding, free App Service managed certificate, SNI binding.
 
         Needs, before `pulumi up`, a CNAME from the domain to the app's default host name and a
         TXT record asuid.<domain> holding the `customDomainVerificationId` stack output.
         """
-        domain = ctx.cfg.custom_domain
         if domain is None:
             return None
         app = self.app.resource

@@ -23,6 +23,7 @@ ASE_RECORDS = ("*", "*.scm", "@")
 class EnvironmentArgs:
     ctx: Context
     vnet: VirtualNetwork  # must have its ASE subnet (the isolated tier's VNet)
+    zone_redundant: bool  # the ASE's instances spread over zones (config zoneRedundant)
 
 
 class Environment(pulumi.ComponentResource):
@@ -47,7 +48,7 @@ class Environment(pulumi.ComponentResource):
             virtual_network=web.VirtualNetworkProfileArgs(id=vnet.ase_subnet.id),
             # Both the apps and their SCM (publishing) endpoints answer only on the private ILB.
             internal_load_balancing_mode="Web, Publishing",
-            zone_redundant=ctx.cfg.zone_redundant,
+            zone_redundant=args.zone_redundant,
             networking_configuration=web.AseV3NetworkingConfigurationArgs(
                 ftp_enabled=False, remote_debug_enabled=False,
                 allow_new_private_endpoint_connections=False,

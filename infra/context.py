@@ -1,4 +1,5 @@
-"""What every component needs: the validated config, names, resource group and Azure identity."""
+"""What every component shares: the stack's names, location, resource group, tags and Azure
+identity. A component's own settings come in its Args, never from the stack's config."""
 
 from __future__ import annotations
 
@@ -11,9 +12,19 @@ from infra.config import StackConfig
 from infra.naming import Names
 
 
+def stack_tags(stack: str, tier: str) -> dict[str, str]:
+    """The tags on every taggable resource of the stack."""
+    return {"project": "restaurant-review", "stack": stack, "tier": tier}
+
+
 @dataclass(frozen=True)
 class Context:
-    cfg: StackConfig
+    stack: str
+    tier: str
+    location: str
+    # Outside the disposable dev tier: data is protected and retained (stateful), and the
+    # data services keep fixed names, longer retention and redundancy.
+    production: bool
     names: Names
     resource_group: resources.ResourceGroup
     tenant_id: pulumi.Output[str]
@@ -24,12 +35,8 @@ class Context:
         return self.resource_group.name
 
     @property
-    def location(self) -> str:
-        return self.cfg.location
-
-    @property
     def tags(self) -> dict[str, str]:
-        return {"project": "restaurant-review", "stack": self.cfg.stack, "tier": self.cfg.tier}
+        return stack_tags(self.stack, self.tier)
 
     def stateful(self, *depends_on: pulumi.Resource,
                  parent: pulumi.Resource | None = None) -> pulumi.ResourceOptions:
@@ -38,7 +45,7 @@ class Context:
         `protect` stops `pulumi destroy` and replacements; `retain_on_delete` keeps the Azure
         resource even if someone unprotects and deletes it from the program by mistake.
         """
-        keep = self.cfg.is_production
+        keep = self.production
         return pulumi.ResourceOptions(
             protect=keep, retain_on_delete=keep, depends_on=list(depends_on) or None,
             parent=parent,
@@ -52,7 +59,7 @@ def create_context(cfg: StackConfig) -> Context:
         "resource-group",
         resource_group_name=names.resource_group,
         location=cfg.location,
-        tags={"project": "restaurant-review", "stack": cfg.stack, "tier": cfg.tier},
+        tags=stack_tags(cfg.stack, cfg.tier),
         # Deleting the group deletes everything in it, retained data included: outside dev it
         # is protected, and retained too, so a destroy that gets past the protection still
         # leaves the group, and the data resources retained in it, in Azure.
@@ -60,7 +67,10 @@ def create_context(cfg: StackConfig) -> Context:
                                     retain_on_delete=cfg.is_production),
     )
     return Context(
-        cfg=cfg,
+        stack=cfg.stack,
+        tier=cfg.tier,
+        location=cfg.location,
+        production=cfg.is_production,
         names=names,
         resource_group=group,
         tenant_id=client.tenant_id,

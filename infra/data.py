@@ -13,7 +13,7 @@ import pulumi
 import pulumi_random as random
 from pulumi_azure_native import dbforpostgresql, keyvault, storage
 
-from infra.config import DeveloperAccess
+from infra.config import DeveloperAccess, PostgresAdmin
 from infra.context import Context
 from infra.naming import Names
 
@@ -24,13 +24,26 @@ AZURE_SERVICES_RULE = "AllowAllAzureServicesAndResourcesWithinAzureIps"
 NAME_GENERATION_LENGTH = 4
 
 
-def _public_access(ctx: Context) -> str:
-    return "Disabled" if ctx.cfg.has_vnet else "Enabled"
+@dataclass(frozen=True)
+class PostgresSettings:
+    """The flexible server's size, backups, availability and Entra administrator."""
+
+    sku: str  # config postgresSku, e.g. Standard_B1ms
+    sku_tier: str  # Burstable, GeneralPurpose or MemoryOptimized: the SKU's family
+    storage_gb: int
+    backup_retention_days: int
+    geo_redundant_backup: bool
+    high_availability: bool  # a zone-redundant standby
+    admin: PostgresAdmin  # the Entra administrator named in config
 
 
-def create_storage(ctx: Context, parent: pulumi.Resource,
+def _public_access(private_endpoints: bool) -> str:
+    return "Disabled" if private_endpoints else "Enabled"
+
+
+def create_storage(ctx: Context, private_endpoints: bool, parent: pulumi.Resource,
                    ) -> tuple[storage.StorageAccount, storage.BlobContainer]:
-    production = ctx.cfg.is_production
+    production = ctx.production
     account = storage.StorageAccount(
         "storage",
         account_name=ctx.names.storage_account,
@@ -46,11 +59,11 @@ def create_storage(ctx: Context, parent: pulumi.Resource,
         allow_shared_key_access=False,
         default_to_o_auth_authentication=True,
         allow_cross_tenant_replication=False,
-        public_network_access=_public_access(ctx),
+        public_network_access=_public_access(private_endpoints),
         # Dev has no VNet, so App Service reaches the account over its public endpoint (App Service
         # is not a "trusted service" for the firewall); identity-only auth is the gate there.
         network_rule_set=storage.NetworkRuleSetArgs(
-            default_action="Deny" if ctx.cfg.has_vnet else "Allow", bypass="AzureServices"
+            default_action="Deny" if private_endpoints else "Allow", bypass="AzureServices"
         ),
         tags=ctx.tags,
         opts=ctx.stateful(parent=parent),
@@ -86,7 +99,7 @@ def recreatable_names(ctx: Context, parent: pulumi.Resource) -> pulumi.Output[Na
     gets new names, a rerun keeps its own. Production stacks are never destroyed (protected) and
     keep fixed names.
     """
-    if ctx.cfg.is_production:
+    if ctx.production:
         return pulumi.Output.from_input(ctx.names)
     generation = random.RandomString(
         "name-generation", length=NAME_GENERATION_LENGTH, upper=False, special=False,
@@ -94,9 +107,9 @@ def recreatable_names(ctx: Context, parent: pulumi.Resource) -> pulumi.Output[Na
     return generation.result.apply(ctx.names.generation)
 
 
-def create_key_vault(ctx: Context, names: pulumi.Output[Names], parent: pulumi.Resource,
-                     ) -> tuple[keyvault.Vault, keyvault.Secret]:
-    production = ctx.cfg.is_production
+def create_key_vault(ctx: Context, names: pulumi.Output[Names], private_endpoints: bool,
+                     parent: pulumi.Resource) -> tuple[keyvault.Vault, keyvault.Secret]:
+    production = ctx.production
     vault = keyvault.Vault(
         "key-vault",
         vault_name=names.apply(lambda n: n.key_vault),
@@ -110,9 +123,9 @@ def create_key_vault(ctx: Context, names: pulumi.Output[Names], parent: pulumi.R
             soft_delete_retention_in_days=90 if production else 7,
             # Purge protection can never be turned off again, so dev leaves it unset.
             enable_purge_protection=True if production else None,
-            public_network_access=_public_access(ctx),
+            public_network_access=_public_access(private_endpoints),
             network_acls=keyvault.NetworkRuleSetArgs(
-                default_action="Deny" if ctx.cfg.has_vnet else "Allow", bypass="AzureServices"
+                default_action="Deny" if private_endpoints else "Allow", bypass="AzureServices"
             ),
         ),
         tags=ctx.tags,
@@ -135,24 +148,24 @@ def create_key_vault(ctx: Context, names: pulumi.Output[Names], parent: pulumi.R
     return vault, secret
 
 
-def _postgres_server(ctx: Context, names: pulumi.Output[Names],
+def _postgres_server(args: DataServicesArgs, names: pulumi.Output[Names],
                      parent: pulumi.Resource) -> dbforpostgresql.Server:
-    cfg = ctx.cfg
+    ctx, settings = args.ctx, args.postgres
     return dbforpostgresql.Server(
         "postgres",
         server_name=names.apply(lambda n: n.postgres_server),
         resource_group_name=ctx.rg_name,
         location=ctx.location,
         version="16",
-        sku=dbforpostgresql.SkuArgs(name=cfg.postgres_sku, tier=cfg.postgres_sku_tier),
-        storage=dbforpostgresql.StorageArgs(storage_size_gb=cfg.postgres_storage_gb,
+        sku=dbforpostgresql.SkuArgs(name=settings.sku, tier=settings.sku_tier),
+        storage=dbforpostgresql.StorageArgs(storage_size_gb=settings.storage_gb,
                                             auto_grow="Enabled"),
         backup=dbforpostgresql.BackupArgs(
-            backup_retention_days=cfg.postgres_backup_retention_days,
-            geo_redundant_backup="Enabled" if cfg.postgres_geo_redundant_backup else "Disabled",
+            backup_retention_days=settings.backup_retention_days,
+            geo_redundant_backup="Enabled" if settings.geo_redundant_backup else "Disabled",
         ),
         high_availability=dbforpostgresql.HighAvailabilityArgs(
-            mode="ZoneRedundant" if cfg.postgres_high_availability else "Disabled"
+            mode="ZoneRedundant" if settings.high_availability else "Disabled"
         ),
         auth_config=dbforpostgresql.AuthConfigArgs(
             active_directory_auth="Enabled",
@@ -161,7 +174,8 @@ def _postgres_server(ctx: Context, names: pulumi.Output[Names],
         ),
         # Public-access mode (no delegated subnet): the only mode Private Link supports. Outside
         # dev the public endpoint is then switched off and the private endpoint is the way in.
-        network=dbforpostgresql.NetworkArgs(public_network_access=_public_access(ctx)),
+        network=dbforpostgresql.NetworkArgs(
+            public_network_access=_public_access(args.private_endpoints)),
         create_mode="Create",
         tags=ctx.tags,
         opts=ctx.stateful(parent=parent),
@@ -183,22 +197,22 @@ def _server_setting(ctx: Context, server: dbforpostgresql.Server, name: str, val
     )
 
 
-def _dev_firewall(ctx: Context, server: dbforpostgresql.Server, after: pulumi.Resource,
-                  parent: pulumi.Resource) -> list[pulumi.Resource]:
+def _dev_firewall(args: DataServicesArgs, server: dbforpostgresql.Server,
+                  after: pulumi.Resource, parent: pulumi.Resource) -> list[pulumi.Resource]:
     """Basic tier only: Azure services (the web app), optionally the deployer's address and the
     developers' ranges (config developerIpRanges, for `make dev-azure`)."""
     rules = [("azure-services", AZURE_SERVICES_RULE, "0.0.0.0", "0.0.0.0")]  # noqa: S104
-    if ctx.cfg.deployer_ip_address:
-        address = ctx.cfg.deployer_ip_address
+    if args.deployer_ip_address:
+        address = args.deployer_ip_address
         rules.append(("deployer", "deployer", address, address))
-    rules += developer_firewall_rules(ctx.cfg.developer_access)
+    rules += developer_firewall_rules(args.developers)
     created: list[pulumi.Resource] = []
     for key, rule_name, start, end in rules:
         after = dbforpostgresql.FirewallRule(
             f"postgres-firewall-{key}",
             firewall_rule_name=rule_name,
             server_name=server.name,
-            resource_group_name=ctx.rg_name,
+            resource_group_name=args.ctx.rg_name,
             start_ip_address=start,
             end_ip_address=end,
             opts=pulumi.ResourceOptions(parent=parent, depends_on=[after]),
@@ -221,12 +235,14 @@ def developer_firewall_rules(developers: DeveloperAccess | None,
     return rules
 
 
-def create_postgres(ctx: Context, names: pulumi.Output[Names], parent: pulumi.Resource,
+def create_postgres(args: DataServicesArgs, names: pulumi.Output[Names],
+                    parent: pulumi.Resource,
                     ) -> tuple[dbforpostgresql.Server, dbforpostgresql.Database,
                                dbforpostgresql.AdministratorsMicrosoftEntra,
                                list[pulumi.Resource]]:
-    server = _postgres_server(ctx, names, parent)
-    admin_cfg = ctx.cfg.postgres_admin
+    ctx = args.ctx
+    server = _postgres_server(args, names, parent)
+    admin_cfg = args.postgres.admin
     admin = dbforpostgresql.AdministratorsMicrosoftEntra(
         "postgres-entra-admin",
         object_id=admin_cfg.object_id,
@@ -250,14 +266,22 @@ def create_postgres(ctx: Context, names: pulumi.Output[Names], parent: pulumi.Re
     tls_version = _server_setting(ctx, server, "ssl_min_protocol_version", "TLSv1.2", tls,
                                   parent)
     ready: list[pulumi.Resource] = [admin, database, tls, tls_version]
-    if not ctx.cfg.has_vnet:
-        ready += _dev_firewall(ctx, server, tls_version, parent)
+    if not args.private_endpoints:
+        ready += _dev_firewall(args, server, tls_version, parent)
     return server, database, admin, ready
 
 
 @dataclass(frozen=True)
 class DataServicesArgs:
     ctx: Context
+    # Public endpoints off, reached through private endpoints in the VNet (standard, isolated);
+    # otherwise public, behind Entra-only sign-in and PostgreSQL's firewall rules (basic).
+    private_endpoints: bool
+    postgres: PostgresSettings
+    # Public endpoints only: one more PostgreSQL firewall rule, for the deployer's address.
+    deployer_ip_address: str | None = None
+    # Dev, when configured: a PostgreSQL firewall rule per developer range.
+    developers: DeveloperAccess | None = None
 
 
 class DataServices(pulumi.ComponentResource):
@@ -277,11 +301,12 @@ class DataServices(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("restaurant-review:data:DataServices", name, None, opts)
         ctx = args.ctx
-        self.storage_account, self.photo_container = create_storage(ctx, self)
+        self.storage_account, self.photo_container = create_storage(
+            ctx, args.private_endpoints, self)
         names = recreatable_names(ctx, self)
-        self.vault, self.secret_key = create_key_vault(ctx, names, self)
+        self.vault, self.secret_key = create_key_vault(ctx, names, args.private_endpoints, self)
         self.postgres, self.database, self.postgres_admin, self.postgres_ready = (
-            create_postgres(ctx, names, self))
+            create_postgres(args, names, self))
         self.register_outputs({
             "storageAccountId": self.storage_account.id,
             "keyVaultId": self.vault.id,

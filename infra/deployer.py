@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_azure_native import dbforpostgresql, managedidentity, resources, storage, web
 
+from infra.config import DeveloperAccess
 from infra.context import Context
 from infra.db_role import SQL_SCRIPT, owner_role, psql_command
 from infra.deploy import PackageRef, deploy_command
@@ -63,6 +64,11 @@ GRANT_WAIT_SECONDS = 900
 class DeployerArgs:
     ctx: Context
     package: PackageRef
+    # The scripts run in a subnet of the stack's VNet (standard, isolated), not on Azure's
+    # public network (basic).
+    in_vnet: bool
+    # Config scriptAttempt: a new number runs every script again (DeploymentScript).
+    script_attempt: int
 
 
 class Deployer(pulumi.ComponentResource):
@@ -73,11 +79,13 @@ class Deployer(pulumi.ComponentResource):
     package_container: storage.BlobContainer
     package_blob: storage.Blob
     grants: tuple[pulumi.Resource, ...]
+    script_attempt: int
 
     def __init__(self, name: str, args: DeployerArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("restaurant-review:deployer:Deployer", name, None, opts)
         ctx = args.ctx
+        self.script_attempt = args.script_attempt
         child = pulumi.ResourceOptions(parent=self)
         self.identity = managedidentity.UserAssignedIdentity(
             "deployer-identity",
@@ -136,14 +144,14 @@ class Deployer(pulumi.ComponentResource):
             source=pulumi.FileAsset(args.package.path),
             opts=child,
         )
-        self.grants = self._grants(ctx)
+        self.grants = self._grants(ctx, args.in_vnet)
         self.register_outputs({
             "identityPrincipalId": self.identity.principal_id,
             "storageAccountName": self.storage_account.name,
             "packageBlob": self.package_blob.name,
         })
 
-    def _grants(self, ctx: Context) -> tuple[pulumi.Resource, ...]:
+    def _grants(self, ctx: Context, in_vnet: bool) -> tuple[pulumi.Resource, ...]:
         """Made right after the identity, so RBAC has applied long before a script runs."""
         reader = grant("deployer-package-reader", role_id=STORAGE_BLOB_DATA_READER,
                        scope=self.package_container.id,
@@ -151,7 +159,7 @@ class Deployer(pulumi.ComponentResource):
                        principal_id=self.identity.principal_id,
                        principal_key=_principal_key(ctx), subscription_id=ctx.subscription_id,
                        parent=self)
-        if not ctx.cfg.has_vnet:  # basic: the scripts run on Azure's public network
+        if not in_vnet:  # basic: the scripts run on Azure's public network
             return (reader,)
         # Scripts in a subnet: Microsoft Learn's private-network page gives the script's identity
         # this role on the account whose file share the script mounts.
@@ -210,22 +218,23 @@ class DatabaseLogin:
     principal_type: str  # "service" (an identity) or "group"
 
 
-def database_logins(ctx: Context, sites: Sequence[SiteTarget]) -> list[DatabaseLogin]:
+def database_logins(sites: Sequence[SiteTarget],
+                    developers: DeveloperAccess | None) -> list[DatabaseLogin]:
     """Every site's identity, then (dev, when configured) the developers' group."""
     logins = [DatabaseLogin(site.database_role, site.principal_id, "service") for site in sites]
-    developers = ctx.cfg.developer_access
     if developers is not None:
         logins.append(DatabaseLogin(developers.group_name, developers.group_object_id, "group"))
     return logins
 
 
 def run_database_roles(ctx: Context, deployer: Deployer, postgres_host: pulumi.Output[str],
-                       sites: Sequence[SiteTarget], subnet_id: pulumi.Input[str] | None,
+                       sites: Sequence[SiteTarget], developers: DeveloperAccess | None,
+                       subnet_id: pulumi.Input[str] | None,
                        after: Sequence[pulumi.Resource]) -> DeploymentScript:
     """infra/sql/app_role.sql for every login (database_logins), as the deployer (a PostgreSQL
     admin); the script checks each role's privileges after granting them."""
     sql = SQL_SCRIPT.read_text(encoding="utf-8")
-    logins = database_logins(ctx, sites)
+    logins = database_logins(sites, developers)
     object_ids = pulumi.Output.all(*(login.object_id for login in logins))
     script = object_ids.apply(lambda ids: database_roles_script(sql, [
         psql_command(login.role, object_id, owner_role(ctx), ctx.names.database,
@@ -299,7 +308,7 @@ class DeploymentScript(pulumi.ComponentResource):
         keys = storage.list_storage_account_keys_output(
             account_name=deployer.storage_account.name, resource_group_name=ctx.rg_name)
         tag = pulumi.Output.all(*args.triggers).apply(
-            lambda values: trigger_tag([*values, f"attempt {ctx.cfg.script_attempt}"]))
+            lambda values: trigger_tag([*values, f"attempt {deployer.script_attempt}"]))
         self.run = resources.AzureCliScript(
             f"script-{args.key}",
             # A new tag is a new script resource: Pulumi creates it (it runs) and then deletes

@@ -39,10 +39,12 @@ from cryptography.hazmat.primitives.serialization import (
     pkcs12,
 )
 from cryptography.x509 import load_pem_x509_certificate
-from pulumi_azure_native import authorization, keyvault, managedidentity, monitor, network
+from pulumi_azure_native import authorization, keyvault, managedidentity, network
 
+from infra.config import Ingress
 from infra.context import Context
-from infra.identity import KEY_VAULT_SECRETS_USER, role_assignment_name, wait_for_grant
+from infra.identity import KEY_VAULT_SECRETS_USER, grant, wait_for_grant
+from infra.monitoring import diagnostics
 
 TYPE = "restaurant-review:ingress:ApplicationGateway"
 
@@ -85,6 +87,11 @@ REWRITES = "forwarded-headers"
 @dataclass(frozen=True)
 class ApplicationGatewayArgs:
     ctx: Context
+    # Config `applicationGateway*`: its subnet, autoscale range, public host and certificate.
+    ingress: Ingress
+    # The public IP and the gateway in zones 1-3 (config zoneRedundant).
+    zone_redundant: bool
+    health_check_path: str  # what the health probe asks the app for
     vnet_name: pulumi.Input[str]
     backend_host_name: pulumi.Input[str]  # the app's default host name
     vault: keyvault.Vault
@@ -140,6 +147,10 @@ def dns_label(ctx: Context) -> str:
     return ctx.names.unique
 
 
+def _zones(zone_redundant: bool) -> list[str] | None:
+    return ["1", "2", "3"] if zone_redundant else None
+
+
 class ApplicationGateway(pulumi.ComponentResource):
     """The WAF_v2 gateway, its subnet, NSG, public IP, identity, certificate and diagnostics."""
 
@@ -151,9 +162,7 @@ class ApplicationGateway(pulumi.ComponentResource):
     def __init__(self, name: str, args: ApplicationGatewayArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
-        ctx = args.ctx
-        ingress = ctx.cfg.ingress
-        assert ingress is not None, "only built when config 'ingress' is applicationGateway"
+        ctx, ingress = args.ctx, args.ingress
         self._ctx = ctx
         self._child = pulumi.ResourceOptions(parent=self)
         self.public_host = ingress.host_name or default_public_host(ctx)
@@ -161,12 +170,12 @@ class ApplicationGateway(pulumi.ComponentResource):
         self.gateway_name = f"agw-{ctx.names.base}"
 
         self.subnet = self._subnet(args)
-        self.public_ip = self._public_ip()
+        self.public_ip = self._public_ip(args.zone_redundant)
         self.identity = managedidentity.UserAssignedIdentity(
             "gateway-identity", resource_name_=f"id-{ctx.names.base}-gateway",
             resource_group_name=ctx.rg_name, location=ctx.location, tags=ctx.tags,
             opts=self._child)
-        secret_name = self._certificate_secret_name(args.vault)
+        secret_name = self._certificate_secret_name(ingress, args.vault)
         self.vault_access = self._grant_secret(args.vault, secret_name)
         self.vault_access_applied = wait_for_grant("gateway-key-vault-grant-propagation",
                                                    self.vault_access, self)
@@ -175,13 +184,8 @@ class ApplicationGateway(pulumi.ComponentResource):
             lambda values: f"{values[0]}secrets/{values[1]}")
         self.waf_policy = self._waf_policy()
         self.gateway = self._gateway(args)
-        self.diagnostics = monitor.DiagnosticSetting(
-            "diag-gateway", name=f"to-{ctx.names.log_workspace}",
-            resource_uri=self.gateway.id, workspace_id=args.workspace_id,
-            log_analytics_destination_type="Dedicated",
-            logs=[monitor.DiagnosticsLogSettingsArgs(category_group="allLogs", enabled=True)],
-            metrics=[monitor.DiagnosticsMetricSettingsArgs(category="AllMetrics", enabled=True)],
-            opts=self._child)
+        self.diagnostics = diagnostics(ctx, "gateway", self.gateway.id, args.workspace_id, self,
+                                       category_group="allLogs")
         self.register_outputs({"publicUrl": self.public_url, "gatewayId": self.gateway.id,
                                "publicIpAddress": self.public_ip.ip_address})
 
@@ -195,18 +199,14 @@ class ApplicationGateway(pulumi.ComponentResource):
             security_rules=gateway_nsg_rules(), tags=ctx.tags, opts=self._child)
         return network.Subnet(
             "snet-gateway", subnet_name="snet-gateway", resource_group_name=ctx.rg_name,
-            virtual_network_name=args.vnet_name, address_prefix=ctx.cfg.ingress.subnet,
+            virtual_network_name=args.vnet_name, address_prefix=args.ingress.subnet,
             network_security_group=network.NetworkSecurityGroupArgs(id=nsg.id),
             service_endpoints=[network.ServiceEndpointPropertiesFormatArgs(
                 service="Microsoft.Web")] if args.app_service_endpoint else None,
             opts=pulumi.ResourceOptions(parent=self,
                                         depends_on=[args.after] if args.after else None))
 
-    def _zones(self) -> list[str] | None:
-        # Zone redundant where the stack is (config zoneRedundant, on by default in isolated).
-        return ["1", "2", "3"] if self._ctx.cfg.zone_redundant else None
-
-    def _public_ip(self) -> network.PublicIPAddress:
+    def _public_ip(self, zone_redundant: bool) -> network.PublicIPAddress:
         ctx = self._ctx
         return network.PublicIPAddress(
             "gateway-public-ip", public_ip_address_name=f"pip-{ctx.names.base}-gateway",
@@ -214,7 +214,7 @@ class ApplicationGateway(pulumi.ComponentResource):
             sku=network.PublicIPAddressSkuArgs(name="Standard", tier="Regional"),
             public_ip_allocation_method="Static", public_ip_address_version="IPv4",
             dns_settings=network.PublicIPAddressDnsSettingsArgs(domain_name_label=dns_label(ctx)),
-            zones=self._zones(), tags=ctx.tags, opts=self._child)
+            zones=_zones(zone_redundant), tags=ctx.tags, opts=self._child)
 
     # --- certificate -----------------------------------------------------------------------------
 
@@ -223,23 +223,19 @@ class ApplicationGateway(pulumi.ComponentResource):
         """Key Vault Secrets User on the certificate's secret alone, not on the whole vault
         (which also holds the site's SECRET_KEY)."""
         ctx = self._ctx
-        principal_key = f"{ctx.names.base}/gateway-identity"
-        return authorization.RoleAssignment(
-            "gateway-key-vault-secrets-user",
-            role_assignment_name=secret_name.apply(lambda name: role_assignment_name(
-                f"{ctx.names.key_vault}/secrets/{name}", principal_key, KEY_VAULT_SECRETS_USER)),
+        return grant(
+            "gateway-key-vault-secrets-user", role_id=KEY_VAULT_SECRETS_USER,
             scope=pulumi.Output.concat(vault.id, "/secrets/", secret_name),
+            scope_key=secret_name.apply(lambda name: f"{ctx.names.key_vault}/secrets/{name}"),
             principal_id=self.identity.principal_id,
-            principal_type="ServicePrincipal",
-            role_definition_id=ctx.subscription_id.apply(
-                lambda sub: f"/subscriptions/{sub}/providers/Microsoft.Authorization/"
-                f"roleDefinitions/{KEY_VAULT_SECRETS_USER}"),
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
+            principal_key=f"{ctx.names.base}/gateway-identity",
+            subscription_id=ctx.subscription_id, parent=self)
 
-    def _certificate_secret_name(self, vault: keyvault.Vault) -> pulumi.Output[str]:
+    def _certificate_secret_name(self, ingress: Ingress,
+                                 vault: keyvault.Vault) -> pulumi.Output[str]:
         """The listener certificate's secret; the gateway reads it by its versionless id, so it
         follows new versions."""
-        name = self._ctx.cfg.ingress.certificate_name
+        name = ingress.certificate_name
         return pulumi.Output.from_input(name) if name else self._self_signed(vault)
 
     def _self_signed(self, vault: keyvault.Vault) -> pulumi.Output[str]:
@@ -335,7 +331,7 @@ class ApplicationGateway(pulumi.ComponentResource):
                     ]))])
 
     def _backend(self, args: ApplicationGatewayArgs) -> dict:
-        health_path = self._ctx.cfg.health_check_path
+        health_path = args.health_check_path
         return {
             "backend_address_pools": [network.ApplicationGatewayBackendAddressPoolArgs(
                 name=BACKEND_POOL,
@@ -375,14 +371,14 @@ class ApplicationGateway(pulumi.ComponentResource):
         }
 
     def _gateway(self, args: ApplicationGatewayArgs) -> network.ApplicationGateway:
-        ctx, ingress = self._ctx, self._ctx.cfg.ingress
+        ctx, ingress = self._ctx, args.ingress
         return network.ApplicationGateway(
             "application-gateway", application_gateway_name=self.gateway_name,
             resource_group_name=ctx.rg_name, location=ctx.location,
             sku=network.ApplicationGatewaySkuArgs(name=SKU, tier=SKU),
             autoscale_configuration=network.ApplicationGatewayAutoscaleConfigurationArgs(
                 min_capacity=ingress.min_capacity, max_capacity=ingress.max_capacity),
-            zones=self._zones(),
+            zones=_zones(args.zone_redundant),
             enable_http2=True,
             identity=network.ManagedServiceIdentityArgs(
                 type="UserAssigned", user_assigned_identities=[self.identity.id]),

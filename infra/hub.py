@@ -32,6 +32,7 @@ import pulumi
 import pulumi_azure_native as azure_native
 from pulumi_azure_native import network, privatedns
 
+from infra.config import Hub
 from infra.context import Context
 
 TYPE = "restaurant-review:hub:HubConnection"
@@ -40,6 +41,7 @@ TYPE = "restaurant-review:hub:HubConnection"
 @dataclass(frozen=True)
 class HubConnectionArgs:
     ctx: Context
+    hub: Hub  # config `hub*`: the hub VNet, its subscription and group, gateway transit
     vnet: network.VirtualNetwork  # the stack's VNet
     # Every private DNS zone of the stack, by a short key (e.g. "vault", "ase").
     zones: dict[str, privatedns.PrivateZone]
@@ -53,7 +55,7 @@ class HubConnection(pulumi.ComponentResource):
     def __init__(self, name: str, args: HubConnectionArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
-        ctx, hub = args.ctx, args.ctx.cfg.hub
+        ctx, hub = args.ctx, args.hub
         assert hub is not None, "only built when config 'hubVirtualNetworkId' is set"
         # The hub usually lives in another (connectivity) subscription.
         hub_provider = azure_native.Provider(

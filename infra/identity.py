@@ -16,6 +16,7 @@ import pulumi
 from pulumi_azure_native import authorization, managedidentity
 from pulumiverse_time import Sleep
 
+from infra.config import DeveloperAccess
 from infra.context import Context
 from infra.data import PHOTO_CONTAINER, DataServices
 
@@ -55,17 +56,20 @@ def grant(
     logical_name: str,
     *,
     role_id: str,
-    scope: pulumi.Output[str],
-    scope_key: str,
+    scope: pulumi.Input[str],
+    scope_key: pulumi.Input[str],
     principal_id: pulumi.Output[str],
     principal_key: str,
     subscription_id: pulumi.Output[str],
     parent: pulumi.Resource,
     principal_type: str = "ServicePrincipal",
 ) -> authorization.RoleAssignment:
+    """`role_id` on `scope` for the principal, named by role_assignment_name from the stable
+    keys (`scope_key` may be an output when the scope's own name is one)."""
     return authorization.RoleAssignment(
         logical_name,
-        role_assignment_name=role_assignment_name(scope_key, principal_key, role_id),
+        role_assignment_name=pulumi.Output.from_input(scope_key).apply(
+            lambda key: role_assignment_name(key, principal_key, role_id)),
         scope=scope,
         principal_id=principal_id,
         # Without this ARM assumes User and has to look the principal up, which fails for a
@@ -149,10 +153,10 @@ class SiteIdentity(pulumi.ComponentResource):
         )
 
 
-def grant_developers(ctx: Context, data: DataServices) -> authorization.RoleAssignment | None:
+def grant_developers(ctx: Context, data: DataServices, developers: DeveloperAccess | None,
+                     ) -> authorization.RoleAssignment | None:
     """Dev only, when configured: the developers' Entra group may read and write photos in the
     photo container (nothing else in the account), so `make dev-azure` runs the site as them."""
-    developers = ctx.cfg.developer_access
     if developers is None:
         return None
     return grant("developers-blob-data-contributor", role_id=STORAGE_BLOB_DATA_CONTRIBUTOR,

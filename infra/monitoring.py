@@ -41,6 +41,7 @@ ALERTS = (
 @dataclass(frozen=True)
 class TelemetryArgs:
     ctx: Context
+    log_retention_days: int  # how long the workspace keeps logs (config logRetentionDays)
 
 
 class Telemetry(pulumi.ComponentResource):
@@ -59,7 +60,7 @@ class Telemetry(pulumi.ComponentResource):
             resource_group_name=ctx.rg_name,
             location=ctx.location,
             sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
-            retention_in_days=ctx.cfg.log_retention_days,
+            retention_in_days=args.log_retention_days,
             tags=ctx.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -83,10 +84,12 @@ class Telemetry(pulumi.ComponentResource):
         return self.insights.connection_string
 
 
-def diagnostics(ctx: Context, key: str, resource_uri: pulumi.Output[str], telemetry: Telemetry,
-                parent: pulumi.Resource, categories: tuple[str, ...] = (),
-                category_group: str | None = None,
+def diagnostics(ctx: Context, key: str, resource_uri: pulumi.Output[str],
+                workspace_id: pulumi.Input[str], parent: pulumi.Resource,
+                categories: tuple[str, ...] = (), category_group: str | None = None,
                 metrics: bool = True) -> monitor.DiagnosticSetting:
+    """A resource's logs (these categories, or a category group) and metrics sent to the
+    stack's Log Analytics workspace."""
     logs = [monitor.DiagnosticsLogSettingsArgs(category=c, enabled=True) for c in categories]
     if category_group:
         logs.append(monitor.DiagnosticsLogSettingsArgs(category_group=category_group,
@@ -95,7 +98,7 @@ def diagnostics(ctx: Context, key: str, resource_uri: pulumi.Output[str], teleme
         f"diag-{key}",
         name=f"to-{ctx.names.log_workspace}",
         resource_uri=resource_uri,
-        workspace_id=telemetry.workspace.id,
+        workspace_id=workspace_id,
         log_analytics_destination_type="Dedicated",
         logs=logs,
         metrics=[monitor.DiagnosticsMetricSettingsArgs(category="AllMetrics", enabled=True)]
@@ -104,17 +107,17 @@ def diagnostics(ctx: Context, key: str, resource_uri: pulumi.Output[str], teleme
     )
 
 
-def create_alerts(ctx: Context, app: web.WebApp, parent: pulumi.Resource,
+def create_alerts(ctx: Context, app: web.WebApp, alert_email: str, parent: pulumi.Resource,
                   after: tuple[pulumi.Resource, ...] = ()) -> list[monitor.MetricAlert]:
     group = monitor.ActionGroup(
         "alerts-action-group",
         action_group_name=f"ag-{ctx.names.base}",
         resource_group_name=ctx.rg_name,
         location="Global",
-        group_short_name=f"rr{ctx.cfg.stack}"[:12],
+        group_short_name=f"rr{ctx.stack}"[:12],
         enabled=True,
         email_receivers=[monitor.MicrosoftCommonEmailReceiverArgs(
-            name="on-call", email_address=ctx.cfg.alert_email, use_common_alert_schema=True)],
+            name="on-call", email_address=alert_email, use_common_alert_schema=True)],
         tags=ctx.tags,
         opts=pulumi.ResourceOptions(parent=parent),
     )
@@ -172,9 +175,17 @@ def _cpu_rule(plan_id, operator: str, threshold: float, direction: str, window: 
     )
 
 
-def create_autoscale(ctx: Context, plan: web.AppServicePlan,
+@dataclass(frozen=True)
+class InstanceRange:
+    """How far CPU autoscale moves the plan's instance count (config minInstances,
+    maxInstances); it starts at the minimum."""
+
+    minimum: int
+    maximum: int
+
+
+def create_autoscale(ctx: Context, plan: web.AppServicePlan, instances: InstanceRange,
                      parent: pulumi.Resource) -> monitor.AutoscaleSetting:
-    cfg = ctx.cfg
     return monitor.AutoscaleSetting(
         "autoscale",
         autoscale_setting_name=f"autoscale-{ctx.names.plan}",
@@ -184,9 +195,9 @@ def create_autoscale(ctx: Context, plan: web.AppServicePlan,
         target_resource_uri=plan.id,
         profiles=[monitor.AutoscaleProfileArgs(
             name="cpu",
-            capacity=monitor.ScaleCapacityArgs(minimum=str(cfg.min_instances),
-                                               maximum=str(cfg.max_instances),
-                                               default=str(cfg.min_instances)),
+            capacity=monitor.ScaleCapacityArgs(minimum=str(instances.minimum),
+                                               maximum=str(instances.maximum),
+                                               default=str(instances.minimum)),
             # Out fast on sustained load, in slowly so a spike doesn't flap the instance count.
             rules=[
                 _cpu_rule(plan.id, "GreaterThan", 70, "Increase", "PT5M", "PT5M"),
@@ -204,6 +215,9 @@ class MonitoringArgs:
     telemetry: Telemetry
     data: DataServices
     service: AppService
+    alert_email: str  # who the metric alerts mail (config alertEmail)
+    # The plan's autoscale range; None: the tier does not autoscale.
+    autoscale: InstanceRange | None
     # The first package deploy: until production runs the app, its health check and error
     # metrics describe an empty site, and alerts created earlier would page for nothing.
     alerts_after: tuple[pulumi.Resource, ...] = ()
@@ -220,13 +234,16 @@ class Monitoring(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("restaurant-review:monitoring:Monitoring", name, None, opts)
         ctx, telemetry, data, service = args.ctx, args.telemetry, args.data, args.service
+        workspace_id = telemetry.workspace.id
         for site in service.sites:
-            diagnostics(ctx, f"site-{site.key}", site.resource.id, telemetry, self,
+            diagnostics(ctx, f"site-{site.key}", site.resource.id, workspace_id, self,
                         SITE_LOG_CATEGORIES)
-        diagnostics(ctx, "key-vault", data.vault.id, telemetry, self, category_group="audit")
-        diagnostics(ctx, "postgres", data.postgres.id, telemetry, self,
+        diagnostics(ctx, "key-vault", data.vault.id, workspace_id, self,
+                    category_group="audit")
+        diagnostics(ctx, "postgres", data.postgres.id, workspace_id, self,
                     category_group="allLogs")
-        self.alerts = create_alerts(ctx, service.app.resource, self, args.alerts_after)
-        self.autoscale = (create_autoscale(ctx, service.plan, self)
-                          if ctx.cfg.has_autoscale else None)
+        self.alerts = create_alerts(ctx, service.app.resource, args.alert_email, self,
+                                    args.alerts_after)
+        self.autoscale = (create_autoscale(ctx, service.plan, args.autoscale, self)
+                          if args.autoscale else None)
         self.register_outputs({"alertIds": [alert.id for alert in self.alerts]})

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import network
 
+from infra import config
 from infra.context import Context
 
 
@@ -71,6 +72,9 @@ def _nsg(ctx: Context, role: str, rules: list[network.SecurityRuleArgs],
 @dataclass(frozen=True)
 class VirtualNetworkArgs:
     ctx: Context
+    addresses: config.Network  # the VNet's address space and each subnet's prefix
+    # The isolated tier: a subnet for the ASE instead of one for VNet integration.
+    ase: bool = False
 
 
 class VirtualNetwork(pulumi.ComponentResource):
@@ -91,8 +95,7 @@ class VirtualNetwork(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("restaurant-review:network:VirtualNetwork", name, None, opts)
         ctx = args.ctx
-        net = ctx.cfg.network
-        assert net is not None, "VirtualNetwork is only built for tiers with a VNet"
+        net = args.addresses
         self.vnet = network.VirtualNetwork(
             "vnet",
             virtual_network_name=ctx.names.vnet,
@@ -107,7 +110,7 @@ class VirtualNetwork(pulumi.ComponentResource):
             ctx, "private-endpoints", net.private_endpoint_subnet, _private_endpoint_rules())
         self.integration_subnet = None
         self.ase_subnet = None
-        if ctx.cfg.tier == "isolated":
+        if args.ase:
             self.ase_subnet = self._subnet(
                 ctx, "ase", net.ase_subnet, _ase_rules(),
                 delegation="Microsoft.Web/hostingEnvironments",

@@ -18,6 +18,9 @@ and every Azure resource sits under one of these components:
     Monitoring "monitoring"        Deployer -> DeploymentScript "database-roles", "deploy"
     ApplicationGateway "ingress"   HubConnection "hub"          (when configured)
 
+This module is the one place that reads the stack's config: it hands each component the
+settings its Args declare, and the stack-wide names, location and tags in its Context.
+
 The deployer's scripts run the data-plane steps inside Azure (infra/README.md, "First deploy
 from empty"): `pulumi up` itself needs no network and no login beyond the provider's.
 """
@@ -29,17 +32,23 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import privatedns
 
-from infra.app import AppService, AppServiceArgs, Hosting
+from infra.app import AppService, AppServiceArgs, Hosting, PlanSize, SiteSetup
 from infra.ase import Environment, EnvironmentArgs
 from infra.config import StackConfig
 from infra.context import Context, create_context
-from infra.data import DataServices, DataServicesArgs
+from infra.data import DataServices, DataServicesArgs, PostgresSettings
 from infra.deploy import PackageRef
 from infra.deployer import Deployer, DeployerArgs, deploy_package, run_database_roles
 from infra.gateway import ApplicationGateway, ApplicationGatewayArgs
 from infra.hub import HubConnection, HubConnectionArgs
 from infra.identity import SiteIdentity, SiteIdentityArgs, grant_developers
-from infra.monitoring import Monitoring, MonitoringArgs, Telemetry, TelemetryArgs
+from infra.monitoring import (
+    InstanceRange,
+    Monitoring,
+    MonitoringArgs,
+    Telemetry,
+    TelemetryArgs,
+)
 from infra.network import VirtualNetwork, VirtualNetworkArgs
 from infra.private_link import PrivateLink, PrivateLinkArgs
 
@@ -48,6 +57,7 @@ from infra.private_link import PrivateLink, PrivateLinkArgs
 class Foundation:
     """What every tier has before the app exists."""
 
+    cfg: StackConfig  # read here alone: each component takes its settings in its Args
     ctx: Context
     package: PackageRef
     deployer: Deployer
@@ -57,16 +67,28 @@ class Foundation:
     deployer_admin: pulumi.Resource  # the deployer as a PostgreSQL Entra administrator
 
 
+def _data_services_args(cfg: StackConfig, ctx: Context) -> DataServicesArgs:
+    postgres = PostgresSettings(
+        sku=cfg.postgres_sku, sku_tier=cfg.postgres_sku_tier,
+        storage_gb=cfg.postgres_storage_gb,
+        backup_retention_days=cfg.postgres_backup_retention_days,
+        geo_redundant_backup=cfg.postgres_geo_redundant_backup,
+        high_availability=cfg.postgres_high_availability, admin=cfg.postgres_admin)
+    return DataServicesArgs(ctx, private_endpoints=cfg.has_vnet, postgres=postgres,
+                            deployer_ip_address=cfg.deployer_ip_address,
+                            developers=cfg.developer_access)
+
+
 def _foundation(cfg: StackConfig, package: PackageRef) -> Foundation:
     """The site identity first (so its grants apply early), then the data services."""
     ctx = create_context(cfg)
-    deployer = Deployer("deployer", DeployerArgs(ctx, package))
-    data = DataServices("data", DataServicesArgs(ctx))
+    deployer = Deployer("deployer", DeployerArgs(ctx, package, cfg.has_vnet, cfg.script_attempt))
+    data = DataServices("data", _data_services_args(cfg, ctx))
     identity = SiteIdentity("identities", SiteIdentityArgs(ctx, data))
-    grant_developers(ctx, data)
+    grant_developers(ctx, data, cfg.developer_access)
     deployer_admin = deployer.postgres_admin(ctx, data.postgres, after=data.postgres_ready)
-    telemetry = Telemetry("telemetry", TelemetryArgs(ctx))
-    return Foundation(ctx, package, deployer, identity, telemetry, data, deployer_admin)
+    telemetry = Telemetry("telemetry", TelemetryArgs(ctx, cfg.log_retention_days))
+    return Foundation(cfg, ctx, package, deployer, identity, telemetry, data, deployer_admin)
 
 
 def _private_links(base: Foundation, vnet: VirtualNetwork) -> dict[str, PrivateLink]:
@@ -100,23 +122,27 @@ def _ingress(base: Foundation, vnet: VirtualNetwork, app_host_name: str,
     the ASE's DNS suffix): in the standard tier the app's access restrictions need the
     gateway's subnet, so the gateway comes first.
     """
-    if not base.ctx.cfg.has_gateway:
+    cfg = base.cfg
+    if cfg.ingress is None:
         return None
     return ApplicationGateway("ingress", ApplicationGatewayArgs(
-        ctx=base.ctx, vnet_name=vnet.vnet.name, backend_host_name=app_host_name,
+        ctx=base.ctx, ingress=cfg.ingress, zone_redundant=cfg.zone_redundant,
+        health_check_path=cfg.health_check_path, vnet_name=vnet.vnet.name,
+        backend_host_name=app_host_name,
         vault=base.data.vault, workspace_id=base.telemetry.workspace.id,
-        app_service_endpoint=base.ctx.cfg.tier == "standard", after=vnet.last_write,
+        app_service_endpoint=cfg.tier == "standard", after=vnet.last_write,
         vault_reachable=(links["vault"].endpoint, links["vault"].zone_group)))
 
 
 def _hub(base: Foundation, vnet: VirtualNetwork, zones: dict[str, privatedns.PrivateZone],
          gateway: ApplicationGateway | None) -> HubConnection | None:
-    if base.ctx.cfg.hub is None:
+    hub = base.cfg.hub
+    if hub is None:
         return None
     # The peering is a write to the stack's VNet too: after its last subnet.
     last_write = gateway.subnet if gateway else vnet.last_write
-    return HubConnection("hub", HubConnectionArgs(ctx=base.ctx, vnet=vnet.vnet, zones=zones,
-                                                  after=last_write))
+    return HubConnection("hub", HubConnectionArgs(ctx=base.ctx, hub=hub, vnet=vnet.vnet,
+                                                  zones=zones, after=last_write))
 
 
 def _with_ingress(outputs: dict, gateway: ApplicationGateway | None) -> dict:
@@ -133,31 +159,38 @@ def _app_service(base: Foundation, hosting: Hosting | None = None,
     """The app and its slot; the deployer's SQL and deploy scripts; then what watches them."""
     ctx, data, deployer = base.ctx, base.data, base.deployer
     ready = tuple(network_ready or ())
+    cfg = base.cfg
+    size = PlanSize(cfg.sku, cfg.min_instances, cfg.zone_redundant, cfg.has_autoscale)
+    setup = SiteSetup(cfg.python_version, cfg.health_check_path,
+                      behind_gateway=cfg.has_gateway, staging_slot=cfg.has_slot)
     service = AppService("app-service", AppServiceArgs(
-        ctx, data, base.telemetry.connection_string, base.identity, deployer,
-        hosting or Hosting(), ready))
+        ctx, data, base.telemetry.connection_string, base.identity, deployer, size, setup,
+        hosting or Hosting(), ready, cfg.custom_domain))
     roles = run_database_roles(
         ctx, deployer, data.postgres.fully_qualified_domain_name,
-        service.database_logins, script_subnet_id,
+        service.database_logins, base.cfg.developer_access, script_subnet_id,
         after=[base.deployer_admin, *data.postgres_ready, *ready])
     target = service.deploy_target
     deployment = deploy_package(
         ctx, deployer, target.target, target.app_name, base.package, script_subnet_id,
         after=[roles, service.deploy_grant, *target.hardening,
                *base.identity.grants, *ready])
+    autoscale = (InstanceRange(cfg.min_instances, cfg.max_instances) if cfg.has_autoscale
+                 else None)
     Monitoring("monitoring", MonitoringArgs(ctx, base.telemetry, data, service,
+                                            cfg.alert_email, autoscale,
                                             alerts_after=(deployment,)))
     return service
 
 
 def _outputs(base: Foundation, service: AppService, package: PackageRef) -> dict:
-    ctx, data = base.ctx, base.data
+    cfg, ctx, data = base.cfg, base.ctx, base.data
     app = service.app
     outputs = {
-        "tier": ctx.cfg.tier,
+        "tier": cfg.tier,
         "resourceGroupName": ctx.rg_name,
         "appName": app.resource.name,
-        "siteUrl": f"https://{ctx.cfg.custom_domain}" if service.custom_domain else app.url,
+        "siteUrl": f"https://{cfg.custom_domain}" if service.custom_domain else app.url,
         "defaultSiteUrl": app.url,
         "appPrincipalId": app.principal_id,
         "databaseHost": data.postgres.fully_qualified_domain_name,
@@ -171,9 +204,9 @@ def _outputs(base: Foundation, service: AppService, package: PackageRef) -> dict
     }
     if service.staging is not None:
         outputs["stagingUrl"] = service.staging.url
-    if ctx.cfg.developer_access is not None:
+    if cfg.developer_access is not None:
         # `make dev-azure` signs its members in with this name (infra/README.md).
-        outputs["developerGroupName"] = ctx.cfg.developer_access.group_name
+        outputs["developerGroupName"] = cfg.developer_access.group_name
     return outputs
 
 
@@ -187,7 +220,8 @@ def build_basic(cfg: StackConfig, package: PackageRef) -> dict:
 def build_standard(cfg: StackConfig, package: PackageRef) -> dict:
     """P1v3/S1 with VNet integration, private endpoints, staging slot and autoscale."""
     base = _foundation(cfg, package)
-    vnet = VirtualNetwork("network", VirtualNetworkArgs(base.ctx))
+    assert cfg.network is not None
+    vnet = VirtualNetwork("network", VirtualNetworkArgs(base.ctx, cfg.network))
     links = _private_links(base, vnet)
     assert vnet.integration_subnet is not None
     gateway = _ingress(base, vnet, f"{base.ctx.names.web_app}.azurewebsites.net", links)
@@ -202,9 +236,10 @@ def build_standard(cfg: StackConfig, package: PackageRef) -> dict:
 def build_isolated(cfg: StackConfig, package: PackageRef) -> dict:
     """ASE v3 (internal load balancer) in the VNet, I1v2 plan, private endpoints."""
     base = _foundation(cfg, package)
-    vnet = VirtualNetwork("network", VirtualNetworkArgs(base.ctx))
+    assert cfg.network is not None
+    vnet = VirtualNetwork("network", VirtualNetworkArgs(base.ctx, cfg.network, ase=True))
     links = _private_links(base, vnet)
-    environment = Environment("ase", EnvironmentArgs(base.ctx, vnet))
+    environment = Environment("ase", EnvironmentArgs(base.ctx, vnet, cfg.zone_redundant))
     names = base.ctx.names
     gateway = _ingress(base, vnet, f"{names.web_app}.{names.ase}.appserviceenvironment.net",
                        links)
