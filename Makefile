@@ -14,11 +14,12 @@ SYS_DEPS  := $(VENV)/.system-deps
 CHECKOV_DEPS := .venv-checkov/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps deploy-deps checkov-deps dev test lint bench chaos package package-lock synth synth-check diff clean
+.PHONY: help deps deploy-deps checkov-deps dev test check lint bench chaos package package-lock synth synth-check diff clean
 
 help:
 	@echo "make dev      run the site locally on http://127.0.0.1:8000 (PostgreSQL + Azurite included)"
-	@echo "make test     install what is missing and run the whole suite"
+	@echo "make test     install what is missing and run the whole suite, on every core"
+	@echo "make check    the fast loop: lint, the tests that start no servers, synth-check (no apt)"
 	@echo "make bench    load-test the site under gunicorn and print req/s and p99"
 	@echo "make chaos    restart/pause PostgreSQL and Blob Storage under load; print 503s, slowest answer, recovery"
 	@echo "make deploy-deps  only the virtualenv the Pulumi program and make package need (any OS, no apt)"
@@ -63,8 +64,18 @@ dev: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
 lint: $(PY_DEPS)
 	$(PY) -m ruff check .
 
+# One worker per core. Tests are dealt out a module at a time (their module fixtures are set up
+# once), the modules that need the deploy package go to one worker (built once), and modules
+# with slow tests come first: tests/conftest.py sets the groups and the order, so keep it.
+PARALLEL := -n auto --dist loadgroup --no-loadscope-reorder
+
 test: deps lint
-	$(PY) -m pytest
+	$(PY) -m pytest $(PARALLEL)
+
+# Tests marked `slow` start PostgreSQL, Azurite, gunicorn, Chromium, pip or make (see
+# tests/conftest.py): the rest need the virtualenv only.
+check: lint synth-check
+	$(PY) -m pytest $(PARALLEL) -m "not slow"
 
 bench: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
 	$(PY) -m devtools.bench

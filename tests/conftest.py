@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fast_loop import is_slow, run_order, worker_group
 
 from devtools.services import AzuriteServer, PostgresCluster
 
@@ -33,3 +34,36 @@ def azurite() -> Iterator[AzuriteServer]:
     server = AzuriteServer(data_dir=None).start()
     yield server
     server.stop()
+
+
+# --- the fast loop (tests/fast_loop.py): marks, worker groups and order -------------------------
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects and before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    by_module: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        by_module.setdefault(_module(item), []).append(item)
+        if is_slow(item.fixturenames, (mark.name for mark in item.iter_markers())):
+            item.add_marker(pytest.mark.slow)
+    for module, members in by_module.items():
+        group = worker_group((item.fixturenames for item in members), module)
+        for item in members:
+            item.add_marker(pytest.mark.xdist_group(group))
+    slow = {module: any(item.get_closest_marker("slow") for item in members)
+            for module, members in by_module.items()}
+    rank = {module: index for index, module in enumerate(run_order(by_module, slow))}
+    items.sort(key=lambda item: rank[_module(item)])  # stable: each module keeps its own order
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A selection that matches nothing (a mistyped path or -m) must fail loudly, not end in
+    # pytest's exit code 5 that a caller may take for "nothing to do".
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter:
+            reporter.write_line("error: no tests were selected", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
