@@ -64,10 +64,9 @@ dev: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
 lint: $(PY_DEPS)
 	$(PY) -m ruff check .
 
-# One worker per core. Tests are dealt out a module at a time (their module fixtures are set up
-# once), the modules that need the deploy package go to one worker (built once), and modules
-# with slow tests come first: tests/conftest.py sets the groups and the order, so keep it.
-PARALLEL := -n auto --dist loadgroup --no-loadscope-reorder
+# One worker per core. Tests are dealt out a module at a time, so module fixtures start once,
+# in the order tests/conftest.py sets (modules with slow tests first, so keep that order).
+PARALLEL := -n auto --dist loadscope --no-loadscope-reorder
 
 test: deps lint
 	$(PY) -m pytest $(PARALLEL)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fast_loop import is_slow, run_order, worker_group
+from fast_loop import is_slow, run_order
 
 from devtools.services import AzuriteServer, PostgresCluster
 
@@ -36,25 +36,22 @@ def azurite() -> Iterator[AzuriteServer]:
     server.stop()
 
 
-# --- the fast loop (tests/fast_loop.py): marks, worker groups and order -------------------------
+# --- the fast loop (tests/fast_loop.py): the slow mark, and the order modules run in -----------
 
 def _module(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
 
 
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects and before xdist reads the groups
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     by_module: dict[str, list[pytest.Item]] = {}
     for item in items:
         by_module.setdefault(_module(item), []).append(item)
         if is_slow(item.fixturenames, (mark.name for mark in item.iter_markers())):
             item.add_marker(pytest.mark.slow)
-    for module, members in by_module.items():
-        group = worker_group((item.fixturenames for item in members), module)
-        for item in members:
-            item.add_marker(pytest.mark.xdist_group(group))
     slow = {module: any(item.get_closest_marker("slow") for item in members)
             for module, members in by_module.items()}
+    # xdist (--dist loadscope --no-loadscope-reorder) deals whole modules out in this order.
     rank = {module: index for index, module in enumerate(run_order(by_module, slow))}
     items.sort(key=lambda item: rank[_module(item)])  # stable: each module keeps its own order
 

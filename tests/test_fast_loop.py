@@ -1,5 +1,5 @@
 """The suite's buckets (tests/fast_loop.py, applied by tests/conftest.py): what `make check`
-leaves out, and how `make test` deals modules out to its workers."""
+leaves out, and the order in which `make test` deals modules out to its workers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fast_loop import PACKAGE_GROUP, is_slow, run_order, worker_group
+from fast_loop import is_slow, run_order
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,13 +32,6 @@ def test_a_slow_or_browser_mark_makes_a_test_slow(marks):
 
 def test_a_test_on_mocks_and_temporary_files_is_fast():
     assert not is_slow({"stack_view", "tmp_path", "monkeypatch", "request"}, {"parametrize"})
-
-
-def test_a_module_is_its_own_group_unless_it_needs_the_deploy_package():
-    assert worker_group([{"tmp_path"}, {"postgres"}], "tests/a.py") == "tests/a.py"
-    assert worker_group([{"tmp_path"}, {"package", "build_output"}], "tests/b.py") \
-        == PACKAGE_GROUP
-    assert worker_group([{"package_from_fresh_cache"}], "tests/c.py") == PACKAGE_GROUP
 
 
 def test_modules_with_slow_tests_run_first_and_the_rest_keep_their_order():
