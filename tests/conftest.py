@@ -52,7 +52,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     slow = {module: any(item.get_closest_marker("slow") for item in members)
             for module, members in by_module.items()}
     # xdist (--dist loadscope --no-loadscope-reorder) deals whole modules out in this order.
-    rank = {module: index for index, module in enumerate(run_order(by_module, slow))}
+    sizes = {module: len(members) for module, members in by_module.items()}
+    rank = {module: index for index, module in enumerate(run_order(sizes, slow))}
     items.sort(key=lambda item: rank[_module(item)])  # stable: each module keeps its own order
 
 

@@ -24,7 +24,14 @@ def is_slow(fixtures: Iterable[str], marks: Iterable[str]) -> bool:
     return bool(PROCESS_FIXTURES.intersection(fixtures) or SLOW_MARKS.intersection(marks))
 
 
-def run_order(modules: Iterable[str], slow: Mapping[str, bool]) -> list[str]:
-    """Modules with slow tests first, so the longest start early and quick ones fill the
-    workers' last minutes; otherwise in the order given."""
-    return sorted(modules, key=lambda module: not slow[module])
+def run_order(sizes: Mapping[str, int], slow: Mapping[str, bool]) -> list[str]:
+    """The order in which workers get whole modules (sizes: module -> number of tests).
+
+    Modules with slow tests first, in the order given, so the longest start early; then the
+    others, most tests first, so the workers' last minutes go to small modules.
+    """
+
+    def rank(module: str) -> tuple[bool, int]:
+        return (not slow[module], 0 if slow[module] else -sizes[module])
+
+    return sorted(sizes, key=rank)

@@ -34,9 +34,10 @@ def test_a_test_on_mocks_and_temporary_files_is_fast():
     assert not is_slow({"stack_view", "tmp_path", "monkeypatch", "request"}, {"parametrize"})
 
 
-def test_modules_with_slow_tests_run_first_and_the_rest_keep_their_order():
-    slow = {"a": False, "b": True, "c": False, "d": True}
-    assert run_order(["a", "b", "c", "d"], slow) == ["b", "d", "a", "c"]
+def test_modules_with_slow_tests_run_first_in_order_then_the_largest_quick_ones():
+    sizes = {"a": 3, "b": 1, "c": 9, "d": 5, "e": 3}
+    slow = {"a": False, "b": True, "c": False, "d": True, "e": False}
+    assert run_order(sizes, slow) == ["b", "d", "c", "a", "e"]
 
 
 def pytest_in_subprocess(*args: str) -> subprocess.CompletedProcess:
