@@ -14,10 +14,11 @@ SYS_DEPS  := $(VENV)/.system-deps
 CHECKOV_DEPS := .venv-checkov/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps deploy-deps checkov-deps dev test check lint bench chaos package package-lock synth synth-check diff clean
+.PHONY: help deps deploy-deps checkov-deps dev dev-azure test check lint bench chaos package package-lock synth synth-check diff clean
 
 help:
 	@echo "make dev      run the site locally on http://127.0.0.1:8000 (PostgreSQL + Azurite included)"
+	@echo "make dev-azure STACK=dev  this checkout's site on 127.0.0.1 against a deployed stack's data (az login)"
 	@echo "make test     install what is missing and run the whole suite, on every core"
 	@echo "make check    the fast loop: lint, the tests that start no servers, synth-check (no apt)"
 	@echo "make bench    load-test the site under gunicorn and print req/s and p99"
@@ -44,7 +45,7 @@ $(PY_DEPS): requirements.txt webapp/requirements.txt
 	@touch $@
 
 $(NODE_DEPS): devtools/package.json devtools/package-lock.json | $(SYS_DEPS)
-	npm ci --prefix devtools --no-audit --no-fund --loglevel=error
+	PUPPETEER_SKIP_DOWNLOAD=1 npm ci --prefix devtools --no-audit --no-fund --loglevel=error
 
 $(CHECKOV_DEPS): review/requirements-checkov.txt
 	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
@@ -53,13 +54,26 @@ $(CHECKOV_DEPS): review/requirements-checkov.txt
 
 checkov-deps: $(CHECKOV_DEPS)
 
-# Everything, system packages first (python3-venv among them), for the dev loop and the tests.
+# The dev loop's goals install the system packages (python3-venv among them) before any
+# virtualenv, also under `make -j`; the deploy side's goals never run them.
+DEV_LOOP_GOALS := deps dev test bench chaos
+ifneq ($(filter $(DEV_LOOP_GOALS),$(MAKECMDGOALS)),)
+$(PY_DEPS) $(CHECKOV_DEPS): | $(SYS_DEPS)
+endif
+
+# Everything, for the dev loop and the tests.
 deps: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS) $(CHECKOV_DEPS)
 
 deploy-deps: $(PY_DEPS)
 
 dev: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
 	$(PY) -m devtools.dev
+
+# The site from this checkout against a deployed stack's PostgreSQL and photos, signed in with
+# your `az login` (needs the pulumi and az CLIs and the stack's developer access: README.md).
+# (Not `STACK ?= dev`: `make diff` reads an unset STACK as "every stack".)
+dev-azure: $(PY_DEPS)
+	$(PY) -m devtools.dev_azure --stack $(or $(STACK),dev)
 
 lint: $(PY_DEPS)
 	$(PY) -m ruff check .

@@ -4,7 +4,8 @@ Throwaway PostgreSQL and Azurite in a temp folder; 200 restaurants x 20 reviews 
 the site and a `return "ok"` Flask app each under gunicorn with the same settings; Debian's
 wrk loads the home page, a details page, a photo and its revalidation (all through the site),
 review posts and the trivial app, alternating between them in rounds. Prints req/s, p99
-latency, errors and the ratio to the trivial endpoint next to each target (TARGETS); exits 1
+latency, errors and the ratio to the trivial endpoint next to each target (TARGETS), then each
+worker's peak memory under a burst of worst-case photo uploads (MEMORY_TARGET_MB); exits 1
 when any request failed or a target was missed, 2 when the benchmark itself could not run.
 
     .venv/bin/python -m devtools.bench [--duration 10] [--connections 16]
@@ -17,6 +18,7 @@ import contextlib
 import http.cookies
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -24,12 +26,15 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.request
 import uuid
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
 from flask import Flask
 from PIL import Image
 
@@ -42,6 +47,9 @@ from devtools.services import (
     free_port,
 )
 from devtools.site_setup import SiteSetupError, child_environment, prepare_site
+from release.startup import DEFAULT_THREADS, default_workers
+from webapp.config import DEFAULT_PHOTO_DECODE_MEMORY_MIB
+from webapp.images import bytes_per_pixel, decode_cost
 
 APP_DATABASE = "bench"  # also the name of its owner role
 RESTAURANTS = 200
@@ -64,6 +72,19 @@ PHOTO_LABEL = "/photos/<name> (photo)"
 REVALIDATION_LABEL = "/photos/<name> (If-None-Match)"
 WRITE_LABEL = "POST review (no photo)"
 SERVER_READY_TIMEOUT = 60.0
+# The upload memory row: the package's gunicorn layout on the smallest plan (B1, one core:
+# release/startup.py's default workers and threads), hit by this many uploads at once of the
+# most expensive photo the decode budget still accepts (webapp/images.py).
+MEMORY_LABEL = "POST review, worst-case photo burst"
+MEMORY_WORKERS = default_workers(1)
+MEMORY_THREADS = DEFAULT_THREADS
+MEMORY_BURST = 12
+# B1 has 1.75 GB for the whole instance: three workers at this peak leave room for gunicorn's
+# master and the platform's own processes.
+MEMORY_TARGET_MB = 450
+UPLOAD_TIMEOUT_SECONDS = 120
+# An accepted review, or the decode budget's retryable "busy" answer; anything else fails.
+BURST_STATUSES = (303, 503)
 
 
 @dataclass(frozen=True)
@@ -130,6 +151,38 @@ def sample_photos(count: int = DISTINCT_PHOTOS) -> list[bytes]:
         image.save(buffer, format="JPEG", quality=80)
         photos.append(buffer.getvalue())
     return photos
+
+
+def decompression_bomb_png(width: int, height: int) -> bytes:
+    """An all-transparent RGBA PNG: a few hundred KB that decode to width x height x 4 bytes.
+
+    Written chunk by chunk (IHDR, one IDAT, IEND) so building it never holds the pixels.
+    """
+    row = bytes(1 + width * 4)  # filter byte "none", then transparent black pixels
+    compressor = zlib.compressobj(9)
+    compressed = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 6, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        _png_chunk(kind, data)
+        for kind, data in ((b"IHDR", header), (b"IDAT", compressed), (b"IEND", b"")))
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    checksum = zlib.crc32(kind + data).to_bytes(4, "big")
+    return len(data).to_bytes(4, "big") + kind + data + checksum
+
+
+def worst_case_photo(budget_mib: int = DEFAULT_PHOTO_DECODE_MEMORY_MIB) -> bytes:
+    """The largest square RGBA PNG whose estimated decode cost fits the budget."""
+    budget = budget_mib * 1024 * 1024
+    per_pixel = 2 * bytes_per_pixel("RGBA")  # the decoded image and its upright copy
+    side = math.isqrt(budget // per_pixel)
+    while True:  # a few steps: each one pixel less frees far more than the file's size
+        photo = decompression_bomb_png(side, side)
+        with Image.open(io.BytesIO(photo)) as image:
+            if decode_cost(image, len(photo)) <= budget:
+                return photo
+        side -= 1
 
 
 def upload_photos(environment: dict[str, str], photos: Sequence[bytes]) -> list[str]:
@@ -215,17 +268,26 @@ def site_services(workdir: Path) -> Iterator[SiteServices]:
 @contextlib.contextmanager
 def gunicorn(app_spec: str, environment: dict[str, str], ready_path: str = "/") -> Iterator[str]:
     """Serve `app_spec` with the fixed benchmark settings; yield its base URL."""
+    with gunicorn_process(app_spec, environment, ready_path) as (base_url, _process):
+        yield base_url
+
+
+@contextlib.contextmanager
+def gunicorn_process(app_spec: str, environment: dict[str, str], ready_path: str = "/",
+                     workers: int = GUNICORN_WORKERS, threads: int = GUNICORN_THREADS,
+                     ) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Serve `app_spec`; yield its base URL and gunicorn's master process."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", str(GUNICORN_WORKERS),
-         "--threads", str(GUNICORN_THREADS), "--bind", f"127.0.0.1:{port}",
-         "--log-level", "warning", app_spec],
+        [sys.executable, "-m", "gunicorn", "--worker-class", "gthread",
+         "--workers", str(workers), "--threads", str(threads),
+         "--bind", f"127.0.0.1:{port}", "--log-level", "warning", app_spec],
         cwd=REPO_ROOT, env=child_environment(environment),
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http_ok(process, base_url + ready_path, SERVER_READY_TIMEOUT)
-        yield base_url
+        yield base_url, process
     finally:
         process.send_signal(signal.SIGTERM)  # gunicorn's graceful stop, workers included
         try:
@@ -380,6 +442,103 @@ def _csrf_token(html: str) -> str:
     return match.group(1)
 
 
+# upload memory -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemoryResult:
+    """Peak and idle resident memory of each worker (MB), and the burst's answers by status."""
+
+    peak_mb: list[float]
+    idle_mb: list[float]
+    statuses: dict[int | str, int]
+
+    def describe(self) -> str:
+        answers = ", ".join(f"{count} x {status}" for status, count in sorted(
+            self.statuses.items(), key=lambda item: str(item[0])))
+        return (f"{MEMORY_LABEL}: {len(self.peak_mb)} workers x {MEMORY_THREADS} threads, "
+                f"{sum(self.statuses.values())} uploads ({answers}); peak RSS per worker "
+                f"{max(self.peak_mb):.0f} MB (idle {max(self.idle_mb):.0f} MB), "
+                f"target <= {MEMORY_TARGET_MB} MB")
+
+
+def memory_problems(result: MemoryResult, target_mb: float = MEMORY_TARGET_MB) -> list[str]:
+    found = [f"{MEMORY_LABEL}: {count} answers {status}, expected 303 or 503"
+             for status, count in result.statuses.items() if status not in BURST_STATUSES]
+    if max(result.peak_mb) > target_mb:
+        found.append(f"{MEMORY_LABEL}: a worker peaked at {max(result.peak_mb):.0f} MB "
+                     f"(target: at most {target_mb:.0f} MB)")
+    return found
+
+
+def measure_upload_memory(environment: dict[str, str], restaurant_id: int, photo: bytes,
+                          uploads: int = MEMORY_BURST) -> MemoryResult:
+    """Post `photo` `uploads` times at once to a site with the package's B1 gunicorn layout."""
+    with gunicorn_process("webapp:create_app()", environment, ready_path="/healthz",
+                          workers=MEMORY_WORKERS, threads=MEMORY_THREADS) as (site, process):
+        workers = child_pids(process.pid)
+        idle = [resident_mb(pid, "VmRSS") for pid in workers]
+        statuses = post_all_at_once(f"{site}/restaurants/{restaurant_id}", photo, uploads)
+        peak = [resident_mb(pid, "VmHWM") for pid in workers]
+    counts: dict[int | str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    return MemoryResult(peak_mb=peak, idle_mb=idle, statuses=counts)
+
+
+def post_all_at_once(page_url: str, photo: bytes, uploads: int) -> list[int | str]:
+    """Each client fetches the form (cookie, CSRF token), then all post the photo together."""
+    start = threading.Barrier(uploads)
+    statuses: list[int | str] = []
+
+    def post() -> None:
+        with requests.Session() as session:
+            try:
+                token = _csrf_token(session.get(page_url, timeout=UPLOAD_TIMEOUT_SECONDS).text)
+                form = {"csrf_token": token, "reviewer_name": "Bench Uploader", "rating": "3",
+                        "review_text": "Posted by make bench with a very large photo."}
+                start.wait(timeout=UPLOAD_TIMEOUT_SECONDS)
+                response = session.post(
+                    page_url + "/reviews", data=form, allow_redirects=False,
+                    files={"photo": ("worst.png", photo, "image/png")},
+                    timeout=UPLOAD_TIMEOUT_SECONDS)
+                statuses.append(response.status_code)
+            except (requests.RequestException, threading.BrokenBarrierError, BenchError) as error:
+                start.abort()
+                statuses.append(type(error).__name__)
+
+    clients = [threading.Thread(target=post) for _ in range(uploads)]
+    for client in clients:
+        client.start()
+    for client in clients:
+        client.join()
+    return statuses
+
+
+def child_pids(parent: int) -> list[int]:
+    """The processes whose parent is `parent` (gunicorn's workers), from /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name, in parentheses, may hold spaces: the fields follow its end.
+            parent_pid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+        if parent_pid == parent:
+            children.append(int(stat.parent.name))
+    if not children:
+        raise BenchError(f"gunicorn (pid {parent}) has no worker processes")
+    return children
+
+
+def resident_mb(pid: int, field_name: str) -> float:
+    """VmRSS (resident now) or VmHWM (the peak since the process started) in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise BenchError(f"/proc/{pid}/status has no {field_name}")
+
+
 # the run -------------------------------------------------------------------------------------
 
 
@@ -415,9 +574,14 @@ def benchmark(duration: int, connections: int) -> int:
                     WRITE_LABEL: review_post_load(site, WRITE_RESTAURANT_ID, workdir),
                 }
                 measurements = measure_in_rounds(loads, duration, connections)
+            photo = worst_case_photo()
+            with Image.open(io.BytesIO(photo)) as image:
+                print(f"{MEMORY_LABEL}: {MEMORY_BURST} uploads of a {image.width} x "
+                      f"{image.height} RGBA PNG ({len(photo) // 1024} KiB)…", flush=True)
+            memory = measure_upload_memory(services.environment, WRITE_RESTAURANT_ID, photo)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return report(measurements, duration, connections)
+    return report(measurements, memory, duration, connections)
 
 
 def measure_in_rounds(loads: Mapping[str, Load | str], duration: int,
@@ -447,7 +611,8 @@ def combine(results: Sequence[LoadResult]) -> LoadResult:
     )
 
 
-def report(measurements: Sequence[Measurement], duration: int, connections: int) -> int:
+def report(measurements: Sequence[Measurement], memory: MemoryResult, duration: int,
+           connections: int) -> int:
     by_label = {m.endpoint: m for m in measurements}
     baseline = by_label[TRIVIAL_LABEL]
     site_measurements = [m for m in measurements if m is not baseline]
@@ -456,7 +621,8 @@ def report(measurements: Sequence[Measurement], duration: int, connections: int)
           f"{connections} connections, {duration} s per endpoint in {ROUNDS} rounds, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n")
     print(format_table(baseline, site_measurements))
-    failures = problems(baseline, site_measurements)
+    print(f"\n{memory.describe()}")
+    failures = problems(baseline, site_measurements) + memory_problems(memory)
     for failure in failures:
         print(f"FAIL: {failure}", file=sys.stderr)
     return 1 if failures else 0

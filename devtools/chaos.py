@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import io
 import os
 import random
@@ -50,6 +49,8 @@ from devtools.bench import prepare_site, sample_photos, seed, upload_photos
 from devtools.readiness import NotReadyError, wait_for_http_ok
 from devtools.services import REPO_ROOT, AzuriteServer, PostgresCluster, ServiceError, free_port
 from devtools.site_setup import child_environment
+from webapp.images import DecodeBudget, ValidatedPhoto, validate_photo
+from webapp.storage import photo_name_for
 
 SITE_DATABASE = "chaos"  # also its owner role
 PHOTO_CONTAINER = "photos"  # what devtools.bench.prepare_site creates
@@ -90,6 +91,7 @@ class WriteAttempt:
     marker: str  # unique text in the review, to find it in the database
     photo: bytes | None
     photo_name: str | None
+    stored_photo: bytes | None = None  # what the site stores for `photo`: a fresh encoding
 
 
 @dataclass
@@ -130,6 +132,11 @@ def unique_png() -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def stored_form_of(photo: bytes) -> ValidatedPhoto:
+    """What the site stores for an uploaded photo (webapp/images.py re-encodes it)."""
+    return validate_photo(photo, len(photo), DecodeBudget(64 * 1024 * 1024, 0))
 
 
 class LoadGenerator:
@@ -221,8 +228,10 @@ class LoadGenerator:
     @staticmethod
     def _write_attempt(with_photo: bool) -> WriteAttempt:
         photo = unique_png() if with_photo else None
-        name = f"{hashlib.sha256(photo).hexdigest()}.png" if photo else None
-        return WriteAttempt(marker=f"chaos-{uuid.uuid4().hex}", photo=photo, photo_name=name)
+        stored = stored_form_of(photo) if photo else None
+        name = photo_name_for(stored.data, stored.extension) if stored else None
+        return WriteAttempt(marker=f"chaos-{uuid.uuid4().hex}", photo=photo, photo_name=name,
+                            stored_photo=stored.data if stored else None)
 
     def _review_form(self, restaurant: int, token: str, write: WriteAttempt) -> dict:
         data = {"csrf_token": token, "reviewer_name": "Chaos", "rating": "4",
@@ -445,7 +454,7 @@ def write_problems(samples: Sequence[Sample], postgres: PostgresCluster,
             elif saved[write.marker] != write.photo_name:
                 found.append(f"accepted review {write.marker} has photo {saved[write.marker]}")
             elif write.photo is not None and (
-                    photos.download_blob(write.photo_name).readall() != write.photo):
+                    photos.download_blob(write.photo_name).readall() != write.stored_photo):
                 found.append(f"photo of accepted review {write.marker} differs or is missing")
         elif sample.status is not None and write.marker in saved:
             found.append(f"review {write.marker} answered {sample.status} but was saved")

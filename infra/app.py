@@ -17,7 +17,13 @@ from pulumi_command import local
 
 from infra.context import Context
 from infra.data import PHOTO_CONTAINER, DataServices
-from infra.deployer import Deployer, DeploymentScript, DeploymentScriptArgs, SiteTarget
+from infra.deployer import (
+    Deployer,
+    DeploymentScript,
+    DeploymentScriptArgs,
+    SiteTarget,
+    retry_until_granted,
+)
 from infra.identity import SiteIdentity
 
 STARTUP_COMMAND = "python startup.py"  # the deploy package's entry point (release/)
@@ -134,7 +140,8 @@ def _site_args(ctx: Context, plan: web.AppServicePlan, settings, hosting: Hostin
         "server_farm_id": plan.id,
         "identity": web.ManagedServiceIdentityArgs(type="UserAssigned",
                                                    user_assigned_identities=[identity.id]),
-        # Granted Key Vault Secrets User before the site existed: resolves on the first start.
+        # Granted Key Vault Secrets User minutes before the site exists (SiteIdentity): the
+        # reference resolves on the first start.
         "key_vault_reference_identity": identity.id,
         "https_only": True,
         "client_affinity_enabled": False,
@@ -157,7 +164,8 @@ class SiteArgs:
     hosting: Hosting
     insights_connection_string: pulumi.Input[str]
     identity: managedidentity.UserAssignedIdentity  # the sites' one identity
-    # Its role assignments, and the private DNS and endpoints its first requests go through.
+    # Its role assignments, the wait for the Key Vault one to apply, and the private DNS and
+    # endpoints its first requests go through.
     ready: tuple[pulumi.Resource, ...]
     app: web.WebApp | None = None  # for a slot: the production app it belongs to
 
@@ -265,7 +273,8 @@ class AppService(pulumi.ComponentResource):
         self.plan = create_plan(ctx, args.hosting, parent=self)
 
         def site_args(app: web.WebApp | None) -> SiteArgs:
-            ready = (*args.identity.grants, *args.network_ready)
+            ready = (*args.identity.grants, args.identity.key_vault_applied,
+                     *args.network_ready)
             return SiteArgs(ctx, args.data, self.plan, args.hosting,
                             args.insights_connection_string, args.identity.identity, ready,
                             app=app)
@@ -360,10 +369,15 @@ API_VERSION_WEB = "2023-12-01"
 
 
 def sni_bind_script(binding_id: str, thumbprint: str) -> str:
-    """The host name binding, rewritten with SNI TLS and the managed certificate's thumbprint."""
+    """The host name binding, rewritten with SNI TLS and the managed certificate's thumbprint.
+
+    The deployer's Website Contributor on the app may be minutes old and not applied yet: the
+    PUT is retried until it is, like the deploy script's first call.
+    """
     body = json.dumps({"properties": {"sslState": "SniEnabled", "thumbprint": thumbprint,
                                       "customHostNameDnsRecordType": "CName",
                                       "hostNameType": "Verified"}})
-    return "set -eu\n" + shlex.join([
+    put = shlex.join([
         "az", "rest", "--method", "put", "--only-show-errors", "--output", "none",
-        "--uri", f"{binding_id}?api-version={API_VERSION_WEB}", "--body", body]) + "\n"
+        "--uri", f"{binding_id}?api-version={API_VERSION_WEB}", "--body", body])
+    return "set -eu\n" + retry_until_granted(put, "switching the binding to SNI") + "\n"

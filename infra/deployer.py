@@ -201,24 +201,46 @@ class SiteTarget:
     resource: pulumi.CustomResource  # the WebApp or WebAppSlot
 
 
+@dataclass(frozen=True)
+class DatabaseLogin:
+    """One login role the SQL step makes: its name, its Entra principal and that one's type."""
+
+    role: str
+    object_id: pulumi.Input[str]
+    principal_type: str  # "service" (an identity) or "group"
+
+
+def database_logins(ctx: Context, sites: Sequence[SiteTarget]) -> list[DatabaseLogin]:
+    """Every site's identity, then (dev, when configured) the developers' group."""
+    logins = [DatabaseLogin(site.database_role, site.principal_id, "service") for site in sites]
+    developers = ctx.cfg.developer_access
+    if developers is not None:
+        logins.append(DatabaseLogin(developers.group_name, developers.group_object_id, "group"))
+    return logins
+
+
 def run_database_roles(ctx: Context, deployer: Deployer, postgres_host: pulumi.Output[str],
                        sites: Sequence[SiteTarget], subnet_id: pulumi.Input[str] | None,
                        after: Sequence[pulumi.Resource]) -> DeploymentScript:
-    """infra/sql/app_role.sql for every site's identity, as the deployer (a PostgreSQL admin)."""
+    """infra/sql/app_role.sql for every login (database_logins), as the deployer (a PostgreSQL
+    admin); the script checks each role's privileges after granting them."""
     sql = SQL_SCRIPT.read_text(encoding="utf-8")
-    principals = pulumi.Output.all(*(site.principal_id for site in sites))
-    script = principals.apply(lambda ids: database_roles_script(sql, [
-        psql_command(site.database_role, object_id, owner_role(ctx), ctx.names.database)
-        for site, object_id in zip(sites, ids, strict=True)]))
+    logins = database_logins(ctx, sites)
+    object_ids = pulumi.Output.all(*(login.object_id for login in logins))
+    script = object_ids.apply(lambda ids: database_roles_script(sql, [
+        psql_command(login.role, object_id, owner_role(ctx), ctx.names.database,
+                     login.principal_type)
+        for login, object_id in zip(logins, ids, strict=True)]))
     return DeploymentScript("database-roles", DeploymentScriptArgs(
         ctx, deployer, "database-roles", script,
         environment={"PGHOST": postgres_host, "PGUSER": deployer.identity.name,
                      "PGDATABASE": "postgres", "PGSSLMODE": "require"},
         subnet_id=subnet_id,
-        # A new identity (app or slot recreated) or a changed SQL script runs it again.
+        # A new principal (app or slot recreated, another developer group) or a changed SQL
+        # script runs it again.
         triggers=[hashlib.sha256(sql.encode()).hexdigest(),
-                  *(site.principal_id for site in sites),
-                  *(site.database_role for site in sites)],
+                  *(login.object_id for login in logins),
+                  *(login.role for login in logins)],
         depends_on=[*(site.resource for site in sites), *after],
     ), pulumi.ResourceOptions(parent=deployer))
 
@@ -334,7 +356,7 @@ def script_name(ctx: Context, key: str, tag: str) -> str:
     return f"script-{ctx.names.base}-{key}-{tag[:8]}"
 
 
-def _retry(command: str, what: str) -> str:
+def retry_until_granted(command: str, what: str) -> str:
     """Shell that retries `command` while a fresh role assignment may still be applying."""
     return "\n".join([
         f"deadline=$(( $(date +%s) + {GRANT_WAIT_SECONDS} ))",
@@ -358,8 +380,9 @@ PSQL_CONNECTION_FAILED = 2
 
 
 def _retry_connection(command: str, what: str) -> str:
-    """Like `_retry`, but only while psql cannot sign in (the new Entra administrator is being
-    applied): a failing statement fails the script at once, not after GRANT_WAIT_SECONDS."""
+    """Like `retry_until_granted`, but only while psql cannot sign in (the new Entra
+    administrator is being applied): a failing statement fails the script at once, not after
+    GRANT_WAIT_SECONDS."""
     return "\n".join([
         f"deadline=$(( $(date +%s) + {GRANT_WAIT_SECONDS} ))",
         "while :; do",
@@ -381,12 +404,13 @@ def deploy_script(resource_group: str, app_name: str, slot: str | None,
     return "\n".join([
         "set -eu",
         'cd "$(mktemp -d)"',  # private scratch space, not the shared script folder
-        _retry(download, "downloading the package"),
+        retry_until_granted(download, "downloading the package"),
         'echo "$PACKAGE_SHA256  package.zip" | sha256sum -c -',
         # Website Contributor on the app was granted minutes ago: wait until it applies.
-        _retry(shlex.join(["az", "webapp", "show", "--resource-group", resource_group,
-                           "--name", app_name, "--output", "none", "--only-show-errors"]),
-               "reading the web app"),
+        retry_until_granted(shlex.join(["az", "webapp", "show", "--resource-group",
+                                        resource_group, "--name", app_name, "--output", "none",
+                                        "--only-show-errors"]),
+                            "reading the web app"),
         deploy_command(resource_group, app_name, slot, subscription, "package.zip"),
         *([] if slot is None else _first_release_to_production(resource_group, app_name,
                                                                 subscription)),

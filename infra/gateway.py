@@ -40,10 +40,9 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from cryptography.x509 import load_pem_x509_certificate
 from pulumi_azure_native import authorization, keyvault, managedidentity, monitor, network
-from pulumiverse_time import Sleep
 
 from infra.context import Context
-from infra.identity import KEY_VAULT_SECRETS_USER, role_assignment_name
+from infra.identity import KEY_VAULT_SECRETS_USER, role_assignment_name, wait_for_grant
 
 TYPE = "restaurant-review:ingress:ApplicationGateway"
 
@@ -51,10 +50,14 @@ SKU = "WAF_v2"
 # Predefined policy: TLS 1.2 and 1.3 only, with the strong cipher suites.
 TLS_POLICY = "AppGwSslPolicy20220101S"
 MANAGED_RULE_SETS = (("Microsoft_DefaultRuleSet", "2.1"), ("Microsoft_BotManagerRuleSet", "1.1"))
-# Multipart bodies with files are measured against the upload limit: room for the site's largest
-# photo (webapp/config.py DEFAULT_MAX_PHOTO_BYTES, 8 MiB) and the form around it.
-WAF_FILE_UPLOAD_LIMIT_MB = 10
-WAF_MAX_REQUEST_BODY_KB = 128
+# The WAF must admit every body the site itself reads, or its bare 413 page replaces the site's,
+# which names the limit and keeps what the visitor typed. Multipart bodies with files count
+# against the upload limit: the site reads up to webapp.config.request_body_limit (32.25 MiB
+# with the 8 MiB photo limit). Bodies without files count against the request-body limit:
+# Flask's MAX_FORM_MEMORY_SIZE (500,000 bytes). CRS 3.2 and later (DRS 2.1 here) on WAF_v2 allow
+# up to 2,000 KB and 4,000 MB. tests/infra/test_infra_ingress.py checks both against the site.
+WAF_FILE_UPLOAD_LIMIT_MB = 33
+WAF_MAX_REQUEST_BODY_KB = 512
 # The gateway waits this long for the app (photo uploads included).
 BACKEND_TIMEOUT_SECONDS = 60
 # Application Gateway v2 needs these from the Azure platform (Microsoft's NSG requirements for
@@ -64,10 +67,8 @@ SELF_SIGNED_VALIDITY_HOURS = 365 * 24
 SELF_SIGNED_RENEWAL_HOURS = 30 * 24  # a run within 30 days of expiry issues a new one
 # The gateway reads its certificate once, when it is created or its certificate changes, and
 # fails (ApplicationGatewayKeyVaultSecretAccessDenied) rather than retry while its identity's
-# fresh Key Vault role assignment applies (mspnp/aks-baseline#242); Azure RBAC changes take up to
-# 10 minutes to apply (learn.microsoft.com/azure/role-based-access-control/troubleshooting), so
-# the gateway waits that long after the grant, with a margin.
-GRANT_PROPAGATION_WAIT = "12m"
+# fresh Key Vault role assignment applies (mspnp/aks-baseline#242): it waits for the grant
+# (infra/identity.py, GRANT_PROPAGATION_WAIT).
 
 # Names of the gateway's own parts (ARM sub-resources, referenced by id below).
 FRONTEND_IP = "public-frontend"
@@ -167,7 +168,8 @@ class ApplicationGateway(pulumi.ComponentResource):
             opts=self._child)
         secret_name = self._certificate_secret_name(args.vault)
         self.vault_access = self._grant_secret(args.vault, secret_name)
-        self.vault_access_applied = self._wait_for(self.vault_access)
+        self.vault_access_applied = wait_for_grant("gateway-key-vault-grant-propagation",
+                                                   self.vault_access, self)
         self.certificate_secret_id = pulumi.Output.all(
             args.vault.properties.vault_uri, secret_name).apply(
             lambda values: f"{values[0]}secrets/{values[1]}")
@@ -233,18 +235,6 @@ class ApplicationGateway(pulumi.ComponentResource):
                 lambda sub: f"/subscriptions/{sub}/providers/Microsoft.Authorization/"
                 f"roleDefinitions/{KEY_VAULT_SECRETS_USER}"),
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
-
-    def _wait_for(self, grant: authorization.RoleAssignment) -> Sleep:
-        """A pause between the grant and the gateway, long enough for RBAC to apply.
-
-        It runs again whenever the grant is made anew (new principal, new secret), so a gateway
-        update that follows a new grant waits too.
-        """
-        return Sleep(
-            "gateway-key-vault-grant-propagation", create_duration=GRANT_PROPAGATION_WAIT,
-            triggers={"principalId": grant.principal_id, "scope": grant.scope,
-                      "roleDefinitionId": grant.role_definition_id},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[grant]))
 
     def _certificate_secret_name(self, vault: keyvault.Vault) -> pulumi.Output[str]:
         """The listener certificate's secret; the gateway reads it by its versionless id, so it

@@ -135,8 +135,11 @@ class UnknownContext(Exception):
     """The expression reads a context this module does not model (github, steps, ...)."""
 
 
-def evaluate(expression: str, inputs: Mapping[str, object]) -> object:
-    """`inputs.*` from the caller, `vars.*`/`secrets.*` as configured (non-empty)."""
+def evaluate(expression: str, inputs: Mapping[str, object],
+             configured: Mapping[str, str] | None = None, secrets_passed: bool = True) -> object:
+    """`inputs.*` from the caller; `vars.*`/`secrets.*` from `configured` (absent: empty), or,
+    without it, as set and non-empty. A reusable workflow whose caller passes no secrets sees
+    every `secrets.*` empty, its own environment's too (actions/runner#1490)."""
     python, names = [], {}
     position = 0
     expression = expression.strip()
@@ -154,19 +157,23 @@ def evaluate(expression: str, inputs: Mapping[str, object]) -> object:
             python.append(OPERATORS[operator])
         else:
             name = f"_{len(names)}"
-            names[name] = reference_value(reference, inputs)
+            names[name] = reference_value(reference, inputs, configured, secrets_passed)
             python.append(name)
     return eval("".join(python), {"__builtins__": {}}, names)  # noqa: S307 - tokens checked above
 
 
-def reference_value(reference: str, inputs: Mapping[str, object]) -> object:
+def reference_value(reference: str, inputs: Mapping[str, object],
+                    configured: Mapping[str, str] | None = None,
+                    secrets_passed: bool = True) -> object:
     if reference in LITERALS:
         return LITERALS[reference]
     context, _, name = reference.partition(".")
     if context == "inputs":
         return inputs.get(name, "")
+    if context == "secrets" and not secrets_passed:
+        return ""
     if context in ("vars", "secrets"):
-        return f"<{reference}>"
+        return f"<{reference}>" if configured is None else configured.get(reference, "")
     raise UnknownContext(reference)
 
 
@@ -177,11 +184,12 @@ def as_text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def resolve(value: object, inputs: Mapping[str, object]) -> str:
+def resolve(value: object, inputs: Mapping[str, object],
+            configured: Mapping[str, str] | None = None, secrets_passed: bool = True) -> str:
     """An environment value as the step sees it; other contexts stay as a non-empty marker."""
     def one(match: re.Match) -> str:
         try:
-            return as_text(evaluate(match.group(1), inputs))
+            return as_text(evaluate(match.group(1), inputs, configured, secrets_passed))
         except UnknownContext as context:
             return f"<{context}>"
     return EXPRESSION.sub(one, str(value))
@@ -279,6 +287,9 @@ class Variant:
     name: str
     inputs: dict  # evaluated, with azure-auth set to one mode
     raw_inputs: dict  # as the caller wrote them (for timeouts)
+    # Only `secrets: inherit` brings the called job's environment secrets: a mapping is read in
+    # the caller's job, which names no environment (actions/runner#1490).
+    secrets_passed: bool = True
 
 
 def load(path: Path) -> dict:
@@ -300,7 +311,8 @@ def variants(name: str, workflows: Mapping[str, dict]) -> list[Variant]:
         for mode in modes:
             inputs = {key: evaluate_input(value) for key, value in raw.items()}
             inputs["azure-auth"] = mode
-            found.append(Variant(f"{workflow} {job_name}, azure-auth={mode}", inputs, raw))
+            found.append(Variant(f"{workflow} {job_name}, azure-auth={mode}", inputs, raw,
+                                 secrets_passed=job.get("secrets") == "inherit"))
     return found
 
 
@@ -345,7 +357,7 @@ def credential_uses(workflows_dir: Path) -> list[Use]:
             if cli_login(step):
                 login, login_elapsed = cli_login(step), minutes
                 continue
-            step_env = {key: resolve(value, variant.inputs)
+            step_env = {key: resolve(value, variant.inputs, secrets_passed=variant.secrets_passed)
                         for key, value in {**env, **step.get("env", {})}.items()}
             for role in roles(step):
                 credential = credential_for(role, step_env, login, identity,

@@ -4,7 +4,7 @@
 
 1. waits until the staging slot's /readyz answers 200 (bounded retries), else stops: nothing
    is swapped. Readiness, not mere liveness (/healthz): the slot must reach PostgreSQL and Blob
-   Storage with its own identity through the VNet before it takes production traffic;
+   Storage as the sites' one identity, through the VNet, before it takes production traffic;
 2. `az webapp deployment slot swap --slot staging --target-slot production`;
 3. checks production's /readyz; if it stays unready, swaps back (unless --no-rollback) and
    fails, so CI/CD shows a red step and users get the previous release again.

@@ -43,6 +43,7 @@ TITLES: Mapping[str, str] = {
     "gateway": "Application Gateway",
     "waf": "WAF policy",
     "hub": "Hub VNet (peered)",
+    "script": "Deployment script",
 }
 
 DATA_ROLES = ("postgres", "keyvault", "storage")
@@ -77,7 +78,10 @@ BUILT_IN_ROLES: Mapping[str, str] = {
     "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1": "Storage Blob Data Reader",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "00482a5a-887f-4fb3-b363-3b7fe8e74483": "Key Vault Administrator",
+    "de139f84-1756-47ae-9be6-808fbbe84772": "Website Contributor",
 }
+
+SCRIPT_TYPE = "azure-native:resources:AzureCliScript"
 
 
 @dataclass(frozen=True, order=True)
@@ -97,6 +101,7 @@ class Diagram:
         self.labels: dict[str, str] = {}
         self.groups: dict[str, str | None] = {}  # node id -> ref of its component (None: none)
         self.edges: set[Edge] = set()
+        self.hub_ids: set[str] = set()  # the remote VNet ids of the stack's hub peerings
 
     # nodes -------------------------------------------------------------------------------
     def add_node(self, node_id: str, role: str, detail: str = "",
@@ -168,7 +173,45 @@ class Diagram:
                 continue
             remote = str((peering.inputs.get("remoteVirtualNetwork") or {}).get("id", ""))
             self.add_node("hub", "hub", remote.rsplit("/", 1)[-1])
+            self.hub_ids.add(remote.lower())
             self.edges.add(Edge(self.node_id(vnet), "hub", "peering", dashed=True))
+
+    def add_hub_links(self) -> None:
+        """A private DNS zone linked to the hub VNet: resolvable from behind the hub too."""
+        for resource in self.by_ref.values():
+            if not resource.type.endswith(":VirtualNetworkLink"):
+                continue
+            linked = str((resource.inputs.get("virtualNetwork") or {}).get("id", "")).lower()
+            if linked in self.hub_ids:
+                for zone in self.deps_with_role(resource, "dnszone"):
+                    self.edges.add(Edge("hub", self.node_id(zone), "resolves via", dashed=True))
+
+    def add_script(self, script: Resource) -> None:
+        """A deployment script: a node in its component, run as the deployer's identity in its
+        subnet, pointed at what it changes (PostgreSQL's roles, or the site it deploys to)."""
+        node = self.node_id(script.ref)
+        # Drawn in the component around its one-script wrapper (the Deployer).
+        wrapper = script.parent
+        self.add_node(node, "script", wrapper.split("::", 1)[-1] if wrapper else script.name,
+                      self.component_parent(wrapper) if wrapper else None)
+        sites = self.site_identities()
+        for identity in self.deps_with_role(script, "uai"):
+            if identity not in sites:
+                self.edges.add(Edge(self.node_id(identity), node, "runs as"))
+        for subnet in self.deps_with_role(script, "subnet"):
+            self.edges.add(Edge(node, self.node_id(subnet), "runs in"))
+        databases = [d for d in script.depends_on if self.roles.get(d) == "postgres"]
+        targets = databases or ([d for d in script.depends_on if self.roles.get(d) == "slot"]
+                                or [d for d in script.depends_on if self.roles.get(d) == "app"])
+        label = "SQL: site roles" if databases else "zip deploy"
+        for target in targets:
+            self.edges.add(Edge(node, self.node_id(target), label))
+        # What the SQL script gives each site identity: a least-privilege PostgreSQL role.
+        for principal in self.deps_with_role(script, "uai") if databases else ():
+            if principal in sites:
+                for database in databases:
+                    self.edges.add(Edge(self.node_id(principal), self.node_id(database),
+                                        "PostgreSQL role (Entra token)"))
 
     # edges -------------------------------------------------------------------------------
     def add_dependency_edges(self) -> None:
@@ -218,13 +261,8 @@ class Diagram:
         elif kind == "Command" and self.deps_with_role(connector, "postgres"):
             # The SQL step that creates the identity's least-privilege PostgreSQL role.
             self.link_identity(connector, ("postgres",), "PostgreSQL role (Entra token)")
-        elif kind == "AzureCliScript" and self.deps_with_role(connector, "postgres"):
-            # The deployer's SQL script: a least-privilege PostgreSQL role per site identity.
-            for principal in self.deps_with_role(connector, "uai"):
-                if principal in self.site_identities():
-                    for target in self.deps_with_role(connector, "postgres"):
-                        self.edges.add(Edge(self.node_id(principal), self.node_id(target),
-                                            "PostgreSQL role (Entra token)"))
+        elif kind == "AzureCliScript":
+            self.add_script(connector)
         elif kind == "VirtualNetworkPeering":
             self.add_hub_edges(connector)
         elif kind.startswith("WebAppSwiftVirtualNetworkConnection"):
@@ -288,19 +326,23 @@ class Diagram:
         lines = ["flowchart TB"]
         self.render_group(None, 0, lines)
         known = set(self.labels)
-        for edge in sorted(self.edges):
-            if edge.source not in known or edge.target not in known:
-                continue
-            arrow = "-.->" if edge.dashed else "-->"
-            label = f'|"{escape(edge.label)}"|' if edge.label else ""
-            lines.append(f"  {edge.source} {arrow}{label} {edge.target}")
+        lines.extend(edge_line(edge) for edge in sorted(self.edges)
+                     if edge.source in known and edge.target in known)
         return "\n".join(lines) + "\n"
 
 
+def edge_line(edge: Edge) -> str:
+    arrow = "-.->" if edge.dashed else "-->"
+    label = f'|"{escape(edge.label)}"|' if edge.label else ""
+    return f"  {edge.source} {arrow}{label} {edge.target}"
+
+
 def component_title(ref: str) -> str:
-    """restaurant-review:app:Site::staging -> Site staging."""
+    """restaurant-review:app:Site::staging -> Site staging; Telemetry::telemetry -> Telemetry."""
     type_token, name = ref.split("::", 1)
-    return f"{type_token.rsplit(':', 1)[-1]} {name}"
+    kind = type_token.rsplit(":", 1)[-1]
+    same = re.sub(r"[^a-z0-9]", "", name.lower()) == kind.lower()
+    return kind if same else f"{kind} {name}"
 
 
 def escape(text: str) -> str:
@@ -364,10 +406,16 @@ def describe(role: str, resource: Resource) -> str:
     return "<br/>".join(f for f in facts if f)
 
 
-def mermaid(resources: Iterable[Resource]) -> str:
+def build(resources: Iterable[Resource]) -> Diagram:
+    """Every node and edge of the full diagram."""
     diagram = Diagram(resources)
     diagram.add_resource_nodes()
     diagram.add_derived_nodes()
     diagram.add_gateway_edges()
     diagram.add_dependency_edges()
-    return diagram.render()
+    diagram.add_hub_links()
+    return diagram
+
+
+def mermaid(resources: Iterable[Resource]) -> str:
+    return build(resources).render()

@@ -43,7 +43,8 @@ def resource_table(resources: list[Resource]) -> list[str]:
     return rows
 
 
-def page(stack: str, tier: str, resources: list[Resource], mermaid: str) -> str:
+def page(stack: str, tier: str, resources: list[Resource], mermaid: str, summary: str) -> str:
+    """The stack at a glance, then every drawn resource and edge (folded), then the table."""
     lines = [
         f"# Stack `{stack}`: {TIER_TITLES.get(tier, tier)}",
         "",
@@ -54,8 +55,16 @@ def page(stack: str, tier: str, resources: list[Resource], mermaid: str) -> str:
         "## Architecture",
         "",
         "```mermaid",
+        summary.rstrip("\n"),
+        "```",
+        "",
+        "<details><summary>Every drawn resource and dependency, grouped by component</summary>",
+        "",
+        "```mermaid",
         mermaid.rstrip("\n"),
         "```",
+        "",
+        "</details>",
         "",
         f"## Resources ({len(resources)})",
         "",

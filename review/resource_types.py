@@ -8,7 +8,7 @@ this table, so adding a resource type to the program means adding one entry here
 
 Types from other providers (pulumi_command, random, tls, pulumiverse-time's Sleep) and the
 program's own components have no ARM resource: `arm_id` returns None for them, the ARM renderer
-leaves them out and the plan knows their replacing arguments (review/plan.py). An azure-native
+leaves them out and the plan knows their replacing arguments (review/plan_rules.py). An azure-native
 type missing from the table is an error (`UnmappedTypeError`) wherever it is met, never a silent
 guess.
 """

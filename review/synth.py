@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pulumi import RunError
 
-from review import arm, checkov_scan, diagram, markdown
+from review import arm, checkov_scan, diagram, diagram_summary, markdown
 from review.model import dump_json, normalize, snapshot_document, tier_of
 from review.skips import skips_for
 from review.stacks import REPO_ROOT, SNAPSHOT_DIR, discover_stacks
@@ -46,7 +46,8 @@ def render_stack(stack: str, runner: Callable = default_runner) -> dict[str, str
     tier = tier_of(resources)
     return {
         f"{stack}.json": dump_json(snapshot_document(stack, resources, run.outputs)),
-        f"{stack}.md": markdown.page(stack, tier, resources, diagram.mermaid(resources)),
+        f"{stack}.md": markdown.page(stack, tier, resources, diagram.mermaid(resources),
+                                     diagram_summary.summary(resources)),
         f"{stack}.arm.json": dump_json(arm.render_template(resources, skips_for(tier))),
     }
 

@@ -8,12 +8,17 @@ import re
 from PIL import Image
 
 
+def hidden_field(html: str, name: str) -> str:
+    """The value of the (first) form's hidden field `name` on the page."""
+    for tag in re.findall(r"<input[^>]*>", html):
+        if f'name="{name}"' in tag:
+            return re.search(r'value="([^"]+)"', tag).group(1)
+    raise AssertionError(f"no {name} field in the form")
+
+
 def csrf_token(html: str) -> str:
     """The hidden CSRF token of the (first) form on the page."""
-    for tag in re.findall(r"<input[^>]*>", html):
-        if 'name="csrf_token"' in tag:
-            return re.search(r'value="([^"]+)"', tag).group(1)
-    raise AssertionError("no csrf_token field in the form")
+    return hidden_field(html, "csrf_token")
 
 
 def png_photo(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 120, 40)

@@ -10,13 +10,14 @@ from collections.abc import Callable, Mapping
 
 import flask
 from azure.core.credentials import TokenCredential
-from flask_wtf import CSRFProtect
 
 from . import (
     budget,
     db,
     errors,
+    forms,
     health,
+    images,
     page_cache,
     photos,
     restaurants,
@@ -24,12 +25,10 @@ from . import (
     security,
     sweep,
 )
-from .config import Settings
+from .config import Settings, request_body_limit
 from .storage import PhotoStore
 from .telemetry import configure_telemetry
 
-# Room for the text fields and multipart framing on top of the largest accepted photo.
-FORM_OVERHEAD_BYTES = 256 * 1024
 RESTAURANTS_PER_PAGE = 20
 MAX_STARS = 5
 
@@ -48,7 +47,7 @@ def create_app(test_config: Mapping[str, object] | None = None) -> flask.Flask:
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
         MAX_PHOTO_BYTES=settings.max_photo_bytes,
-        MAX_CONTENT_LENGTH=settings.max_photo_bytes + FORM_OVERHEAD_BYTES,
+        MAX_CONTENT_LENGTH=request_body_limit(settings.max_photo_bytes),
         RESTAURANTS_PER_PAGE=RESTAURANTS_PER_PAGE,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -59,13 +58,14 @@ def create_app(test_config: Mapping[str, object] | None = None) -> flask.Flask:
     credential = _shared_credential(app)
     budget.init_app(app, settings.request_budget_seconds)
     db.init_app(app, settings.database, credential)
+    images.init_app(app, settings.photo_decode_memory_bytes, settings.photo_decode_wait_seconds)
     page_cache.init_app(
         app, settings.home_page_cache_seconds, settings.details_page_cache_seconds
     )
     app.extensions["photo_store"] = PhotoStore.from_settings(
         settings.storage, credential, app.config
     )
-    CSRFProtect(app)
+    forms.init_app(app)
     security.init_app(app, settings.trusted_proxy_hops)
     errors.init_app(app)
     sweep.init_app(app)

@@ -18,6 +18,11 @@ from sqlalchemy.exc import ArgumentError
 
 DEFAULT_CONTAINER = "photos"
 DEFAULT_MAX_PHOTO_BYTES = 8 * 1024 * 1024
+# Room for the text fields and multipart framing on top of the largest accepted photo.
+FORM_OVERHEAD_BYTES = 256 * 1024
+# A body is read up to this many photo limits (forms.py keeps only one limit's worth of it), so
+# the text sent with a phone photo somewhat over the limit is kept and shown again.
+OVERSIZED_PHOTO_FACTOR = 4
 # How long one process may serve a home page's listing, or a restaurant's reviews, without
 # asking PostgreSQL again (the staleness window for changes made through other instances).
 DEFAULT_HOME_PAGE_CACHE_SECONDS = 2.0
@@ -28,6 +33,14 @@ DEFAULT_DETAILS_PAGE_CACHE_SECONDS = 2.0
 DEFAULT_REQUEST_BUDGET_SECONDS = 3.0
 MIN_REQUEST_BUDGET_SECONDS = 2.5
 MAX_REQUEST_BUDGET_SECONDS = 30.0
+# Memory one worker process may spend decoding photos at once (webapp/images.py). Sized for
+# the smallest plan, B1 (1.75 GB for the instance): startup.py runs 3 gthread workers of 4
+# threads there; each worker idles at about 110 MB and holds up to 4 uploads of 8 MiB, so with
+# this budget a worker stays under 450 MB (the `make bench` memory row's target) and three of
+# them leave room for gunicorn's master and the platform. A larger plan may raise it.
+DEFAULT_PHOTO_DECODE_MEMORY_MIB = 192
+# How long an upload waits for room in that budget before the visitor gets a 503 to retry.
+DEFAULT_PHOTO_DECODE_WAIT_SECONDS = 5.0
 DEFAULT_POSTGRES_PORT = 5432
 DEFAULT_SSLMODE = "require"
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -92,6 +105,8 @@ class Settings:
     details_page_cache_seconds: float
     request_budget_seconds: float = DEFAULT_REQUEST_BUDGET_SECONDS
     trusted_proxy_hops: int = DEFAULT_TRUSTED_PROXY_HOPS
+    photo_decode_memory_bytes: int = DEFAULT_PHOTO_DECODE_MEMORY_MIB * 1024 * 1024
+    photo_decode_wait_seconds: float = DEFAULT_PHOTO_DECODE_WAIT_SECONDS
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, object]) -> Settings:
@@ -108,6 +123,12 @@ class Settings:
             trusted_proxy_hops=_proxy_hops(env),
             details_page_cache_seconds=_seconds(
                 env, "DETAILS_PAGE_CACHE_SECONDS", DEFAULT_DETAILS_PAGE_CACHE_SECONDS
+            ),
+            photo_decode_memory_bytes=_positive_int(
+                env, "PHOTO_DECODE_MEMORY_MIB", DEFAULT_PHOTO_DECODE_MEMORY_MIB
+            ) * 1024 * 1024,
+            photo_decode_wait_seconds=_seconds(
+                env, "PHOTO_DECODE_WAIT_SECONDS", DEFAULT_PHOTO_DECODE_WAIT_SECONDS
             ),
         )
 
@@ -298,3 +319,9 @@ def _check_account_url(url: str) -> None:
             "AZURE_STORAGE_ACCOUNT_URL must be an https:// URL such as "
             "https://<account>.blob.core.windows.net (tokens are only sent over TLS)."
         )
+
+
+def request_body_limit(max_photo_bytes: int) -> int:
+    """The largest request body the site reads (Flask's MAX_CONTENT_LENGTH); a proxy in front
+    must admit at least this much, or its refusal replaces the site's own (which keeps the text)."""
+    return max_photo_bytes * OVERSIZED_PHOTO_FACTOR + FORM_OVERHEAD_BYTES

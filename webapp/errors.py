@@ -12,15 +12,16 @@ from azure.core.exceptions import (
 )
 from flask import Flask, current_app, render_template, request
 from flask_wtf.csrf import CSRFError
+from jinja2.filters import do_filesizeformat
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 
 from .budget import DependencyTimeout
 from .db import DatabaseTokenError, error_kind
-from .forms import ReviewForm
+from .forms import BODY_LIMIT, FIELD_LIMIT, PARTS_LIMIT, FormTooLarge, RestaurantForm, ReviewForm
 from .images import too_large_message
-from .restaurants import render_detail
+from .restaurants import render_detail, render_new_restaurant
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +53,10 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(DependencyTimeout, _budget_ran_out)
 
 
-def _page(status: int, title: str, message: str):
-    return render_template("errors/error.html", status=status, title=title, message=message), status
+def _page(status: int, title: str, message: str, **context):
+    page = render_template("errors/error.html", status=status, title=title, message=message,
+                           **context)
+    return page, status
 
 
 def _http_error(error: HTTPException):
@@ -74,15 +77,21 @@ def _csrf_failed(_error: CSRFError):
 
 
 def _too_large(error: RequestEntityTooLarge):
-    """Larger than MAX_CONTENT_LENGTH: show the message next to the photo field.
+    """A form over one of its size limits: that limit named, on the form the visitor filled.
 
-    The body was refused before it was parsed, so the form comes back empty.
+    The text fields read before the limit was hit come back in the form (each was within the
+    form-memory limit); the field that was too long, and any photo, do not.
     """
-    limit_message = too_large_message(_photo_limit())
+    refused = error if isinstance(error, FormTooLarge) else FormTooLarge(BODY_LIMIT, None)
+    not_saved = " Nothing was saved."
+    if request.endpoint == "restaurants.create":
+        form = RestaurantForm(formdata=refused.fields, meta={"csrf": False})
+        _report_limit(form, refused, None, not_saved)
+        return render_new_restaurant(form, status=413)
     restaurant_id = (request.view_args or {}).get("restaurant_id")
     if request.endpoint == "reviews.create" and restaurant_id is not None:
-        form = ReviewForm(formdata=None)
-        form.photo.errors = [limit_message + " Your review was not saved."]
+        form = ReviewForm(formdata=refused.fields, meta={"csrf": False})
+        _report_limit(form, refused, form.photo, " Your review was not saved.")
         # With CSRF on, the body is read (and refused) before the view could 404 or touch
         # the database, so the details page may not exist or be readable: then the plain
         # page. An error raised inside an error handler would become a 500.
@@ -92,11 +101,37 @@ def _too_large(error: RequestEntityTooLarge):
             pass
         except DATABASE_UNAVAILABLE as error:
             return _database_unavailable(error)
-    return _page(413, "Upload too large", limit_message)
+    title = "Upload too large" if refused.limit == BODY_LIMIT else "Form too large"
+    return _page(413, title, _limit_message(refused, None) + not_saved)
 
 
-def _photo_limit() -> int:
-    return current_app.config["MAX_PHOTO_BYTES"]
+def _report_limit(form, refused: FormTooLarge, file_field, not_saved: str) -> None:
+    """Put the limit's message next to the field it concerns, or above the whole form."""
+    field = form._fields.get(refused.field_name) if refused.limit == FIELD_LIMIT else file_field
+    if refused.limit == PARTS_LIMIT or field is None or field.name == "submission_token":
+        form.form_errors.append(_limit_message(refused, None) + not_saved)
+    else:
+        field.errors = [_limit_message(refused, field) + not_saved]
+
+
+def _limit_message(refused: FormTooLarge, field) -> str:
+    config = current_app.config
+    if refused.limit == PARTS_LIMIT:
+        return (f"The form arrived in more than {config['MAX_FORM_PARTS']} parts, more than "
+                "it can have; it was not read.")
+    if refused.limit == FIELD_LIMIT:
+        what = f"“{field.label.text}”" if field is not None else "A text field"
+        return (f"{what} is longer than {_size(config['MAX_FORM_MEMORY_SIZE'])}, "
+                "far more than the form accepts; it was not read.")
+    if request.endpoint == "reviews.create":
+        # Only a photo can make a review that large.
+        return too_large_message(config["MAX_PHOTO_BYTES"])
+    return (f"What was sent is larger than {_size(request.max_content_length)}, more than "
+            "this form accepts.")
+
+
+def _size(limit: int) -> str:
+    return do_filesizeformat(limit, binary=True)
 
 
 def _value_refused(error: DataError):
@@ -148,18 +183,22 @@ def _storage_kind(error: Exception) -> str:
 
 
 def _database_page():
-    return _unavailable(
-        "The restaurant database is unavailable right now. Nothing was saved; please try again "
-        "in a minute."
-    )
+    return _unavailable("The restaurant database is unavailable right now.")
 
 
 def _storage_page():
-    return _unavailable(
-        "Photo storage is unavailable right now. Nothing was saved; please try again in a minute."
-    )
+    return _unavailable("Photo storage is unavailable right now.")
 
 
-def _unavailable(message: str):
-    body, status = _page(503, "Temporarily unavailable", message)
+def _unavailable(cause: str):
+    """A read is worth reloading; a form that was not saved is still in the browser's history."""
+    if request.method in ("GET", "HEAD"):
+        message = f"{cause} Please try again in a minute."
+        context = {"retry_url": request.full_path.rstrip("?")}
+    else:
+        message = (f"{cause} What you submitted was not saved. Go back to the form with your "
+                   "browser's Back button (what you typed is still there) and submit it again "
+                   "in a minute.")
+        context = {"form_not_saved": True}
+    body, status = _page(503, "Temporarily unavailable", message, **context)
     return body, status, {"Retry-After": str(RETRY_AFTER_SECONDS)}

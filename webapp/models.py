@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlalchemy import (
@@ -9,12 +10,15 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     SmallInteger,
     String,
     Text,
+    Uuid,
     func,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 MIN_RATING = 1
@@ -46,6 +50,7 @@ class Restaurant(Base):
     street_address: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    submission_token: Mapped[uuid.UUID | None] = mapped_column(Uuid, unique=True)
 
     reviews: Mapped[list[Review]] = relationship(back_populates="restaurant")
 
@@ -66,6 +71,18 @@ class Review(Base):
     review_text: Mapped[str] = mapped_column(Text)
     # Content-addressed blob name (see storage.py); None when the review has no photo.
     photo_name: Mapped[str | None] = mapped_column(String(100))
+    # The stored photo's size in pixels, so the page can reserve its box before it loads.
+    photo_width: Mapped[int | None] = mapped_column(Integer)
+    photo_height: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    submission_token: Mapped[uuid.UUID | None] = mapped_column(Uuid, unique=True)
 
     restaurant: Mapped[Restaurant] = relationship(back_populates="reviews")
+
+
+def is_repeated_submission(error: IntegrityError) -> bool:
+    """Whether the insert failed because a row with its submission token is already saved."""
+    constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None)
+    return constraint in {
+        f"uq_{model.__tablename__}_submission_token" for model in (Restaurant, Review)
+    }

@@ -20,6 +20,8 @@ class ReviewItem:
     review_text: str
     photo_name: str | None
     created_at: datetime
+    photo_width: int | None = None
+    photo_height: int | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,8 @@ def restaurant_details(session: Session, restaurant_id: int) -> RestaurantDetail
             Review.review_text,
             Review.photo_name,
             Review.created_at,
+            Review.photo_width,
+            Review.photo_height,
         )
         .outerjoin(Review, Review.restaurant_id == Restaurant.id)
         .where(Restaurant.id == restaurant_id)
@@ -139,7 +143,7 @@ def restaurant_details(session: Session, restaurant_id: int) -> RestaurantDetail
     first = rows[0]
     reviews = [
         ReviewItem(row.reviewer_name, row.rating, row.review_text, row.photo_name,
-                   row.created_at)
+                   row.created_at, row.photo_width, row.photo_height)
         for row in rows
         if row.review_id is not None
     ]

@@ -16,10 +16,12 @@ from flask import (
     url_for,
 )
 from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from .db import get_session
 from .forms import RestaurantForm, ReviewForm
-from .models import MAX_ID, Restaurant
+from .models import MAX_ID, Restaurant, is_repeated_submission
 from .page_cache import details_cache, listing_cache
 from .queries import restaurant_details, restaurant_page
 
@@ -79,18 +81,38 @@ def _render_listing(page_number: int, per_page: int) -> Markup | None:
 def create():
     form = RestaurantForm()
     if form.validate_on_submit():
-        restaurant = Restaurant(
-            name=form.name.data,
-            street_address=form.street_address.data,
-            description=form.description.data or "",
-        )
-        session = get_session()
-        session.add(restaurant)
+        restaurant_id = _save_restaurant(form)
+        flash(f"{form.name.data} was added. Be the first to review it!")
+        return redirect(url_for(".detail", restaurant_id=restaurant_id), code=303)
+    return render_new_restaurant(form, status=400 if form.is_submitted() else 200)
+
+
+def render_new_restaurant(form: RestaurantForm, status: int = 200):
+    page = render_template("restaurants/new.html", form=form,
+                           submission_token=form.token_to_render())
+    return page, status
+
+
+def _save_restaurant(form: RestaurantForm) -> int:
+    """The new restaurant's id; or, for a form already saved, the id it was saved under."""
+    restaurant = Restaurant(
+        name=form.name.data,
+        street_address=form.street_address.data,
+        description=form.description.data or "",
+        submission_token=form.submission_token.data,
+    )
+    session = get_session()
+    session.add(restaurant)
+    try:
         session.commit()
-        flash(f"{restaurant.name} was added. Be the first to review it!")
-        return redirect(url_for(".detail", restaurant_id=restaurant.id), code=303)
-    status = 400 if form.is_submitted() else 200
-    return render_template("restaurants/new.html", form=form), status
+    except IntegrityError as error:
+        session.rollback()
+        saved_before = is_repeated_submission(error) and session.scalar(
+            select(Restaurant.id).where(Restaurant.submission_token == form.submission_token.data))
+        if not saved_before:
+            raise
+        return saved_before
+    return restaurant.id
 
 
 class RenderedRestaurant(NamedTuple):
@@ -118,8 +140,12 @@ def render_detail(restaurant_id: int, review_form: ReviewForm | None = None, sta
     )
     if restaurant is None:
         abort(404)
-    fields = _blank_review_form_fields() if review_form is None else _form_fields(review_form)
-    page = render_template("restaurants/detail.html", restaurant=restaurant, form_fields=fields)
+    if review_form is None:
+        fields, token = _blank_review_form_fields(), ReviewForm.new_token()
+    else:
+        fields, token = _form_fields(review_form), review_form.token_to_render()
+    page = render_template("restaurants/detail.html", restaurant=restaurant, form_fields=fields,
+                           submission_token=token)
     return page, status
 
 

@@ -6,13 +6,14 @@ import logging
 
 from flask import Blueprint, abort, current_app, flash, redirect, url_for
 from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import budget
 from .db import get_engine, get_session
 from .forms import ReviewForm
-from .images import PhotoRejected, ValidatedPhoto, validate_photo
-from .models import Restaurant, Review
+from .images import PhotoRejected, ValidatedPhoto, current_decode_budget, validate_photo
+from .models import Restaurant, Review, is_repeated_submission
 from .restaurants import RESTAURANT_ID_RULE, render_detail
 from .storage import StoredPhoto, current_photo_store
 
@@ -33,7 +34,9 @@ def create(restaurant_id: int):
         photo = _validated_photo(form)
     except PhotoRejected as rejection:
         form.photo.errors = [rejection.message]
-        return render_detail(restaurant_id, form, status=rejection.status)
+        page, status = render_detail(restaurant_id, form, status=rejection.status)
+        retry = {} if rejection.retry_after is None else {"Retry-After": str(rejection.retry_after)}
+        return page, status, retry
     session = get_session()
     if session.get(Restaurant, restaurant_id) is None:
         abort(404)
@@ -45,8 +48,17 @@ def create(restaurant_id: int):
         reviewer_name=form.reviewer_name.data,
         rating=form.rating.data,
         review_text=form.review_text.data,
+        submission_token=form.submission_token.data,
     )
-    save_review(session, review, photo)
+    if photo is not None:
+        review.photo_width, review.photo_height = photo.width, photo.height
+    try:
+        save_review(session, review, photo)
+    except IntegrityError as error:
+        if not is_repeated_submission(error):
+            raise
+        # The same form was posted before (or at the same time) and that post saved it: answer
+        # as that post did. Its photo blob, the same bytes under the same name, stays.
     flash("Thank you for your review!")
     return redirect(url_for("restaurants.detail", restaurant_id=restaurant_id), code=303)
 
@@ -57,7 +69,7 @@ def _validated_photo(form: ReviewForm) -> ValidatedPhoto | None:
         return None
     limit = current_app.config["MAX_PHOTO_BYTES"]
     # Read one byte past the limit: enough to know it is too large without reading it all.
-    return validate_photo(upload.stream.read(limit + 1), limit)
+    return validate_photo(upload.stream.read(limit + 1), limit, current_decode_budget())
 
 
 def save_review(session: Session, review: Review, photo: ValidatedPhoto | None) -> None:

@@ -20,8 +20,9 @@ trusted at all (a visitor could otherwise choose it).
 
 from __future__ import annotations
 
-from flask import Flask, Response, has_request_context, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import CSRFProtect
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -74,10 +75,27 @@ class HttpsAwareSessionInterface(SecureCookieSessionInterface):
         return cached[1]
 
 
+class SameOriginCsrf(CSRFProtect):
+    """Flask-WTF's CSRF check, refusing an unreadable Referer or Host as a failed check.
+
+    Over HTTPS it compares the Referer's scheme, host and port with the request's; a port that
+    is not a number from 0 to 65535 (or a malformed IPv6 host) makes urllib raise ValueError,
+    which any client could otherwise turn into a server error.
+    """
+
+    def protect(self, apply_exemptions: bool = False) -> None:
+        try:
+            super().protect(apply_exemptions)
+        except ValueError:
+            self._error_response("The referrer or host header is malformed.")
+
+
 def init_app(app: Flask, proxy_hops: int = 1) -> None:
     app.wsgi_app = proxy_fix(app.wsgi_app, proxy_hops)
     app.session_interface = HttpsAwareSessionInterface()
+    SameOriginCsrf(app)
     app.after_request(add_security_headers)
+    app.after_request(keep_forms_out_of_shared_caches)
 
 
 def proxy_fix(wsgi_app, proxy_hops: int) -> ProxyFix:
@@ -94,4 +112,14 @@ def add_security_headers(response: Response) -> Response:
     )
     if request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", HSTS)
+    return response
+
+
+def keep_forms_out_of_shared_caches(response: Response) -> Response:
+    """A page that rendered a CSRF token belongs to one visitor's session: never stored.
+
+    Flask-WTF keeps the token it rendered in `g` under the form field's name.
+    """
+    if current_app.config["WTF_CSRF_FIELD_NAME"] in g:
+        response.headers["Cache-Control"] = "no-store"
     return response

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import http.client
+import io
 import urllib.parse
 
 import pytest
 from azure.storage.blob import BlobServiceClient
+from PIL import Image
 
 from devtools import bench, site_setup
 from devtools.bench import BenchError, LoadResult, Measurement
+from webapp import images
+from webapp.config import DEFAULT_PHOTO_DECODE_MEMORY_MIB
 
 NAME = "bench_probe"
 
@@ -186,3 +190,40 @@ def test_measure_in_rounds_loads_every_target_and_labels_the_results(monkeypatch
     assert list(by_label) == ["ok", "missing"]
     assert by_label["ok"].errors == 0 and by_label["ok"].requests_per_second > 0
     assert by_label["missing"].errors > 0  # every 404 is a non-2xx/3xx response for wrk
+
+
+def test_upload_memory_row_reads_every_workers_peak_and_the_bursts_answers(seeded,
+                                                                          site_environment):
+    photo = bench.decompression_bomb_png(400, 300)
+
+    result = bench.measure_upload_memory(site_environment, 1, photo, uploads=3)
+
+    assert result.statuses == {303: 3}  # CSRF token, cookie and photo all accepted
+    assert len(result.peak_mb) == len(result.idle_mb) == bench.MEMORY_WORKERS
+    assert all(peak >= idle > 0 for peak, idle in zip(result.peak_mb, result.idle_mb,
+                                                       strict=True))
+    assert bench.memory_problems(result) == []
+    assert "3 x 303" in result.describe()
+
+
+def test_memory_row_fails_above_its_target_or_on_an_answer_other_than_303_or_503():
+    fine = bench.MemoryResult(peak_mb=[300.0, 200.0], idle_mb=[100.0, 100.0],
+                              statuses={303: 10, 503: 2})
+    assert bench.memory_problems(fine, target_mb=450) == []
+    too_big = bench.MemoryResult(peak_mb=[451.0], idle_mb=[100.0], statuses={303: 1})
+    assert bench.memory_problems(too_big, target_mb=450) == [
+        f"{bench.MEMORY_LABEL}: a worker peaked at 451 MB (target: at most 450 MB)"]
+    failed = bench.MemoryResult(peak_mb=[200.0], idle_mb=[100.0],
+                                statuses={500: 1, "ConnectionError": 1})
+    assert len(bench.memory_problems(failed, target_mb=450)) == 2
+
+
+def test_memory_row_runs_the_packages_b1_layout_with_the_largest_photo_the_budget_takes():
+    assert (bench.MEMORY_WORKERS, bench.MEMORY_THREADS) == (3, 4)  # startup.py on one core
+    budget = DEFAULT_PHOTO_DECODE_MEMORY_MIB * 1024 * 1024
+    with Image.open(io.BytesIO(bench.worst_case_photo())) as image:
+        side = image.width
+    for size, accepted in ((side, True), (side + 1, False)):
+        photo = bench.decompression_bomb_png(size, size)
+        with Image.open(io.BytesIO(photo)) as image:
+            assert (images.decode_cost(image, len(photo)) <= budget) is accepted

@@ -10,6 +10,8 @@ import pytest
 from devtools import chaos
 from devtools.chaos import Phase, Sample, assign, format_table, problems
 from devtools.site_setup import child_environment
+from webapp.images import DecodeBudget, validate_photo
+from webapp.storage import photo_name_for
 
 BUDGET = 3.0
 
@@ -90,3 +92,11 @@ def test_the_site_under_chaos_gets_the_same_environment_as_make_dev(monkeypatch,
     assert seen["UNRELATED_SETTING"] == "kept"
     assert not {"AZURE_CLIENT_ID", "IDENTITY_ENDPOINT",
                 "APPLICATIONINSIGHTS_CONNECTION_STRING"} & seen.keys()
+
+
+def test_a_review_with_a_photo_expects_the_blob_the_site_stores_for_it():
+    write = chaos.LoadGenerator._write_attempt(with_photo=True)
+    stored = validate_photo(write.photo, len(write.photo), DecodeBudget(1024 * 1024, 0))
+
+    assert write.stored_photo == stored.data
+    assert write.photo_name == photo_name_for(stored.data, "png")

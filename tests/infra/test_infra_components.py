@@ -76,7 +76,8 @@ def test_each_site_holds_its_hardening_and_the_one_identity_its_grants(stack_vie
     # One identity for every site, so a swap never restarts a slot with an identity it lacks.
     identity = stack_view.one("restaurant-review:identity:SiteIdentities")
     held = {r.name for r in stack_view.run.resources if r.parent == identity.urn}
-    assert held == {"app-identity", "app-blob-data-contributor", "app-key-vault-secrets-user"}
+    assert held == {"app-identity", "app-blob-data-contributor", "app-key-vault-secrets-user",
+                    "app-key-vault-grant-propagation"}
 
 
 def test_the_deployer_runs_the_sql_and_the_deploy_as_its_scripts(stack_view):

@@ -18,6 +18,7 @@ import pytest
 from azure_postgres import ADMIN, ADMIN_TOKEN, DATABASE, OWNER, cursor_as
 
 from devtools.services import postgres_bin_dir
+from infra.app import sni_bind_script
 from infra.db_role import SQL_SCRIPT, psql_command
 from infra.deployer import PSQL_PACKAGE, database_roles_script, deploy_script
 
@@ -134,7 +135,9 @@ def test_database_roles_run_one_after_the_other_for_every_identity(azure_like_se
 
 
 def test_psql_comes_from_the_client_package_and_says_its_version(azure_like_server, tmp_path):
-    """Like the azure-cli image: no psql until tdnf installs the client-only package."""
+    """Like the azure-cli image: no psql until tdnf installs it. As in Azure Linux, psql comes
+    with the client-only `postgresql-libs`; `postgresql` is the server, whose install scripts
+    need groupadd, absent from the image (microsoft/azurelinux#10385)."""
     cluster, _ = azure_like_server
     folder = _fake_az(tmp_path, TOKEN_AZ)
     for tool in ("cat", "date", "mktemp", "sleep"):  # what the script needs besides psql
@@ -142,7 +145,11 @@ def test_psql_comes_from_the_client_package_and_says_its_version(azure_like_serv
     tdnf = folder / "tdnf"
     tdnf.write_text(f"""#!/bin/sh
 echo "$*" >> {tmp_path}/tdnf.log
-{shutil.which("ln")} -s {shutil.which("psql")} {folder}/psql
+case "$*" in
+  "install -y postgresql-libs") {shutil.which("ln")} -s {shutil.which("psql")} {folder}/psql ;;
+  "install -y postgresql") echo "groupadd: command not found" >&2; exit 1 ;;
+  *) echo "Error(1011) : No matching packages" >&2; exit 1 ;;
+esac
 """)
     tdnf.chmod(0o755)
     script = database_roles_script(SQL_SCRIPT.read_text(), [
@@ -189,3 +196,37 @@ def test_a_failing_statement_fails_at_once_without_retrying(azure_like_server, t
 def test_the_sql_may_not_end_the_heredoc_early():
     with pytest.raises(ValueError, match="heredoc marker"):
         database_roles_script("SELECT 1;\nSQL\nrm -rf /\n", ["psql"])
+
+
+BINDING_ID = ("/subscriptions/s/resourceGroups/rg-rr-dev/providers/Microsoft.Web/sites/"
+              "app-rr-dev/hostNameBindings/www.example.com")
+
+
+def test_the_sni_switch_is_retried_until_the_website_contributor_grant_applies(tmp_path):
+    """ARM refuses the PUT while the deployer's Website Contributor, made minutes earlier, is not
+    applied yet; the stand-in `sleep` is when it applies."""
+    applied, puts = tmp_path / "applied", tmp_path / "puts.log"
+    folder = _fake_az(tmp_path, f"""
+[ "$1 $2 $3" = "rest --method put" ] || {{ echo "unexpected az call: $*" >&2; exit 2; }}
+echo "$*" >> {puts}
+[ -e {applied} ] || {{ echo "ERROR: (AuthorizationFailed) not yet" >&2; exit 1; }}
+""")
+    (folder / "sleep").write_text(f"#!/bin/sh\ntouch {applied}\n")
+    (folder / "sleep").chmod(0o755)
+    result = _run(sni_bind_script(BINDING_ID, "A" * 40), folder, {})
+    assert result.returncode == 0, result.stderr
+    assert len(puts.read_text().splitlines()) == 2  # refused once, then through
+    assert result.stderr.count("AuthorizationFailed") == 1
+
+
+def test_the_sni_switch_gives_up_when_the_grant_never_applies(tmp_path):
+    folder = _fake_az(tmp_path, 'echo "ERROR: (AuthorizationFailed)" >&2; exit 1\n')
+    (folder / "sleep").write_text("#!/bin/sh\n")
+    (folder / "sleep").chmod(0o755)
+    # A clock past the deadline after the first refusal: no real waiting.
+    (folder / "date").write_text('#!/bin/sh\n[ -e "$0.late" ] && echo 9999999999 || '
+                                 '{ touch "$0.late"; echo 0; }\n')
+    (folder / "date").chmod(0o755)
+    result = _run(sni_bind_script(BINDING_ID, "A" * 40), folder, {})
+    assert result.returncode == 1
+    assert "switching the binding to SNI still failing" in result.stderr

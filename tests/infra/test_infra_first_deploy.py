@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from infra.ase import internal_inbound_ip
+from tests.infra.test_infra_ordering import dependency_closure
 
 
 def test_nothing_runs_on_the_deployer_during_up(stack_view):
@@ -27,11 +28,22 @@ def test_every_site_starts_after_its_identity_may_read_the_vault_and_the_photos(
     for site in stack_view.sites():
         key = site.inputs.get("slot", "app")
         waits_for = stack_view.depends_on(site)
-        # The one site identity, which every site runs as.
-        assert {"app-identity", "app-key-vault-secrets-user",
+        # The one site identity, which every site runs as, and the wait for its vault grant.
+        assert {"app-identity", "app-key-vault-secrets-user", "app-key-vault-grant-propagation",
                 "app-blob-data-contributor"} <= waits_for, key
         if stack_view.tier != "basic":  # and after the private DNS its first requests use
             assert {"pe-dns-postgres", "pe-dns-vault", "pe-dns-blob"} <= waits_for
+
+
+def test_the_sites_key_vault_wait_runs_alongside_the_postgresql_build(stack_view):
+    """The sites wait for PostgreSQL (5-15 min) anyway; the Key Vault grant's wait must not, so
+    on a first deploy it adds little time (test_infra_propagation.py checks its length)."""
+    closure = dependency_closure(stack_view.run.resources)
+    wait = stack_view.one("time:index/sleep:Sleep", "app-key-vault-grant-propagation")
+    server = stack_view.one("dbforpostgresql:Server")
+    assert server.urn not in closure[wait.urn]
+    for site in stack_view.sites():
+        assert {wait.urn, server.urn} <= closure[site.urn], site.name
 
 
 def test_alerts_on_the_production_app_wait_for_the_first_package(stack_view):

@@ -7,16 +7,13 @@ again whenever the grant is made anew. This walks every stack's dependency graph
 
 The program's other grants were weighed and left out of the table, because their readers retry
 or read later:
-* the sites' Key Vault Secrets User and Storage Blob Data Contributor: ARM creates the site
-  without reading either; App Service resolves the SECRET_KEY reference when the site starts and
-  again on a restart or configuration change (learn.microsoft.com/azure/app-service/
-  app-service-key-vault-references), and the app reaches the photos per request;
+* the sites' Storage Blob Data Contributor: the app reaches the photos per request and /readyz
+  per probe, so a request before the grant applies fails alone and the next one tries again;
 * the deployer's Storage Blob Data Reader, Website Contributor and PostgreSQL administration: the
-  deploy and database-roles scripts retry their first call on each for GRANT_WAIT_SECONDS
-  (infra/deployer.py); ARM mounts the scripts' own file share with the account key, through no
-  grant. The custom-domain SNI script (infra/app.py) calls ARM once, behind the managed
-  certificate's issuance rather than a wait: a script's retrying is in its text, not its type,
-  so this table cannot hold it;
+  deploy, database-roles and custom-domain SNI scripts retry their first call on each for
+  GRANT_WAIT_SECONDS (infra/deployer.py, infra/app.py; tests/infra/
+  test_infra_deployer_scripts.py runs those retries); ARM mounts the scripts' own file share with
+  the account key, through no grant;
 * the ASE, the vault, the server, the storage accounts, the diagnostic settings: they read
   through no identity of their own; ARM acts with the deployer's standing rights.
 """
@@ -60,6 +57,14 @@ CREATE_TIME_READERS = (
         "its listener certificate from Key Vault: a clean deploy intermittently fails with "
         "ApplicationGatewayKeyVaultSecretAccessDenied, a rerun succeeds "
         "(mspnp/aks-baseline#242; the error: MicrosoftDocs/azure-docs#33157)"),
+    *(CreateTimeReader(
+        site_type, frozenset({KEY_VAULT_SECRETS_USER}),
+        "its SECRET_KEY Key Vault reference, when it first starts: App Service keeps the "
+        "unresolved reference text and fetches again only on a configuration change or after "
+        "24 hours (learn.microsoft.com/azure/app-service/app-service-key-vault-references, "
+        "Rotation; Troubleshooting), and the site refuses to start on that text "
+        "(webapp/config.py)")
+      for site_type in ("azure-native:web:WebApp", "azure-native:web:WebAppSlot")),
 )
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
@@ -130,16 +135,25 @@ def test_no_stack_reads_through_a_grant_before_it_applies(stack_view):
     assert reads_before_grants_apply(stack_view.run.resources) == []
 
 
+SITES_READ = [("web-app", "app-key-vault-secrets-user"),
+              ("web-app-staging", "app-key-vault-secrets-user")]
+
+
 def test_the_standard_tier_gateway_waits_too():
     view = standard(ingress="applicationGateway")
     assert [(r.name, g.name) for r, g in grants_read_through(view.run.resources)] == [
-        ("application-gateway", "gateway-key-vault-secrets-user")]
+        *SITES_READ, ("application-gateway", "gateway-key-vault-secrets-user")]
     assert reads_before_grants_apply(view.run.resources) == []
 
 
-def test_the_walk_finds_the_gateways_certificate_grant(isolated_view):
+def test_the_walk_finds_the_gateways_and_the_sites_key_vault_grants(isolated_view):
     assert [(r.name, g.name) for r, g in grants_read_through(isolated_view.run.resources)] == [
-        ("application-gateway", "gateway-key-vault-secrets-user")]
+        *SITES_READ, ("application-gateway", "gateway-key-vault-secrets-user")]
+
+
+def test_the_walk_finds_the_dev_sites_key_vault_grant(basic_view):
+    assert [(r.name, g.name) for r, g in grants_read_through(basic_view.run.resources)] == [
+        ("web-app", "app-key-vault-secrets-user")]
 
 
 def _without_the_wait(resources: list[CapturedResource]) -> list[CapturedResource]:
@@ -154,10 +168,17 @@ def _without_the_wait(resources: list[CapturedResource]) -> list[CapturedResourc
     return [rewired(r) for r in resources if r.urn not in waits]
 
 
-def test_the_gateway_right_behind_its_grant_is_caught(isolated_view):
+def test_the_gateway_and_the_sites_right_behind_their_grants_are_caught(isolated_view):
     assert reads_before_grants_apply(_without_the_wait(list(isolated_view.run.resources))) == [
+        f"{site} reads through app-key-vault-secrets-user without waiting 0:10:00 after it"
+        for site in ("web-app", "web-app-staging")] + [
         "application-gateway reads through gateway-key-vault-secrets-user without waiting "
         "0:10:00 after it"]
+
+
+def test_a_dev_site_right_behind_its_grant_is_caught(basic_view):
+    assert reads_before_grants_apply(_without_the_wait(list(basic_view.run.resources))) == [
+        "web-app reads through app-key-vault-secrets-user without waiting 0:10:00 after it"]
 
 
 def _resource(type_: str, name: str, inputs: dict, depends_on: tuple[str, ...] = (),

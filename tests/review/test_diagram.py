@@ -98,15 +98,21 @@ def test_ase_gets_an_ilb_and_no_internet_entry(captured):
 
 def test_every_edge_joins_declared_nodes(rendered, stacks):
     for stack in stacks:
-        diagram = rendered[f"{stack}.md"].split("```mermaid\n", 1)[1].split("```", 1)[0]
-        nodes, edges = parse(diagram)
-        assert edges
-        for source, _, target in edges:
-            assert source in nodes and target in nodes, (stack, source, target)
+        for diagram in (summary_graph(rendered[f"{stack}.md"]), labels(rendered[f"{stack}.md"])):
+            nodes, edges = parse(diagram)
+            assert edges
+            for source, _, target in edges:
+                assert source in nodes and target in nodes, (stack, source, target)
+
+
+def summary_graph(rendered: str) -> str:
+    """The page's first diagram: the stack at a glance."""
+    return rendered.split("```mermaid", 1)[1].split("```", 1)[0]
 
 
 def labels(rendered: str) -> str:
-    return rendered.split("```mermaid", 1)[1].split("```", 1)[0]
+    """The page's full diagram, folded under the summary."""
+    return rendered.split("<details>", 1)[1].split("```mermaid", 1)[1].split("```", 1)[0]
 
 
 def test_prod_diagram_shows_the_seed_standard_tier(rendered):

@@ -18,7 +18,7 @@ from PIL import Image
 from psycopg2 import sql
 from sqlalchemy import event
 
-from devtools.services import AzuriteServer, PostgresCluster
+from devtools.services import AzuriteServer, PostgresCluster, free_port
 from webapp import create_app
 from webapp.db import get_engine, upgrade_database
 from webapp.storage import current_photo_store
@@ -162,6 +162,19 @@ def config(database_url: str, azurite: AzuriteServer, container_name: str, tmp_p
     # The page caches' change stamp (webapp/page_cache.py) in the test's folder, not in /tmp.
     return app_config(database_url, azurite.connection_string, container_name,
                       PAGE_CACHE_STAMP_PATH=str(tmp_path / "pages.changed"))
+
+
+@pytest.fixture
+def csrf_on(config: dict) -> dict:
+    """CSRF protection on, as in production (request before `app`/`client`)."""
+    config["WTF_CSRF_ENABLED"] = True
+    return config
+
+
+@pytest.fixture
+def database_down(config) -> None:
+    """Point the app at a port where no PostgreSQL listens (request before `app`/`client`)."""
+    config["DATABASE_URL"] = f"postgresql://nobody:none@127.0.0.1:{free_port()}/reviews"
 
 
 @pytest.fixture

@@ -135,3 +135,117 @@ def test_visitor_adds_a_restaurant_and_a_review_with_a_photo(page, site_url, pho
     expect(page.get_by_role("link", name="Chromium Café")).to_be_visible()
     expect(page.get_by_text("4.0 · 1 review")).to_be_visible()
     page.screenshot(path=tmp_path / "home.png", full_page=True)
+
+
+PHONE = {"width": 390, "height": 844}
+MAX_PHOTO_BYTES = 8 * 1024 * 1024  # the site's default limit
+
+
+@pytest.fixture
+def busy_restaurant(postgres: PostgresCluster, site_url: str) -> str:
+    """The URL of a restaurant with enough long reviews that the form sits far down a phone."""
+    [(restaurant_id,)] = postgres.execute(
+        "INSERT INTO restaurants (name, street_address) VALUES ('Busy Bistro', '3 Long Street') "
+        "RETURNING id", database=APP_DATABASE)
+    postgres.execute(
+        "INSERT INTO reviews (restaurant_id, reviewer_name, rating, review_text) "
+        "SELECT %s, 'Guest ' || n, 4, repeat('A long and thoughtful review. ', 12) "
+        "FROM generate_series(1, 12) AS n", database=APP_DATABASE, params=(restaurant_id,))
+    return f"{site_url}/restaurants/{restaurant_id}"
+
+
+def review_count(postgres: PostgresCluster) -> int:
+    return postgres.execute("SELECT count(*) FROM reviews", database=APP_DATABASE)[0][0]
+
+
+def test_a_refused_review_opens_at_the_field_to_fix_on_a_phone(page, busy_restaurant, postgres):
+    page.set_viewport_size(PHONE)
+    page.goto(busy_restaurant)
+    before = review_count(postgres)
+    name = page.get_by_label("Your name", exact=True)
+    name.fill("\u200b\u200d")  # passes the browser's `required`; shows nothing
+    page.get_by_label("5 stars", exact=True).check()
+    page.get_by_label("Your review", exact=True).fill("Kept after the error.")
+    page.get_by_role("button", name="Submit review").click()
+
+    expect(page.get_by_text("Enter your name.")).to_be_visible()
+    expect(name).to_be_focused()
+    expect(name).to_be_in_viewport()
+    assert page.evaluate("window.scrollY") > 1500  # not left at the top of the page
+    expect(page.get_by_label("Your review", exact=True)).to_have_value("Kept after the error.")
+    assert review_count(postgres) == before
+
+
+@pytest.fixture
+def phone_photo(tmp_path: Path) -> Path:
+    """A photo over the site's limit, as phones take them."""
+    path = tmp_path / "phone.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * (MAX_PHOTO_BYTES + 512 * 1024))
+    return path
+
+
+def fill_review(page: Page, photo: Path) -> None:
+    page.get_by_label("Your name", exact=True).fill("Grace")
+    page.get_by_label("3 stars", exact=True).check()
+    page.get_by_label("Your review", exact=True).fill("Typed on a phone, kept.")
+    page.get_by_label("Photo (optional: JPEG, PNG or WebP)", exact=True).set_input_files(photo)
+
+
+def test_a_too_large_photo_is_caught_before_it_is_sent(page, busy_restaurant, phone_photo,
+                                                       postgres):
+    page.set_viewport_size(PHONE)
+    page.goto(busy_restaurant)
+    before = review_count(postgres)
+    fill_review(page, phone_photo)
+    warning = page.get_by_text("photos can be up to 8 MiB")
+    expect(warning).to_be_visible()
+
+    posted = []
+    page.on("request", lambda request: posted.append(request) if request.method == "POST"
+            else None)
+    page.get_by_role("button", name="Submit review").click()
+
+    expect(page.get_by_label("Photo (optional: JPEG, PNG or WebP)", exact=True)).to_be_focused()
+    assert posted == []  # nothing was uploaded
+    expect(page.get_by_label("Your review", exact=True)).to_have_value("Typed on a phone, kept.")
+    assert review_count(postgres) == before
+
+
+def test_without_the_script_a_too_large_photo_keeps_the_review(browser, busy_restaurant,
+                                                                phone_photo, postgres):
+    context = browser.new_context(viewport=PHONE, java_script_enabled=False)
+    page = context.new_page()
+    page.goto(busy_restaurant)
+    before = review_count(postgres)
+    fill_review(page, phone_photo)
+    page.get_by_role("button", name="Submit review").click()
+
+    expect(page.get_by_text("The photo is larger than 8 MiB")).to_be_visible()
+    photo = page.get_by_label("Photo (optional: JPEG, PNG or WebP)", exact=True)
+    expect(photo).to_be_focused()
+    expect(photo).to_be_in_viewport()
+    expect(page.get_by_label("Your name", exact=True)).to_have_value("Grace")
+    expect(page.get_by_label("3 stars", exact=True)).to_be_checked()
+    expect(page.get_by_label("Your review", exact=True)).to_have_value("Typed on a phone, kept.")
+    assert review_count(postgres) == before
+    context.close()
+
+
+def test_a_portrait_photo_is_bounded_and_opens_full_size(page, busy_restaurant, tmp_path):
+    portrait = tmp_path / "portrait.png"
+    Image.new("RGB", (600, 1600), (90, 60, 150)).save(portrait, format="PNG")
+    page.goto(busy_restaurant)
+    page.get_by_label("Your name", exact=True).fill("Tall")
+    page.get_by_label("2 stars", exact=True).check()
+    page.get_by_label("Your review", exact=True).fill("A tall photo.")
+    page.get_by_label("Photo (optional: JPEG, PNG or WebP)", exact=True).set_input_files(portrait)
+    page.get_by_role("button", name="Submit review").click()
+
+    photo = page.get_by_role("img", name="Photo from Tall's review")
+    photo.scroll_into_view_if_needed()
+    photo.evaluate("img => img.decode()")
+    box = photo.bounding_box()
+    assert box["height"] <= 400  # 24rem, not the 1,600 px it has
+    assert abs(box["width"] / box["height"] - 600 / 1600) < 0.02  # in proportion
+    link = page.get_by_role("link", name="Photo from Tall's review")
+    assert link.get_attribute("href") == photo.get_attribute("src")

@@ -176,3 +176,20 @@ def test_create_app_reads_the_environment_when_no_test_config(monkeypatch):
     assert app.config["MAX_PHOTO_BYTES"] == 1048576
     assert app.config["MAX_CONTENT_LENGTH"] > 1048576
     app.extensions["db_engine"].dispose()
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"PHOTO_DECODE_MEMORY_MIB": "0"}, "PHOTO_DECODE_MEMORY_MIB must be greater than zero"),
+        ({"PHOTO_DECODE_MEMORY_MIB": "1GB"}, "PHOTO_DECODE_MEMORY_MIB must be a whole number"),
+        ({"PHOTO_DECODE_WAIT_SECONDS": "-1"}, "PHOTO_DECODE_WAIT_SECONDS must be zero or"),
+    ],
+)
+def test_photo_decode_budget_settings_default_for_b1_and_refuse_bad_values(changes, named):
+    defaults = settings(LOCAL)
+    assert defaults.photo_decode_memory_bytes == 192 * 1024 * 1024
+    assert defaults.photo_decode_wait_seconds == 5.0
+    assert settings(LOCAL, PHOTO_DECODE_MEMORY_MIB="512").photo_decode_memory_bytes == 512 << 20
+    with pytest.raises(ConfigError, match=named):
+        settings(LOCAL, **changes)

@@ -13,13 +13,13 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from flask import Flask
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from webapp import create_app
 from webapp.db import MIGRATION_LOCK_KEY, MIGRATIONS_DIR, get_engine, upgrade_database
 from webapp.models import Base
 
-HEAD = "0002"
+HEAD = "0003"
 SCHEMA_TABLES = {"alembic_version", "restaurants", "reviews"}
 
 
@@ -175,3 +175,30 @@ def test_the_commit_deadline_migration_round_trips(postgres, empty_database, new
                                 "(clock_timestamp() - interval '1 second')::text, true)"))
         connection.execute(text("INSERT INTO restaurants (name, street_address) "
                                 "VALUES ('Late', '1 A')"))
+
+
+def review_columns(postgres, database: str) -> set[str]:
+    rows = postgres.execute("SELECT column_name FROM information_schema.columns "
+                            "WHERE table_name = 'reviews'", database=database)
+    return {name for (name,) in rows}
+
+
+def test_the_submission_token_migration_round_trips(postgres, empty_database, new_instance):
+    app = new_instance()
+    upgrade_database(app)
+    added = {"submission_token", "photo_width", "photo_height"}
+    assert added <= review_columns(postgres, empty_database)
+
+    downgrade_database(app, "0002")
+    assert not added & review_columns(postgres, empty_database)
+    assert commit_deadline_objects(postgres, empty_database)[0]  # 0002's triggers stay
+
+    upgrade_database(app)
+    # And the constraint works again: a second row with the same token is refused.
+    insert = text("INSERT INTO restaurants (name, street_address, submission_token) "
+                  "VALUES ('Twice', '1 A', '2b8f4e1c-0d3a-4f5e-9a7b-6c5d4e3f2a1b')")
+    with get_engine(app).begin() as connection:
+        connection.execute(insert)
+    with pytest.raises(IntegrityError, match="uq_restaurants_submission_token"), \
+            get_engine(app).begin() as connection:
+        connection.execute(insert)

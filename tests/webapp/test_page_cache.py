@@ -239,12 +239,6 @@ def test_the_details_cache_is_bounded_in_bytes(app, client, add_restaurant, add_
 # nothing user-specific is cached -------------------------------------------------------------
 
 
-@pytest.fixture
-def csrf_on(config: dict) -> dict:
-    config["WTF_CSRF_ENABLED"] = True
-    return config
-
-
 def test_every_visitor_gets_their_own_csrf_token_on_a_cached_page(csrf_on, app,
                                                                   add_restaurant):
     restaurant_id = _add_restaurant_with_csrf(app, "Token Diner")

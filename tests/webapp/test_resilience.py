@@ -112,7 +112,7 @@ def test_storage_outage_is_a_503_and_saves_no_review(
     response = add_review(restaurant_id, photo=(make_image("PNG"), "a.png"))
 
     assert response.status_code == 503
-    assert "Photo storage is unavailable right now. Nothing was saved" in response.text
+    assert "Photo storage is unavailable right now. What you submitted was not" in response.text
     assert run_sql("SELECT count(*) FROM reviews") == [(0,)]
     assert client.get("/photos/" + "b" * 64 + ".png").status_code == 503
     ready = client.get("/readyz")
@@ -266,7 +266,7 @@ def test_unresponsive_storage_is_a_503_within_the_budget_and_other_pages_work(
     assert (response.status_code, seconds <= BUDGET_SECONDS) == (503, True)
     response, seconds = timed(lambda: add_review(restaurant_id, photo=(make_image("PNG"), "a.png")))
     assert (response.status_code, seconds <= BUDGET_SECONDS) == (503, True)
-    assert "Photo storage is unavailable right now. Nothing was saved" in response.text
+    assert "Photo storage is unavailable right now. What you submitted was not" in response.text
     assert run_sql("SELECT count(*) FROM reviews") == [(0,)]
 
     # Degraded, not down: pages that need no photo bytes, and cached photos, still work.

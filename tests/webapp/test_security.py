@@ -149,3 +149,34 @@ def test_no_external_assets_are_referenced(client):
     html = client.get("/").text
     assert not re.search(r'(src|href)="(https?:)?//', html)
     assert client.get("/static/style.css").status_code == 200
+
+
+@pytest.mark.parametrize("referer", [
+    "https://localhost:abc/restaurants/new",  # port not a number
+    "https://localhost:99999/restaurants/new",  # port out of range
+    "https://[::1/restaurants/new",  # unclosed IPv6 bracket
+])
+def test_a_malformed_referer_over_https_is_a_csrf_400(csrf_client, run_sql, referer):
+    https = {"X-Forwarded-Proto": "https"}
+    token = csrf_token(csrf_client.get("/restaurants/new", headers=https).text)
+
+    response = csrf_client.post(
+        "/restaurants/new", data={"name": "Bad Referer", "street_address": "1",
+                                  "csrf_token": token},
+        headers={**https, "Referer": referer})
+
+    assert response.status_code == 400
+    assert "Form expired" in response.text
+    assert run_sql("SELECT count(*) FROM restaurants") == [(0,)]
+
+
+def test_pages_with_a_csrf_token_are_never_stored_by_a_cache(csrf_client, run_sql):
+    [(restaurant_id,)] = run_sql(
+        "INSERT INTO restaurants (name, street_address) VALUES ('Cached', '1 A') RETURNING id")
+
+    for page in ("/restaurants/new", f"/restaurants/{restaurant_id}"):
+        response = csrf_client.get(page)
+        assert 'name="csrf_token"' in response.text
+        assert response.headers["Cache-Control"] == "no-store"
+    # A page without a form may be kept.
+    assert "Cache-Control" not in csrf_client.get("/").headers

@@ -43,7 +43,8 @@ def test_no_credential_expires_before_its_step_can_end():
 
 
 def test_the_isolated_up_names_its_credentials_for_its_longest_run():
-    """Six hours of ASE on a GitHub-hosted runner, eight on a self-hosted one."""
+    """The job may run 360 min (GitHub-hosted) or 480 (self-hosted); which runner is a
+    repository variable, so every auth mode is checked against the longer."""
     hosted = uses_by(job="up", step=UP, variant="deploy-isolated, azure-auth=oidc")
     assert hosted == {"provider": ("github-oidc", 480), "backend": ("client-secret", 480),
                       "secrets provider": ("client-secret", 480)}
@@ -72,22 +73,24 @@ def test_every_credential_kind_is_sourced_and_short_ones_have_a_lifetime():
     assert {use.credential for use in credential_uses(WORKFLOWS)} <= set(CREDENTIALS)
 
 
-def broken_copy(tmp_path: Path, needle: str, replacement: str) -> Path:
+def broken_copy(tmp_path: Path, needle: str, replacement: str,
+                workflow: str = "deploy-stack.yml") -> Path:
     copy = tmp_path / "workflows"
     shutil.copytree(WORKFLOWS, copy)
-    deploy = copy / "deploy-stack.yml"
-    text = deploy.read_text()
+    path = copy / workflow
+    text = path.read_text()
     assert needle in text
-    deploy.write_text(text.replace(needle, replacement, 1))
+    path.write_text(text.replace(needle, replacement, 1))
     return copy
 
 
 @pytest.mark.parametrize(("needle", "replacement", "expected"), [
     # ARM_* alone: the backend and the secrets provider have no login at all
-    ("      AZURE_CLIENT_SECRET:", "      UNUSED_CLIENT_SECRET:",
+    ("          AZURE_CLIENT_SECRET:", "          UNUSED_CLIENT_SECRET:",
      "backend uses nothing"),
     # a GitHub token written to a file once: expired after an hour of a 6-hour up
-    ("      AZURE_CLIENT_SECRET:", "      AZURE_FEDERATED_TOKEN_FILE: /tmp/token\n      UNUSED:",
+    ("          AZURE_CLIENT_SECRET:",
+     "          AZURE_FEDERATED_TOKEN_FILE: /tmp/token\n          UNUSED:",
      "backend uses a GitHub OIDC token written to AZURE_FEDERATED_TOKEN_FILE (lasts 60 min), "
      "needed for 480 min"),
     # a swap allowed longer than the CLI login it depends on
@@ -99,6 +102,16 @@ def test_the_check_fails_a_broken_copy(tmp_path, needle, replacement, expected):
     expiring = [str(use) for use in credential_uses(broken_copy(tmp_path, needle, replacement))
                 if use.expires_early]
     assert any(expected in line for line in expiring), "\n".join(expiring)
+
+
+def test_a_caller_that_passes_no_secrets_leaves_the_state_without_a_login(tmp_path):
+    """The environment's secret reaches deploy-stack.yml only through the caller's `secrets`."""
+    copy = broken_copy(tmp_path, "    secrets: inherit # as in deploy-dev\n", "",
+                       workflow="main.yml")
+    expiring = {(use.variant, use.role, use.credential)
+                for use in credential_uses(copy) if use.expires_early}
+    assert ("main.yml deploy-prod, azure-auth=oidc", "backend", "none") in expiring
+    assert not any("deploy-dev" in variant for variant, _, _ in expiring)
 
 
 def test_a_step_without_a_timeout_is_named(tmp_path):

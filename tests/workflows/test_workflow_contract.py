@@ -4,13 +4,16 @@ approvals before prod and isolated, the package built before deploy, the swap af
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from infra.ase import ASE_TIMEOUTS
+from release.credential_lifetimes import pulumi_commands, resolve, step_name
 from review.plan import COMMENT_MARKER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,11 +44,61 @@ def test_azure_by_oidc_with_one_stored_secret_for_the_state(name):
     if name != "deploy-stack.yml":
         assert secrets == [], "use OIDC and vars, not stored secrets"
         return
-    assert secrets == ["secrets.PULUMI_STATE_CLIENT_SECRET"]
+    assert set(secrets) == {"secrets.PULUMI_STATE_CLIENT_SECRET"}
     job = load(name)["jobs"]["up"]
     assert job["environment"] == "${{ inputs.environment }}"
-    assert job["env"]["AZURE_CLIENT_SECRET"] == (
-        "${{ inputs.azure-auth == 'oidc' && secrets.PULUMI_STATE_CLIENT_SECRET || '' }}")
+    # Only the steps running Pulumi hold the secret, not pip's build hooks or other actions.
+    assert "secrets." not in json.dumps(job["env"])
+    holders = [step_name(step, i) for i, step in enumerate(steps(job))
+               if "AZURE_CLIENT_SECRET" in step.get("env", {})]
+    assert holders == [step_name(step, i) for i, step in enumerate(steps(job))
+                       if pulumi_commands(step)]
+    for step in steps(job):
+        if "AZURE_CLIENT_SECRET" in step.get("env", {}):
+            assert step["env"]["AZURE_CLIENT_SECRET"] == (
+                "${{ inputs.azure-auth == 'oidc' && secrets.PULUMI_STATE_CLIENT_SECRET || '' }}")
+
+
+STATE_CHECK = "The state principal is configured for this environment"
+
+
+@pytest.mark.parametrize(("auth", "configured", "expected"), [
+    ("oidc", {"vars.AZURE_CLIENT_ID": "deploy", "vars.PULUMI_STATE_CLIENT_ID": "state"}, "state"),
+    # unset: empty, for the first step to name, never the deploy identity the secret isn't for
+    ("oidc", {"vars.AZURE_CLIENT_ID": "deploy"}, ""),
+    ("identity", {"vars.AZURE_CLIENT_ID": "deploy", "vars.PULUMI_STATE_CLIENT_ID": "state"},
+     "deploy"),
+])
+def test_the_state_client_id_is_the_state_principal_or_the_runner_identity(auth, configured,
+                                                                            expected):
+    expression = load("deploy-stack.yml")["jobs"]["up"]["env"]["AZURE_CLIENT_ID"]
+    assert resolve(expression, {"azure-auth": auth}, configured) == expected
+
+
+def state_check(client_id: str, secret_set: str) -> subprocess.CompletedProcess:
+    job = load("deploy-stack.yml")["jobs"]["up"]
+    step = next(step for step in steps(job) if step.get("name") == STATE_CHECK)
+    env = {"PATH": os.environ["PATH"], "ENVIRONMENT": "prod", "AZURE_CLIENT_ID": client_id,
+           "STATE_SECRET_SET": secret_set}
+    return subprocess.run(["bash", "-e", "-c", step["run"]], env=env, capture_output=True,
+                          text=True, check=False, timeout=10)
+
+
+def test_a_github_hosted_deploy_first_checks_the_state_principal_is_configured():
+    job = load("deploy-stack.yml")["jobs"]["up"]
+    first = steps(job)[0]
+    assert first["name"] == STATE_CHECK and first["if"] == "inputs.azure-auth == 'oidc'"
+    assert first["env"]["STATE_SECRET_SET"] == "${{ secrets.PULUMI_STATE_CLIENT_SECRET != '' }}"
+    assert state_check("state-app-id", "true").returncode == 0
+
+
+@pytest.mark.parametrize(("client_id", "secret_set"), [("", "true"), ("state-app-id", "false")])
+def test_a_missing_state_principal_stops_the_deploy_naming_what_to_set(client_id, secret_set):
+    result = state_check(client_id, secret_set)
+    assert result.returncode == 1
+    assert result.stdout.startswith("::error::GitHub environment prod needs the variable "
+                                    "PULUMI_STATE_CLIENT_ID and the secret "
+                                    "PULUMI_STATE_CLIENT_SECRET")
 
 
 def test_pull_request_runs_checks_then_previews_every_stack_with_policies():
@@ -138,6 +191,13 @@ def test_every_stack_deploys_from_github_hosted_runners_unless_configured_otherw
     # The az CLI logs in only after `pulumi up`: nothing in the up depends on that login.
     up = next(i for i, s in enumerate(steps(deploy)) if s.get("uses", "").startswith("pulumi/"))
     assert all(steps(deploy).index(login) > up for login in logins)
+
+
+def test_deploy_installs_the_program_the_way_a_deployer_does():
+    job = load("deploy-stack.yml")["jobs"]["up"]
+    installs = [s["run"] for s in steps(job)
+                if "pip install" in s.get("run", "") or s.get("name", "").startswith("Install")]
+    assert installs == ["make deploy-deps"]
 
 
 def test_deploy_runs_up_in_the_environment_then_swaps_after_health():
