@@ -85,8 +85,8 @@ PARALLEL := -n auto --dist loadscope --no-loadscope-reorder
 test: deps lint
 	$(PY) -m pytest $(PARALLEL)
 
-# Tests marked `slow` start PostgreSQL, Azurite, gunicorn, Chromium, pip or make (see
-# tests/conftest.py): the rest need the virtualenv only.
+# Tests marked `slow` start servers or other programs (PostgreSQL, Azurite, gunicorn, Chromium,
+# pip; see tests/fast_loop.py): the rest need the virtualenv only.
 check: lint synth-check
 	$(PY) -m pytest $(PARALLEL) -m "not slow"
 
