@@ -14,12 +14,13 @@ SYS_DEPS  := $(VENV)/.system-deps
 CHECKOV_DEPS := .venv-checkov/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps deploy-deps checkov-deps dev dev-azure test lint bench chaos package package-lock synth synth-check diff clean
+.PHONY: help deps deploy-deps checkov-deps dev dev-azure test check lint bench chaos package package-lock synth synth-check diff clean
 
 help:
 	@echo "make dev      run the site locally on http://127.0.0.1:8000 (PostgreSQL + Azurite included)"
 	@echo "make dev-azure STACK=dev  this checkout's site on 127.0.0.1 against a deployed stack's data (az login)"
-	@echo "make test     install what is missing and run the whole suite"
+	@echo "make test     install what is missing and run the whole suite, on every core"
+	@echo "make check    the fast loop: lint, the tests that start no servers, synth-check (no apt)"
 	@echo "make bench    load-test the site under gunicorn and print req/s and p99"
 	@echo "make chaos    restart/pause PostgreSQL and Blob Storage under load; print 503s, slowest answer, recovery"
 	@echo "make deploy-deps  only the virtualenv the Pulumi program and make package need (any OS, no apt)"
@@ -77,8 +78,17 @@ dev-azure: $(PY_DEPS)
 lint: $(PY_DEPS)
 	$(PY) -m ruff check .
 
+# One worker per core. Tests are dealt out a module at a time, so module fixtures start once,
+# in the order tests/conftest.py sets (modules with slow tests first, so keep that order).
+PARALLEL := -n auto --dist loadscope --no-loadscope-reorder
+
 test: deps lint
-	$(PY) -m pytest
+	$(PY) -m pytest $(PARALLEL)
+
+# Tests marked `slow` start servers or other programs (PostgreSQL, Azurite, gunicorn, Chromium,
+# pip; see tests/fast_loop.py): the rest need the virtualenv only.
+check: lint synth-check
+	$(PY) -m pytest $(PARALLEL) -m "not slow"
 
 bench: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
 	$(PY) -m devtools.bench

@@ -122,7 +122,9 @@ class ManagedIdentityEndpoint:
     def start(self) -> ManagedIdentityEndpoint:
         self._server = make_server("127.0.0.1", 0, self._wsgi_app, threaded=True,
                                    request_handler=_QuietRequestHandler)
+        # shutdown() waits for the loop's next poll: 0.05 s instead of the default 0.5 s.
         self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
                                         name="identity-endpoint", daemon=True)
         self._thread.start()
         return self

@@ -10,6 +10,7 @@ from pathlib import Path
 import os
 
 import pytest
+from fast_loop import is_slow, run_order
 
 from devtools.services import AzuriteServer, PostgresCluster
 
@@ -41,3 +42,34 @@ def azurite() -> Iterator[AzuriteServer]:
     server = AzuriteServer(data_dir=None).start()
     yield server
     server.stop()
+
+
+# --- the fast loop (tests/fast_loop.py): the slow mark, and the order modules run in -----------
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    by_module: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        by_module.setdefault(_module(item), []).append(item)
+        if is_slow(item.fixturenames, (mark.name for mark in item.iter_markers())):
+            item.add_marker(pytest.mark.slow)
+    slow = {module: any(item.get_closest_marker("slow") for item in members)
+            for module, members in by_module.items()}
+    # xdist (--dist loadscope --no-loadscope-reorder) deals whole modules out in this order.
+    sizes = {module: len(members) for module, members in by_module.items()}
+    rank = {module: index for index, module in enumerate(run_order(sizes, slow))}
+    items.sort(key=lambda item: rank[_module(item)])  # stable: each module keeps its own order
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A selection that matches nothing (a mistyped path or -m) must fail loudly, not end in
+    # pytest's exit code 5 that a caller may take for "nothing to do".
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter:
+            reporter.write_line("error: no tests were selected", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -180,6 +180,7 @@ def test_rounds_combine_to_mean_rate_worst_p99_and_all_errors():
     assert combined == LoadResult(requests_per_second=200.0, p99_ms=9.0, errors=2)
 
 
+@pytest.mark.slow  # gunicorn and wrk
 def test_measure_in_rounds_loads_every_target_and_labels_the_results(monkeypatch):
     monkeypatch.setattr(bench, "WARM_UP_SECONDS", 1)
     with bench.gunicorn("devtools.bench:create_trivial_app()", {}) as trivial:

@@ -37,6 +37,9 @@ from devtools.services import (
     postgres_bin_dir,
 )
 
+# Every test here runs `make dev`'s services, as root or as another user.
+pytestmark = pytest.mark.slow
+
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 60.0
 

@@ -395,6 +395,8 @@ def test_the_settings_table_covers_exactly_what_the_program_declares_for_the_sit
 @pytest.mark.parametrize(("variables", "stack"), [([], "dev"), (["STACK=dev"], "dev"),
                                                   (["STACK=staging"], "staging")])
 def test_make_dev_azure_runs_this_entry_point(variables, stack):
-    steps = subprocess.run(["make", "-n", "dev-azure", *variables], cwd=REPO_ROOT,
-                           capture_output=True, text=True, check=True, timeout=30).stdout
+    # --no-print-directory: under `make test` this make is a sub-make, which would say so last.
+    steps = subprocess.run(["make", "-n", "--no-print-directory", "dev-azure", *variables],
+                           cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+                           timeout=30).stdout
     assert f"-m devtools.dev_azure --stack {stack}" in steps.splitlines()[-1]

@@ -50,11 +50,20 @@ def fake_tool(path: Path, log: Path, exit_code: int) -> Path:
 
 
 @pytest.mark.parametrize("target", ["deploy-deps", "package", "synth", "synth-check", "diff",
-                                    "lint"])
+                                    "lint", "check"])
 def test_deploy_side_targets_install_no_system_packages(fresh_checkout, target):
     steps = dry_run(fresh_checkout, target)
     assert "-m venv .venv" in steps  # the virtualenv is still made on a fresh checkout
     assert SYSTEM_SETUP not in steps
+
+
+def test_test_runs_every_test_and_check_the_quick_ones_both_on_every_core(fresh_checkout):
+    test = [line for line in dry_run(fresh_checkout, "test").splitlines() if "-m pytest" in line]
+    check = [line for line in dry_run(fresh_checkout, "check").splitlines() if "-m pytest" in line]
+    assert len(test) == len(check) == 1
+    assert "-n auto" in test[0] and "-n auto" in check[0]
+    assert "-m" not in test[0].split("-m pytest", 1)[1].split()
+    assert check[0].endswith('-m "not slow"')
 
 
 @pytest.mark.parametrize("target", ["dev", "test", "bench", "chaos"])

@@ -1,4 +1,5 @@
-"""Runs every committed Pulumi.<stack>.yaml through the real program under mocks, once each.
+"""Runs every committed Pulumi.<stack>.yaml through the real program under mocks, once each
+(review.synth.cached_run: the same runs the review and policy tests read).
 
 Tests ask for a view of a stack by what they check:
   stack_view      every committed stack
@@ -12,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import pytest
 
-from review.mocks import CapturedResource, StackRun, load_stack_config, run_stack
+from review.mocks import CapturedResource, StackRun, load_stack_config
+from review.synth import cached_run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPONENT_PREFIX = "restaurant-review:"
@@ -82,11 +83,6 @@ class StackView:
         return {pair["name"]: pair["value"] for pair in site.inputs["siteConfig"]["appSettings"]}
 
 
-@cache
-def _run(stack: str) -> StackRun:
-    return run_stack(stack)
-
-
 def _stacks_for(tiers: Iterable[str]) -> list[str]:
     return [stack for stack in STACKS if stack_tier(stack) in tiers]
 
@@ -100,7 +96,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def _view_fixture(name: str):
     @pytest.fixture(name=name)
     def view(request: pytest.FixtureRequest) -> StackView:
-        return StackView(_run(request.param))  # request.param: a stack, from pytest_generate_tests
+        # request.param: a stack, from pytest_generate_tests
+        return StackView(cached_run(request.param))
 
     return view
 
@@ -117,7 +114,7 @@ def committed_stacks() -> list[str]:
 
 @pytest.fixture
 def all_runs() -> dict[str, StackRun]:
-    return {stack: _run(stack) for stack in STACKS}
+    return {stack: cached_run(stack) for stack in STACKS}
 
 
 @pytest.fixture

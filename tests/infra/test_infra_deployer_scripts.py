@@ -22,6 +22,9 @@ from infra.app import sni_bind_script
 from infra.db_role import SQL_SCRIPT, psql_command
 from infra.deployer import PSQL_PACKAGE, database_roles_script, deploy_script
 
+# /bin/sh runs each script with the local PostgreSQL's binaries (psql) on PATH.
+pytestmark = pytest.mark.slow
+
 PACKAGE = b"PK\x05\x06" + bytes(18)
 
 

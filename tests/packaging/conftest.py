@@ -1,7 +1,8 @@
 """Builds of the deploy package, shared by the packaging tests (each build runs once per session).
 
 Every build starts from one snapshot of webapp/ taken at the start of the run, so edits made to
-the working tree while the tests run cannot make two builds differ. `package` goes through the
+the working tree while the tests run cannot make two builds differ. The snapshot and the `make
+package` build are made once per run and shared by xdist's workers. `package` goes through the
 real command line with the repository's vendor cache; `package_from_fresh_cache` vendors again
 from scratch into a private cache, so comparing the two proves pip's output itself is
 reproducible, not just our zip writer.
@@ -16,14 +17,15 @@ from pathlib import Path
 
 import pytest
 from app_service import can_import_flask, python_version_of
-from package_builds import REPO_CACHE, REPO_ROOT, build_settings, copy_sources
+from package_builds import REPO_CACHE, REPO_ROOT, build_settings, copy_sources, once_per_run
 
 from release.build import DEFAULT_PYTHON_VERSION, build_package
 
 
 @pytest.fixture(scope="session")
 def source_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return copy_sources(REPO_ROOT, tmp_path_factory.mktemp("source-snapshot"))
+    return once_per_run(tmp_path_factory, "source-snapshot",
+                        lambda folder: copy_sources(REPO_ROOT, folder))
 
 
 @pytest.fixture(scope="session")
@@ -31,14 +33,19 @@ def build_output(
     source_snapshot: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, str]:
     """The package as `make package` builds it, and what the command printed."""
-    dist = tmp_path_factory.mktemp("dist-cli")
-    command = [sys.executable, "-m", "release.build", "--source", str(source_snapshot),
-               "--dist", str(dist), "--cache", str(REPO_CACHE)]  # fmt: skip
-    result = subprocess.run(
-        command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    return dist / f"webapp-py{DEFAULT_PYTHON_VERSION}.zip", result.stdout
+
+    def build(folder: Path) -> None:
+        command = [sys.executable, "-m", "release.build", "--source", str(source_snapshot),
+                   "--dist", str(folder / "dist"), "--cache", str(REPO_CACHE)]  # fmt: skip
+        result = subprocess.run(
+            command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        (folder / "stdout.txt").write_text(result.stdout)
+
+    built = once_per_run(tmp_path_factory, "package-cli", build)
+    zip_path = built / "dist" / f"webapp-py{DEFAULT_PYTHON_VERSION}.zip"
+    return zip_path, (built / "stdout.txt").read_text()
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ from devtools.readiness import NotReadyError, wait_for_http_ok
 from devtools.services import free_port
 from devtools.site_setup import child_environment, prepare_site
 from release.build import DEFAULT_PYTHON_VERSION
-from review.mocks import run_stack
+from review.synth import cached_run
 
 # What the dev stack must declare for the package to start (COMMON.md's env-var contract).
 EXPECTED_DEV_SETTINGS = {
@@ -63,7 +63,7 @@ AZURE_ONLY_SETTINGS = {
 @pytest.fixture(scope="session")
 def dev_site_config() -> dict:
     """The dev stack's web app siteConfig, as the Pulumi program declares it (offline)."""
-    apps = [r for r in run_stack("dev").resources if r.type == "azure-native:web:WebApp"]
+    apps = [r for r in cached_run("dev").resources if r.type == "azure-native:web:WebApp"]
     assert len(apps) == 1, "the dev stack declares one web app"
     return apps[0].inputs["siteConfig"]
 

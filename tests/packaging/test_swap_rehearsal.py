@@ -48,7 +48,7 @@ from devtools.identity_endpoint import (
 from devtools.readiness import NotReadyError, wait_for_http_ok
 from devtools.services import AzuriteServer, PostgresCluster, free_port
 from devtools.site_setup import child_environment, ensure_container
-from review.mocks import run_stack
+from review.synth import cached_run
 
 # What only resolves inside Azure; the rehearsal points these at the local services.
 AZURE_ONLY_SETTINGS = ("AZURE_POSTGRESQL_HOST", "AZURE_POSTGRESQL_PORT",
@@ -59,7 +59,7 @@ AZURE_ONLY_SETTINGS = ("AZURE_POSTGRESQL_HOST", "AZURE_POSTGRESQL_PORT",
 
 @pytest.fixture(scope="module")
 def prod_layout() -> SlotLayout:
-    return declared_layout(run_stack("prod"))
+    return declared_layout(cached_run("prod"))
 
 
 @dataclass(frozen=True)

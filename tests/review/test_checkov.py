@@ -12,6 +12,9 @@ from review.model import Resource
 from review.skips import SKIPS
 from review.stacks import SNAPSHOT_DIR, discover_stacks
 
+# checkov runs from its own virtualenv (`make checkov-deps`), for seconds per scan.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def results():

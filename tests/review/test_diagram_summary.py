@@ -111,6 +111,7 @@ def test_committed_full_graphs_have_no_repeated_group_titles(rendered, stacks):
             assert re.sub(r"[^a-z0-9]", "", name.lower()) != kind.lower(), (stack, title)
 
 
+@pytest.mark.slow  # mmdc from devtools/node_modules, with Debian's Chromium
 def test_each_summary_renders_at_most_1200_px_wide(summaries, tmp_path):
     """One mmdc run renders every stack's summary (Debian's Chromium, no downloaded browser)."""
     if not MMDC.exists() or CHROMIUM is None:

@@ -434,6 +434,7 @@ def repo_copy(tmp_path) -> Path:
     return repo
 
 
+@pytest.mark.slow  # make, git and the program in a copy of the repository
 def test_make_diff_prints_the_plan_of_a_real_commit(repo_copy):
     stack_file = repo_copy / "Pulumi.dev.yaml"
     text = stack_file.read_text()

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from webapp.telemetry import JsonFormatter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +54,7 @@ def probe_result(process: subprocess.Popen) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # two interpreters importing OpenTelemetry
 def test_azure_monitor_is_enabled_only_with_a_connection_string():
     # Both interpreters start together: most of the time is importing OpenTelemetry.
     with_monitor = start_probe(
