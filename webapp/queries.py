@@ -1,14 +1,29 @@
-"""Read queries shared by the views. Each page costs a fixed number of statements (no N+1)."""
+"""Read queries shared by the views: one statement per page, plain rows, no ORM state.
+
+They run on a pooled connection in autocommit mode: a single statement sees one consistent
+snapshot by itself, and skipping BEGIN and ROLLBACK saves two of a read's four round trips
+(the checkout ping is the other one, db.py).
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, Select, func, literal, select
 
 from .models import Restaurant, Review
+
+# The listing's orders; name and id last, so equal values keep a stable order across pages.
+# Each has an index in the same order (webapp/models.py).
+SORT_ORDERS = {
+    "name": (Restaurant.name, Restaurant.id),
+    "rating": (Restaurant.average_rating.desc().nulls_last(), Restaurant.name, Restaurant.id),
+    "reviews": (Restaurant.review_count.desc(), Restaurant.name, Restaurant.id),
+}
+DEFAULT_SORT = "name"
+_LIKE_SPECIAL = re.compile(r"([\\%_])")
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,17 @@ class RestaurantCard:
 
 
 @dataclass(frozen=True)
+class ListingQuery:
+    """What the home page lists: names containing ``search`` (all when empty), in ``sort``
+    order (a SORT_ORDERS key), page ``page`` of ``per_page``."""
+
+    search: str
+    sort: str
+    page: int
+    per_page: int
+
+
+@dataclass(frozen=True)
 class RestaurantPage:
     items: list[RestaurantCard]
     page: int
@@ -66,64 +92,56 @@ class RestaurantPage:
         return self.page < self.pages
 
 
-def restaurant_page(session: Session, page: int, per_page: int) -> RestaurantPage:
-    """One page of restaurants by name with their average rating and review count.
+def restaurant_page(engine: Engine, query: ListingQuery) -> RestaurantPage:
+    """One page of restaurants with their average rating and review count.
 
-    A single statement: the inner query picks the page (and counts all restaurants with a
-    window function, evaluated before LIMIT), the outer one aggregates only that page's reviews.
+    A single statement on the restaurants table alone: the aggregates are its own columns
+    (kept by a trigger), the total a scalar subquery counting only the matching rows.
     """
-    # Only the columns the page shows: loading ORM entities would cost more than the query.
-    page_rows = (
-        select(
-            Restaurant.id,
-            Restaurant.name,
-            Restaurant.street_address,
-            func.count().over().label("total"),
-        )
-        .order_by(Restaurant.name, Restaurant.id)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-        .subquery()
-    )
+    matching = _matching(query.search)
+    total = select(func.count()).select_from(Restaurant).where(*matching).scalar_subquery()
     statement = (
-        select(
-            page_rows.c.id,
-            page_rows.c.name,
-            page_rows.c.street_address,
-            page_rows.c.total,
-            func.avg(Review.rating).label("average_rating"),
-            func.count(Review.id).label("review_count"),
-        )
-        .outerjoin(Review, Review.restaurant_id == page_rows.c.id)
-        .group_by(*page_rows.c)
-        .order_by(page_rows.c.name, page_rows.c.id)
+        select(Restaurant.id, Restaurant.name, Restaurant.street_address,
+               Restaurant.average_rating, Restaurant.review_count, total.label("total"))
+        .where(*matching)
+        .order_by(*SORT_ORDERS[query.sort])
+        .limit(query.per_page)
+        .offset((query.page - 1) * query.per_page)
     )
-    rows = session.execute(statement).all()
-    items = [
-        RestaurantCard(row.id, row.name, row.street_address, _as_float(row.average_rating),
-                       row.review_count)
-        for row in rows
-    ]
-    total = rows[0].total if rows else 0
-    return RestaurantPage(items=items, page=page, per_page=per_page, total=total)
+    rows = _read(engine, statement)
+    items = [RestaurantCard(row.id, row.name, row.street_address, row.average_rating,
+                            row.review_count) for row in rows]
+    total_count = rows[0].total if rows else _read(engine, select(total))[0][0]
+    return RestaurantPage(items=items, page=query.page, per_page=query.per_page,
+                          total=total_count)
 
 
-def restaurant_details(session: Session, restaurant_id: int) -> RestaurantDetails | None:
+def _matching(search: str) -> tuple:
+    """The WHERE clause of a name search: a substring of the folded name, folded alike.
+
+    The pattern's own % and _ are escaped, so they match themselves, not "anything".
+    """
+    if not search:
+        return ()
+    escaped = _LIKE_SPECIAL.sub(r"\\\1", search)
+    pattern = func.concat(literal("%"), func.fold_name(escaped), literal("%"))
+    return (Restaurant.name_folded.like(pattern, escape="\\"),)
+
+
+def restaurant_details(engine: Engine, restaurant_id: int) -> RestaurantDetails | None:
     """A restaurant with its average rating, review count and reviews newest first.
 
-    A single statement: the restaurant joined to its reviews, with the average and the count as
-    window functions over all of them (a restaurant without reviews is one row of NULLs).
-    Columns only: building ORM entities for 20 reviews cost more than the query itself.
+    A single statement: the restaurant joined to its reviews (a restaurant without reviews is
+    one row of NULLs); the aggregates are the restaurant's own columns.
     """
-    every_review = {"partition_by": Restaurant.id}
     statement = (
         select(
             Restaurant.id,
             Restaurant.name,
             Restaurant.street_address,
             Restaurant.description,
-            func.avg(Review.rating).over(**every_review).label("average_rating"),
-            func.count(Review.id).over(**every_review).label("review_count"),
+            Restaurant.average_rating,
+            Restaurant.review_count,
             Review.id.label("review_id"),
             Review.reviewer_name,
             Review.rating,
@@ -137,7 +155,7 @@ def restaurant_details(session: Session, restaurant_id: int) -> RestaurantDetail
         .where(Restaurant.id == restaurant_id)
         .order_by(Review.created_at.desc(), Review.id.desc())
     )
-    rows = session.execute(statement).all()
+    rows = _read(engine, statement)
     if not rows:
         return None
     first = rows[0]
@@ -148,9 +166,9 @@ def restaurant_details(session: Session, restaurant_id: int) -> RestaurantDetail
         if row.review_id is not None
     ]
     return RestaurantDetails(first.id, first.name, first.street_address, first.description,
-                             _as_float(first.average_rating), first.review_count, reviews)
+                             first.average_rating, first.review_count, reviews)
 
 
-def _as_float(value) -> float | None:
-    # PostgreSQL's avg() over integers is NUMERIC, which arrives as Decimal.
-    return None if value is None else float(value)
+def _read(engine: Engine, statement: Select) -> list:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return connection.execute(statement).all()

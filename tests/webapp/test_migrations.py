@@ -19,7 +19,7 @@ from webapp import create_app
 from webapp.db import MIGRATION_LOCK_KEY, MIGRATIONS_DIR, get_engine, upgrade_database
 from webapp.models import Base
 
-HEAD = "0003"
+HEAD = "0004"
 SCHEMA_TABLES = {"alembic_version", "restaurants", "reviews"}
 
 
