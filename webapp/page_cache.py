@@ -17,6 +17,7 @@ time-to-live (HOME_PAGE_CACHE_SECONDS, DETAILS_PAGE_CACHE_SECONDS; 0 turns a cac
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -85,10 +86,10 @@ class ChangeLog:
         self._lock_path = path.with_name(path.name + ".lock")
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
-        try:  # now, so that the first change is not taken for a new file
+        # Created now, so that the first change is not taken for a new file; record() logs
+        # why, if that fails.
+        with contextlib.suppress(OSError):
             os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
-        except OSError:
-            pass  # record() logs why, if it fails too
         self._file_id, self._offset = self._end()
 
     def record(self, changes: Iterable[Change]) -> None:

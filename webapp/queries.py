@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, Select, func, literal, select
+from sqlalchemy import Engine, Select, Text, func, literal, select
 
 from .models import Restaurant, Review
 
@@ -119,13 +119,15 @@ def restaurant_page(engine: Engine, query: ListingQuery) -> RestaurantPage:
 def _matching(search: str) -> tuple:
     """The WHERE clause of a name search: a substring of the folded name, folded alike.
 
-    The pattern's own % and _ are escaped, so they match themselves, not "anything".
+    The pattern's own % and _ are escaped (backslash is LIKE's escape character), so they match
+    themselves. Every function in the pattern is immutable, so PostgreSQL computes it while
+    planning and the trigram index can serve it.
     """
     if not search:
         return ()
     escaped = _LIKE_SPECIAL.sub(r"\\\1", search)
-    pattern = func.concat(literal("%"), func.fold_name(escaped), literal("%"))
-    return (Restaurant.name_folded.like(pattern, escape="\\"),)
+    pattern = literal("%") + func.fold_name(escaped, type_=Text) + literal("%")
+    return (Restaurant.name_folded.like(pattern),)
 
 
 def restaurant_details(engine: Engine, restaurant_id: int) -> RestaurantDetails | None:
