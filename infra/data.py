@@ -230,9 +230,12 @@ def create_postgres(ctx: Context, names: pulumi.Output[Names], parent: pulumi.Re
     tls = _server_setting(ctx, server, "require_secure_transport", "on", database, parent)
     tls_version = _server_setting(ctx, server, "ssl_min_protocol_version", "TLSv1.2", tls,
                                   parent)
-    ready: list[pulumi.Resource] = [admin, database, tls, tls_version]
+    # The site's name search needs these (infra/sql/app_role.sql creates them).
+    extensions = _server_setting(ctx, server, "azure.extensions", "PG_TRGM,UNACCENT",
+                                 tls_version, parent)
+    ready: list[pulumi.Resource] = [admin, database, tls, tls_version, extensions]
     if not ctx.cfg.has_vnet:
-        ready += _dev_firewall(ctx, server, tls_version, parent)
+        ready += _dev_firewall(ctx, server, extensions, parent)
     return server, database, admin, ready
 
 
