@@ -1,17 +1,18 @@
 """Read queries shared by the views: one statement per page, plain rows, no ORM state.
 
 They run on a pooled connection in autocommit mode: a single statement sees one consistent
-snapshot by itself, and skipping BEGIN and ROLLBACK saves two of a read's four round trips
-(the checkout ping is the other one, db.py).
+snapshot by itself, and skipping BEGIN and ROLLBACK leaves two round trips of four (the
+statement and the checkout ping, db.py).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, Select, Text, func, literal, select
+from sqlalchemy import Dialect, Engine, Integer, Text, bindparam, func, select
 
 from .models import Restaurant, Review
 
@@ -93,49 +94,81 @@ class RestaurantPage:
 
 
 def restaurant_page(engine: Engine, query: ListingQuery) -> RestaurantPage:
-    """One page of restaurants with their average rating and review count.
+    """One page of restaurants with their average rating and review count."""
+    parameters = {"limit": query.per_page, "offset": (query.page - 1) * query.per_page}
+    if query.search:
+        parameters["search"] = search_parameter(query.search)
+    rows = _read(engine, listing_sql(engine.dialect, query.sort, bool(query.search)),
+                 parameters)
+    items = [RestaurantCard(*row[:5]) for row in rows]
+    if rows:
+        total = rows[0].total
+    else:  # past the last page: the count alone, for the 404 and "Page n of m"
+        total = _read(engine, _count_sql(engine.dialect, bool(query.search)), parameters)[0][0]
+    return RestaurantPage(items=items, page=query.page, per_page=query.per_page, total=total)
+
+
+@functools.cache
+def listing_sql(dialect: Dialect, sort: str, searching: bool) -> str:
+    """The listing's statement for one order, with or without a search: compiled once.
 
     A single statement on the restaurants table alone: the aggregates are its own columns
     (kept by a trigger), the total a scalar subquery counting only the matching rows.
+    Parameters: limit, offset and (searching) search.
     """
-    matching = _matching(query.search)
+    matching = _matching(searching)
     total = select(func.count()).select_from(Restaurant).where(*matching).scalar_subquery()
     statement = (
         select(Restaurant.id, Restaurant.name, Restaurant.street_address,
                Restaurant.average_rating, Restaurant.review_count, total.label("total"))
         .where(*matching)
-        .order_by(*SORT_ORDERS[query.sort])
-        .limit(query.per_page)
-        .offset((query.page - 1) * query.per_page)
+        .order_by(*SORT_ORDERS[sort])
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
     )
-    rows = _read(engine, statement)
-    items = [RestaurantCard(row.id, row.name, row.street_address, row.average_rating,
-                            row.review_count) for row in rows]
-    total_count = rows[0].total if rows else _read(engine, select(total))[0][0]
-    return RestaurantPage(items=items, page=query.page, per_page=query.per_page,
-                          total=total_count)
+    return str(statement.compile(dialect=dialect))
 
 
-def _matching(search: str) -> tuple:
+@functools.cache
+def _count_sql(dialect: Dialect, searching: bool) -> str:
+    statement = select(func.count()).select_from(Restaurant).where(*_matching(searching))
+    return str(statement.compile(dialect=dialect))
+
+
+def search_parameter(search: str) -> str:
+    """The LIKE pattern of names containing ``search``: its own % and _ escaped (backslash is
+    LIKE's escape character), so they match themselves. Folding leaves all three as they are."""
+    escaped = _LIKE_SPECIAL.sub(r"\\\1", search)
+    return f"%{escaped}%"
+
+
+def _matching(searching: bool) -> tuple:
     """The WHERE clause of a name search: a substring of the folded name, folded alike.
 
-    The pattern's own % and _ are escaped (backslash is LIKE's escape character), so they match
-    themselves. Every function in the pattern is immutable, so PostgreSQL computes it while
-    planning and the trigram index can serve it.
+    Every function in the pattern is immutable, so PostgreSQL computes it while planning (the
+    driver sends the value inline) and the trigram index can serve it.
     """
-    if not search:
+    if not searching:
         return ()
-    escaped = _LIKE_SPECIAL.sub(r"\\\1", search)
-    pattern = literal("%") + func.fold_name(escaped, type_=Text) + literal("%")
+    pattern = func.fold_name(bindparam("search", type_=Text), type_=Text)
     return (Restaurant.name_folded.like(pattern),)
 
 
 def restaurant_details(engine: Engine, restaurant_id: int) -> RestaurantDetails | None:
-    """A restaurant with its average rating, review count and reviews newest first.
+    """A restaurant with its average rating, review count and reviews newest first."""
+    rows = _read(engine, _details_sql(engine.dialect), {"restaurant_id": restaurant_id})
+    if not rows:
+        return None
+    first = rows[0]
+    reviews = [ReviewItem(*row[7:]) for row in rows if row.review_id is not None]
+    return RestaurantDetails(*first[:6], reviews)
 
-    A single statement: the restaurant joined to its reviews (a restaurant without reviews is
-    one row of NULLs); the aggregates are the restaurant's own columns.
-    """
+
+@functools.cache
+def _details_sql(dialect: Dialect) -> str:
+    """A single statement: the restaurant joined to its reviews (a restaurant without reviews
+    is one row of NULLs); the aggregates are the restaurant's own columns. Parameter:
+    restaurant_id. The columns are in the order of RestaurantDetails, then ReviewItem."""
     statement = (
         select(
             Restaurant.id,
@@ -154,23 +187,22 @@ def restaurant_details(engine: Engine, restaurant_id: int) -> RestaurantDetails 
             Review.photo_height,
         )
         .outerjoin(Review, Review.restaurant_id == Restaurant.id)
-        .where(Restaurant.id == restaurant_id)
+        .where(Restaurant.id == bindparam("restaurant_id", type_=Integer))
         .order_by(Review.created_at.desc(), Review.id.desc())
     )
-    rows = _read(engine, statement)
-    if not rows:
-        return None
-    first = rows[0]
-    reviews = [
-        ReviewItem(row.reviewer_name, row.rating, row.review_text, row.photo_name,
-                   row.created_at, row.photo_width, row.photo_height)
-        for row in rows
-        if row.review_id is not None
-    ]
-    return RestaurantDetails(first.id, first.name, first.street_address, first.description,
-                             first.average_rating, first.review_count, reviews)
+    return str(statement.compile(dialect=dialect))
 
 
-def _read(engine: Engine, statement: Select) -> list:
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        return connection.execute(statement).all()
+def _read(engine: Engine, sql: str, parameters: dict) -> list:
+    """The rows of a compiled statement, read outside a transaction: the driver sends no BEGIN
+    before it and has no ROLLBACK to send after. (SQLAlchemy's AUTOCOMMIT isolation level would
+    cost a SET round trip of its own to restore the connection's level.) Compiled once, run as
+    the driver's SQL: no per-request statement building or cache-key work."""
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        driver.autocommit = True
+        try:
+            return connection.exec_driver_sql(sql, parameters).all()
+        finally:
+            if not driver.closed:  # a connection lost meanwhile is discarded by the pool
+                driver.autocommit = False

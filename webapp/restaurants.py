@@ -113,7 +113,8 @@ def _render_listing(query: ListingQuery) -> CachedListing | None:
     link_args = {key: value for key, value in (("q", query.search), ("sort", query.sort))
                  if value and value != DEFAULT_SORT}
     html = render_template("restaurants/_listing.html", page=page, query=query,
-                           link_args=link_args)
+                           link_args=link_args,
+                           detail_prefix=url_prefix("restaurants.detail", restaurant_id=0))
     return CachedListing(html=html, sort=query.sort,
                          restaurant_ids=frozenset(item.id for item in page.items))
 
@@ -214,5 +215,15 @@ def _render_restaurant(restaurant_id: int) -> RenderedRestaurant | None:
         id=details.id,
         name=details.name,
         summary=Markup(render_template("restaurants/_summary.html", restaurant=details)),  # noqa: S704
-        reviews=Markup(render_template("restaurants/_reviews.html", restaurant=details)),  # noqa: S704
+        reviews=Markup(render_template(  # noqa: S704
+            "restaurants/_reviews.html", restaurant=details,
+            photo_prefix=url_prefix("photos.show", name="0"))),
     )
+
+
+def url_prefix(endpoint: str, **placeholder) -> str:
+    """The URL of ``endpoint`` without its last part, given as a placeholder ("0"): a page
+    linking to many items builds one URL instead of one per item."""
+    [value] = placeholder.values()
+    url = url_for(endpoint, **placeholder)
+    return url[:-len(str(value))]
