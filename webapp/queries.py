@@ -12,7 +12,17 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Dialect, Engine, Integer, Text, bindparam, func, select
+from sqlalchemy import (
+    Dialect,
+    Engine,
+    Integer,
+    Select,
+    Text,
+    bindparam,
+    func,
+    literal_column,
+    select,
+)
 
 from .models import Restaurant, Review
 
@@ -24,6 +34,9 @@ SORT_ORDERS = {
     "reviews": (Restaurant.review_count.desc(), Restaurant.name, Restaurant.id),
 }
 DEFAULT_SORT = "name"
+# Pages reach this many restaurants in any order, no further: an OFFSET costs as many index
+# entries as it skips, and counting every match as many rows. Past them, a search narrows down.
+LISTED_MAX = 10_000
 _LIKE_SPECIAL = re.compile(r"([\\%_])")
 
 
@@ -82,7 +95,12 @@ class RestaurantPage:
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
+        return max(1, -(-min(self.total, LISTED_MAX) // self.per_page))
+
+    @property
+    def beyond_the_pages(self) -> bool:
+        """More match than the pages reach (``total`` then stops counting past LISTED_MAX)."""
+        return self.total > LISTED_MAX
 
     @property
     def has_previous(self) -> bool:
@@ -113,11 +131,11 @@ def listing_sql(dialect: Dialect, sort: str, searching: bool) -> str:
     """The listing's statement for one order, with or without a search: compiled once.
 
     A single statement on the restaurants table alone: the aggregates are its own columns
-    (kept by a trigger), the total a scalar subquery counting only the matching rows.
-    Parameters: limit, offset and (searching) search.
+    (kept by a trigger), the total a scalar subquery counting the matching rows up to one past
+    LISTED_MAX. Parameters: limit, offset and (searching) search.
     """
     matching = _matching(searching)
-    total = select(func.count()).select_from(Restaurant).where(*matching).scalar_subquery()
+    total = _bounded_count(matching).scalar_subquery()
     statement = (
         select(Restaurant.id, Restaurant.name, Restaurant.street_address,
                Restaurant.average_rating, Restaurant.review_count, total.label("total"))
@@ -131,8 +149,14 @@ def listing_sql(dialect: Dialect, sort: str, searching: bool) -> str:
 
 @functools.cache
 def _count_sql(dialect: Dialect, searching: bool) -> str:
-    statement = select(func.count()).select_from(Restaurant).where(*_matching(searching))
-    return str(statement.compile(dialect=dialect))
+    return str(_bounded_count(_matching(searching)).compile(dialect=dialect))
+
+
+def _bounded_count(matching: tuple) -> Select:
+    # A constant in the SQL, not a parameter: these statements run with the caller's only.
+    bound = literal_column(str(LISTED_MAX + 1), Integer)
+    counted = select(Restaurant.id).where(*matching).limit(bound).subquery()
+    return select(func.count()).select_from(counted)
 
 
 def search_parameter(search: str) -> str:

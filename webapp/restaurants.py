@@ -25,6 +25,7 @@ from .models import MAX_ID, Restaurant, is_repeated_submission
 from .page_cache import CachedListing, details_cache, listing_cache
 from .queries import (
     DEFAULT_SORT,
+    LISTED_MAX,
     SORT_ORDERS,
     ListingQuery,
     restaurant_details,
@@ -97,8 +98,8 @@ def _render_home(query: ListingQuery) -> CachedListing | None:
 
 
 def last_possible_page(per_page: int) -> int:
-    """The last page there could be if every possible id were used; beyond it, no query."""
-    return -(-MAX_ID // per_page)
+    """The last page the listing reaches (LISTED_MAX); beyond it, no query."""
+    return -(-LISTED_MAX // per_page)
 
 
 def _render_listing(query: ListingQuery) -> CachedListing | None:

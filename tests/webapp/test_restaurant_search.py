@@ -10,7 +10,7 @@ import pytest
 from test_restaurants import restaurant_names
 
 from webapp.db import get_engine
-from webapp.queries import listing_sql, search_parameter
+from webapp.queries import LISTED_MAX, listing_sql, search_parameter
 
 NAMES = ("Café Olé", "CAFETERIA Nord", "Le Petit Bistro", "Crème Brûlée", "100% Vegan",
          "Under_score", "Smörgås Hörnan")
@@ -126,3 +126,17 @@ def test_the_search_reads_the_trigram_index_at_scale(app, run_sql):
 
     assert "ix_restaurants_name_folded_trgm" in plan, plan
     assert first.total == 111  # 123, 1230-1239, 12300-12399: about 0.5 %
+
+
+def test_the_pages_reach_the_first_ten_thousand_then_point_to_the_search(client, run_sql):
+    run_sql("INSERT INTO restaurants (name, street_address) "
+            "SELECT format('Place %%s', lpad(i::text, 5, '0')), 'Somewhere' "
+            "FROM generate_series(1, %s) AS i", (LISTED_MAX + 5,))
+
+    first = client.get("/?sort=reviews")
+    assert "Page 1 of 500" in first.text
+    assert "The pages show the first 10,000; search by name to find the others." in first.text
+    last = client.get("/?page=500")
+    assert restaurant_names(last.text)[-1] == f"Place {LISTED_MAX:05}"
+    assert client.get("/?page=501").status_code == 404
+    assert "Place 10003" in client.get("/?q=place 10003").text  # found by a search
