@@ -72,9 +72,6 @@ def upgrade() -> None:
     for column in ("review_count", "rating_sum"):
         op.add_column("restaurants", sa.Column(column, sa.Integer(), nullable=False,
                                                server_default="0"))
-    op.execute("UPDATE restaurants AS r SET review_count = agg.reviews, rating_sum = agg.total "
-               "FROM (SELECT restaurant_id, count(*) AS reviews, sum(rating) AS total "
-               "FROM reviews GROUP BY restaurant_id) AS agg WHERE r.id = agg.restaurant_id")
     op.add_column("restaurants", sa.Column("average_rating", sa.Double(),
                                            sa.Computed(AVERAGE_RATING, persisted=True)))
     op.execute(KEEP_AGGREGATES)
@@ -87,6 +84,11 @@ def upgrade() -> None:
                "(review_count DESC, name, id)")
     op.execute("CREATE INDEX ix_restaurants_name_folded_trgm ON restaurants "
                "USING gin (name_folded gin_trgm_ops)")
+    # Last: the update queues the commit-deadline triggers (0002), and PostgreSQL refuses to
+    # alter or index a table with trigger events pending.
+    op.execute("UPDATE restaurants AS r SET review_count = agg.reviews, rating_sum = agg.total "
+               "FROM (SELECT restaurant_id, count(*) AS reviews, sum(rating) AS total "
+               "FROM reviews GROUP BY restaurant_id) AS agg WHERE r.id = agg.restaurant_id")
 
 
 def downgrade() -> None:
