@@ -14,10 +14,11 @@ SYS_DEPS  := $(VENV)/.system-deps
 CHECKOV_DEPS := .venv-checkov/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help deps deploy-deps checkov-deps dev test lint bench chaos package package-lock synth synth-check diff clean
+.PHONY: help deps deploy-deps checkov-deps dev dev-azure test lint bench chaos package package-lock synth synth-check diff clean
 
 help:
 	@echo "make dev      run the site locally on http://127.0.0.1:8000 (PostgreSQL + Azurite included)"
+	@echo "make dev-azure STACK=dev  this checkout's site on 127.0.0.1 against a deployed stack's data (az login)"
 	@echo "make test     install what is missing and run the whole suite"
 	@echo "make bench    load-test the site under gunicorn and print req/s and p99"
 	@echo "make chaos    restart/pause PostgreSQL and Blob Storage under load; print 503s, slowest answer, recovery"
@@ -66,6 +67,12 @@ deploy-deps: $(PY_DEPS)
 
 dev: $(SYS_DEPS) $(PY_DEPS) $(NODE_DEPS)
 	$(PY) -m devtools.dev
+
+# The site from this checkout against a deployed stack's PostgreSQL and photos, signed in with
+# your `az login` (needs the pulumi and az CLIs and the stack's developer access: README.md).
+# (Not `STACK ?= dev`: `make diff` reads an unset STACK as "every stack".)
+dev-azure: $(PY_DEPS)
+	$(PY) -m devtools.dev_azure --stack $(or $(STACK),dev)
 
 lint: $(PY_DEPS)
 	$(PY) -m ruff check .

@@ -18,6 +18,7 @@ import secrets
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from devtools.readiness import NotReadyError, wait_for_http_ok
@@ -77,14 +78,24 @@ def run(data_dir: Path, site_port: int) -> int:
             "process, or pick another port: `make dev DEV_PORT=8001`"
         )
     _prepare_data_dir(data_dir)
+
+    def start(started: contextlib.ExitStack) -> subprocess.Popen:
+        postgres, azurite = _start_services(started, data_dir)
+        environment = _prepare_site(postgres, azurite, data_dir)
+        site = start_site(started, environment, site_port)
+        _print_banner(site_port, postgres, azurite, data_dir)
+        return site
+
+    return serve_until_stopped(start)
+
+
+def serve_until_stopped(start: Callable[[contextlib.ExitStack], subprocess.Popen]) -> int:
+    """Run `start` (which registers how to stop what it starts) and wait for the site it
+    returns; a signal or the site's exit stops everything, in reverse order."""
     _install_signal_handlers()
     with contextlib.ExitStack() as started:
         try:
-            postgres, azurite = _start_services(started, data_dir)
-            environment = _prepare_site(postgres, azurite, data_dir)
-            site = _start_site(started, environment, site_port)
-            _print_banner(site_port, postgres, azurite, data_dir)
-            return site.wait()
+            return start(started).wait()
         except ShutdownRequested:
             return 0
         finally:
@@ -132,11 +143,11 @@ def _prepare_site(postgres: PostgresCluster, azurite: AzuriteServer,
                   data_dir: Path) -> dict[str, str]:
     """Role, database, container and schema, with the secrets kept in the data folder."""
     return prepare_site(postgres, azurite, APP_DATABASE,
-                        password=_persistent_secret(data_dir / "postgres_password"),
-                        secret_key=_persistent_secret(data_dir / "secret_key"))
+                        password=persistent_secret(data_dir / "postgres_password"),
+                        secret_key=persistent_secret(data_dir / "secret_key"))
 
 
-def _persistent_secret(path: Path) -> str:
+def persistent_secret(path: Path) -> str:
     """A random value created on first use and kept (owner-only) for later runs."""
     kept = path.read_text().strip() if path.exists() else ""
     if kept:
@@ -151,7 +162,7 @@ def _persistent_secret(path: Path) -> str:
 # the site ----------------------------------------------------------------------------------
 
 
-def _start_site(started: contextlib.ExitStack, environment: dict[str, str],
+def start_site(started: contextlib.ExitStack, environment: dict[str, str],
                 port: int) -> subprocess.Popen:
     # A session of its own: the reloader's parent and child are stopped together, by group.
     site = subprocess.Popen(

@@ -107,6 +107,17 @@ class PostgresAdmin:
 
 
 @dataclass(frozen=True)
+class DeveloperAccess:
+    """The Entra group whose members run the site from their own machines against dev
+    (`make dev-azure`): its own PostgreSQL role and blob grant, and the addresses the
+    PostgreSQL firewall admits for them."""
+
+    group_object_id: str
+    group_name: str  # the group's display name: its PostgreSQL role, and the members' user name
+    ip_ranges: tuple[str, ...]  # CIDR blocks, each one firewall rule
+
+
+@dataclass(frozen=True)
 class Ingress:
     """The Application Gateway (WAF_v2) in front of the app: see infra/gateway.py."""
 
@@ -158,6 +169,7 @@ class StackConfig:
     # (after a failed script, once its cause is fixed: infra/README.md, "Recovering").
     script_attempt: int = 1
     hub: Hub | None = None
+    developer_access: DeveloperAccess | None = None  # None: the developerGroup* keys are unset
 
     @property
     def has_vnet(self) -> bool:
@@ -384,6 +396,12 @@ def _instances(values: Mapping[str, str], tier: str, sku: str) -> tuple[int, int
     return low, high
 
 
+DEVELOPER_KEYS = ("developerGroupObjectId", "developerGroupName", "developerIpRanges")
+# Most firewall rules the developer ranges may add: each is a resource and a hole to review.
+MAX_DEVELOPER_IP_RANGES = 10
+# A PostgreSQL role name (NAMEDATALEN - 1 bytes); an Entra display name is at most 256 characters.
+MAX_POSTGRES_ROLE_NAME = 63
+
 NETWORK_KEYS = ("vnetAddressSpace", "integrationSubnet", "privateEndpointSubnet", "aseSubnet",
                 "deploymentScriptSubnet")
 
@@ -391,6 +409,8 @@ NETWORK_KEYS = ("vnetAddressSpace", "integrationSubnet", "privateEndpointSubnet"
 # not a value to ignore silently.
 TIER_ONLY_KEYS: dict[str, tuple[str, ...]] = {
     "deployerIpAddress": ("basic",),
+    # Developers' own sign-ins and addresses reach the disposable dev tier, never production.
+    **dict.fromkeys(DEVELOPER_KEYS, ("basic",)),
     # App Service managed certificates need a publicly reachable site: not behind the ASE's ILB.
     "customDomain": ("basic", "standard"),
     "vnetAddressSpace": ("standard", "isolated"),
@@ -631,6 +651,47 @@ def _hub(config: _Lookup) -> Hub | None:
     )
 
 
+def _developer_ip_range(key: str, value: str) -> str:
+    network = _network(key, value)
+    if not network.is_global:
+        raise _fail(key, value, "public IPv4 CIDR blocks (the addresses developers connect from)")
+    if network.prefixlen < 24:
+        raise _fail(key, value, "blocks no larger than a /24 (one office or home network each)")
+    return str(network)
+
+
+def _developer_ip_ranges(raw: str | None) -> tuple[str, ...]:
+    key = "developerIpRanges"
+    if raw is None:
+        return ()
+    ranges = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not ranges or len(ranges) > MAX_DEVELOPER_IP_RANGES:
+        raise _fail(key, raw, f"1 to {MAX_DEVELOPER_IP_RANGES} comma-separated IPv4 CIDR blocks "
+                    "such as 20.50.1.0/28,52.10.20.30/32")
+    return tuple(_developer_ip_range(key, item) for item in ranges)
+
+
+def _developer_access(config: _Lookup) -> DeveloperAccess | None:
+    object_id, name = config.get("developerGroupObjectId"), config.get("developerGroupName")
+    ip_ranges = config.get("developerIpRanges")
+    if object_id is None and name is None:
+        if ip_ranges is not None:
+            raise _fail("developerIpRanges", ip_ranges,
+                        "unset while developerGroupObjectId is unset (set the group first)")
+        return None
+    if name is None:
+        raise _missing("developerGroupName", "the display name of the Entra group named by "
+                       "developerGroupObjectId (it is the PostgreSQL role name)")
+    if not name or len(name) > MAX_POSTGRES_ROLE_NAME or not name.isprintable():
+        raise _fail("developerGroupName", name, "the Entra group's display name, 1-"
+                    f"{MAX_POSTGRES_ROLE_NAME} printable characters (it is the PostgreSQL role)")
+    if object_id is None:
+        raise _missing("developerGroupObjectId", "the object id of the Entra group named by "
+                       "developerGroupName")
+    return DeveloperAccess(group_object_id=_uuid("developerGroupObjectId", object_id),
+                           group_name=name, ip_ranges=_developer_ip_ranges(ip_ranges))
+
+
 def _optional(config: _Lookup, key: str, validate: Callable[[str, str], str]) -> str | None:
     raw = config.get(key)
     return None if raw is None else validate(key, raw)
@@ -689,6 +750,7 @@ def parse_config(stack: str, get: Callable[[str], str | None], location: str | N
         **_postgres_fields(config),
         ingress=_ingress(config, hosting["network"], tier),
         hub=_hub(config),
+        developer_access=_developer_access(config),
     )
 
 

@@ -6,12 +6,14 @@ the tiers with a VNet, has its public endpoint disabled in favour of a private e
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_random as random
 from pulumi_azure_native import dbforpostgresql, keyvault, storage
 
+from infra.config import DeveloperAccess
 from infra.context import Context
 from infra.naming import Names
 
@@ -183,23 +185,40 @@ def _server_setting(ctx: Context, server: dbforpostgresql.Server, name: str, val
 
 def _dev_firewall(ctx: Context, server: dbforpostgresql.Server, after: pulumi.Resource,
                   parent: pulumi.Resource) -> list[pulumi.Resource]:
-    """Basic tier only: Azure services (the web app) and optionally the deployer's address."""
-    rules = [("azure-services", AZURE_SERVICES_RULE, "0.0.0.0")]  # noqa: S104 - ARM's marker
+    """Basic tier only: Azure services (the web app), optionally the deployer's address and the
+    developers' ranges (config developerIpRanges, for `make dev-azure`)."""
+    rules = [("azure-services", AZURE_SERVICES_RULE, "0.0.0.0", "0.0.0.0")]  # noqa: S104
     if ctx.cfg.deployer_ip_address:
-        rules.append(("deployer", "deployer", ctx.cfg.deployer_ip_address))
+        address = ctx.cfg.deployer_ip_address
+        rules.append(("deployer", "deployer", address, address))
+    rules += developer_firewall_rules(ctx.cfg.developer_access)
     created: list[pulumi.Resource] = []
-    for key, rule_name, address in rules:
+    for key, rule_name, start, end in rules:
         after = dbforpostgresql.FirewallRule(
             f"postgres-firewall-{key}",
             firewall_rule_name=rule_name,
             server_name=server.name,
             resource_group_name=ctx.rg_name,
-            start_ip_address=address,
-            end_ip_address=address,
+            start_ip_address=start,
+            end_ip_address=end,
             opts=pulumi.ResourceOptions(parent=parent, depends_on=[after]),
         )
         created.append(after)
     return created
+
+
+def developer_firewall_rules(developers: DeveloperAccess | None,
+                             ) -> list[tuple[str, str, str, str]]:
+    """(logical key, rule name, first address, last address) per developer range."""
+    if developers is None:
+        return []
+    rules = []
+    for cidr in developers.ip_ranges:
+        network = ipaddress.IPv4Network(cidr)
+        # Named after the range, so adding or removing one leaves the others untouched.
+        name = "developer-" + cidr.replace(".", "-").replace("/", "-")
+        rules.append((name, name, str(network[0]), str(network[-1])))
+    return rules
 
 
 def create_postgres(ctx: Context, names: pulumi.Output[Names], parent: pulumi.Resource,

@@ -201,24 +201,46 @@ class SiteTarget:
     resource: pulumi.CustomResource  # the WebApp or WebAppSlot
 
 
+@dataclass(frozen=True)
+class DatabaseLogin:
+    """One login role the SQL step makes: its name, its Entra principal and that one's type."""
+
+    role: str
+    object_id: pulumi.Input[str]
+    principal_type: str  # "service" (an identity) or "group"
+
+
+def database_logins(ctx: Context, sites: Sequence[SiteTarget]) -> list[DatabaseLogin]:
+    """Every site's identity, then (dev, when configured) the developers' group."""
+    logins = [DatabaseLogin(site.database_role, site.principal_id, "service") for site in sites]
+    developers = ctx.cfg.developer_access
+    if developers is not None:
+        logins.append(DatabaseLogin(developers.group_name, developers.group_object_id, "group"))
+    return logins
+
+
 def run_database_roles(ctx: Context, deployer: Deployer, postgres_host: pulumi.Output[str],
                        sites: Sequence[SiteTarget], subnet_id: pulumi.Input[str] | None,
                        after: Sequence[pulumi.Resource]) -> DeploymentScript:
-    """infra/sql/app_role.sql for every site's identity, as the deployer (a PostgreSQL admin)."""
+    """infra/sql/app_role.sql for every login (database_logins), as the deployer (a PostgreSQL
+    admin); the script checks each role's privileges after granting them."""
     sql = SQL_SCRIPT.read_text(encoding="utf-8")
-    principals = pulumi.Output.all(*(site.principal_id for site in sites))
-    script = principals.apply(lambda ids: database_roles_script(sql, [
-        psql_command(site.database_role, object_id, owner_role(ctx), ctx.names.database)
-        for site, object_id in zip(sites, ids, strict=True)]))
+    logins = database_logins(ctx, sites)
+    object_ids = pulumi.Output.all(*(login.object_id for login in logins))
+    script = object_ids.apply(lambda ids: database_roles_script(sql, [
+        psql_command(login.role, object_id, owner_role(ctx), ctx.names.database,
+                     login.principal_type)
+        for login, object_id in zip(logins, ids, strict=True)]))
     return DeploymentScript("database-roles", DeploymentScriptArgs(
         ctx, deployer, "database-roles", script,
         environment={"PGHOST": postgres_host, "PGUSER": deployer.identity.name,
                      "PGDATABASE": "postgres", "PGSSLMODE": "require"},
         subnet_id=subnet_id,
-        # A new identity (app or slot recreated) or a changed SQL script runs it again.
+        # A new principal (app or slot recreated, another developer group) or a changed SQL
+        # script runs it again.
         triggers=[hashlib.sha256(sql.encode()).hexdigest(),
-                  *(site.principal_id for site in sites),
-                  *(site.database_role for site in sites)],
+                  *(login.object_id for login in logins),
+                  *(login.role for login in logins)],
         depends_on=[*(site.resource for site in sites), *after],
     ), pulumi.ResourceOptions(parent=deployer))
 

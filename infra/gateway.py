@@ -50,10 +50,14 @@ SKU = "WAF_v2"
 # Predefined policy: TLS 1.2 and 1.3 only, with the strong cipher suites.
 TLS_POLICY = "AppGwSslPolicy20220101S"
 MANAGED_RULE_SETS = (("Microsoft_DefaultRuleSet", "2.1"), ("Microsoft_BotManagerRuleSet", "1.1"))
-# Multipart bodies with files are measured against the upload limit: room for the site's largest
-# photo (webapp/config.py DEFAULT_MAX_PHOTO_BYTES, 8 MiB) and the form around it.
-WAF_FILE_UPLOAD_LIMIT_MB = 10
-WAF_MAX_REQUEST_BODY_KB = 128
+# The WAF must admit every body the site itself reads, or its bare 413 page replaces the site's,
+# which names the limit and keeps what the visitor typed. Multipart bodies with files count
+# against the upload limit: the site reads up to webapp.config.request_body_limit (32.25 MiB
+# with the 8 MiB photo limit). Bodies without files count against the request-body limit:
+# Flask's MAX_FORM_MEMORY_SIZE (500,000 bytes). CRS 3.2 and later (DRS 2.1 here) on WAF_v2 allow
+# up to 2,000 KB and 4,000 MB. tests/infra/test_infra_ingress.py checks both against the site.
+WAF_FILE_UPLOAD_LIMIT_MB = 33
+WAF_MAX_REQUEST_BODY_KB = 512
 # The gateway waits this long for the app (photo uploads included).
 BACKEND_TIMEOUT_SECONDS = 60
 # Application Gateway v2 needs these from the Azure platform (Microsoft's NSG requirements for

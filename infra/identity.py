@@ -61,6 +61,7 @@ def grant(
     principal_key: str,
     subscription_id: pulumi.Output[str],
     parent: pulumi.Resource,
+    principal_type: str = "ServicePrincipal",
 ) -> authorization.RoleAssignment:
     return authorization.RoleAssignment(
         logical_name,
@@ -69,7 +70,7 @@ def grant(
         principal_id=principal_id,
         # Without this ARM assumes User and has to look the principal up, which fails for a
         # managed identity created seconds earlier (replication delay).
-        principal_type="ServicePrincipal",
+        principal_type=principal_type,
         role_definition_id=subscription_id.apply(
             lambda sub: f"/subscriptions/{sub}/providers/Microsoft.Authorization/"
             f"roleDefinitions/{role_id}"
@@ -146,3 +147,17 @@ class SiteIdentity(pulumi.ComponentResource):
                   principal_id=principal_id, principal_key=principal_key,
                   subscription_id=ctx.subscription_id, parent=self),
         )
+
+
+def grant_developers(ctx: Context, data: DataServices) -> authorization.RoleAssignment | None:
+    """Dev only, when configured: the developers' Entra group may read and write photos in the
+    photo container (nothing else in the account), so `make dev-azure` runs the site as them."""
+    developers = ctx.cfg.developer_access
+    if developers is None:
+        return None
+    return grant("developers-blob-data-contributor", role_id=STORAGE_BLOB_DATA_CONTRIBUTOR,
+                 scope=data.photo_container.id,
+                 scope_key=f"{ctx.names.storage_account}/{PHOTO_CONTAINER}",
+                 principal_id=pulumi.Output.from_input(developers.group_object_id),
+                 principal_key=f"group/{developers.group_object_id}",
+                 subscription_id=ctx.subscription_id, parent=data, principal_type="Group")

@@ -38,7 +38,7 @@ from infra.deploy import PackageRef
 from infra.deployer import Deployer, DeployerArgs, deploy_package, run_database_roles
 from infra.gateway import ApplicationGateway, ApplicationGatewayArgs
 from infra.hub import HubConnection, HubConnectionArgs
-from infra.identity import SiteIdentity, SiteIdentityArgs
+from infra.identity import SiteIdentity, SiteIdentityArgs, grant_developers
 from infra.monitoring import Monitoring, MonitoringArgs, Telemetry, TelemetryArgs
 from infra.network import VirtualNetwork, VirtualNetworkArgs
 from infra.private_link import PrivateLink, PrivateLinkArgs
@@ -63,6 +63,7 @@ def _foundation(cfg: StackConfig, package: PackageRef) -> Foundation:
     deployer = Deployer("deployer", DeployerArgs(ctx, package))
     data = DataServices("data", DataServicesArgs(ctx))
     identity = SiteIdentity("identities", SiteIdentityArgs(ctx, data))
+    grant_developers(ctx, data)
     deployer_admin = deployer.postgres_admin(ctx, data.postgres, after=data.postgres_ready)
     telemetry = Telemetry("telemetry", TelemetryArgs(ctx))
     return Foundation(ctx, package, deployer, identity, telemetry, data, deployer_admin)
@@ -162,6 +163,7 @@ def _outputs(base: Foundation, service: AppService, package: PackageRef) -> dict
         "databaseHost": data.postgres.fully_qualified_domain_name,
         "databaseName": data.database.name,
         "storageAccountUrl": data.blob_endpoint,
+        "photoContainer": data.photo_container.name,
         "keyVaultName": data.vault.name,
         "customDomainVerificationId": app.resource.custom_domain_verification_id,
         "packageSha256": package.sha256,
@@ -169,6 +171,9 @@ def _outputs(base: Foundation, service: AppService, package: PackageRef) -> dict
     }
     if service.staging is not None:
         outputs["stagingUrl"] = service.staging.url
+    if ctx.cfg.developer_access is not None:
+        # `make dev-azure` signs its members in with this name (infra/README.md).
+        outputs["developerGroupName"] = ctx.cfg.developer_access.group_name
     return outputs
 
 

@@ -28,6 +28,9 @@ BLOB_CONTAINER = f"{NATIVE}storage:BlobContainer"
 KEY_VAULT = f"{NATIVE}keyvault:Vault"
 POSTGRES_SERVER = f"{NATIVE}dbforpostgresql:Server"
 ROLE_ASSIGNMENT = f"{NATIVE}authorization:RoleAssignment"
+POSTGRES_FIREWALL_RULE = f"{NATIVE}dbforpostgresql:FirewallRule"
+# ARM's marker range for "allow Azure services" (0.0.0.0 to 0.0.0.0): no public address.
+AZURE_SERVICES_MARKER = "0.0.0.0"  # noqa: S104
 APPLICATION_GATEWAY = f"{NATIVE}network:ApplicationGateway"
 WAF_POLICY = f"{NATIVE}network:WebApplicationFirewallPolicy"
 STATEFUL = (POSTGRES_SERVER, STORAGE_ACCOUNT, KEY_VAULT)
@@ -167,15 +170,32 @@ def check_postgres_entra_and_private(resource_type, props, options=None,
     return violations
 
 
+def check_postgres_firewall_no_public_ranges(resource_type, props, options=None,
+                                             config=None) -> list[str]:
+    """Public address ranges (developers', the deployer's) reach the dev server only."""
+    if resource_type != POSTGRES_FIREWALL_RULE:
+        return []
+    config = {"closedToAddressRanges": True, **(config or {})}
+    addresses = (props.get("startIpAddress"), props.get("endIpAddress"))
+    if not config["closedToAddressRanges"] or addresses == (AZURE_SERVICES_MARKER,) * 2:
+        return []
+    return [f"firewall rule {props.get('firewallRuleName')!r} opens {addresses[0]}-"
+            f"{addresses[1]}: outside dev no address range may reach PostgreSQL"]
+
+
 # --- Identity ------------------------------------------------------------------------------
 
 def check_role_assignment_scope(resource_type, props, options=None, config=None) -> list[str]:
     if resource_type != ROLE_ASSIGNMENT:
         return []
+    config = {"servicePrincipalsOnly": True, **(config or {})}
+    allowed = ("ServicePrincipal",) if config["servicePrincipalsOnly"] else (
+        "ServicePrincipal", "Group")
     violations = []
-    if props.get("principalType") != "ServicePrincipal":
-        violations.append("principalType must be ServicePrincipal (managed identities); "
-                          "the provider's default is User")
+    if props.get("principalType") not in allowed:
+        violations.append(f"principalType must be {' or '.join(allowed)}, not "
+                          f"{props.get('principalType')!r}: managed identities (and in dev the "
+                          "developers' group); the provider's default is User")
     scope = str(props.get("scope") or "")
     if not RESOURCE_SCOPE.match(scope):
         violations.append(f"scope must be a single resource, not a subscription or resource "
@@ -347,8 +367,12 @@ RULES: tuple[Rule, ...] = (
     Rule("postgresql-entra-private", "PostgreSQL uses Microsoft Entra authentication; private "
          "tiers disable password auth and public network access.",
          check_postgres_entra_and_private, {"privateNetworking": True}),
+    Rule("postgresql-firewall-no-public-ranges", "Outside dev, PostgreSQL firewall rules open no "
+         "address range (developers and the deployer reach the dev server only).",
+         check_postgres_firewall_no_public_ranges, {"closedToAddressRanges": True}),
     Rule("role-assignment-resource-scope", "Role assignments target one resource and a "
-         "ServicePrincipal.", check_role_assignment_scope),
+         "ServicePrincipal (in dev also the developers' group).", check_role_assignment_scope,
+         {"servicePrincipalsOnly": True}),
     Rule("application-gateway-waf-prevention", "Application Gateways are WAF_v2 with a WAF "
          "policy; WAF policies are enabled, in Prevention mode, with DRS 2.1+/OWASP 3.2+.",
          check_gateway_has_waf),

@@ -25,15 +25,10 @@ from . import (
     security,
     sweep,
 )
-from .config import Settings
+from .config import Settings, request_body_limit
 from .storage import PhotoStore
 from .telemetry import configure_telemetry
 
-# Room for the text fields and multipart framing on top of the largest accepted photo.
-FORM_OVERHEAD_BYTES = 256 * 1024
-# A body is read up to this many photo limits (forms.py keeps only one limit's worth of it), so
-# the text sent with a phone photo somewhat over the limit is kept and shown again.
-OVERSIZED_PHOTO_FACTOR = 4
 RESTAURANTS_PER_PAGE = 20
 MAX_STARS = 5
 
@@ -52,7 +47,7 @@ def create_app(test_config: Mapping[str, object] | None = None) -> flask.Flask:
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
         MAX_PHOTO_BYTES=settings.max_photo_bytes,
-        MAX_CONTENT_LENGTH=settings.max_photo_bytes * OVERSIZED_PHOTO_FACTOR + FORM_OVERHEAD_BYTES,
+        MAX_CONTENT_LENGTH=request_body_limit(settings.max_photo_bytes),
         RESTAURANTS_PER_PAGE=RESTAURANTS_PER_PAGE,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -18,6 +18,11 @@ from sqlalchemy.exc import ArgumentError
 
 DEFAULT_CONTAINER = "photos"
 DEFAULT_MAX_PHOTO_BYTES = 8 * 1024 * 1024
+# Room for the text fields and multipart framing on top of the largest accepted photo.
+FORM_OVERHEAD_BYTES = 256 * 1024
+# A body is read up to this many photo limits (forms.py keeps only one limit's worth of it), so
+# the text sent with a phone photo somewhat over the limit is kept and shown again.
+OVERSIZED_PHOTO_FACTOR = 4
 # How long one process may serve a home page's listing, or a restaurant's reviews, without
 # asking PostgreSQL again (the staleness window for changes made through other instances).
 DEFAULT_HOME_PAGE_CACHE_SECONDS = 2.0
@@ -314,3 +319,9 @@ def _check_account_url(url: str) -> None:
             "AZURE_STORAGE_ACCOUNT_URL must be an https:// URL such as "
             "https://<account>.blob.core.windows.net (tokens are only sent over TLS)."
         )
+
+
+def request_body_limit(max_photo_bytes: int) -> int:
+    """The largest request body the site reads (Flask's MAX_CONTENT_LENGTH); a proxy in front
+    must admit at least this much, or its refusal replaces the site's own (which keeps the text)."""
+    return max_photo_bytes * OVERSIZED_PHOTO_FACTOR + FORM_OVERHEAD_BYTES

@@ -1,7 +1,9 @@
--- Least-privilege PostgreSQL role for one App Service identity (the app or a slot).
+-- Least-privilege PostgreSQL role for one Entra principal: the sites' identity, or (dev only) the
+-- developers' group, whose members sign in with the group's name and their own tokens.
 -- Run as a Microsoft Entra administrator of the server, connected to the "postgres" database, with
--- psql variables: role, object_id, owner_role, database. Idempotent: safe to rerun, and a rerun
--- after the identity changed (app or slot recreated) binds the role to the new object id.
+-- psql variables: role, object_id, principal_type ('service' or 'group'), owner_role, database.
+-- Idempotent: safe to rerun, and a rerun after the principal changed (app or slot recreated)
+-- binds the role to the new object id.
 \set ON_ERROR_STOP on
 
 -- Serialise concurrent runs (one per identity) on the shared owner role and database grants.
@@ -16,11 +18,11 @@ WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role')
   AND NOT EXISTS (SELECT 1 FROM pgaadauth_list_principals(false) AS principal
                   WHERE principal.objectid = :'object_id') \gexec
 
--- The login role, mapped to the managed identity's object id (a "service" principal). Made by
+-- The login role, mapped to the principal's object id (principal_type). Made by
 -- this administrator, which on PostgreSQL 16 is what gives it ADMIN OPTION on the role (needed
 -- by ALTER ROLE below and by the DROP above on a later run).
 SELECT format('SELECT * FROM pgaadauth_create_principal_with_oid(%L, %L, %L, false, false)',
-              :'role', :'object_id', 'service')
+              :'role', :'object_id', :'principal_type')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role') \gexec
 
 -- One NOLOGIN role owns the schema objects, so every login role granted it can run migrations

@@ -132,5 +132,5 @@ def valid_config() -> dict[str, str]:
     }
 
 
-# The Azure-like PostgreSQL the SQL step's tests share (tests/infra/azure_postgres.py).
+# The Azure-like PostgreSQL the SQL step's tests share (tests/azure_postgres.py).
 from azure_postgres import azure_like_server  # noqa: E402, F401 - a fixture, registered by import

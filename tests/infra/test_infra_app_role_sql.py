@@ -7,28 +7,29 @@ server), and the admin is a CREATEROLE member of azure_pg_admin, which owns the 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 
 import psycopg2
 import pytest
-from azure_postgres import ADMIN, DATABASE, DEFINER_SCHEMA, DEFINER_STAND_IN, OWNER, cursor_as
+from azure_postgres import (
+    ADMIN,
+    DATABASE,
+    DEFINER_SCHEMA,
+    DEFINER_STAND_IN,
+    OWNER,
+    cursor_as,
+    run_sql_step,
+)
 
-from devtools.services import postgres_bin_dir
-from infra.db_role import SQL_SCRIPT, psql_command
+from infra.db_role import psql_command
 
 
-def run_step(cluster, fake_bin, role: str, object_id: str,
-             database: str = DATABASE) -> subprocess.CompletedProcess:
-    env = {**os.environ,
-           "PATH": f"{fake_bin}:{postgres_bin_dir()}:{os.environ['PATH']}",
-           "PGHOST": "127.0.0.1", "PGPORT": str(cluster.port), "PGUSER": ADMIN,
-           "PGDATABASE": "postgres", "PGSSLMODE": "disable"}  # the local cluster has no TLS
-    env.pop("PGPASSWORD", None)
-    return subprocess.run(["/bin/sh", "-c", psql_command(role, object_id, OWNER, database)],
-                          input=SQL_SCRIPT.read_text(), env=env, capture_output=True, text=True,
-                          check=False, timeout=60)
+def run_step(cluster, fake_bin, role: str, object_id: str, database: str = DATABASE,
+             principal_type: str = "service") -> subprocess.CompletedProcess:
+    # The local cluster has no TLS (sslmode disable); Azure's requires it.
+    return run_sql_step(cluster, fake_bin, role, object_id, database=database,
+                        principal_type=principal_type)
 
 
 def test_app_and_slot_roles_share_the_schema_with_least_privilege(azure_like_server):
@@ -69,6 +70,34 @@ def test_the_step_creates_the_search_extensions_the_app_role_cannot(azure_like_s
         assert cursor.fetchone() == (True,)
         with pytest.raises(psycopg2.errors.InsufficientPrivilege):
             cursor.execute("CREATE EXTENSION fuzzystrmatch")  # trusted too, but not created
+
+
+def test_the_developers_group_gets_a_group_role_with_the_apps_privileges(azure_like_server):
+    cluster, fake_bin = azure_like_server
+    app = ("app-rr-devs", str(uuid.uuid4()))
+    group = ("rr dev developers", str(uuid.uuid4()))  # a display name, spaces and all
+    assert run_step(cluster, fake_bin, *app).returncode == 0
+    result = run_step(cluster, fake_bin, *group, principal_type="group")
+    assert result.returncode == 0, result.stderr
+
+    note = cluster.execute("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles "
+                           "WHERE rolname = %s", params=(group[0],))
+    assert note == [(f"aadauth,oid={group[1]},type=group",)]
+    with cursor_as(cluster, *app) as cursor:
+        cursor.execute("CREATE TABLE dishes (id serial PRIMARY KEY, name text)")
+    with cursor_as(cluster, *group) as cursor:  # a member works on the app's tables, as owner
+        cursor.execute("SELECT current_user")
+        assert cursor.fetchone() == (OWNER,)
+        cursor.execute("INSERT INTO dishes (name) VALUES ('ragu')")
+        cursor.execute("ALTER TABLE dishes ADD COLUMN price int")
+    flags = cluster.execute("SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls "
+                            "FROM pg_roles WHERE rolname = %s", params=(group[0],))
+    assert flags == [(False, False, False, False)]
+
+
+def test_an_unknown_principal_type_is_refused_before_psql_runs():
+    with pytest.raises(ValueError, match="principal_type 'user'"):
+        psql_command("someone", str(uuid.uuid4()), OWNER, DATABASE, "user")
 
 
 def test_the_role_follows_a_recreated_identity(azure_like_server):

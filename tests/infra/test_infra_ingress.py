@@ -12,6 +12,7 @@ from dataclasses import asdict
 from functools import cache
 
 from cryptography.hazmat.primitives.serialization import pkcs12
+from flask import Flask
 
 from infra.gateway import pfx_base64, self_signed_secret_name
 from infra.identity import KEY_VAULT_SECRETS_USER
@@ -23,6 +24,7 @@ from review.mocks import (
     run_stack,
 )
 from tests.infra.conftest import StackView
+from webapp.config import DEFAULT_MAX_PHOTO_BYTES, request_body_limit
 
 P = "restaurant-review:"
 HUB_ID = ("/subscriptions/22222222-3333-4444-5555-666666666666/resourceGroups/rg-hub/providers/"
@@ -104,7 +106,6 @@ def test_waf_policy_blocks_with_the_current_managed_rule_sets():
     assert policy["policySettings"]["state"] == "Enabled"
     assert policy["policySettings"]["requestBodyCheck"] is True
     # The site's largest photo (8 MiB plus the form) must get through.
-    assert policy["policySettings"]["fileUploadLimitInMb"] >= 9
     sets = {(s["ruleSetType"], s["ruleSetVersion"])
             for s in policy["managedRules"]["managedRuleSets"]}
     assert sets == {("Microsoft_DefaultRuleSet", "2.1"), ("Microsoft_BotManagerRuleSet", "1.1")}
@@ -388,3 +389,12 @@ def test_behind_the_gateway_only_production_is_closed_the_staging_slot_stays_pro
     assert production["ipSecurityRestrictionsDefaultAction"] == "Deny"
     assert "ipSecurityRestrictions" not in staging
     assert "ipSecurityRestrictionsDefaultAction" not in staging
+
+
+def test_the_waf_admits_every_body_the_site_reads_itself():
+    """Over the WAF's limits its bare 413 would replace the site's own, which keeps the form."""
+    settings = isolated().one("network:WebApplicationFirewallPolicy").inputs["policySettings"]
+    site_body_limit = request_body_limit(DEFAULT_MAX_PHOTO_BYTES)
+    assert settings["fileUploadLimitInMb"] * 1024 * 1024 >= site_body_limit
+    assert settings["maxRequestBodySizeInKb"] * 1024 >= Flask.default_config["MAX_FORM_MEMORY_SIZE"]
+    assert settings["maxRequestBodySizeInKb"] <= 2000 and settings["fileUploadLimitInMb"] <= 4000

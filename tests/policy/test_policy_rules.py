@@ -9,6 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from policy import rules
+from review.mocks import load_stack_config, run_stack
+from review.model import normalize
 from review.stacks import discover_stacks
 
 PROTECTED = SimpleNamespace(protect=True)
@@ -185,6 +187,46 @@ def test_role_assignment_scope_and_principal(real_props, scope, principal_type):
     assert len(trips("role-assignment-resource-scope", rules.ROLE_ASSIGNMENT, assignment)) == 1
 
 
+def test_a_developer_group_assignment_passes_in_dev_only(real_props):
+    assignment = real_props("prod", rules.ROLE_ASSIGNMENT)
+    assignment["principalType"] = "Group"
+    (message,) = trips("role-assignment-resource-scope", rules.ROLE_ASSIGNMENT, assignment)
+    assert message.startswith("principalType must be ServicePrincipal, not 'Group'")
+    assert trips("role-assignment-resource-scope", rules.ROLE_ASSIGNMENT, assignment,
+                 config={"servicePrincipalsOnly": False}) == []
+    assignment["principalType"] = "User"  # a person's own grant never passes, not even in dev
+    assert trips("role-assignment-resource-scope", rules.ROLE_ASSIGNMENT, assignment,
+                 config={"servicePrincipalsOnly": False})
+
+
+def developer_rule() -> dict:
+    """A firewall rule as the dev stack declares it for config developerIpRanges."""
+    return {"firewallRuleName": "developer-20-50-1-0-28", "startIpAddress": "20.50.1.0",
+            "endIpAddress": "20.50.1.15", "serverName": "psql-rr-x", "resourceGroupName": "rg"}
+
+
+@pytest.mark.parametrize("stack", ["prod", "isolated"])
+def test_production_policy_refuses_developer_ranges(policy_dir, stack):
+    config = json.loads((policy_dir / "config" / f"{stack}.json").read_text())
+    found = rules.violations(rules.POSTGRES_FIREWALL_RULE, developer_rule(), PROTECTED,
+                             config)
+    assert found == {"postgresql-firewall-no-public-ranges": [
+        "firewall rule 'developer-20-50-1-0-28' opens 20.50.1.0-20.50.1.15: outside dev no "
+        "address range may reach PostgreSQL"]}
+
+
+def test_dev_policy_admits_developer_ranges_and_everyone_the_azure_services_marker(
+        policy_dir, stack_resources):
+    config = json.loads((policy_dir / "config" / "dev.json").read_text())
+    assert rules.violations(rules.POSTGRES_FIREWALL_RULE, developer_rule(), PROTECTED,
+                            config) == {}
+    marker = next(r.inputs for r in stack_resources["dev"]
+                  if r.type == rules.POSTGRES_FIREWALL_RULE)
+    assert (marker["startIpAddress"], marker["endIpAddress"]) == ("0.0.0.0", "0.0.0.0")
+    assert trips("postgresql-firewall-no-public-ranges", rules.POSTGRES_FIREWALL_RULE,
+                 dict(marker)) == []
+
+
 @pytest.mark.parametrize("stateful", rules.STATEFUL)
 def test_stateful_resources_protected(real_props, stack_resources, stateful):
     props = (_photos_account(stack_resources, "prod") if stateful == rules.STORAGE_ACCOUNT
@@ -200,6 +242,24 @@ def test_every_rule_has_a_tripping_test():
               "basic-auth-publishing-disabled", "storage-no-public-blob-access",
               "storage-shared-key-disabled", "key-vault-rbac-purge-protection",
               "postgresql-entra-private", "role-assignment-resource-scope",
+              "postgresql-firewall-no-public-ranges",
               "stateful-resources-protected", "application-gateway-waf-prevention",
               "application-gateway-tls-listeners"}
     assert {rule.name for rule in rules.RULES} == tested
+
+
+def test_dev_with_developer_access_passes_dev_policy_but_not_prods(policy_dir):
+    config = {**load_stack_config("dev"),
+              "restaurant-review:developerGroupObjectId": "7f3c2a1e-5b4d-4c3b-9a2f-1e0d9c8b7a65",
+              "restaurant-review:developerGroupName": "rr-dev-developers",
+              "restaurant-review:developerIpRanges": "20.50.1.0/28"}
+    resources = normalize(run_stack("dev", config=config).resources)
+
+    def tripped(stack: str) -> set[str]:
+        policy = json.loads((policy_dir / "config" / f"{stack}.json").read_text())
+        return {name for r in resources for name in rules.violations(
+            r.type, r.inputs, SimpleNamespace(protect=r.protect), policy)}
+
+    assert tripped("dev") == set()
+    assert {"postgresql-firewall-no-public-ranges", "role-assignment-resource-scope"} <= (
+        tripped("prod"))

@@ -8,9 +8,15 @@ server), and the admin is a CREATEROLE member of azure_pg_admin, which owns the 
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+from pathlib import Path
 
 import psycopg2
 import pytest
+
+from devtools.services import postgres_bin_dir
+from infra.db_role import SQL_SCRIPT, psql_command
 
 ADMIN = "rr-sqlstep-db-admins"
 ADMIN_TOKEN = "token-for-admin"  # noqa: S105 - a stand-in, not a credential
@@ -54,21 +60,44 @@ DEFINER_STAND_IN = f"CREATE SCHEMA IF NOT EXISTS {DEFINER_SCHEMA};\n" + STAND_IN
     f"GRANT USAGE ON SCHEMA {DEFINER_SCHEMA} TO PUBLIC;\n")
 
 
-@pytest.fixture(scope="session")
-def azure_like_server(postgres, tmp_path_factory):
-    postgres.execute("CREATE ROLE azure_pg_admin NOLOGIN")
-    postgres.execute(f"CREATE ROLE \"{ADMIN}\" LOGIN CREATEROLE PASSWORD '{ADMIN_TOKEN}' "
-                     "IN ROLE azure_pg_admin")
-    postgres.execute(STAND_IN)
-    postgres.execute(f'CREATE DATABASE {DATABASE} OWNER azure_pg_admin')
-    fake_bin = tmp_path_factory.mktemp("fake-az")
-    az = fake_bin / "az"
+def dress_like_azure(cluster, database: str = DATABASE) -> None:
+    """The administrator role, the pgaadauth stand-ins and the app database, in `cluster`."""
+    cluster.execute("CREATE ROLE azure_pg_admin NOLOGIN")
+    cluster.execute(f"CREATE ROLE \"{ADMIN}\" LOGIN CREATEROLE PASSWORD '{ADMIN_TOKEN}' "
+                    "IN ROLE azure_pg_admin")
+    cluster.execute(STAND_IN)
+    cluster.execute(f'CREATE DATABASE "{database}" OWNER azure_pg_admin')
+
+
+def admin_az(folder: Path) -> Path:
+    """`folder` holding an `az` that hands the administrator its token, as the script asks."""
+    az = folder / "az"
     az.write_text("#!/bin/sh\n"
                   '[ "$*" = "account get-access-token --resource-type oss-rdbms --query '
                   f'accessToken --output tsv" ] && echo {ADMIN_TOKEN} && exit 0\n'
                   'echo "unexpected az call: $*" >&2; exit 2\n')
     az.chmod(0o755)
-    return postgres, fake_bin
+    return folder
+
+
+def run_sql_step(cluster, fake_bin: Path, role: str, object_id: str, *,
+                 database: str = DATABASE, owner: str = OWNER, principal_type: str = "service",
+                 sslmode: str = "disable") -> subprocess.CompletedProcess:
+    """infra/sql/app_role.sql for one principal, run as the deployment script runs it."""
+    env = {**os.environ,
+           "PATH": f"{fake_bin}:{postgres_bin_dir()}:{os.environ['PATH']}",
+           "PGHOST": "127.0.0.1", "PGPORT": str(cluster.port), "PGUSER": ADMIN,
+           "PGDATABASE": "postgres", "PGSSLMODE": sslmode}
+    env.pop("PGPASSWORD", None)
+    command = psql_command(role, object_id, owner, database, principal_type)
+    return subprocess.run(["/bin/sh", "-c", command], input=SQL_SCRIPT.read_text(), env=env,
+                          capture_output=True, text=True, check=False, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def azure_like_server(postgres, tmp_path_factory):
+    dress_like_azure(postgres)
+    return postgres, admin_az(tmp_path_factory.mktemp("fake-az"))
 
 
 @contextlib.contextmanager
