@@ -265,9 +265,12 @@ def create_postgres(args: DataServicesArgs, names: pulumi.Output[Names],
     tls = _server_setting(ctx, server, "require_secure_transport", "on", database, parent)
     tls_version = _server_setting(ctx, server, "ssl_min_protocol_version", "TLSv1.2", tls,
                                   parent)
-    ready: list[pulumi.Resource] = [admin, database, tls, tls_version]
+    # The site's name search needs these (infra/sql/app_role.sql creates them).
+    extensions = _server_setting(ctx, server, "azure.extensions", "PG_TRGM,UNACCENT",
+                                 tls_version, parent)
+    ready: list[pulumi.Resource] = [admin, database, tls, tls_version, extensions]
     if not args.private_endpoints:
-        ready += _dev_firewall(args, server, tls_version, parent)
+        ready += _dev_firewall(args, server, extensions, parent)
     return server, database, admin, ready
 
 

@@ -1,7 +1,7 @@
 """A small thread-safe in-process cache, bounded in entries AND bytes, least recently used out.
 
-Used for rendered page fragments (page_cache.py, short time-to-live, cleared by this process's
-commits) and for photo bytes (photos.py, no time-to-live: content-addressed bytes never change).
+Used for rendered page fragments (page_cache.py, short time-to-live, dropped by the commits they
+concern) and for photo bytes (photos.py, no time-to-live: content-addressed bytes never change).
 """
 
 from __future__ import annotations
@@ -80,6 +80,19 @@ class BoundedCache(Generic[T]):
                 self._discard(next(iter(self._entries)))
             self._entries[key] = (expires, size, value)
             self._bytes += size
+
+    def discard(self, key: Hashable) -> None:
+        """Drop one value; a load of any key that overlaps this is not kept either."""
+        with self._lock:
+            self._generation += 1
+            self._discard(key)
+
+    def discard_where(self, stale: Callable[[T], bool]) -> None:
+        """Drop every value for which ``stale(value)`` is true, as discard() does."""
+        with self._lock:
+            self._generation += 1
+            for key in [key for key, entry in self._entries.items() if stale(entry[2])]:
+                self._discard(key)
 
     def clear(self) -> None:
         with self._lock:

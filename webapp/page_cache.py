@@ -6,29 +6,35 @@ process may reuse them for a couple of seconds instead of asking PostgreSQL and 
 Only these shared fragments are kept: the page around them (flash messages, the review form with
 its CSRF token and errors) is rendered per request.
 
-Whatever a worker process commits through its database session clears both caches at once, and
-touches a stamp file in the instance's temp folder that every worker process of the instance
-(gunicorn forks several) checks before reading its caches: a visitor who adds a restaurant or a
+A commit drops only what it changed: a new review, its restaurant's details and the listing pages
+it appears on (and the pages sorted by rating or number of reviews, where it may move); a new
+restaurant, the listing pages. The committing process drops them at once and appends the change
+to a log file in the instance's temp folder, which every worker process of the instance (gunicorn
+forks several) reads up to its end before using its caches: a visitor who adds a restaurant or a
 review sees it straight away, whichever worker answers next. Other instances catch up within the
 time-to-live (HOME_PAGE_CACHE_SECONDS, DETAILS_PAGE_CACHE_SECONDS; 0 turns a cache off).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
 import sys
 import tempfile
 import threading
-import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 from flask import Flask, current_app
 from markupsafe import Markup
 from sqlalchemy import event
 
 from .bounded_cache import BoundedCache
+from .models import Restaurant, Review
 
 # Pages are few in practice; the bounds keep probes of many ?page=N values from growing memory.
 LISTING_MAX_ENTRIES = 64
@@ -36,76 +42,129 @@ LISTING_MAX_BYTES = 4 * 1024 * 1024
 # One entry per restaurant visited within the time-to-live; a page of 20 reviews is ~10 KB.
 DETAILS_MAX_ENTRIES = 512
 DETAILS_MAX_BYTES = 16 * 1024 * 1024
-_SESSION_CHANGED = "page_cache_changed"  # session.info key: this transaction flushed
+# About 60,000 changes; then the log starts afresh and every worker empties its caches once.
+CHANGE_LOG_MAX_BYTES = 1024 * 1024
+_SESSION_CHANGES = "page_cache_changes"  # session.info key: what this transaction flushed
+
+# What a commit changed, as the log records it: (kind, restaurant id).
+REVIEW, RESTAURANT, EVERYTHING = "review", "restaurant", "everything"
+Change = tuple[str, int]
+_UNKNOWN: Change = (EVERYTHING, 0)
 
 logger = logging.getLogger(__name__)
 
 
-def fragment_size(fragment: Markup | tuple[str, ...]) -> int:
-    """Bytes held by a rendered fragment, or by a tuple of strings (title and fragment)."""
+class CachedListing(NamedTuple):
+    """A rendered listing (or whole home page), with what a change needs to know about it."""
+
+    html: str
+    sort: str
+    restaurant_ids: frozenset[int]
+
+
+def fragment_size(fragment: Markup | tuple) -> int:
+    """Bytes held by a rendered fragment, or by a tuple of them (and of their ids)."""
     if isinstance(fragment, tuple):
         return sum(sys.getsizeof(part) for part in fragment)
     return sys.getsizeof(fragment)
 
 
-class ChangeStamp:
-    """A file whose modification time tells this instance's worker processes "data changed".
+class ChangeLog:
+    """An append-only file of the changes this instance's worker processes committed.
 
-    One stat() per check; the writer moves the time forward by at least a nanosecond, so two
-    changes in quick succession are never mistaken for one.
+    Each process keeps its position in it; reading up to the end costs one stat() when nothing
+    changed. Appends are single O_APPEND writes of whole lines under a lock file, so they never
+    interleave, and the log is started afresh (a new file, so a new inode) only under that lock:
+    a process that finds another file than the one it was reading drops everything, having
+    possibly missed the last changes of the old one. (A process idle through two fresh starts
+    could meet its old inode number again and miss changes: its cached pages are then stale
+    for their time-to-live at most, as without the log.)
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int = CHANGE_LOG_MAX_BYTES) -> None:
         self._path = path
+        self._lock_path = path.with_name(path.name + ".lock")
+        self._max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._create()
-        self._seen = self._read()
+        # Created now, so that the first change is not taken for a new file; record() logs
+        # why, if that fails.
+        with contextlib.suppress(OSError):
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        self._file_id, self._offset = self._end()
 
-    def changed_elsewhere(self) -> bool:
-        """Whether another process (or this one) marked a change since the last check."""
-        current = self._read()
-        with self._lock:
-            if current == self._seen:
-                return False
-            self._seen = current
-            return True
-
-    def mark_changed(self) -> None:
+    def record(self, changes: Iterable[Change]) -> None:
         """Tell the other worker processes; runs after a commit, so it must never fail the
-        request that saved: if the stamp cannot be written, their caches expire by their TTL."""
+        request that saved: if the log cannot be written, their caches expire by their TTL."""
+        lines = "".join(f"{kind} {restaurant_id}\n" for kind, restaurant_id in changes)
         try:
-            self._create()
-            stamp = max(time.time_ns(), (self._read() or 0) + 1)
-            os.utime(self._path, ns=(stamp, stamp))
+            with self._lock_path.open("a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+                if self._size() >= self._max_bytes:
+                    self._start_afresh()
+                descriptor = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    os.write(descriptor, lines.encode())
+                finally:
+                    os.close(descriptor)
         except OSError as error:
-            logger.warning("Page cache change stamp %s not written (%s); other worker "
-                           "processes see the change when their cached pages expire",
+            logger.warning("Page cache change log %s not written (%s); other worker processes "
+                           "see the change when their cached pages expire",
                            self._path, type(error).__name__)
-            return
+
+    def changes_since_last_read(self) -> list[Change]:
+        """What was committed (here or by another process) since the last call; a list holding
+        (EVERYTHING, 0) when that cannot be known."""
+        file_id, size = self._end()
         with self._lock:
-            self._seen = stamp  # this process has already cleared its own caches
+            if (file_id, size) == (self._file_id, self._offset):
+                return []
+            if file_id != self._file_id or size < self._offset:
+                self._file_id, self._offset = file_id, size
+                return [_UNKNOWN]
+            try:
+                with self._path.open("rb") as log:
+                    log.seek(self._offset)
+                    data = log.read(size - self._offset)
+            except OSError:
+                self._file_id, self._offset = file_id, size
+                return [_UNKNOWN]
+            complete = data[:data.rfind(b"\n") + 1]  # a line being written is read next time
+            self._offset += len(complete)
+        return [_parse(line) for line in complete.decode(errors="replace").splitlines()]
 
-    def _create(self) -> None:
-        # Opened for appending, not touched: touching would itself look like a change.
-        with self._path.open("a"):
-            pass
+    def _start_afresh(self) -> None:
+        fresh = self._path.with_name(self._path.name + ".new")
+        fresh.write_bytes(b"")
+        fresh.chmod(0o600)
+        os.replace(fresh, self._path)
 
-    def _read(self) -> int | None:
+    def _end(self) -> tuple[tuple[int, int] | None, int]:
         try:
-            return self._path.stat().st_mtime_ns
+            status = self._path.stat()
         except FileNotFoundError:  # removed by a temp-folder clean-up: recreated on next change
-            return None
+            return None, 0
+        return (status.st_dev, status.st_ino), status.st_size
+
+    def _size(self) -> int:
+        return self._end()[1]
 
 
-def default_stamp_path(app: Flask) -> Path:
-    """One stamp per site data (database and container) and per user: per-test databases do not
+def _parse(line: str) -> Change:
+    kind, _, number = line.partition(" ")
+    if kind in (REVIEW, RESTAURANT) and number.isdigit():
+        return kind, int(number)
+    return _UNKNOWN
+
+
+def default_log_path(app: Flask) -> Path:
+    """One log per site data (database and container) and per user: per-test databases do not
     share one, and another user's file of the same name in the shared temp folder (which this
     user could not write) is never used."""
     engine_url = app.extensions["db_engine"].url.render_as_string(hide_password=True)
     site = f"{engine_url} {app.config.get('AZURE_STORAGE_CONTAINER', '')}"
     digest = hashlib.sha256(site.encode()).hexdigest()[:16]
-    user = os.getuid() if hasattr(os, "getuid") else os.getlogin()
-    return Path(tempfile.gettempdir()) / f"restaurant-reviews-{user}-{digest}.changed"
+    user = os.getuid()
+    return Path(tempfile.gettempdir()) / f"restaurant-reviews-{user}-{digest}.changes"
 
 
 def init_app(app: Flask, listing_ttl_seconds: float, details_ttl_seconds: float) -> None:
@@ -120,26 +179,62 @@ def init_app(app: Flask, listing_ttl_seconds: float, details_ttl_seconds: float)
             max_bytes=app.config.get("DETAILS_CACHE_MAX_BYTES", DETAILS_MAX_BYTES)),
     }
     app.extensions.update(caches)
-    stamp = ChangeStamp(Path(app.config.get("PAGE_CACHE_STAMP_PATH") or default_stamp_path(app)))
-    app.extensions["page_cache_stamp"] = stamp
+    log = ChangeLog(Path(app.config.get("PAGE_CACHE_LOG_PATH") or default_log_path(app)))
+    app.extensions["page_cache_log"] = log
     sessions = app.extensions["db_sessionmaker"]
 
-    # Any change this process commits may alter a listing or a restaurant's reviews. Cleared on
-    # commit, not on flush: until then other requests still read the old rows and could cache
-    # them again (a load that overlaps the clear is not kept, see bounded_cache.py).
+    # Dropped on commit, not on flush: until then other requests still read the old rows and
+    # could cache them again (a load that overlaps the drop is not kept, see bounded_cache.py).
     @event.listens_for(sessions, "after_flush")
-    def remember_change(session, _context) -> None:
-        session.info[_SESSION_CHANGED] = True
+    def remember_changes(session, _context) -> None:
+        session.info.setdefault(_SESSION_CHANGES, set()).update(flushed_changes(session))
 
     @event.listens_for(sessions, "after_commit")
-    def clear_after_change(session) -> None:
-        if session.info.pop(_SESSION_CHANGED, False):
-            for cache in caches.values():
-                cache.clear()
-            stamp.mark_changed()  # and tell this instance's other worker processes
+    def drop_what_changed(session) -> None:
+        changes = session.info.pop(_SESSION_CHANGES, None)
+        if changes:
+            forget(changes, caches["listing_cache"], caches["details_cache"])
+            log.record(changes)  # and tell this instance's other worker processes
+
+    @event.listens_for(sessions, "after_rollback")
+    def nothing_changed(session) -> None:
+        session.info.pop(_SESSION_CHANGES, None)
 
 
-def listing_cache() -> BoundedCache[Markup]:
+def flushed_changes(session) -> set[Change]:
+    """What a flush changed, as far as the pages are concerned (it runs before the session
+    forgets which objects were new)."""
+    if session.dirty or session.deleted:
+        return {_UNKNOWN}  # the site only inserts; anything else drops everything
+    changes = set()
+    for item in session.new:
+        if isinstance(item, Review):
+            changes.add((REVIEW, item.restaurant_id))
+        elif isinstance(item, Restaurant):
+            changes.add((RESTAURANT, item.id))
+        else:
+            changes.add(_UNKNOWN)
+    return changes
+
+
+def forget(changes: Iterable[Change], listing: BoundedCache[CachedListing],
+           details: BoundedCache) -> None:
+    """Drop the cached pages the changes made stale, and only those."""
+    for kind, restaurant_id in changes:
+        if kind == REVIEW:
+            details.discard(restaurant_id)
+            # Its stars and count change where it is listed; by rating or number of reviews
+            # it may also move to another page, shifting the ones in between.
+            listing.discard_where(lambda entry, changed=restaurant_id: (
+                entry.sort != "name" or changed in entry.restaurant_ids))
+        elif kind == RESTAURANT:
+            listing.clear()  # a new name shifts every page after its own
+        else:
+            listing.clear()
+            details.clear()
+
+
+def listing_cache() -> BoundedCache[CachedListing]:
     return _checked("listing_cache")
 
 
@@ -148,9 +243,9 @@ def details_cache() -> BoundedCache[tuple[str, Markup]]:
 
 
 def _checked(name: str) -> BoundedCache:
-    """The cache, emptied first if another worker process of this instance committed a change."""
+    """The cache, after dropping what this instance's worker processes changed meanwhile."""
     extensions = current_app.extensions
-    if extensions["page_cache_stamp"].changed_elsewhere():
-        extensions["listing_cache"].clear()
-        extensions["details_cache"].clear()
+    changes = extensions["page_cache_log"].changes_since_last_read()
+    if changes:
+        forget(changes, extensions["listing_cache"], extensions["details_cache"])
     return extensions[name]

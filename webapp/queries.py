@@ -1,14 +1,43 @@
-"""Read queries shared by the views. Each page costs a fixed number of statements (no N+1)."""
+"""Read queries shared by the views: one statement per page, plain rows, no ORM state.
+
+They run on a pooled connection in autocommit mode: a single statement sees one consistent
+snapshot by itself, and skipping BEGIN and ROLLBACK leaves two round trips of four (the
+statement and the checkout ping, db.py).
+"""
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    Dialect,
+    Engine,
+    Integer,
+    Select,
+    Text,
+    bindparam,
+    func,
+    literal_column,
+    select,
+)
 
 from .models import Restaurant, Review
+
+# The listing's orders; name and id last, so equal values keep a stable order across pages.
+# Each has an index in the same order (webapp/models.py).
+SORT_ORDERS = {
+    "name": (Restaurant.name, Restaurant.id),
+    "rating": (Restaurant.average_rating.desc().nulls_last(), Restaurant.name, Restaurant.id),
+    "reviews": (Restaurant.review_count.desc(), Restaurant.name, Restaurant.id),
+}
+DEFAULT_SORT = "name"
+# Pages reach this many restaurants in any order, no further: an OFFSET costs as many index
+# entries as it skips, and counting every match as many rows. Past them, a search narrows down.
+LISTED_MAX = 10_000
+_LIKE_SPECIAL = re.compile(r"([\\%_])")
 
 
 @dataclass(frozen=True)
@@ -47,6 +76,17 @@ class RestaurantCard:
 
 
 @dataclass(frozen=True)
+class ListingQuery:
+    """What the home page lists: names containing ``search`` (all when empty), in ``sort``
+    order (a SORT_ORDERS key), page ``page`` of ``per_page``."""
+
+    search: str
+    sort: str
+    page: int
+    per_page: int
+
+
+@dataclass(frozen=True)
 class RestaurantPage:
     items: list[RestaurantCard]
     page: int
@@ -55,7 +95,12 @@ class RestaurantPage:
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
+        return max(1, -(-min(self.total, LISTED_MAX) // self.per_page))
+
+    @property
+    def beyond_the_pages(self) -> bool:
+        """More match than the pages reach (``total`` then stops counting past LISTED_MAX)."""
+        return self.total > LISTED_MAX
 
     @property
     def has_previous(self) -> bool:
@@ -66,64 +111,96 @@ class RestaurantPage:
         return self.page < self.pages
 
 
-def restaurant_page(session: Session, page: int, per_page: int) -> RestaurantPage:
-    """One page of restaurants by name with their average rating and review count.
+def restaurant_page(engine: Engine, query: ListingQuery) -> RestaurantPage:
+    """One page of restaurants with their average rating and review count."""
+    parameters = {"limit": query.per_page, "offset": (query.page - 1) * query.per_page}
+    if query.search:
+        parameters["search"] = search_parameter(query.search)
+    rows = _read(engine, listing_sql(engine.dialect, query.sort, bool(query.search)),
+                 parameters)
+    items = [RestaurantCard(*row[:5]) for row in rows]
+    if rows:
+        total = rows[0].total
+    else:  # past the last page: the count alone, for the 404 and "Page n of m"
+        total = _read(engine, _count_sql(engine.dialect, bool(query.search)), parameters)[0][0]
+    return RestaurantPage(items=items, page=query.page, per_page=query.per_page, total=total)
 
-    A single statement: the inner query picks the page (and counts all restaurants with a
-    window function, evaluated before LIMIT), the outer one aggregates only that page's reviews.
+
+@functools.cache
+def listing_sql(dialect: Dialect, sort: str, searching: bool) -> str:
+    """The listing's statement for one order, with or without a search: compiled once.
+
+    A single statement on the restaurants table alone: the aggregates are its own columns
+    (kept by a trigger), the total a scalar subquery counting the matching rows up to one past
+    LISTED_MAX. Parameters: limit, offset and (searching) search.
     """
-    # Only the columns the page shows: loading ORM entities would cost more than the query.
-    page_rows = (
-        select(
-            Restaurant.id,
-            Restaurant.name,
-            Restaurant.street_address,
-            func.count().over().label("total"),
-        )
-        .order_by(Restaurant.name, Restaurant.id)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-        .subquery()
-    )
+    matching = _matching(searching)
+    total = _bounded_count(matching).scalar_subquery()
     statement = (
-        select(
-            page_rows.c.id,
-            page_rows.c.name,
-            page_rows.c.street_address,
-            page_rows.c.total,
-            func.avg(Review.rating).label("average_rating"),
-            func.count(Review.id).label("review_count"),
-        )
-        .outerjoin(Review, Review.restaurant_id == page_rows.c.id)
-        .group_by(*page_rows.c)
-        .order_by(page_rows.c.name, page_rows.c.id)
+        select(Restaurant.id, Restaurant.name, Restaurant.street_address,
+               Restaurant.average_rating, Restaurant.review_count, total.label("total"))
+        .where(*matching)
+        .order_by(*SORT_ORDERS[sort])
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
     )
-    rows = session.execute(statement).all()
-    items = [
-        RestaurantCard(row.id, row.name, row.street_address, _as_float(row.average_rating),
-                       row.review_count)
-        for row in rows
-    ]
-    total = rows[0].total if rows else 0
-    return RestaurantPage(items=items, page=page, per_page=per_page, total=total)
+    return str(statement.compile(dialect=dialect))
 
 
-def restaurant_details(session: Session, restaurant_id: int) -> RestaurantDetails | None:
-    """A restaurant with its average rating, review count and reviews newest first.
+@functools.cache
+def _count_sql(dialect: Dialect, searching: bool) -> str:
+    return str(_bounded_count(_matching(searching)).compile(dialect=dialect))
 
-    A single statement: the restaurant joined to its reviews, with the average and the count as
-    window functions over all of them (a restaurant without reviews is one row of NULLs).
-    Columns only: building ORM entities for 20 reviews cost more than the query itself.
+
+def _bounded_count(matching: tuple) -> Select:
+    # A constant in the SQL, not a parameter: these statements run with the caller's only.
+    bound = literal_column(str(LISTED_MAX + 1), Integer)
+    counted = select(Restaurant.id).where(*matching).limit(bound).subquery()
+    return select(func.count()).select_from(counted)
+
+
+def search_parameter(search: str) -> str:
+    """The LIKE pattern of names containing ``search``: its own % and _ escaped (backslash is
+    LIKE's escape character), so they match themselves. Folding leaves all three as they are."""
+    escaped = _LIKE_SPECIAL.sub(r"\\\1", search)
+    return f"%{escaped}%"
+
+
+def _matching(searching: bool) -> tuple:
+    """The WHERE clause of a name search: a substring of the folded name, folded alike.
+
+    Every function in the pattern is immutable, so PostgreSQL computes it while planning (the
+    driver sends the value inline) and the trigram index can serve it.
     """
-    every_review = {"partition_by": Restaurant.id}
+    if not searching:
+        return ()
+    pattern = func.fold_name(bindparam("search", type_=Text), type_=Text)
+    return (Restaurant.name_folded.like(pattern),)
+
+
+def restaurant_details(engine: Engine, restaurant_id: int) -> RestaurantDetails | None:
+    """A restaurant with its average rating, review count and reviews newest first."""
+    rows = _read(engine, _details_sql(engine.dialect), {"restaurant_id": restaurant_id})
+    if not rows:
+        return None
+    first = rows[0]
+    reviews = [ReviewItem(*row[7:]) for row in rows if row.review_id is not None]
+    return RestaurantDetails(*first[:6], reviews)
+
+
+@functools.cache
+def _details_sql(dialect: Dialect) -> str:
+    """A single statement: the restaurant joined to its reviews (a restaurant without reviews
+    is one row of NULLs); the aggregates are the restaurant's own columns. Parameter:
+    restaurant_id. The columns are in the order of RestaurantDetails, then ReviewItem."""
     statement = (
         select(
             Restaurant.id,
             Restaurant.name,
             Restaurant.street_address,
             Restaurant.description,
-            func.avg(Review.rating).over(**every_review).label("average_rating"),
-            func.count(Review.id).over(**every_review).label("review_count"),
+            Restaurant.average_rating,
+            Restaurant.review_count,
             Review.id.label("review_id"),
             Review.reviewer_name,
             Review.rating,
@@ -134,23 +211,22 @@ def restaurant_details(session: Session, restaurant_id: int) -> RestaurantDetail
             Review.photo_height,
         )
         .outerjoin(Review, Review.restaurant_id == Restaurant.id)
-        .where(Restaurant.id == restaurant_id)
+        .where(Restaurant.id == bindparam("restaurant_id", type_=Integer))
         .order_by(Review.created_at.desc(), Review.id.desc())
     )
-    rows = session.execute(statement).all()
-    if not rows:
-        return None
-    first = rows[0]
-    reviews = [
-        ReviewItem(row.reviewer_name, row.rating, row.review_text, row.photo_name,
-                   row.created_at, row.photo_width, row.photo_height)
-        for row in rows
-        if row.review_id is not None
-    ]
-    return RestaurantDetails(first.id, first.name, first.street_address, first.description,
-                             _as_float(first.average_rating), first.review_count, reviews)
+    return str(statement.compile(dialect=dialect))
 
 
-def _as_float(value) -> float | None:
-    # PostgreSQL's avg() over integers is NUMERIC, which arrives as Decimal.
-    return None if value is None else float(value)
+def _read(engine: Engine, sql: str, parameters: dict) -> list:
+    """The rows of a compiled statement, read outside a transaction: the driver sends no BEGIN
+    before it and has no ROLLBACK to send after. (SQLAlchemy's AUTOCOMMIT isolation level would
+    cost a SET round trip of its own to restore the connection's level.) Compiled once, run as
+    the driver's SQL: no per-request statement building or cache-key work."""
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        driver.autocommit = True
+        try:
+            return connection.exec_driver_sql(sql, parameters).all()
+        finally:
+            if not driver.closed:  # a connection lost meanwhile is discarded by the pool
+                driver.autocommit = False

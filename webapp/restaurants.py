@@ -1,4 +1,4 @@
-"""Restaurants: the paginated home page, the create form and the details page."""
+"""Restaurants: the home page (search, sort, pages), the create form and the details page."""
 
 from __future__ import annotations
 
@@ -19,11 +19,18 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .db import get_session
+from .db import get_engine, get_session
 from .forms import RestaurantForm, ReviewForm
 from .models import MAX_ID, Restaurant, is_repeated_submission
-from .page_cache import details_cache, listing_cache
-from .queries import restaurant_details, restaurant_page
+from .page_cache import CachedListing, details_cache, listing_cache
+from .queries import (
+    DEFAULT_SORT,
+    LISTED_MAX,
+    SORT_ORDERS,
+    ListingQuery,
+    restaurant_details,
+    restaurant_page,
+)
 
 bp = Blueprint("restaurants", __name__)
 
@@ -32,49 +39,85 @@ RESTAURANT_ID_RULE = f"<int(max={MAX_ID}):restaurant_id>"
 _BLANK_REVIEW_FORM = "blank_review_form_fields"  # app.extensions key
 
 
+# The name column's length: a longer search text could match nothing.
+MAX_SEARCH_LENGTH = 100
+SORT_LABELS = {"name": "Name", "rating": "Rating", "reviews": "Number of reviews"}
+
+
 @bp.get("/")
 def index():
-    page_number = request.args.get("page", 1, type=int)
-    per_page = current_app.config["RESTAURANTS_PER_PAGE"]
-    if not 1 <= page_number <= last_possible_page(per_page):
-        abort(404)
-    if "_flashes" in session:
-        # A message waits for this visitor: only the listing is shared, the page is theirs.
-        page = _render_home(page_number, per_page)
+    query = listing_query(current_app.config["RESTAURANTS_PER_PAGE"])
+    if query.search or "_flashes" in session:
+        # A search, or a message for this visitor: rendered for this request (a search's
+        # listing is not kept either, so searches cannot push the shared pages out).
+        page = _render_home(query)
     else:
-        # Without one, the whole page is the same for every visitor: kept with the listing.
-        page = listing_cache().get_or_load(
-            ("page", page_number, per_page), lambda: _render_home(page_number, per_page)
-        )
+        # The whole page is then the same for every visitor: kept with the listing.
+        page = listing_cache().get_or_load(("page", *_listing_key(query)),
+                                           lambda: _render_home(query))
     if page is None:
         abort(404)
-    return page
+    return page.html
 
 
-def _render_home(page_number: int, per_page: int) -> str | None:
-    listing = listing_cache().get_or_load(
-        (page_number, per_page), lambda: _render_listing(page_number, per_page)
-    )
+def listing_query(per_page: int) -> ListingQuery:
+    """The home page's search text, sort order and page from the address; 400 or 404 when one
+    cannot be used (an unreadable page number counts as the first page, as links never send
+    one)."""
+    search = " ".join(request.args.get("q", "").split())
+    if len(search) > MAX_SEARCH_LENGTH:
+        abort(400, f"The search text is longer than {MAX_SEARCH_LENGTH} characters: no "
+                   "restaurant name is that long.")
+    if "\0" in search:
+        abort(400, "The search text contains a NUL character, which no name holds.")
+    sort = request.args.get("sort", DEFAULT_SORT)
+    if sort not in SORT_ORDERS:
+        abort(400, f"Unknown sort order: choose one of {', '.join(SORT_ORDERS)}.")
+    page_number = request.args.get("page", 1, type=int)
+    if not 1 <= page_number <= last_possible_page(per_page):
+        abort(404)
+    return ListingQuery(search=search, sort=sort, page=page_number, per_page=per_page)
+
+
+def _listing_key(query: ListingQuery) -> tuple:
+    return query.sort, query.page, query.per_page
+
+
+def _render_home(query: ListingQuery) -> CachedListing | None:
+    if query.search:
+        listing = _render_listing(query)
+    else:
+        listing = listing_cache().get_or_load(_listing_key(query),
+                                              lambda: _render_listing(query))
     if listing is None:
         return None
-    return render_template("restaurants/index.html", listing=listing)
+    # render_template autoescapes every value, so the listing's HTML is safe to embed.
+    html = render_template("restaurants/index.html", listing=Markup(listing.html),  # noqa: S704
+                           query=query, sort_labels=SORT_LABELS)
+    return listing._replace(html=html)
 
 
 def last_possible_page(per_page: int) -> int:
-    """The last page there could be if every possible id were used; beyond it, no query."""
-    return -(-MAX_ID // per_page)
+    """The last page the listing reaches (LISTED_MAX); beyond it, no query."""
+    return -(-LISTED_MAX // per_page)
 
 
-def _render_listing(page_number: int, per_page: int) -> Markup | None:
+def _render_listing(query: ListingQuery) -> CachedListing | None:
     """One page's restaurant cards and pagination, or None past the last page.
 
     Rendered HTML is what gets cached: the page around it (flash messages) stays per request.
     """
-    page = restaurant_page(get_session(), page_number, per_page)
-    if page_number > 1 and not page.items:
+    page = restaurant_page(get_engine(), query)
+    if query.page > 1 and not page.items:
         return None
-    # render_template autoescapes every value, so its output is safe HTML to embed.
-    return Markup(render_template("restaurants/_listing.html", page=page))  # noqa: S704
+    # Links to the other pages keep the search and the order (the default left out).
+    link_args = {key: value for key, value in (("q", query.search), ("sort", query.sort))
+                 if value and value != DEFAULT_SORT}
+    html = render_template("restaurants/_listing.html", page=page, query=query,
+                           link_args=link_args,
+                           detail_prefix=url_prefix("restaurants.detail", restaurant_id=0))
+    return CachedListing(html=html, sort=query.sort,
+                         restaurant_ids=frozenset(item.id for item in page.items))
 
 
 @bp.route("/restaurants/new", methods=["GET", "POST"])
@@ -165,7 +208,7 @@ def _form_fields(form: ReviewForm) -> Markup:
 
 
 def _render_restaurant(restaurant_id: int) -> RenderedRestaurant | None:
-    details = restaurant_details(get_session(), restaurant_id)
+    details = restaurant_details(get_engine(), restaurant_id)
     if details is None:
         return None
     # render_template autoescapes every value, so its output is safe HTML to embed.
@@ -173,5 +216,15 @@ def _render_restaurant(restaurant_id: int) -> RenderedRestaurant | None:
         id=details.id,
         name=details.name,
         summary=Markup(render_template("restaurants/_summary.html", restaurant=details)),  # noqa: S704
-        reviews=Markup(render_template("restaurants/_reviews.html", restaurant=details)),  # noqa: S704
+        reviews=Markup(render_template(  # noqa: S704
+            "restaurants/_reviews.html", restaurant=details,
+            photo_prefix=url_prefix("photos.show", name="0"))),
     )
+
+
+def url_prefix(endpoint: str, **placeholder) -> str:
+    """The URL of ``endpoint`` without its last part, given as a placeholder ("0"): a page
+    linking to many items builds one URL instead of one per item."""
+    [value] = placeholder.values()
+    url = url_for(endpoint, **placeholder)
+    return url[:-len(str(value))]

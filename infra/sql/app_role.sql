@@ -91,3 +91,10 @@ BEGIN
     END IF;
 END
 $checks$;
+
+-- The name search's extensions (webapp migration 0004), allow-listed in azure.extensions
+-- (infra/data.py). Creating one takes CREATE on the database, which the app's roles lack; the
+-- migration's CREATE EXTENSION IF NOT EXISTS then finds them and needs no privilege. Last, so
+-- that the checks above explain a database this admin cannot change.
+CREATE EXTENSION IF NOT EXISTS unaccent SCHEMA public;
+CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;

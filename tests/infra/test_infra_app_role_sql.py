@@ -57,6 +57,21 @@ def test_app_and_slot_roles_share_the_schema_with_least_privilege(azure_like_ser
     assert flags == [(False, False, False)] * 3
 
 
+def test_the_step_creates_the_search_extensions_the_app_role_cannot(azure_like_server):
+    cluster, fake_bin = azure_like_server
+    app = ("app-rr-search", str(uuid.uuid4()))
+    assert run_step(cluster, fake_bin, *app).returncode == 0
+
+    with cursor_as(cluster, *app) as cursor:
+        # What migration 0004 runs: a no-op, with no privilege needed, once they exist.
+        for extension in ("unaccent", "pg_trgm"):
+            cursor.execute(f"CREATE EXTENSION IF NOT EXISTS {extension} SCHEMA public")
+        cursor.execute("SELECT public.unaccent('Crème') LIKE 'Creme'")
+        assert cursor.fetchone() == (True,)
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cursor.execute("CREATE EXTENSION fuzzystrmatch")  # trusted too, but not created
+
+
 def test_the_developers_group_gets_a_group_role_with_the_apps_privileges(azure_like_server):
     cluster, fake_bin = azure_like_server
     app = ("app-rr-devs", str(uuid.uuid4()))

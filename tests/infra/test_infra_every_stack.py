@@ -118,7 +118,8 @@ def test_postgres_is_entra_only_tls_and_backed_up(stack_view):
     assert server["backup"]["backupRetentionDays"] >= 7
     settings = {c.inputs["configurationName"]: c.inputs["value"]
                 for c in stack_view.all("dbforpostgresql:Configuration")}
-    assert settings == {"require_secure_transport": "on", "ssl_min_protocol_version": "TLSv1.2"}
+    assert settings == {"require_secure_transport": "on", "ssl_min_protocol_version": "TLSv1.2",
+                        "azure.extensions": "PG_TRGM,UNACCENT"}
     assert stack_view.one("dbforpostgresql:Database").inputs["databaseName"] == \
         stack_view.run.outputs["databaseName"]
     admin = stack_view.one("dbforpostgresql:AdministratorsMicrosoftEntra",

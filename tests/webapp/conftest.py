@@ -159,9 +159,9 @@ def blob_names(container: ContainerClient) -> Callable[[], set[str]]:
 @pytest.fixture
 def config(database_url: str, azurite: AzuriteServer, container_name: str, tmp_path) -> dict:
     """The app's settings for this test; tests may change it before asking for `app`."""
-    # The page caches' change stamp (webapp/page_cache.py) in the test's folder, not in /tmp.
+    # The page caches' change log (webapp/page_cache.py) in the test's folder, not in /tmp.
     return app_config(database_url, azurite.connection_string, container_name,
-                      PAGE_CACHE_STAMP_PATH=str(tmp_path / "pages.changed"))
+                      PAGE_CACHE_LOG_PATH=str(tmp_path / "pages.changes"))
 
 
 @pytest.fixture

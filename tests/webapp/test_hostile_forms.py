@@ -331,3 +331,31 @@ def test_headers_of_a_valid_form_over_https(csrf_client, run_sql, extra_headers,
     assert saved == (1 if response.status_code == 303 else 0)
     if response.status_code == 400:
         assert "Form expired" in response.text or "Bad Request" in response.text
+
+
+# The home page's search, sort and page --------------------------------------------------------
+
+
+listing_values = st.one_of(texts, st.sampled_from(["name", "rating", "reviews", "1", "2", "%",
+                                                   "_", "\\", "'", "0", "-1", "9" * 30]))
+
+
+@pytest.fixture
+def searchable(client) -> None:
+    for name in ("Café Olé", "100% Vegan", "Under_score"):
+        client.post("/restaurants/new", data={"name": name, "street_address": "1 A"})
+
+
+@HOSTILE
+@given(search=listing_values, sort=listing_values, page=listing_values,
+       present=st.sets(st.sampled_from(["q", "sort", "page"])))
+def test_search_sort_and_page_parameters(client, searchable, search, sort, page, present):
+    """Any search text, order and page: a page of results, a 400 naming the parameter, or a
+    404 for a page that does not exist; never a 5xx, and the text is never run as SQL."""
+    query = without({"q": search, "sort": sort, "page": page}, {"q", "sort", "page"} - present)
+
+    response = client.get("/", query_string=query)
+
+    assert response.status_code in (200, 400, 404), response.text
+    if response.status_code == 400:
+        assert "search text" in response.text or "sort order" in response.text

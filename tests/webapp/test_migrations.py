@@ -19,7 +19,7 @@ from webapp import create_app
 from webapp.db import MIGRATION_LOCK_KEY, MIGRATIONS_DIR, get_engine, upgrade_database
 from webapp.models import Base
 
-HEAD = "0003"
+HEAD = "0004"
 SCHEMA_TABLES = {"alembic_version", "restaurants", "reviews"}
 
 
@@ -202,3 +202,47 @@ def test_the_submission_token_migration_round_trips(postgres, empty_database, ne
     with pytest.raises(IntegrityError, match="uq_restaurants_submission_token"), \
             get_engine(app).begin() as connection:
         connection.execute(insert)
+
+
+def search_and_sort_objects(postgres, database: str) -> set[str]:
+    """The columns, indexes, triggers and functions migration 0004 adds, by name."""
+    rows = postgres.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'restaurants' "
+        "AND column_name IN ('name_folded', 'review_count', 'rating_sum', 'average_rating') "
+        "UNION ALL SELECT indexname FROM pg_indexes WHERE indexname IN "
+        "('ix_restaurants_rating', 'ix_restaurants_review_count', "
+        "'ix_restaurants_name_folded_trgm') "
+        "UNION ALL SELECT tgname FROM pg_trigger WHERE tgname LIKE 'reviews_aggregates_%%' "
+        "UNION ALL SELECT proname FROM pg_proc WHERE proname IN "
+        "('fold_name', 'keep_restaurant_review_aggregates')", database=database)
+    return {name for (name,) in rows}
+
+
+def test_the_search_and_sort_migration_round_trips(postgres, empty_database, new_instance):
+    app = new_instance()
+    upgrade_database(app, "0003")
+    with get_engine(app).begin() as connection:  # data from before: aggregated and folded
+        connection.execute(text("INSERT INTO restaurants (name, street_address) "
+                                "VALUES ('Crêperie Éclair', '1 A')"))
+        connection.execute(text("INSERT INTO reviews (restaurant_id, reviewer_name, rating, "
+                                "review_text) SELECT id, 'Ada', 4, 'Yes' FROM restaurants"))
+    upgrade_database(app)
+    added = search_and_sort_objects(postgres, empty_database)
+    assert len(added) == 12  # 4 columns, 3 indexes, 3 triggers, 2 functions
+    assert postgres.execute("SELECT name_folded, review_count, rating_sum, average_rating "
+                            "FROM restaurants", database=empty_database) == [
+        ("creperie eclair", 1, 4, 4.0)]
+
+    downgrade_database(app, "0003")
+    assert search_and_sort_objects(postgres, empty_database) == set()
+    assert "photo_width" in review_columns(postgres, empty_database)  # 0003's columns stay
+
+    upgrade_database(app)
+    assert search_and_sort_objects(postgres, empty_database) == added
+    # And the triggers work again: a new review is counted in the same transaction.
+    with get_engine(app).begin() as connection:
+        connection.execute(text("INSERT INTO reviews (restaurant_id, reviewer_name, rating, "
+                                "review_text) SELECT id, 'Bo', 2, 'Ok' FROM restaurants"))
+        counted = connection.execute(text("SELECT review_count, average_rating "
+                                          "FROM restaurants")).one()
+    assert tuple(counted) == (2, 3.0)

@@ -7,7 +7,8 @@ messages, CSRF token, form input and errors) is rendered per request.
 from __future__ import annotations
 
 import re
-import time
+import subprocess
+import sys
 
 import pytest
 from site_pages import csrf_token
@@ -17,9 +18,12 @@ from webapp.db import get_engine, get_session
 from webapp.models import Restaurant
 from webapp.page_cache import (
     DETAILS_MAX_ENTRIES,
+    EVERYTHING,
     LISTING_MAX_ENTRIES,
-    ChangeStamp,
-    default_stamp_path,
+    RESTAURANT,
+    REVIEW,
+    ChangeLog,
+    default_log_path,
 )
 
 CACHE_SECONDS = 60  # long enough that only an invalidation can explain a fresh page
@@ -121,7 +125,8 @@ def test_the_caches_are_cleared_when_a_write_commits_not_when_it_flushes(app, cl
         # Not committed: other requests still see the old rows and may keep caching them.
         assert [len(cache) for cache in caches] == [1, 1]
         session.commit()
-        assert [len(cache) for cache in caches] == [0, 0]
+        # A new restaurant shifts the listing; no other restaurant's details change.
+        assert [len(cache) for cache in caches] == [0, 1]
 
     assert "Pending" in client.get("/").text
     with app.app_context():
@@ -184,6 +189,47 @@ def test_a_write_through_another_worker_of_this_instance_shows_at_once(
     # The poster's next request may land on any worker: each sees the change straight away.
     assert "5.0 · 1 review" in client.get(f"/restaurants/{restaurant_id}").text
     assert "Newer Place" in client.get("/").text
+
+
+@pytest.mark.parametrize("config", [{"RESTAURANTS_PER_PAGE": 2}], indirect=True)
+def test_a_review_in_another_worker_drops_only_the_pages_it_changed(
+        client, add_restaurant, second_worker, statements):
+    ids = {name: add_restaurant(name) for name in ("Alpha", "Bravo", "Charlie", "Delta")}
+    first_page, second_page, by_rating = "/", "/?page=2", "/?sort=rating"  # Charlie on page 2
+    for path in (first_page, second_page, by_rating, f"/restaurants/{ids['Alpha']}",
+                 f"/restaurants/{ids['Charlie']}"):
+        client.get(path)
+
+    posted = second_worker.test_client().post(
+        f"/restaurants/{ids['Charlie']}/reviews",
+        data={"reviewer_name": "Ada", "rating": "5", "review_text": "Best in town."})
+    assert posted.status_code == 303
+    statements.clear()
+
+    # Unchanged pages are still served from this worker's caches: no query at all.
+    assert "Alpha" in client.get(first_page).text
+    assert "Alpha" in client.get(f"/restaurants/{ids['Alpha']}").text
+    assert not restaurant_statements(statements)
+    # The review's restaurant, its listing page, and the order by rating are fresh.
+    assert "Best in town." in client.get(f"/restaurants/{ids['Charlie']}").text
+    assert "5.0 · 1 review" in client.get(second_page).text
+    assert "Charlie" in client.get(by_rating).text.split("Page 1")[0]
+    assert len(restaurant_statements(statements)) == 3
+
+
+def test_a_new_restaurant_in_another_worker_drops_the_listing_not_the_details(
+        client, add_restaurant, second_worker, statements):
+    restaurant_id = add_restaurant("Kept Details")
+    client.get("/")
+    client.get(f"/restaurants/{restaurant_id}")
+
+    second_worker.test_client().post("/restaurants/new",
+                                     data={"name": "Brand New", "street_address": "9 Elm"})
+    statements.clear()
+
+    assert "Kept Details" in client.get(f"/restaurants/{restaurant_id}").text
+    assert not restaurant_statements(statements)
+    assert "Brand New" in client.get("/").text
 
 
 def test_reviews_added_elsewhere_show_after_the_time_to_live(client, add_restaurant, run_sql,
@@ -283,50 +329,77 @@ def _add_restaurant_with_csrf(app, name: str) -> int:
     return int(re.search(r"/restaurants/(\d+)$", response.headers["Location"]).group(1))
 
 
-def test_the_change_stamp_tells_every_change_apart_even_within_one_clock_tick(tmp_path,
-                                                                             monkeypatch):
-    path = tmp_path / "changed"
-    watcher, writer = ChangeStamp(path), ChangeStamp(path)
-    assert not watcher.changed_elsewhere()
+def test_the_change_log_hands_each_process_every_change_once(tmp_path):
+    path = tmp_path / "changes"
+    watcher, writer = ChangeLog(path), ChangeLog(path)
+    assert watcher.changes_since_last_read() == []
 
-    monkeypatch.setattr(time, "time_ns", lambda: 1_000_000_000)  # a clock that stands still
-    writer.mark_changed()
-    assert watcher.changed_elsewhere()
-    assert not watcher.changed_elsewhere()  # seen once
-    writer.mark_changed()
-    assert watcher.changed_elsewhere()
-    assert not writer.changed_elsewhere()  # the writer has already cleared its own caches
+    writer.record([(REVIEW, 7)])
+    writer.record([(RESTAURANT, 8), (REVIEW, 9)])
+    assert watcher.changes_since_last_read() == [(REVIEW, 7), (RESTAURANT, 8), (REVIEW, 9)]
+    assert watcher.changes_since_last_read() == []  # seen once
+
+    with path.open("ab") as log:
+        log.write(b"review 1")  # a line still being written: read once it is whole
+    assert watcher.changes_since_last_read() == []
+    with path.open("ab") as log:
+        log.write(b"0\nsomething else\n")
+    assert watcher.changes_since_last_read() == [(REVIEW, 10), (EVERYTHING, 0)]
+
+
+def test_a_change_log_started_afresh_or_removed_drops_everything(tmp_path):
+    path = tmp_path / "changes"
+    watcher, writer = ChangeLog(path), ChangeLog(path, max_bytes=20)
+    writer.record([(REVIEW, 1), (REVIEW, 2)])
+    writer.record([(REVIEW, 3)])  # 27 bytes: the next change starts a new file
+    assert watcher.changes_since_last_read() == [(REVIEW, 1), (REVIEW, 2), (REVIEW, 3)]
+
+    writer.record([(REVIEW, 4)])
+    assert path.read_text() == "review 4\n"
+    assert watcher.changes_since_last_read() == [(EVERYTHING, 0)]  # it cannot know what it missed
 
     path.unlink()  # a temp-folder clean-up: reported as a change, and recreated
-    assert watcher.changed_elsewhere()
-    writer.mark_changed()
-    assert path.exists() and watcher.changed_elsewhere()
+    assert watcher.changes_since_last_read() == [(EVERYTHING, 0)]
+    writer.record([(RESTAURANT, 5)])
+    assert watcher.changes_since_last_read() == [(EVERYTHING, 0)]  # another file again
+    writer.record([(REVIEW, 6)])
+    assert watcher.changes_since_last_read() == [(REVIEW, 6)]
 
 
-def test_a_stamp_that_cannot_be_written_does_not_fail_the_saved_write(
+def test_changes_written_by_another_process_reach_this_one(tmp_path):
+    path = tmp_path / "changes"
+    watcher = ChangeLog(path)
+    writer = ("import sys; from pathlib import Path; from webapp.page_cache import ChangeLog; "
+              "ChangeLog(Path(sys.argv[1])).record([('review', 41), ('restaurant', 42)])")
+    subprocess.run([sys.executable, "-c", writer, str(path)], check=True, timeout=60)
+
+    assert watcher.changes_since_last_read() == [(REVIEW, 41), (RESTAURANT, 42)]
+
+
+def test_a_log_that_cannot_be_written_does_not_fail_the_saved_write(
     app, client, add_restaurant, run_sql, monkeypatch, caplog
 ):
-    restaurant_id = add_restaurant("Stamped")
+    restaurant_id = add_restaurant("Logged")
 
     def refuse(*_args, **_kwargs):
         raise PermissionError("read-only temp folder")
 
-    monkeypatch.setattr("webapp.page_cache.os.utime", refuse)
+    monkeypatch.setattr("webapp.page_cache.os.open", refuse)
     response = client.post(f"/restaurants/{restaurant_id}/reviews", data={
         "reviewer_name": "Ada", "rating": "5", "review_text": "Saved anyway."})
 
     assert response.status_code == 303
     assert run_sql("SELECT review_text FROM reviews") == [("Saved anyway.",)]
-    assert "Page cache change stamp" in caplog.text
+    assert "Page cache change log" in caplog.text
     assert "PermissionError" in caplog.text
     # This process's own caches were still cleared: the new review shows at once.
     assert "Saved anyway." in client.get(f"/restaurants/{restaurant_id}").text
 
 
-def test_the_default_stamp_is_per_user(app, monkeypatch):
-    ours = default_stamp_path(app)
+def test_the_default_log_is_per_user(app, monkeypatch):
+    ours = default_log_path(app)
     monkeypatch.setattr("webapp.page_cache.os.getuid", lambda: 12345)
-    other_user = default_stamp_path(app)
+    other_user = default_log_path(app)
 
     assert ours != other_user
     assert ours.parent == other_user.parent
