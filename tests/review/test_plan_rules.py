@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -9,7 +10,8 @@ from test_plan import RG, ROLE, document, plan_of, resource, storage
 
 from review import plan as planner
 from review import plan_render
-from review.plan_rules import RESILIENCE_RULES
+from review.plan_rules import IMMUTABLE_RULES, RESILIENCE_RULES
+from review.stacks import SNAPSHOT_DIR
 
 POSTGRES = "azure-native:dbforpostgresql:Server"
 BLOB_SERVICE = "azure-native:storage:BlobServiceProperties"
@@ -220,3 +222,15 @@ def test_warnings_alone_over_the_limit_are_counted_not_silently_dropped():
     text = planner.render(plans, "main", limit=3_000)
     assert len(text) <= 3_000
     assert "more warning(s), in the full plan" in text
+
+
+# --- other providers ------------------------------------------------------------------------------
+
+def test_every_other_providers_type_the_stacks_declare_has_its_replacing_arguments():
+    """Without an ARM id to compare, only a rule tells a new certificate from an update."""
+    declared = {r["type"] for path in SNAPSHOT_DIR.glob("*.json") if ".arm." not in path.name
+                for r in json.loads(path.read_text())["resources"]}
+    ours = ("azure-native", "restaurant-review")
+    others = {t for t in declared if t.split(":", 1)[0] not in ours}
+    assert others, "the snapshots declare no random, tls, time or command resources"
+    assert others <= {rule.type for rule in IMMUTABLE_RULES}
