@@ -217,11 +217,14 @@ def test_a_plan_that_fits_keeps_full_detail():
     assert "  - `settings`: `aaaa" in text
 
 
-def test_warnings_alone_over_the_limit_are_counted_not_silently_dropped():
-    plans = [_huge_stack("prod", 40)]
-    text = planner.render(plans, "main", limit=3_000)
-    assert len(text) <= 3_000
-    assert "more warning(s), in the full plan" in text
+@pytest.mark.parametrize(("count", "limit"), [(40, 3_000), (1_000, 20_000),
+                                              (2_000, plan_render.COMMENT_LIMIT)])
+def test_warnings_alone_over_the_limit_are_counted_not_silently_dropped(count, limit):
+    text = planner.render([_huge_stack("prod", count)], "main", limit=limit)
+    assert len(text) <= limit
+    shown = text.count("> - **prod** `azure-native:authorization:RoleAssignment::grant-")
+    assert 0 < shown < count
+    assert f"> - … and {count - shown} more warning(s), in the full plan" in text
 
 
 # --- other providers ------------------------------------------------------------------------------
