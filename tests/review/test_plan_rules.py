@@ -120,6 +120,21 @@ def test_a_new_hub_peering_shows_its_remote_vnet_subscription_and_gateway_transi
     assert "  - `useRemoteGateways`: `true`" in text  # in the create's details too
 
 
+def test_a_peering_made_in_the_hub_says_it_writes_into_the_hub_vnet():
+    vnet = resource("azure-native:network:VirtualNetwork", "vnet",
+                    {"virtualNetworkName": "vnet-rr", "resourceGroupName": RG})
+    ours = {"virtualNetworkName": "vnet-rr", "resourceGroupName": RG,
+            "virtualNetworkPeeringName": "peer-to-hub", "remoteVirtualNetwork": {"id": HUB_VNET}}
+    theirs = {"virtualNetworkName": "vnet-hub", "resourceGroupName": "rg-hub",
+              "virtualNetworkPeeringName": "peer-to-rr", "remoteVirtualNetwork": {"id": "x"}}
+    result = plan_of([vnet], [vnet, resource(PEERING, "stack-to-hub", ours),
+                              resource(PEERING, "hub-to-stack", theirs)])
+    dangers = {plan.name: danger for plan, danger in result.dangers}
+    assert ("VirtualNetworkPeering created (created in `…/virtualNetworks/vnet-hub` (outside "
+            "this stack); `remoteVirtualNetwork.id`") in dangers["hub-to-stack"]
+    assert "created in" not in dangers["stack-to-hub"]  # made in the stack's own VNet
+
+
 def test_a_new_role_assignment_shows_role_principal_and_scope():
     identity = resource("azure-native:managedidentity:UserAssignedIdentity", "app-identity",
                         {"resourceName": "id-rr", "resourceGroupName": RG})
