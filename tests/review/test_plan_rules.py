@@ -80,6 +80,17 @@ def test_each_resilience_reduction_is_a_warning_with_its_values_and_source(old, 
     assert " → " in danger
 
 
+def test_a_setting_taken_out_falls_back_to_off_and_is_a_warning():
+    """An input the program stops sending takes Azure's default: no standby, no geo-backup."""
+    old = postgres()
+    new = postgres()
+    del new["inputs"]["highAvailability"]
+    new["inputs"]["backup"].pop("geoRedundantBackup")
+    found = warnings(old, new)
+    assert any("high availability lowered" in d and "→ (unset)" in d for d in found), found
+    assert any("geo-redundant backup off" in d and "→ (unset)" in d for d in found), found
+
+
 def test_resilience_warnings_on_protected_data_say_so():
     (danger,) = warnings(postgres(), postgres(storage={"storageSizeGB": 64}))
     assert danger.startswith("protected data: PostgreSQL storage shrinks")
