@@ -375,8 +375,8 @@ def _outside_parent(resource: Mapping, context: StackContext) -> str | None:
     if not own or resource["type"] == ROLE_ASSIGNMENT:
         return None
     container = own.rsplit("/", 2)[0]
-    if "/providers/" not in container or container.lower() in context.ids:
-        return None  # a resource group's direct member, or a child of the stack's own
+    if container.split("/")[-2:-1] == ["providers"] or container.lower() in context.ids:
+        return None  # a top-level resource (`…/providers/<namespace>`), or a child of the stack's
     return container
 
 

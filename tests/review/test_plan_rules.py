@@ -138,12 +138,15 @@ def test_a_peering_made_in_the_hub_says_it_writes_into_the_hub_vnet():
             "virtualNetworkPeeringName": "peer-to-hub", "remoteVirtualNetwork": {"id": HUB_VNET}}
     theirs = {"virtualNetworkName": "vnet-hub", "resourceGroupName": "rg-hub",
               "virtualNetworkPeeringName": "peer-to-rr", "remoteVirtualNetwork": {"id": "x"}}
+    public_ip = resource("azure-native:network:PublicIPAddress", "gateway-ip", {
+        "publicIpAddressName": "pip-rr", "resourceGroupName": RG, "sku": {"name": "Standard"}})
     result = plan_of([vnet], [vnet, resource(PEERING, "stack-to-hub", ours),
-                              resource(PEERING, "hub-to-stack", theirs)])
+                              resource(PEERING, "hub-to-stack", theirs), public_ip])
     dangers = {plan.name: danger for plan, danger in result.dangers}
     assert ("VirtualNetworkPeering created (created in `…/virtualNetworks/vnet-hub` (outside "
             "this stack); `remoteVirtualNetwork.id`") in dangers["hub-to-stack"]
     assert "created in" not in dangers["stack-to-hub"]  # made in the stack's own VNet
+    assert "created in" not in dangers["gateway-ip"]  # a resource group's own member
 
 
 def test_a_new_role_assignment_shows_role_principal_and_scope():
