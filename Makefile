@@ -36,8 +36,11 @@ $(SYS_DEPS): devtools/install-system-deps.sh
 
 # No system packages here, so deploying works from macOS or a slim CI image. Debian's python3
 # has no ensurepip without python3-venv (`make deps` installs it): stop before a venv without pip.
+# An older python3 (macOS's own is 3.9) would make a venv the program can't run in: say so first.
 ENSUREPIP_MISSING := $(PYTHON) has no ensurepip: install python3-venv (Debian/Ubuntu) or run make deps
+PYTHON_TOO_OLD := $(PYTHON) is older than Python 3.11: install 3.11+ and run make PYTHON=python3.11 ...
 $(PY_DEPS): requirements.txt webapp/requirements.txt
+	@test -x $(PY) || $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "$(PYTHON_TOO_OLD)" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -c 'import ensurepip' || { echo "$(ENSUREPIP_MISSING)" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

@@ -13,6 +13,7 @@ the gateway's subnet vs its capacity) are the named functions parse_config calls
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import ipaddress
 import re
@@ -387,9 +388,15 @@ def reject_unknown_keys(keys: Iterable[str]) -> None:
     unknown = sorted(set(keys) - KNOWN_KEYS)
     if unknown:
         raise ConfigError(
-            f"unknown config key(s) {', '.join(repr(key) for key in unknown)}; "
+            f"unknown config key(s) {', '.join(_with_likely_key(key) for key in unknown)}; "
             f"known keys: {', '.join(sorted(KNOWN_KEYS))}"
         )
+
+
+def _with_likely_key(key: str) -> str:
+    """'alertEmial' (did you mean 'alertEmail'?): the one known key it is a slip away from."""
+    likely = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1, cutoff=0.8)
+    return f"{key!r} (did you mean {likely[0]!r}?)" if likely else repr(key)
 
 
 def _configured_keys(project: str) -> set[str]:

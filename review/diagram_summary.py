@@ -52,10 +52,12 @@ LEFT_TO_FULL = frozenset({"PostgreSQL role (Entra token)", "Entra admin", "works
 # The app's outbound subnet is drawn as "app -> VNet" (as in the seed), so the picture reads
 # top to bottom: app -> VNet -> subnets -> private endpoints -> data.
 OUTBOUND = "outbound (VNet integration)"
+PRIVATE_PATH = "private endpoint"
 # Shorter edge labels: the summary has room for a word, the full diagram says the rest.
 SHORT_LABELS = {OUTBOUND: "outbound", "HTTPS (HTTP redirects)": "HTTPS",
                 "HTTPS to the app's host": "HTTPS", "DNS zone group": "DNS",
-                "SQL: site roles": "SQL roles", "private link": "private endpoint"}
+                "SQL: site roles": "SQL roles", "private link": PRIVATE_PATH,
+                "PostgreSQL role (Entra token)": "PostgreSQL role"}
 # How a merged member reads on its node's second line: its first fact with a prefix, or words.
 FACT_PREFIX = {"waf": "WAF ", "ilb": "ILB "}
 MEMBER_WORDS = {"workspace": "+ Log Analytics"}
@@ -162,8 +164,9 @@ class Summary:
     # edges ------------------------------------------------------------------------------
     def edges(self) -> list[Edge]:
         """The full diagram's edges between different summary nodes, one per pair. An edge
-        left to the full diagram still shows when it is all that joins a node (dev's Key Vault
-        and storage, reached only by the app's identity)."""
+        left to the full diagram still shows when it is all that joins a node, or when it is
+        how the app reaches data that has no private endpoint (dev's Key Vault, storage and
+        PostgreSQL, which the deployment scripts' SQL step also joins)."""
         kept: dict[tuple[str, str], Edge] = {}
         spare: dict[tuple[str, str], Edge] = {}
         for edge in sorted(self.full.edges):
@@ -176,8 +179,10 @@ class Summary:
             chosen = spare if edge.label in LEFT_TO_FULL else kept
             chosen.setdefault((source, target), Edge(source, target, label, edge.dashed))
         joined = {end for pair in kept for end in pair}
+        private = {target for (_, target), edge in kept.items() if edge.label == PRIVATE_PATH}
         for pair, edge in spare.items():
-            if pair not in kept and not set(pair) <= joined:
+            without_private_path = self.tier(pair[1]) == "data" and pair[1] not in private
+            if pair not in kept and (not set(pair) <= joined or without_private_path):
                 kept[pair] = edge
         return [kept[pair] for pair in sorted(kept)]
 

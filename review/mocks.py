@@ -171,6 +171,18 @@ class AzureMocks(pulumi.runtime.Mocks):
         # resources were created anew (after `pulumi destroy`).
         self.random_state = random_state
         self.subnet_prefixes: dict[str, str] = {}
+        # "type::name" of an explicit provider -> the subscription it deploys into (the hub's).
+        self.provider_subscriptions: dict[str, str] = {}
+
+    def subscription_for(self, provider_reference: str | None) -> str:
+        """The subscription a resource is made in: its explicit provider's, else the login's.
+
+        A provider reference is "<urn>::<id>"; a URN ends in "<parent types>$<type>::<name>".
+        """
+        urn = (provider_reference or "").rsplit("::", 1)[0]
+        *_, types, name = ["", "", *urn.split("::")]
+        return self.provider_subscriptions.get(f"{types.rsplit('$', 1)[-1]}::{name}",
+                                               self.subscription_id)
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "azure-native:authorization:getClientConfig":  # noqa: S105
@@ -186,7 +198,10 @@ class AzureMocks(pulumi.runtime.Mocks):
         inputs = dict(args.inputs)
         if not args.custom:
             return "", {}  # a component: no id, no state of its own
-        resource_id = arm_id(args.typ, inputs, self.subscription_id, logical_name=args.name)
+        if args.typ.startswith("pulumi:providers:") and inputs.get("subscriptionId"):
+            self.provider_subscriptions[f"{args.typ}::{args.name}"] = inputs["subscriptionId"]
+        resource_id = arm_id(args.typ, inputs, self.subscription_for(args.provider),
+                             logical_name=args.name)
         if resource_id is None:  # another provider's resource (command, random)
             resource_id = f"{args.name}-{_hex(args.typ, args.name, length=8)}"
         state = {"name": resource_id.rsplit("/", 1)[-1], **inputs}
@@ -355,7 +370,7 @@ class CapturingMonitor(MockMonitor):
 
     def __init__(self, mocks: AzureMocks):
         super().__init__(mocks)
-        self.subscription_id = mocks.subscription_id
+        self.azure = mocks
         self.captured: list[CapturedResource] = []
 
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
@@ -378,7 +393,7 @@ class CapturingMonitor(MockMonitor):
                 custom_timeouts=custom_timeouts,
                 delete_before_replace=bool(request.deleteBeforeReplace),
                 ignore_changes=tuple(request.ignoreChanges),
-                arm_id=arm_id(request.type, inputs, self.subscription_id,
+                arm_id=arm_id(request.type, inputs, self.azure.subscription_for(request.provider),
                               logical_name=request.name),
             ))
         return response

@@ -366,10 +366,27 @@ def _key_value(path: str, value: Any, resource: Mapping, context: StackContext) 
     return code(json.dumps(value, ensure_ascii=False))
 
 
+def _outside_parent(resource: Mapping, context: StackContext) -> str | None:
+    """The resource this child is created in, when the stack doesn't declare it: a hub-side
+    peering writes into the hub's VNet, which needs rights there and changes someone else's
+    network. None for a child of the stack's own resources, and for role assignments (whose
+    `scope` is shown instead)."""
+    own = arm_id_of(resource)
+    if not own or resource["type"] == ROLE_ASSIGNMENT:
+        return None
+    container = own.rsplit("/", 2)[0]
+    if container.split("/")[-2:-1] == ["providers"] or container.lower() in context.ids:
+        return None  # a top-level resource (`…/providers/<namespace>`), or a child of the stack's
+    return container
+
+
 def key_inputs(resource: Mapping, context: StackContext) -> list[str]:
-    """`path`: value for each CREATE_KEY_INPUTS path the new resource sets."""
+    """Where it is created, if outside the stack, and `path`: value for each CREATE_KEY_INPUTS
+    path the new resource sets."""
     inputs = resource.get("inputs") or {}
     shown = []
+    if resource["type"] in CREATE_KEY_INPUTS and (parent := _outside_parent(resource, context)):
+        shown.append(f"created in {_show_id(parent, context)}")
     for path in CREATE_KEY_INPUTS.get(resource["type"], ()):
         value = _input(inputs, path)
         if value is not _MISSING:

@@ -152,20 +152,30 @@ def _at_level(plans: Sequence[StackPlan], base: str, package_files: Sequence[str
     return "\n".join(lines)
 
 
+def _more_warnings(count: int) -> str:
+    return f"> - … and {count} more warning(s), in the full plan"
+
+
 def _warnings_only(plans: Sequence[StackPlan], base: str, package_files: Sequence[str],
                    limit: int) -> str:
-    """The last resort: no details, and as many warnings as fit, the rest counted."""
-    lines = [*_head(plans, base, package_files), *_shortened(base)]
-    all_warnings = [(p.stack, r.ref, d) for p in plans for r, d in p.dangers]
-    kept: list[str] = []
-    for stack, ref, danger in all_warnings:
-        line = f"- **{stack}** `{ref}`: {danger}"
-        if len("\n".join([*lines, *kept, line])) + 200 > limit:
+    """The last resort: no details, and as many warnings as fit, the rest counted.
+
+    Sizes are those of the lines as printed, the count line included, so the comment itself
+    stays within `limit`.
+    """
+    lines = [*_head(plans, base, package_files), *_shortened(base), "> [!CAUTION]"]
+    warnings = [f"> - **{p.stack}** `{r.ref}`: {d}" for p in plans for r, d in p.dangers]
+    size = len("\n".join(lines)) + 1  # the comment's last newline
+    kept = 0
+    for line in warnings:
+        left = len(warnings) - kept - 1
+        count_line = len(_more_warnings(left)) + 1 if left else 0
+        if size + len(line) + 1 + count_line > limit:
             break
-        kept.append(line)
-    left = len(all_warnings) - len(kept)
-    tail = [f"- … and {left} more warning(s), in the full plan"] if left else []
-    return "\n".join([*lines, "> [!CAUTION]", *(f"> {k}" for k in [*kept, *tail]), ""])
+        size += len(line) + 1
+        kept += 1
+    left = len(warnings) - kept
+    return "\n".join([*lines, *warnings[:kept], *([_more_warnings(left)] if left else []), ""])
 
 
 def render(plans: Sequence[StackPlan], base: str, package_files: Sequence[str] = (),

@@ -152,6 +152,15 @@ IMMUTABLE_RULES = (
                   "any argument change generates a new password"),
     ImmutableRule("random:index/randomString:RandomString", "*",
                   "any argument change generates a new string"),
+    # The tls provider marks every key argument RequiresReplace, and every certificate argument
+    # but earlyRenewalHours: a change makes a new key, or issues a new certificate.
+    ImmutableRule("tls:index/privateKey:PrivateKey", "*", "any argument change generates a "
+                  "new key"),
+    *(ImmutableRule("tls:index/selfSignedCert:SelfSignedCert", path, "a changed certificate "
+                    "argument issues a new certificate")
+      for path in ("allowedUses", "dnsNames", "ipAddresses", "isCaCertificate", "privateKeyPem",
+                   "setAuthorityKeyId", "setSubjectKeyId", "subject", "uris",
+                   "validityPeriodHours")),
     # pulumiverse-time: a changed trigger runs the wait again, as a replacement.
     ImmutableRule("time:index/sleep:Sleep", "triggers", "a changed trigger waits again"),
     # pulumi_command's Command sets replace_on_changes=["triggers[*]"] on itself.

@@ -73,7 +73,10 @@ def _prod_data() -> list[dict]:
     vault = _resource("prod", "azure-native:keyvault:Vault", "key-vault",
                       "Microsoft.KeyVault/vaults/kv-rr-prod", {"vaultName": "kv-rr-prod"},
                       protect=True)
-    return [postgres, storage, identity, vault]
+    vnet = _resource("prod", "azure-native:network:VirtualNetwork", "vnet",
+                     "Microsoft.Network/virtualNetworks/vnet-rr-prod",
+                     {"virtualNetworkName": "vnet-rr-prod"})
+    return [postgres, storage, identity, vault, vnet]
 
 
 def _prod_changed(before: list[dict]) -> list[dict]:

@@ -82,3 +82,17 @@ def test_dev_loop_targets_make_no_virtualenv_before_the_system_packages_under_j(
     result = make(checkout, "-j4", target, f"PYTHON={python}")
     assert result.returncode != 0
     assert calls.read_text().splitlines() == ["install-system-deps.sh"], result.stderr
+
+
+def test_the_deploy_side_refuses_a_python_older_than_3_11(tmp_path):
+    """No virtualenv from a python3 the program can't run on (macOS's own is 3.9)."""
+    checkout = copy_checkout(tmp_path)
+    calls = tmp_path / "calls.log"
+    python = tmp_path / "python3"  # answers the version check like Python 3.9, anything else ok
+    python.write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\n"
+                      "case \"$*\" in *version_info*) exit 1;; esac\nexit 0\n")
+    python.chmod(0o755)
+    result = make(checkout, "deploy-deps", f"PYTHON={python}")
+    assert result.returncode != 0
+    assert "is older than Python 3.11: install 3.11+" in result.stderr
+    assert "-m venv" not in calls.read_text()

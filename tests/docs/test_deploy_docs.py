@@ -22,6 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
 INFRA_README = (REPO_ROOT / "infra" / "README.md").read_text(encoding="utf-8")
 RELEASE_README = (REPO_ROOT / "release" / "README.md").read_text(encoding="utf-8")
+REVIEW_README = (REPO_ROOT / "review" / "README.md").read_text(encoding="utf-8")
 LOCATION_KEY = "azure-native:location"
 # Where the deployment scripts run (Microsoft.Resources/deploymentScripts start a container
 # group): a provider the subscription needs although the program declares none of its types.
@@ -72,7 +73,9 @@ def test_the_role_assignment_condition_allows_exactly_the_roles_the_program_gran
 def test_roles_are_granted_on_the_subscription_because_the_program_makes_the_group():
     assert "--role Contributor --scope \"/subscriptions/$subscription\"" in checklist()
     assert "resource group is not enough" in checklist()
-    assert "resource-group-scoped" not in README + INFRA_README
+    for text in (README, INFRA_README, REVIEW_README, RELEASE_README):
+        assert "resource-group-scoped" not in text
+        assert not re.search(r"on the subscription or (on )?the stacks' resource groups", text)
 
 
 def test_the_pulumi_version_named_is_the_pinned_sdk():

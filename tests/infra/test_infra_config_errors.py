@@ -271,6 +271,19 @@ def test_a_misspelt_key_is_an_error_not_a_silent_default(valid_config):
                                         f"{mocks.PROJECT}:minInstance": "9"})
 
 
+@pytest.mark.parametrize(("typo", "meant"), [("alertEmial", "alertEmail"),
+                                            ("minInstance", "minInstances"),
+                                            ("postgresStorageGB", "postgresStorageGb")])
+def test_a_misspelt_key_names_the_key_it_is_close_to(valid_config, typo, meant):
+    with pytest.raises(ConfigError, match=rf"'{typo}' \(did you mean '{meant}'\?\); known"):
+        mocks.run_stack("typo", config={**standard(valid_config), f"{mocks.PROJECT}:{typo}": "9"})
+
+
+def test_an_unrelated_unknown_key_gets_no_guess(valid_config):
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) 'colour'; known keys"):
+        mocks.run_stack("typo", config={**standard(valid_config), f"{mocks.PROJECT}:colour": "9"})
+
+
 def test_custom_domain_is_refused_behind_the_ase_ilb(valid_config):
     with pytest.raises(ConfigError, match=r"'customDomain'.*unset in the isolated tier"):
         parse(isolated(valid_config, customDomain="www.example.com"))

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from review.mocks import PROJECT, SECRET, as_pulumi_config, load_stack_config
+from review.mocks import (
+    PROJECT,
+    SECRET,
+    SUBSCRIPTION_ID,
+    as_pulumi_config,
+    load_stack_config,
+    run_stack,
+)
 
 
 def test_stack_config_keys_are_namespaced(committed_stacks):
@@ -45,3 +52,15 @@ def test_captured_resources_come_after_their_parent_and_dependencies(stack_view)
     timed = [r.name for r in resources if r.custom_timeouts]
     scripts = ["script-database-roles", "script-deploy"]  # they wait on ARM for their run
     assert sorted(timed) == sorted((["ase"] if stack_view.tier == "isolated" else []) + scripts)
+
+
+def test_a_resource_of_an_explicit_provider_gets_an_id_in_that_providers_subscription():
+    """The hub-side peering lives in the hub's subscription: the snapshot (and the plan) say so."""
+    hub_subscription = "22222222-3333-4444-5555-666666666666"
+    hub = (f"/subscriptions/{hub_subscription}/resourceGroups/rg-hub/providers/"
+           "Microsoft.Network/virtualNetworks/vnet-hub")
+    run = run_stack("prod", {**load_stack_config("prod"),
+                             f"{PROJECT}:hubVirtualNetworkId": hub})
+    ids = {r.name: r.arm_id for r in run.resources}
+    assert ids["peering-hub-to-stack"].startswith(hub + "/virtualNetworkPeerings/")
+    assert ids["peering-stack-to-hub"].startswith(f"/subscriptions/{SUBSCRIPTION_ID}/")

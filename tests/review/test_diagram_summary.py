@@ -70,6 +70,14 @@ def test_isolated_enters_only_through_the_gateway(summaries):
             ("s_plan", "hosts", "s_app")} <= edges
 
 
+def test_without_private_endpoints_the_app_reaches_each_data_service(summaries):
+    """dev: the scripts' SQL step joins PostgreSQL too, but the app's own way in must show."""
+    _, edges = parse(summaries["dev"])
+    assert {("s_identities", "PostgreSQL role", "n_postgres"),
+            ("s_identities", "Key Vault Secrets User", "n_key_vault"),
+            ("s_identities", "Storage Blob Data Contributor", "n_storage")} <= edges
+
+
 def test_the_deployment_scripts_are_drawn_with_what_they_change(summaries):
     for stack, diagram in summaries.items():
         nodes, edges = parse(diagram)

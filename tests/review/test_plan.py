@@ -350,6 +350,10 @@ def test_new_stack_creates_everything_and_removed_stack_deletes_everything():
      {"createDuration": "12m", "triggers": {"principalId": "b"}}, "a changed trigger waits again"),
     ("random:index/randomString:RandomString", {"length": 4}, {"length": 5},
      "any argument change generates a new string"),
+    ("tls:index/privateKey:PrivateKey", {"algorithm": "RSA", "rsaBits": 2048},
+     {"algorithm": "RSA", "rsaBits": 4096}, "any argument change generates a new key"),
+    ("tls:index/selfSignedCert:SelfSignedCert", {"dnsNames": ["rr.example.net"]},
+     {"dnsNames": ["rv.example.net"]}, "a changed certificate argument issues a new certificate"),
 ])
 def test_other_providers_replacements_are_predicted(type_, old, new, reason):
     change = only(plan_of([resource(type_, "r", old)], [resource(type_, "r", new)]))
@@ -360,6 +364,13 @@ def test_other_providers_replacements_are_predicted(type_, old, new, reason):
 def test_a_new_wait_duration_alone_is_an_update():
     old = resource("time:index/sleep:Sleep", "wait", {"createDuration": "10m"})
     new = resource("time:index/sleep:Sleep", "wait", {"createDuration": "12m"})
+    assert only(plan_of([old], [new])).action == "update"
+
+
+def test_a_certificate_renewing_earlier_alone_is_an_update():
+    type_ = "tls:index/selfSignedCert:SelfSignedCert"
+    old = resource(type_, "cert", {"dnsNames": ["rr.example.net"], "earlyRenewalHours": 720})
+    new = resource(type_, "cert", {"dnsNames": ["rr.example.net"], "earlyRenewalHours": 360})
     assert only(plan_of([old], [new])).action == "update"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -9,7 +10,8 @@ from test_plan import RG, ROLE, document, plan_of, resource, storage
 
 from review import plan as planner
 from review import plan_render
-from review.plan_rules import RESILIENCE_RULES
+from review.plan_rules import IMMUTABLE_RULES, RESILIENCE_RULES
+from review.stacks import SNAPSHOT_DIR
 
 POSTGRES = "azure-native:dbforpostgresql:Server"
 BLOB_SERVICE = "azure-native:storage:BlobServiceProperties"
@@ -78,6 +80,17 @@ def test_each_resilience_reduction_is_a_warning_with_its_values_and_source(old, 
     assert " → " in danger
 
 
+def test_a_setting_taken_out_falls_back_to_off_and_is_a_warning():
+    """An input the program stops sending takes Azure's default: no standby, no geo-backup."""
+    old = postgres()
+    new = postgres()
+    del new["inputs"]["highAvailability"]
+    new["inputs"]["backup"].pop("geoRedundantBackup")
+    found = warnings(old, new)
+    assert any("high availability lowered" in d and "→ (unset)" in d for d in found), found
+    assert any("geo-redundant backup off" in d and "→ (unset)" in d for d in found), found
+
+
 def test_resilience_warnings_on_protected_data_say_so():
     (danger,) = warnings(postgres(), postgres(storage={"storageSizeGB": 64}))
     assert danger.startswith("protected data: PostgreSQL storage shrinks")
@@ -116,6 +129,24 @@ def test_a_new_hub_peering_shows_its_remote_vnet_subscription_and_gateway_transi
     assert "`useRemoteGateways`: `true`" in danger and "`allowGatewayTransit`: `false`" in danger
     text = planner.render([result], "HEAD~1")
     assert "  - `useRemoteGateways`: `true`" in text  # in the create's details too
+
+
+def test_a_peering_made_in_the_hub_says_it_writes_into_the_hub_vnet():
+    vnet = resource("azure-native:network:VirtualNetwork", "vnet",
+                    {"virtualNetworkName": "vnet-rr", "resourceGroupName": RG})
+    ours = {"virtualNetworkName": "vnet-rr", "resourceGroupName": RG,
+            "virtualNetworkPeeringName": "peer-to-hub", "remoteVirtualNetwork": {"id": HUB_VNET}}
+    theirs = {"virtualNetworkName": "vnet-hub", "resourceGroupName": "rg-hub",
+              "virtualNetworkPeeringName": "peer-to-rr", "remoteVirtualNetwork": {"id": "x"}}
+    public_ip = resource("azure-native:network:PublicIPAddress", "gateway-ip", {
+        "publicIpAddressName": "pip-rr", "resourceGroupName": RG, "sku": {"name": "Standard"}})
+    result = plan_of([vnet], [vnet, resource(PEERING, "stack-to-hub", ours),
+                              resource(PEERING, "hub-to-stack", theirs), public_ip])
+    dangers = {plan.name: danger for plan, danger in result.dangers}
+    assert ("VirtualNetworkPeering created (created in `…/virtualNetworks/vnet-hub` (outside "
+            "this stack); `remoteVirtualNetwork.id`") in dangers["hub-to-stack"]
+    assert "created in" not in dangers["stack-to-hub"]  # made in the stack's own VNet
+    assert "created in" not in dangers["gateway-ip"]  # a resource group's own member
 
 
 def test_a_new_role_assignment_shows_role_principal_and_scope():
@@ -215,8 +246,23 @@ def test_a_plan_that_fits_keeps_full_detail():
     assert "  - `settings`: `aaaa" in text
 
 
-def test_warnings_alone_over_the_limit_are_counted_not_silently_dropped():
-    plans = [_huge_stack("prod", 40)]
-    text = planner.render(plans, "main", limit=3_000)
-    assert len(text) <= 3_000
-    assert "more warning(s), in the full plan" in text
+@pytest.mark.parametrize(("count", "limit"), [(40, 3_000), (1_000, 20_000),
+                                              (2_000, plan_render.COMMENT_LIMIT)])
+def test_warnings_alone_over_the_limit_are_counted_not_silently_dropped(count, limit):
+    text = planner.render([_huge_stack("prod", count)], "main", limit=limit)
+    assert len(text) <= limit
+    shown = text.count("> - **prod** `azure-native:authorization:RoleAssignment::grant-")
+    assert 0 < shown < count
+    assert f"> - … and {count - shown} more warning(s), in the full plan" in text
+
+
+# --- other providers ------------------------------------------------------------------------------
+
+def test_every_other_providers_type_the_stacks_declare_has_its_replacing_arguments():
+    """Without an ARM id to compare, only a rule tells a new certificate from an update."""
+    declared = {r["type"] for path in SNAPSHOT_DIR.glob("*.json") if ".arm." not in path.name
+                for r in json.loads(path.read_text())["resources"]}
+    ours = ("azure-native", "restaurant-review")
+    others = {t for t in declared if t.split(":", 1)[0] not in ours}
+    assert others, "the snapshots declare no random, tls, time or command resources"
+    assert others <= {rule.type for rule in IMMUTABLE_RULES}
