@@ -150,6 +150,20 @@ def test_an_oversized_multipart_restaurant_field_is_named_and_the_rest_kept(
     assert count(run_sql, "restaurants") == 0
 
 
+def test_an_oversized_review_without_a_file_part_names_the_form_not_a_photo(
+    small_limits, client, add_restaurant, run_sql
+):
+    # A body that is not multipart cannot carry a photo (any client may send one).
+    response = client.post(f"/restaurants/{add_restaurant()}/reviews",
+                           data={**REVIEW, "review_text": "x" * 5000})
+
+    assert response.status_code == 413
+    assert "larger than 4.0 KiB, more than this form accepts" in response.text
+    assert 'id="form-error"' in response.text
+    assert "photo is larger" not in response.text
+    assert count(run_sql, "reviews") == 0
+
+
 @pytest.fixture
 def photo_limit_64k(config: dict) -> int:
     config["MAX_PHOTO_BYTES"] = 64 * 1024
