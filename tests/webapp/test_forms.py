@@ -254,6 +254,23 @@ def test_concurrent_posts_of_one_review_form_save_one_review(
     assert len(blob_names()) == 1
 
 
+def test_a_review_token_already_saved_elsewhere_answers_where_it_was_saved(
+    client, add_restaurant, run_sql
+):
+    first, other = add_restaurant("First"), add_restaurant("Other")
+    token = hidden_field(client.get(f"/restaurants/{first}").text, "submission_token")
+    client.post(f"/restaurants/{first}/reviews", data={**REVIEW, "submission_token": token})
+
+    # Only a crafted post can carry one restaurant's token to another: it is the first post
+    # repeated, so it gets that post's answer, not thanks on a page without the review.
+    repeated = client.post(f"/restaurants/{other}/reviews",
+                           data={**REVIEW, "submission_token": token})
+
+    assert repeated.status_code == 303
+    assert repeated.headers["Location"] == f"/restaurants/{first}"
+    assert run_sql("SELECT restaurant_id FROM reviews") == [(first,)]
+
+
 def test_a_form_refused_once_keeps_its_token_and_saves_when_corrected(client, run_sql):
     token = hidden_field(client.get("/restaurants/new").text, "submission_token")
 
