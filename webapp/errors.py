@@ -102,6 +102,8 @@ def _too_large(error: RequestEntityTooLarge):
             pass
         except DATABASE_UNAVAILABLE as error:
             return _database_unavailable(error)
+        except DependencyTimeout as error:
+            return _budget_ran_out(error)
     title = "Upload too large" if refused.limit == BODY_LIMIT else "Form too large"
     return _page(413, title, _limit_message(refused, None) + not_saved)
 
