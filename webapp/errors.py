@@ -91,7 +91,8 @@ def _too_large(error: RequestEntityTooLarge):
     restaurant_id = (request.view_args or {}).get("restaurant_id")
     if request.endpoint == "reviews.create" and restaurant_id is not None:
         form = ReviewForm(formdata=refused.fields, meta={"csrf": False})
-        _report_limit(form, refused, form.photo, " Your review was not saved.")
+        photo = form.photo if _may_carry_a_photo() else None
+        _report_limit(form, refused, photo, " Your review was not saved.")
         # With CSRF on, the body is read (and refused) before the view could 404 or touch
         # the database, so the details page may not exist or be readable: then the plain
         # page. An error raised inside an error handler would become a 500.
@@ -101,6 +102,8 @@ def _too_large(error: RequestEntityTooLarge):
             pass
         except DATABASE_UNAVAILABLE as error:
             return _database_unavailable(error)
+        except DependencyTimeout as error:
+            return _budget_ran_out(error)
     title = "Upload too large" if refused.limit == BODY_LIMIT else "Form too large"
     return _page(413, title, _limit_message(refused, None) + not_saved)
 
@@ -123,11 +126,16 @@ def _limit_message(refused: FormTooLarge, field) -> str:
         what = f"“{field.label.text}”" if field is not None else "A text field"
         return (f"{what} is longer than {_size(config['MAX_FORM_MEMORY_SIZE'])}, "
                 "far more than the form accepts; it was not read.")
-    if request.endpoint == "reviews.create":
+    if _may_carry_a_photo():
         # Only a photo can make a review that large.
         return too_large_message(config["MAX_PHOTO_BYTES"])
     return (f"What was sent is larger than {_size(request.max_content_length)}, more than "
             "this form accepts.")
+
+
+def _may_carry_a_photo() -> bool:
+    """A review sent as multipart: any other body has no file in it, whatever its size."""
+    return request.endpoint == "reviews.create" and request.mimetype == "multipart/form-data"
 
 
 def _size(limit: int) -> str:

@@ -86,6 +86,14 @@ class SubmissionForm(FlaskForm):
         return str(uuid.uuid4())
 
 
+def _rating(value) -> int | None:
+    """The chosen stars; a value that is not a number is left to the range check's message."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 class RestaurantForm(SubmissionForm):
     name = StringField(
         "Name", **_text(DataRequired("Enter the restaurant's name."), Length(max=100))
@@ -102,7 +110,7 @@ class ReviewForm(SubmissionForm):
     )
     rating = RadioField(
         "Rating",
-        coerce=int,
+        coerce=_rating,
         choices=[
             SelectChoice(stars, f"{stars} star{'s' if stars > 1 else ''}")
             for stars in range(MIN_RATING, MAX_RATING + 1)

@@ -35,8 +35,9 @@ SAVE_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
 DECODERS = list(SAVE_FORMATS.values())
 # Far above any phone camera; a header claiming more is refused before anything is decoded.
 MAX_PIXELS = 50_000_000
-# JPEGs above this are decoded at 1/2, 1/4 or 1/8 scale until at or below it: libjpeg scales
-# while decoding, so the full-size pixels never exist. 12 Mpx phone photos are kept as they are.
+# JPEGs above this are decoded at 1/2, 1/4 or 1/8 scale until at or below it (and until their
+# decode cost fits the budget): libjpeg scales while decoding, so the full-size pixels never
+# exist. 12 Mpx phone photos are kept as they are.
 JPEG_FULL_SCALE_MAX_PIXELS = 16_000_000
 JPEG_SCALES = (1, 2, 4, 8)
 WEBP_QUALITY = 90
@@ -172,7 +173,7 @@ def validate_photo(data: bytes, max_bytes: int, budget: DecodeBudget) -> Validat
         raise PhotoRejected(too_large_message(max_bytes), status=413)
     try:
         with Image.open(io.BytesIO(data), formats=DECODERS) as image:
-            extension = _prepare(image)
+            extension = _prepare(image, len(data), budget.capacity_bytes)
             cost = decode_cost(image, len(data))
             if cost > budget.capacity_bytes:
                 raise PhotoRejected(TOO_MANY_PIXELS)
@@ -194,24 +195,35 @@ def validate_photo(data: bytes, max_bytes: int, budget: DecodeBudget) -> Validat
         raise PhotoRejected(DAMAGED) from None
 
 
-def _prepare(image: Image.Image) -> str:
+def _prepare(image: Image.Image, encoded_size: int, capacity_bytes: int) -> str:
     """Refuse what the header gives away, scale a large JPEG down; the blob's extension."""
     if image.width * image.height > MAX_PIXELS:
         raise PhotoRejected(TOO_MANY_PIXELS)
     if image.format != "MPO" and getattr(image, "is_animated", False):
         raise PhotoRejected(ANIMATED)
     if image.format in ("JPEG", "MPO"):
-        _draft_jpeg(image)
+        _draft_jpeg(image, encoded_size, capacity_bytes)
     return ALLOWED_FORMATS[image.format]
 
 
-def _draft_jpeg(image: Image.Image) -> None:
-    scale = next(s for s in JPEG_SCALES
-                 if (image.width // s) * (image.height // s) <= JPEG_FULL_SCALE_MAX_PIXELS)
+def _draft_jpeg(image: Image.Image, encoded_size: int, capacity_bytes: int) -> None:
+    """Decode at the first scale within JPEG_FULL_SCALE_MAX_PIXELS whose cost fits the budget.
+
+    The cost matters for a progressive JPEG: its full-size coefficients cost the same at any
+    scale, so one just under the pixel limit may only fit the budget at a smaller scale.
+    """
+    scale = next((s for s in JPEG_SCALES
+                  if (pixels := _scaled_pixels(image, s)) <= JPEG_FULL_SCALE_MAX_PIXELS
+                  and _cost(image, pixels, encoded_size) <= capacity_bytes), JPEG_SCALES[-1])
     if scale > 1:
         # draft() picks the largest scale whose result is at least the requested size (libjpeg
         # then rounds the scaled size up).
         image.draft(image.mode, (max(1, image.width // scale), max(1, image.height // scale)))
+
+
+def _scaled_pixels(image: Image.Image, scale: int) -> int:
+    # libjpeg rounds a scaled side up.
+    return -(-image.width // scale) * -(-image.height // scale)
 
 
 def decode_cost(image: Image.Image, encoded_size: int) -> int:
@@ -222,7 +234,11 @@ def decode_cost(image: Image.Image, encoded_size: int) -> int:
     converted copy), what the codecs keep beside them (see the constants above), and the new
     encoding, about as large as the upload, held twice while it is read out.
     """
-    pixels = image.width * image.height
+    return _cost(image, image.width * image.height, encoded_size)
+
+
+def _cost(image: Image.Image, pixels: int, encoded_size: int) -> int:
+    """decode_cost() were the photo decoded to `pixels` pixels."""
     cost = 2 * pixels * bytes_per_pixel(image.mode) + 2 * encoded_size
     if image.format == "WEBP":
         cost += pixels * WEBP_CODEC_BYTES_PER_PIXEL

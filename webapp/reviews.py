@@ -55,10 +55,14 @@ def create(restaurant_id: int):
     try:
         save_review(session, review, photo)
     except IntegrityError as error:
-        if not is_repeated_submission(error):
-            raise
         # The same form was posted before (or at the same time) and that post saved it: answer
-        # as that post did. Its photo blob, the same bytes under the same name, stays.
+        # as that post did, on the restaurant it was saved for. Its photo blob, the same bytes
+        # under the same name, stays.
+        saved_for = is_repeated_submission(error) and session.scalar(
+            select(Review.restaurant_id).where(Review.submission_token == review.submission_token))
+        if not saved_for:
+            raise
+        restaurant_id = saved_for
     flash("Thank you for your review!")
     return redirect(url_for("restaurants.detail", restaurant_id=restaurant_id), code=303)
 

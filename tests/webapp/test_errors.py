@@ -19,3 +19,16 @@ def test_an_outage_on_a_form_says_it_was_not_saved_and_to_go_back(database_down,
     assert "What you submitted was not saved" in response.text
     assert "Back button (what you typed is still there)" in response.text
     assert "Try again</a>" not in response.text
+
+
+def test_a_too_large_review_whose_page_runs_out_of_budget_is_a_503(app, add_restaurant,
+                                                                   add_review):
+    restaurant_id = add_restaurant()
+    # The 413 page reads the restaurant: with no budget left that read gives up at once.
+    app.config["REQUEST_BUDGET_SECONDS"] = 0
+    too_big = b"\xff\xd8" + b"0" * app.config["MAX_CONTENT_LENGTH"]
+
+    response = add_review(restaurant_id, photo=(too_big, "huge.jpg"))
+
+    assert response.status_code == 503
+    assert "What you submitted was not saved" in response.text

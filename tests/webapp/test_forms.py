@@ -150,6 +150,20 @@ def test_an_oversized_multipart_restaurant_field_is_named_and_the_rest_kept(
     assert count(run_sql, "restaurants") == 0
 
 
+def test_an_oversized_review_without_a_file_part_names_the_form_not_a_photo(
+    small_limits, client, add_restaurant, run_sql
+):
+    # A body that is not multipart cannot carry a photo (any client may send one).
+    response = client.post(f"/restaurants/{add_restaurant()}/reviews",
+                           data={**REVIEW, "review_text": "x" * 5000})
+
+    assert response.status_code == 413
+    assert "larger than 4.0 KiB, more than this form accepts" in response.text
+    assert 'id="form-error"' in response.text
+    assert "photo is larger" not in response.text
+    assert count(run_sql, "reviews") == 0
+
+
 @pytest.fixture
 def photo_limit_64k(config: dict) -> int:
     config["MAX_PHOTO_BYTES"] = 64 * 1024
@@ -238,6 +252,23 @@ def test_concurrent_posts_of_one_review_form_save_one_review(
     assert answers == [(303, f"/restaurants/{restaurant_id}")] * 4
     assert count(run_sql, "reviews") == 1
     assert len(blob_names()) == 1
+
+
+def test_a_review_token_already_saved_elsewhere_answers_where_it_was_saved(
+    client, add_restaurant, run_sql
+):
+    first, other = add_restaurant("First"), add_restaurant("Other")
+    token = hidden_field(client.get(f"/restaurants/{first}").text, "submission_token")
+    client.post(f"/restaurants/{first}/reviews", data={**REVIEW, "submission_token": token})
+
+    # Only a crafted post can carry one restaurant's token to another: it is the first post
+    # repeated, so it gets that post's answer, not thanks on a page without the review.
+    repeated = client.post(f"/restaurants/{other}/reviews",
+                           data={**REVIEW, "submission_token": token})
+
+    assert repeated.status_code == 303
+    assert repeated.headers["Location"] == f"/restaurants/{first}"
+    assert run_sql("SELECT restaurant_id FROM reviews") == [(first,)]
 
 
 def test_a_form_refused_once_keeps_its_token_and_saves_when_corrected(client, run_sql):

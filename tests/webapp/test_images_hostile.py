@@ -229,8 +229,8 @@ REFUSED = {
 def assert_same_picture(data: bytes, expected: Image.Image, lossless: bool) -> None:
     with Image.open(io.BytesIO(data)) as stored:
         assert stored.size == expected.size  # upright: a turned photo swaps its sides
+        assert stored.mode == expected.mode  # a CMYK JPEG is served as RGB
         if lossless:
-            assert stored.mode == expected.mode
             assert stored.tobytes() == expected.tobytes()
             assert stored.info.get("transparency") == expected.info.get("transparency")
         else:
@@ -418,9 +418,13 @@ def test_a_photo_costs_its_estimate_and_is_refused_when_that_exceeds_the_budget(
 ):
     # And the new encoding, about the size of the upload, held twice.
     cost = bytes_per_pixel * 100 * 100 + 2 * len(photo)
-    assert validate_photo(photo, MAX_BYTES, DecodeBudget(cost, wait_seconds=0))
-    with pytest.raises(PhotoRejected, match="too many pixels"):
-        validate_photo(photo, MAX_BYTES, DecodeBudget(cost - 1, wait_seconds=0))
+    assert validate_photo(photo, MAX_BYTES, DecodeBudget(cost, wait_seconds=0)).width == 100
+    short = DecodeBudget(cost - 1, wait_seconds=0)
+    if photo.startswith(b"\xff\xd8"):  # a JPEG is decoded at a smaller scale instead
+        assert validate_photo(photo, MAX_BYTES, short).width == 50
+    else:
+        with pytest.raises(PhotoRejected, match="too many pixels"):
+            validate_photo(photo, MAX_BYTES, short)
 
 
 def test_a_large_jpeg_is_decoded_and_stored_at_a_reduced_scale(monkeypatch):
@@ -433,6 +437,20 @@ def test_a_large_jpeg_is_decoded_and_stored_at_a_reduced_scale(monkeypatch):
     stored = validate_photo(photo, MAX_BYTES, budget)
 
     assert_same_picture(stored.data, picture((26, 21)), lossless=False)
+
+
+def test_a_progressive_jpeg_too_costly_at_full_scale_is_decoded_smaller(monkeypatch):
+    # Below the pixel limit for full scale, but its full-size decode does not fit the budget
+    # while a half-size one does (a progressive JPEG's full-size coefficients cost the same at
+    # any scale): it is stored smaller, as a larger photo would be, not refused.
+    monkeypatch.setattr(images, "JPEG_FULL_SCALE_MAX_PIXELS", 1_000)
+    photo = encode(picture((30, 30)), "JPEG", quality=95, progressive=True)
+    coefficients = 30 * 30 * 3 * images.PROGRESSIVE_JPEG_BYTES_PER_COMPONENT
+    budget = DecodeBudget(2 * 4 * 15 * 15 + 2 * len(photo) + coefficients, wait_seconds=0)
+
+    stored = validate_photo(photo, MAX_BYTES, budget)
+
+    assert (stored.width, stored.height) == (15, 15)
 
 
 # --- properties --------------------------------------------------------------------------------
