@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-
-import os
 
 import pytest
 from fast_loop import is_slow, run_order
