@@ -193,6 +193,8 @@ class ConnectionWatchdog:
         self._armed: dict[object, tuple[float, socket.socket]] = {}
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
+        # When the watching thread wakes up next (None: only when notified).
+        self._wakes_at: float | None = None
 
     def arm(self, key: object, dbapi_connection, deadline: float) -> None:
         guard = socket.socket(fileno=os.dup(dbapi_connection.fileno()))
@@ -203,7 +205,12 @@ class ConnectionWatchdog:
                 self._thread = threading.Thread(
                     target=self._watch, name="db-connection-watchdog", daemon=True)
                 self._thread.start()
-            self._changed.notify()
+            # Every request arms a deadline later than those already armed: waking the thread
+            # for each would cost a thread switch per query for nothing. It is woken only when
+            # it would otherwise sleep past this deadline.
+            if self._wakes_at is None or deadline < self._wakes_at:
+                self._wakes_at = deadline
+                self._changed.notify()
         if replaced is not None:
             replaced[1].close()
 
@@ -227,8 +234,8 @@ class ConnectionWatchdog:
                     if info is not None:
                         info[CUT_BY_WATCHDOG] = True
                     _cut(guard)
-                next_deadline = min((end for end, _ in self._armed.values()), default=None)
-                self._changed.wait(None if next_deadline is None else next_deadline - now)
+                self._wakes_at = min((end for end, _ in self._armed.values()), default=None)
+                self._changed.wait(None if self._wakes_at is None else self._wakes_at - now)
 
 
 def _cut(guard: socket.socket) -> None:

@@ -314,6 +314,61 @@ def test_the_watchdog_cuts_a_connection_still_waiting_at_its_deadline():
     server.close()
 
 
+def test_the_earliest_deadline_is_cut_when_later_ones_are_armed_after_it():
+    early, early_peer = socket.socketpair()
+    late, late_peer = socket.socketpair()
+    watchdog = ConnectionWatchdog()
+    watchdog.arm("early", FakeConnection(early), time.monotonic() + 0.2)
+    watchdog.arm("late", FakeConnection(late), time.monotonic() + 60)
+
+    early.settimeout(5)
+    assert early.recv(1) == b""  # shut down at its deadline, not the later one's
+    assert watchdog.armed_count() == 1
+    watchdog.disarm("late")
+    for sock in (early, early_peer, late, late_peer):
+        sock.close()
+
+
+def test_an_earlier_deadline_armed_after_a_later_one_is_cut_on_time():
+    late, late_peer = socket.socketpair()
+    early, early_peer = socket.socketpair()
+    watchdog = ConnectionWatchdog()
+    watchdog.arm("late", FakeConnection(late), time.monotonic() + 60)
+    watchdog.arm("early", FakeConnection(early), time.monotonic() + 0.2)
+
+    early.settimeout(5)  # the thread sleeping until the later deadline was woken for it
+    assert early.recv(1) == b""
+    assert watchdog.armed_count() == 1
+    watchdog.disarm("late")
+    for sock in (early, early_peer, late, late_peer):
+        sock.close()
+
+
+class CountingCondition(threading.Condition):
+    def __init__(self) -> None:
+        super().__init__()
+        self.notified = 0
+
+    def notify(self, n: int = 1) -> None:
+        self.notified += 1
+        super().notify(n)
+
+
+def test_arming_a_later_deadline_does_not_wake_the_watchdog():
+    ours, server = socket.socketpair()
+    watchdog = ConnectionWatchdog()
+    watchdog._changed = CountingCondition()
+    start = time.monotonic()
+    for second in range(60, 70):  # each request's deadline falls after those already armed
+        watchdog.arm(f"conn{second}", FakeConnection(ours), start + second)
+
+    assert watchdog._changed.notified == 1  # the first, which the thread waits for
+    for second in range(60, 70):
+        watchdog.disarm(f"conn{second}")
+    ours.close()
+    server.close()
+
+
 def test_a_connection_returned_in_time_is_left_alone():
     ours, server = socket.socketpair()
     watchdog = ConnectionWatchdog()
