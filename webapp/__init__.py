@@ -5,11 +5,14 @@ gunicorn: `gunicorn 'webapp:create_app()'`; migrations: `flask --app webapp migr
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 
 import flask
 from azure.core.credentials import TokenCredential
+from jinja2 import Environment
+from markupsafe import Markup
 
 from . import (
     budget,
@@ -31,6 +34,8 @@ from .telemetry import configure_telemetry
 
 RESTAURANTS_PER_PAGE = 20
 MAX_STARS = 5
+# Distinct (average rating, review count) pairs whose stars stay rendered; a few KB in all.
+RATING_STARS_MEMO_SIZE = 4096
 
 
 def create_app(test_config: Mapping[str, object] | None = None) -> flask.Flask:
@@ -72,6 +77,7 @@ def create_app(test_config: Mapping[str, object] | None = None) -> flask.Flask:
     for blueprint in (restaurants.bp, reviews.bp, photos.bp, health.bp):
         app.register_blueprint(blueprint)
     app.add_template_filter(star_count, "star_count")
+    app.add_template_filter(rating_stars_filter(app.jinja_env), "rating_stars")
     # Keep the served HTML free of the blank lines template tags would leave behind.
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
@@ -98,6 +104,26 @@ def _default_credential() -> TokenCredential:
     # Bounded like every other dependency: a token fetch happens inside a request when a new
     # PostgreSQL connection or a Blob Storage call needs one.
     return DefaultAzureCredential(**budget.CREDENTIAL_OPTIONS)
+
+
+def rating_stars_filter(jinja_env: Environment) -> Callable[[object], Markup]:
+    """The ``rating_stars`` filter: a restaurant's (or card's) stars and rating summary, as the
+    ``stars`` macro of _macros.html renders them.
+
+    The macro's output depends on the two numbers alone, so each pair is rendered once per
+    process (a bounded memo, not a page cache: no data is kept, only markup for numbers): the
+    home page shows 20 and the macro cost more than the rest of a card.
+    """
+
+    @functools.lru_cache(maxsize=RATING_STARS_MEMO_SIZE)
+    def rendered(average_rating: float | None, review_count: int) -> Markup:
+        macros = jinja_env.get_template("_macros.html").module
+        return macros.stars(average_rating, review_count)
+
+    def rating_stars(restaurant) -> Markup:
+        return rendered(restaurant.average_rating, restaurant.review_count)
+
+    return rating_stars
 
 
 def star_count(average_rating: float | None) -> int:

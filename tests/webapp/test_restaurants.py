@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import event
 
 from webapp.db import get_engine
+from webapp.queries import RestaurantCard
 
 
 def restaurant_names(html: str) -> list[str]:
@@ -85,6 +87,32 @@ def test_home_page_shows_average_rating_count_and_stars(client, add_restaurant, 
     assert 'aria-label="Rated 4.3 out of 5">★★★★☆</span>' in html
     assert "4.3 · 3 reviews" in html
     assert "No reviews yet" in html  # Beta
+
+
+def test_rating_stars_are_the_stars_macro_for_each_exact_pair(app):
+    # 3.45 and 3.5 both print as "3.5" but light 3 and 4 stars: the rendered pairs never mix.
+    pairs = [(3.5, 2), (3.45, 2), (None, 0), (4.0, 1), (4.0, 2), (3.45, 2), (3.5, 2)]
+    rating_stars = app.jinja_env.filters["rating_stars"]
+    with app.app_context():
+        macros = app.jinja_env.get_template("_macros.html").make_module()
+        for average_rating, review_count in pairs:
+            card = RestaurantCard(1, "Alpha", "1 Main Street", average_rating, review_count)
+            assert rating_stars(card) == macros.stars(average_rating, review_count)
+    assert "★★★☆☆" in rating_stars(RestaurantCard(1, "A", "B", 3.45, 2))
+    assert "★★★★☆" in rating_stars(RestaurantCard(1, "A", "B", 3.5, 2))
+
+
+def test_details_page_dates_each_review(client, add_restaurant, add_review):
+    restaurant_id = add_restaurant("Alpha")
+    assert add_review(restaurant_id).status_code == 303
+
+    html = client.get(f"/restaurants/{restaurant_id}").text
+
+    [(stamp, day)] = re.findall(r'<time datetime="([^"]+)">([^<]+)</time>', html)
+    posted = datetime.fromisoformat(stamp)
+    assert posted.tzinfo is not None
+    assert abs(datetime.now(UTC) - posted) < timedelta(minutes=5)
+    assert day == posted.strftime("%d %b %Y")
 
 
 def test_home_page_is_paginated_by_name(app, client, add_restaurant):
