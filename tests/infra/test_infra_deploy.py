@@ -10,8 +10,8 @@ from dataclasses import replace
 import pytest
 
 from infra import config as infra_config
-from infra.deploy import PackageError, PackageRef, locate_package
 from infra.deployer import STORAGE_FILE_DATA_PRIVILEGED_CONTRIBUTOR, WEBSITE_CONTRIBUTOR
+from infra.site_package import PackageError, PackageRef, locate_package
 from review.mocks import SECRET, SUBSCRIPTION_ID, offline_package, run_stack
 
 
