@@ -9,9 +9,9 @@ import threading
 
 import pytest
 from flask import request
-from site_pages import hidden_field
 from werkzeug.datastructures import MultiDict
 
+from tests.site_pages import hidden_field
 from webapp.forms import RestaurantForm, has_visible_character
 
 INVISIBLE = [

@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from site_pages import csrf_token
 
+from tests.site_pages import csrf_token
 from webapp import create_app
 from webapp.db import get_engine, get_session
 from webapp.models import Restaurant

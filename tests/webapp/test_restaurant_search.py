@@ -7,8 +7,8 @@ writes that bypass the app, and the search's index with a plan at a real (if sma
 from __future__ import annotations
 
 import pytest
-from test_restaurants import restaurant_names
 
+from tests.webapp.test_restaurants import restaurant_names
 from webapp.db import get_engine
 from webapp.queries import LISTED_MAX, listing_sql, search_parameter
 

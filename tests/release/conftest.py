@@ -16,10 +16,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from app_service import can_import_flask, python_version_of
-from package_builds import REPO_CACHE, REPO_ROOT, build_settings, copy_sources, once_per_run
 
 from release.build import DEFAULT_PYTHON_VERSION, build_package
+from tests.release.app_service import can_import_flask, python_version_of
+from tests.release.package_builds import (
+    REPO_CACHE,
+    REPO_ROOT,
+    build_settings,
+    copy_sources,
+    once_per_run,
+)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from package_builds import once_per_run
+
+from tests.release.package_builds import once_per_run
 
 
 class WorkerTemp:
