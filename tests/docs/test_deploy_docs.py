@@ -276,6 +276,8 @@ def test_every_quoted_cost_names_its_microsoft_source_and_date():
         if line.startswith(f"| {TOTAL_ROW} |"):
             continue  # the sum of the rows above, checked against them below
         assert MICROSOFT_SOURCE.search(line), f"an amount without a Microsoft source: {line}"
+        for url in re.findall(r"https?://\S+", line):
+            assert MICROSOFT_SOURCE.match(url), f"a source Microsoft does not publish: {url}"
         assert ISO_DATE.search(line), f"an amount without the date of its source: {line}"
 
 
