@@ -57,9 +57,8 @@ def test_each_sort_order(client, named, add_review):
     assert 'value="reviews" selected' in client.get("/?sort=reviews").text
 
 
-def test_search_results_are_paged_and_the_links_keep_the_search_and_order(app, client,
+def test_search_results_are_paged_and_the_links_keep_the_search_and_order(two_per_page, client,
                                                                           add_restaurant):
-    app.config["RESTAURANTS_PER_PAGE"] = 2
     for name in ("Noodle A", "Noodle B", "Noodle C", "Pizza"):
         add_restaurant(name)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import event
 
 from webapp.db import get_engine
@@ -87,8 +88,7 @@ def test_home_page_shows_average_rating_count_and_stars(client, add_restaurant, 
     assert "No reviews yet" in html  # Beta
 
 
-def test_home_page_is_paginated_by_name(app, client, add_restaurant):
-    app.config["RESTAURANTS_PER_PAGE"] = 2
+def test_home_page_is_paginated_by_name(two_per_page, client, add_restaurant):
     for name in ("Delta", "Alpha", "Echo", "Charlie", "Bravo"):
         add_restaurant(name)
 
@@ -107,10 +107,14 @@ def test_home_page_is_paginated_by_name(app, client, add_restaurant):
     assert client.get("/?page=0").status_code == 404
 
 
+@pytest.fixture
+def ten_per_page(config: dict) -> None:
+    config["RESTAURANTS_PER_PAGE"] = 10
+
+
 def test_home_page_is_one_query_however_many_restaurants_and_reviews(
-    app, client, add_restaurant, add_review
+    ten_per_page, app, client, add_restaurant, add_review
 ):
-    app.config["RESTAURANTS_PER_PAGE"] = 10
     for number in range(12):
         restaurant_id = add_restaurant(f"Place {number:02}")
         for rating in ("3", "5"):
