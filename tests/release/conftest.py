@@ -1,4 +1,4 @@
-"""Builds of the deploy package, shared by the packaging tests (each build runs once per session).
+"""Builds of the deploy package, shared by the release tests (each build runs once per session).
 
 Every build starts from one snapshot of webapp/ taken at the start of the run, so edits made to
 the working tree while the tests run cannot make two builds differ. The snapshot and the `make

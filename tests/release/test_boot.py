@@ -41,7 +41,7 @@ from tests.release.app_service import (
 )
 from tests.site_pages import csrf_token, png_photo
 
-# What the dev stack must declare for the package to start (COMMON.md's env-var contract).
+# What the dev stack must declare for the package to start (infra/README.md, App settings).
 EXPECTED_DEV_SETTINGS = {
     "AZURE_CLIENT_ID", "AZURE_POSTGRESQL_HOST", "AZURE_POSTGRESQL_DATABASE",
     "AZURE_POSTGRESQL_USER", "AZURE_POSTGRESQL_PORT", "AZURE_POSTGRESQL_SSLMODE",
