@@ -43,6 +43,7 @@ from flask import Flask
 from PIL import Image
 
 from devtools.readiness import NotReadyError, wait_for_http_ok
+from devtools.seeding import SEARCH_TEXT, sample_photos, seed, seed_search, upload_photos
 from devtools.services import (
     REPO_ROOT,
     AzuriteServer,
@@ -58,7 +59,6 @@ from webapp.images import bytes_per_pixel, decode_cost
 APP_DATABASE = "bench"  # also the name of its owner role
 RESTAURANTS = 200
 REVIEWS_PER_RESTAURANT = 20
-DISTINCT_PHOTOS = 4
 WRITE_RESTAURANT_ID = RESTAURANTS  # seeded ids start at 1
 # Identical for the site and the trivial app, so the ratio compares the apps, not the servers.
 GUNICORN_WORKERS = 2
@@ -82,13 +82,10 @@ SEARCH_LABEL = "/?q=<1 % of 100,000 names> (search, page caches off)"
 MIXED_HOME_PAGES = 3
 MIXED_RESTAURANTS = 20
 WRITES_PER_SECOND = 5
-# The search row's data: names of two made-up words, one in SEARCH_WORDS of them the word
-# SEARCH_WORD (accented), which the search looks for unaccented, in capitals, as a substring.
+# The search row's data (devtools/seeding.py): one in SEARCH_WORDS names holds the searched word.
 SEARCH_DATABASE = "bench_search"
 SEARCH_RESTAURANTS = 100_000
 SEARCH_WORDS = 100
-SEARCH_WORD = "Crêperie"
-SEARCH_TEXT = "CREPER"
 SERVER_READY_TIMEOUT = 60.0
 # The upload memory row: the package's gunicorn layout on the smallest plan (B1, one core:
 # release/startup.py's default workers and threads), hit by this many uploads at once of the
@@ -163,18 +160,7 @@ def create_trivial_app() -> Flask:
     return app
 
 
-# seeding -------------------------------------------------------------------------------------
-
-
-def sample_photos(count: int = DISTINCT_PHOTOS) -> list[bytes]:
-    """Small, distinct JPEGs (a few KB each), like phone photos scaled down."""
-    photos = []
-    for index in range(count):
-        image = Image.new("RGB", (320, 240), (40 + 50 * index % 200, 120, 200 - 40 * index % 200))
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=80)
-        photos.append(buffer.getvalue())
-    return photos
+# the upload memory row's photo ---------------------------------------------------------------
 
 
 def decompression_bomb_png(width: int, height: int) -> bytes:
@@ -207,81 +193,6 @@ def worst_case_photo(budget_mib: int = DEFAULT_PHOTO_DECODE_MEMORY_MIB) -> bytes
             if decode_cost(image, len(photo)) <= budget:
                 return photo
         side -= 1
-
-
-def upload_photos(environment: dict[str, str], photos: Sequence[bytes]) -> list[str]:
-    """Store the photos as the site stores uploads (names, headers); return the blob names."""
-    import webapp  # the site's own storage code, not a copy of its naming rules
-    from webapp.storage import current_photo_store
-
-    app = webapp.create_app(environment)
-    with app.app_context():
-        return [current_photo_store().upload(photo, "jpg").name for photo in photos]
-
-
-def seed(postgres: PostgresCluster, database: str, photo_names: Sequence[str],
-         restaurants: int = RESTAURANTS, reviews_per_restaurant: int = REVIEWS_PER_RESTAURANT
-         ) -> None:
-    """Insert restaurants and reviews set-wise: two statements, whatever the numbers.
-
-    (`%%s` is format()'s placeholder, escaped from psycopg2's.)
-    """
-    with postgres.connect(database) as conn:
-        conn.autocommit = False  # both inserts or neither
-        with conn, conn.cursor() as cursor:  # psycopg2: commits on success, else rolls back
-            _insert_restaurants_and_reviews(cursor, photo_names, restaurants,
-                                            reviews_per_restaurant)
-    with postgres.connect(database) as conn, conn.cursor() as cursor:
-        # What autovacuum does on a live database: statistics and the visibility map (so the
-        # page query can use index-only scans). VACUUM cannot run inside the transaction.
-        cursor.execute("VACUUM ANALYZE restaurants, reviews")
-
-
-def _insert_restaurants_and_reviews(cursor, photo_names: Sequence[str], restaurants: int,
-                                    reviews_per_restaurant: int) -> None:
-    cursor.execute(
-        """
-        INSERT INTO restaurants (name, street_address, description)
-        SELECT format('Bench Bistro %%s', lpad(i::text, 4, '0')),
-               format('%%s Benchmark Street, Seattle', i),
-               'A seeded restaurant with a short description for the benchmark.'
-        FROM generate_series(1, %(restaurants)s) AS i
-        """,
-        {"restaurants": restaurants},
-    )
-    cursor.execute(
-        """
-        INSERT INTO reviews (restaurant_id, reviewer_name, rating, review_text, photo_name,
-                             created_at)
-        SELECT r.id, format('Reviewer %%s', n), 1 + mod(r.id + n, 5),
-               'Seeded review: friendly staff, generous portions, would come back.',
-               (%(photos)s::text[])[1 + mod(r.id + n, cardinality(%(photos)s::text[]))],
-               now() - n * interval '1 hour'
-        FROM restaurants AS r CROSS JOIN generate_series(1, %(reviews)s) AS n
-        """,
-        {"photos": list(photo_names), "reviews": reviews_per_restaurant},
-    )
-
-
-def seed_search(postgres: PostgresCluster, database: str,
-                restaurants: int = SEARCH_RESTAURANTS, words: int = SEARCH_WORDS) -> None:
-    """Restaurants named "<random word> <word n>", one statement; one in `words` holds
-    SEARCH_WORD, so the search matches that share of them."""
-    with postgres.connect(database) as conn, conn.cursor() as cursor:
-        conn.autocommit = True
-        cursor.execute(
-            """
-            INSERT INTO restaurants (name, street_address)
-            SELECT format('%%s %%s', initcap(substr(md5(i::text), 1, 8)),
-                          CASE WHEN i %% %(words)s = 0 THEN %(word)s
-                               ELSE format('Tavern%%s', i %% %(words)s) END),
-                   format('%%s Search Street', i)
-            FROM generate_series(1, %(restaurants)s) AS i
-            """,
-            {"restaurants": restaurants, "words": words, "word": SEARCH_WORD},
-        )
-        # The trigram index's pending entries merged and statistics taken, as autovacuum does.
-        cursor.execute("VACUUM ANALYZE restaurants")
 
 
 # the site and its services -------------------------------------------------------------------
@@ -682,9 +593,10 @@ def benchmark(duration: int, connections: int) -> int:
             print(f"Seeding {RESTAURANTS} restaurants x {REVIEWS_PER_RESTAURANT} reviews…",
                   flush=True)
             photo_names = upload_photos(services.environment, sample_photos())
-            seed(services.postgres, APP_DATABASE, photo_names)
+            seed(services.postgres, APP_DATABASE, photo_names, RESTAURANTS,
+                 REVIEWS_PER_RESTAURANT)
             print(f"Seeding {SEARCH_RESTAURANTS} restaurants for the search…", flush=True)
-            seed_search(services.postgres, SEARCH_DATABASE)
+            seed_search(services.postgres, SEARCH_DATABASE, SEARCH_RESTAURANTS, SEARCH_WORDS)
             # The same site with its page caches off shows what each request costs when it
             # goes to PostgreSQL; so does the search site, whose results are never cached.
             caches_off = {"HOME_PAGE_CACHE_SECONDS": "0", "DETAILS_PAGE_CACHE_SECONDS": "0"}

@@ -45,15 +45,14 @@ import requests
 from azure.storage.blob import BlobServiceClient
 from PIL import Image
 
-from devtools.bench import prepare_site, sample_photos, seed, upload_photos
 from devtools.readiness import NotReadyError, wait_for_http_ok
+from devtools.seeding import sample_photos, seed, upload_photos
 from devtools.services import REPO_ROOT, AzuriteServer, PostgresCluster, ServiceError, free_port
-from devtools.site_setup import child_environment
+from devtools.site_setup import PHOTO_CONTAINER, child_environment, prepare_site
 from webapp.images import DecodeBudget, ValidatedPhoto, validate_photo
 from webapp.storage import photo_name_for
 
 SITE_DATABASE = "chaos"  # also its owner role
-PHOTO_CONTAINER = "photos"  # what devtools.bench.prepare_site creates
 RESTAURANTS = 10
 REVIEWS_PER_RESTAURANT = 3
 DEFAULT_BUDGET_SECONDS = 3.0

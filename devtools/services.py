@@ -105,7 +105,7 @@ def persistent_cluster_dir(local_dir: Path) -> Path:
     Always `local_dir/postgres`. For an ordinary user that is the cluster itself. For root it
     is a symlink to STATE_ROOT/clusters/<checkout>-<hash>, which the `postgres` account can
     reach even when the checkout sits in /root; the link also keeps a moved checkout on its
-    data. A cluster created in place by an earlier version stays where it is.
+    data. A folder there that already holds a cluster is used where it is, never moved.
     """
     link = local_dir / "postgres"
     if os.geteuid() != 0 or (link / "PG_VERSION").exists():

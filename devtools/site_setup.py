@@ -1,4 +1,4 @@
-"""The one site setup that `make dev`, `make bench` and the package boot test share.
+"""The one site setup that `make dev`, `make bench`, `make chaos` and the package boot test share.
 
 A site needs a PostgreSQL role and a database it owns, a blob container, a secret key and its
 schema; it is then started as a child process whose environment holds the local shortcuts of

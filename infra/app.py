@@ -89,7 +89,7 @@ def create_plan(ctx: Context, size: PlanSize, hosting: Hosting,
 
 def app_settings(setup: SiteSetup, data: DataServices, insights_connection_string,
                  database_role: str, client_id: pulumi.Input[str]) -> list[web.NameValuePairArgs]:
-    """The env-var contract the site reads (COMMON.md); no secret value appears here."""
+    """The env-var contract the site reads (infra/README.md, App settings); no secret value here."""
     settings = {
         # DefaultAzureCredential signs in as this user-assigned identity (PostgreSQL, Blob).
         "AZURE_CLIENT_ID": client_id,

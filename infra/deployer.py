@@ -37,8 +37,8 @@ from pulumi_azure_native import dbforpostgresql, managedidentity, resources, sto
 from infra.config import DeveloperAccess
 from infra.context import Context
 from infra.db_role import SQL_SCRIPT, owner_role, psql_command
-from infra.deploy import PackageRef, deploy_command
 from infra.identity import grant
+from infra.site_package import PackageRef, deploy_command
 
 # Built-in role definition ids (the same in every Azure tenant).
 WEBSITE_CONTRIBUTOR = "de139f84-1756-47ae-9be6-808fbbe84772"

@@ -57,7 +57,7 @@ MANAGED_RULE_SETS = (("Microsoft_DefaultRuleSet", "2.1"), ("Microsoft_BotManager
 # against the upload limit: the site reads up to webapp.config.request_body_limit (32.25 MiB
 # with the 8 MiB photo limit). Bodies without files count against the request-body limit:
 # Flask's MAX_FORM_MEMORY_SIZE (500,000 bytes). CRS 3.2 and later (DRS 2.1 here) on WAF_v2 allow
-# up to 2,000 KB and 4,000 MB. tests/infra/test_infra_ingress.py checks both against the site.
+# up to 2,000 KB and 4,000 MB. tests/infra/test_ingress.py checks both against the site.
 WAF_FILE_UPLOAD_LIMIT_MB = 33
 WAF_MAX_REQUEST_BODY_KB = 512
 # The gateway waits this long for the app (photo uploads included).

@@ -6,11 +6,11 @@ from collections.abc import Callable
 
 import pulumi
 
-from infra import config, deploy, tiers
+from infra import config, site_package, tiers
 
 
-def run(locate_package: Callable[[config.StackConfig], deploy.PackageRef] = deploy.locate_package,
-        *, deploying: bool = False) -> dict:
+def run(locate_package: Callable[[config.StackConfig], site_package.PackageRef]
+        = site_package.locate_package, *, deploying: bool = False) -> dict:
     """Validates the whole config (and finds the package) first, then declares the stack.
 
     deploying: a real `pulumi up` or `preview` (main), where the committed stand-in values are

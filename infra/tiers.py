@@ -37,7 +37,6 @@ from infra.ase import Environment, EnvironmentArgs
 from infra.config import StackConfig
 from infra.context import Context, create_context
 from infra.data import DataServices, DataServicesArgs, PostgresSettings
-from infra.deploy import PackageRef
 from infra.deployer import Deployer, DeployerArgs, deploy_package, run_database_roles
 from infra.gateway import ApplicationGateway, ApplicationGatewayArgs
 from infra.hub import HubConnection, HubConnectionArgs
@@ -51,6 +50,7 @@ from infra.monitoring import (
 )
 from infra.network import VirtualNetwork, VirtualNetworkArgs
 from infra.private_link import PrivateLink, PrivateLinkArgs
+from infra.site_package import PackageRef
 
 
 @dataclass(frozen=True)

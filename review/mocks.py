@@ -29,7 +29,7 @@ from pulumi.runtime.mocks import MockMonitor
 
 from infra import program
 from infra.config import StackConfig
-from infra.deploy import PackageRef, default_package_path
+from infra.site_package import PackageRef, default_package_path
 from review.resource_types import arm_id
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ from review.plan_render import render
 from review.stacks import REPO_ROOT
 
 BASE = "HEAD~1"
-PACKAGE_FILES = ("webapp/reviews.py", "webapp/templates/reviews/detail.html")
+PACKAGE_FILES = ("webapp/reviews.py", "webapp/templates/restaurants/detail.html")
 SAMPLE_FILES = (REPO_ROOT / "README.md", REPO_ROOT / "review" / "README.md")
 BEGIN, END = "<!-- plan-sample:begin -->", "<!-- plan-sample:end -->"
 

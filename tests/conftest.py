@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fast_loop import is_slow, run_order
 
 from devtools.services import AzuriteServer, PostgresCluster
+from tests.fast_loop import is_slow, run_order
 
 # Tests that run `make` expect what a contributor's shell prints. Under `make test` the outer
 # make exports its level and flags, and a nested make would then announce every directory it

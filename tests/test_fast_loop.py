@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from fast_loop import is_slow, run_order
+
+from tests.fast_loop import is_slow, run_order
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

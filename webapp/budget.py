@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import time
 
-from flask import Flask, current_app, g, has_request_context
+from flask import g, has_request_context
 
-DEFAULT_REQUEST_BUDGET_SECONDS = 3.0
+from .config import current_settings
+
 # Time kept back from the budget to render and send the 503 page once a dependency gave up.
 ANSWER_RESERVE_SECONDS = 0.4
 # The Entra token endpoint (App Service's local identity endpoint, or IMDS) answers in
@@ -38,17 +39,13 @@ class DependencyTimeout(Exception):
         self.dependency = dependency
 
 
-def init_app(app: Flask, budget_seconds: float) -> None:
-    app.config["REQUEST_BUDGET_SECONDS"] = budget_seconds
-
-
 def deadline() -> float | None:
     """The current request's deadline on the monotonic clock (set by the first call that asks
     for it), or None outside a request."""
     if not has_request_context():
         return None
     if "dependency_deadline" not in g:
-        budget = current_app.config["REQUEST_BUDGET_SECONDS"]
+        budget = current_settings().request_budget_seconds
         g.dependency_deadline = time.monotonic() + budget - ANSWER_RESERVE_SECONDS
     return g.dependency_deadline
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from flask import current_app
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -95,35 +97,107 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class PoolSettings:
+    """The PostgreSQL connection pool (webapp/db.py)."""
+
+    size: int
+    max_overflow: int
+    recycle_seconds: int
+    connect_timeout_seconds: int
+    # None: a third of the request budget.
+    timeout_seconds: float | None
+
+
+@dataclass(frozen=True)
+class StorageClientSettings:
+    """Retries and per-attempt timeouts of the Blob Storage client (webapp/storage.py)."""
+
+    retry_total: int
+    connection_timeout_seconds: float
+    read_timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class PageCacheSettings:
+    """The rendered-page caches and their change log (webapp/page_cache.py)."""
+
+    listing_ttl_seconds: float
+    details_ttl_seconds: float
+    listing_max_entries: int
+    listing_max_bytes: int
+    details_max_entries: int
+    details_max_bytes: int
+    # None: a file in the temp folder named after the site's data (page_cache.default_log_path).
+    log_path: Path | None
+
+
+@dataclass(frozen=True)
+class PhotoCacheSettings:
+    """The per-process photo byte cache (webapp/photos.py)."""
+
+    max_bytes: int
+    max_entries: int
+    max_photo_bytes: int
+
+
+@dataclass(frozen=True)
 class Settings:
     secret_key: str
     database: DatabaseSettings
+    pool: PoolSettings
     storage: StorageSettings
+    storage_client: StorageClientSettings
     max_photo_bytes: int
     appinsights_connection_string: str | None
-    home_page_cache_seconds: float
-    details_page_cache_seconds: float
-    request_budget_seconds: float = DEFAULT_REQUEST_BUDGET_SECONDS
-    trusted_proxy_hops: int = DEFAULT_TRUSTED_PROXY_HOPS
-    photo_decode_memory_bytes: int = DEFAULT_PHOTO_DECODE_MEMORY_MIB * 1024 * 1024
-    photo_decode_wait_seconds: float = DEFAULT_PHOTO_DECODE_WAIT_SECONDS
+    page_cache: PageCacheSettings
+    photo_cache: PhotoCacheSettings
+    restaurants_per_page: int
+    request_budget_seconds: float
+    trusted_proxy_hops: int
+    photo_decode_memory_bytes: int
+    photo_decode_wait_seconds: float
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, object]) -> Settings:
         return cls(
             secret_key=_secret_key(env),
             database=_database(env),
+            pool=PoolSettings(
+                size=_knob(env, "DB_POOL_SIZE"),
+                max_overflow=_knob(env, "DB_MAX_OVERFLOW"),
+                recycle_seconds=_knob(env, "DB_POOL_RECYCLE_SECONDS"),
+                connect_timeout_seconds=_knob(env, "DB_CONNECT_TIMEOUT_SECONDS"),
+                timeout_seconds=_knob(env, "DB_POOL_TIMEOUT_SECONDS"),
+            ),
             storage=_storage(env),
+            storage_client=StorageClientSettings(
+                retry_total=_knob(env, "STORAGE_RETRY_TOTAL"),
+                connection_timeout_seconds=_knob(env, "STORAGE_CONNECTION_TIMEOUT_SECONDS"),
+                read_timeout_seconds=_knob(env, "STORAGE_READ_TIMEOUT_SECONDS"),
+            ),
             max_photo_bytes=_positive_int(env, "MAX_PHOTO_BYTES", DEFAULT_MAX_PHOTO_BYTES),
             appinsights_connection_string=_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
-            home_page_cache_seconds=_seconds(
-                env, "HOME_PAGE_CACHE_SECONDS", DEFAULT_HOME_PAGE_CACHE_SECONDS
+            page_cache=PageCacheSettings(
+                listing_ttl_seconds=_seconds(
+                    env, "HOME_PAGE_CACHE_SECONDS", DEFAULT_HOME_PAGE_CACHE_SECONDS
+                ),
+                details_ttl_seconds=_seconds(
+                    env, "DETAILS_PAGE_CACHE_SECONDS", DEFAULT_DETAILS_PAGE_CACHE_SECONDS
+                ),
+                listing_max_entries=_knob(env, "LISTING_CACHE_MAX_ENTRIES"),
+                listing_max_bytes=_knob(env, "LISTING_CACHE_MAX_BYTES"),
+                details_max_entries=_knob(env, "DETAILS_CACHE_MAX_ENTRIES"),
+                details_max_bytes=_knob(env, "DETAILS_CACHE_MAX_BYTES"),
+                log_path=_knob(env, "PAGE_CACHE_LOG_PATH"),
             ),
+            photo_cache=PhotoCacheSettings(
+                max_bytes=_knob(env, "PHOTO_CACHE_MAX_BYTES"),
+                max_entries=_knob(env, "PHOTO_CACHE_MAX_ENTRIES"),
+                max_photo_bytes=_knob(env, "PHOTO_CACHE_MAX_PHOTO_BYTES"),
+            ),
+            restaurants_per_page=_knob(env, "RESTAURANTS_PER_PAGE"),
             request_budget_seconds=_request_budget(env),
             trusted_proxy_hops=_proxy_hops(env),
-            details_page_cache_seconds=_seconds(
-                env, "DETAILS_PAGE_CACHE_SECONDS", DEFAULT_DETAILS_PAGE_CACHE_SECONDS
-            ),
             photo_decode_memory_bytes=_positive_int(
                 env, "PHOTO_DECODE_MEMORY_MIB", DEFAULT_PHOTO_DECODE_MEMORY_MIB
             ) * 1024 * 1024,
@@ -131,6 +205,23 @@ class Settings:
                 env, "PHOTO_DECODE_WAIT_SECONDS", DEFAULT_PHOTO_DECODE_WAIT_SECONDS
             ),
         )
+
+
+class RecordingEnvironment(dict):
+    """An environment that notes the variables read from it (`read`)."""
+
+    def __init__(self, values: Mapping[str, object]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+
+def current_settings() -> Settings:
+    """The settings the current app was built with (create_app keeps them in its extensions)."""
+    return current_app.extensions["settings"]
 
 
 def _get(env: Mapping[str, object], name: str) -> str | None:
@@ -168,6 +259,27 @@ def _positive_int(env: Mapping[str, object], name: str, default: int) -> int:
     if value <= 0:
         raise ConfigError(f"{name} must be greater than zero.")
     return value
+
+
+def _count(env: Mapping[str, object], name: str, default: int) -> int:
+    value = _number(env, name, default, int, "a whole number")
+    if value < 0:
+        raise ConfigError(f"{name} must be zero or more.")
+    return value
+
+
+def _positive_seconds(
+    env: Mapping[str, object], name: str, default: float | None
+) -> float | None:
+    value = _number(env, name, default, float, "a number of seconds")
+    if value is not None and not 0 < value < float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds.")
+    return value
+
+
+def _path(env: Mapping[str, object], name: str, default: Path | None) -> Path | None:
+    value = _get(env, name)
+    return default if value is None else Path(value)
 
 
 def _seconds(env: Mapping[str, object], name: str, default: float) -> float:
@@ -319,6 +431,76 @@ def _check_account_url(url: str) -> None:
             "AZURE_STORAGE_ACCOUNT_URL must be an https:// URL such as "
             "https://<account>.blob.core.windows.net (tokens are only sent over TLS)."
         )
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A tuning setting with a default in code: one row of KNOBS."""
+
+    name: str
+    parse: Callable[[Mapping[str, object], str, object], object]
+    default: object
+    meaning: str
+
+    def default_text(self) -> str:
+        return "–" if self.default is None else f"`{self.default}`"
+
+
+MIB = 1024 * 1024
+# Tuning settings, each read by Settings.from_mapping through _knob; webapp/README.md's table of
+# them is rendered from this one (knob_table, checked by tests/webapp/test_config.py).
+KNOBS = {knob.name: knob for knob in (
+    Knob("DB_POOL_SIZE", _positive_int, 5, "PostgreSQL connections each worker keeps open."),
+    Knob("DB_MAX_OVERFLOW", _count, 5, "Extra connections a worker may open beyond the pool."),
+    # Azure closes idle connections; recycling early avoids handing out dead ones.
+    Knob("DB_POOL_RECYCLE_SECONDS", _positive_int, 30 * 60,
+         "Age at which a pooled connection is replaced (Azure closes idle ones)."),
+    # libpq's smallest connect timeout (it rounds anything lower up to 2 s); the request
+    # budget is at least this plus the time to answer.
+    Knob("DB_CONNECT_TIMEOUT_SECONDS", _positive_int, 2,
+         "libpq connect timeout (its minimum is 2)."),
+    Knob("DB_POOL_TIMEOUT_SECONDS", _positive_seconds, None,
+         "Wait for a free pooled connection; unset: a third of `REQUEST_BUDGET_SECONDS`."),
+    # One retry heals a pooled keep-alive connection that died while storage restarted; more
+    # would not fit the request budget (webapp/budget.py).
+    Knob("STORAGE_RETRY_TOTAL", _count, 1, "Blob Storage retries per call."),
+    # Per attempt, shortened further to what is left of the request's budget.
+    Knob("STORAGE_CONNECTION_TIMEOUT_SECONDS", _positive_seconds, 2,
+         "Blob Storage connect timeout per attempt (cut to the budget left)."),
+    Knob("STORAGE_READ_TIMEOUT_SECONDS", _positive_seconds, 3,
+         "Blob Storage read timeout per attempt (cut to the budget left)."),
+    Knob("RESTAURANTS_PER_PAGE", _positive_int, 20, "Restaurants on a home page."),
+    # Pages are few in practice; the bounds keep probes of many ?page=N values from growing
+    # memory.
+    Knob("LISTING_CACHE_MAX_ENTRIES", _positive_int, 64,
+         "Home page listings a worker keeps (least recently used dropped)."),
+    Knob("LISTING_CACHE_MAX_BYTES", _positive_int, 4 * MIB,
+         "Bytes of home page listings a worker keeps."),
+    # One entry per restaurant visited within the time-to-live; a page of 20 reviews is ~10 KB.
+    Knob("DETAILS_CACHE_MAX_ENTRIES", _positive_int, 512,
+         "Restaurants' details a worker keeps (least recently used dropped)."),
+    Knob("DETAILS_CACHE_MAX_BYTES", _positive_int, 16 * MIB,
+         "Bytes of restaurants' details a worker keeps."),
+    Knob("PAGE_CACHE_LOG_PATH", _path, None,
+         "The page caches' change log; unset: one in the temp folder per user and site data."),
+    # Per process: gunicorn runs several. A phone photo scaled for the web is 100-500 KB.
+    Knob("PHOTO_CACHE_MAX_BYTES", _positive_int, 32 * MIB, "Bytes of photos a worker keeps."),
+    Knob("PHOTO_CACHE_MAX_ENTRIES", _positive_int, 1024, "Photos a worker keeps."),
+    Knob("PHOTO_CACHE_MAX_PHOTO_BYTES", _count, MIB,
+         "Largest photo kept in that cache; larger ones are streamed every time."),
+)}
+
+
+def _knob(env: Mapping[str, object], name: str):
+    knob = KNOBS[name]
+    return knob.parse(env, name, knob.default)
+
+
+def knob_table() -> str:
+    """The Markdown table of KNOBS that webapp/README.md holds."""
+    rows = [f"| `{knob.name}` | {knob.default_text()} | {knob.meaning} |"
+            for knob in KNOBS.values()]
+    return "\n".join(["| Variable | Default | Meaning |", "|---|---|---|", *rows])
 
 
 def request_body_limit(max_photo_bytes: int) -> int:

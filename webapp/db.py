@@ -24,12 +24,12 @@ from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from flask import Flask, current_app, g
 from flask.cli import with_appcontext
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import URL, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import budget
-from .config import DatabaseSettings
+from .config import PoolSettings, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +42,6 @@ TOKEN_REFRESH_MARGIN_SECONDS = 5 * 60
 MIGRATION_LOCK_KEY = 0x52657669657773  # "Reviews"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
-ENGINE_DEFAULTS = {
-    "DB_POOL_SIZE": 5,
-    "DB_MAX_OVERFLOW": 5,
-    # Azure closes idle connections; recycling early avoids handing out dead ones.
-    "DB_POOL_RECYCLE_SECONDS": 30 * 60,
-    # libpq's smallest connect timeout (it rounds anything lower up to 2 s); the request
-    # budget (config.py) is at least this plus the time to answer.
-    "DB_CONNECT_TIMEOUT_SECONDS": 2,
-}
 # TCP keepalives find a connection whose peer vanished (host gone, NAT entry dropped) while
 # it sits in the pool; libpq names, accepted by psycopg 2 and 3 alike.
 KEEPALIVE_PARAMETERS = {
@@ -133,40 +124,40 @@ class EntraTokenCache:
 
 
 def init_app(
-    app: Flask, settings: DatabaseSettings, credential: Callable[[], TokenCredential]
+    app: Flask, settings: Settings, credential: Callable[[], TokenCredential]
 ) -> None:
     """Create the app's engine (one pool per process) and register session cleanup and the CLI.
 
     ``credential`` is only called when the Entra path is configured.
     """
-    engine = _create_engine(settings, app.config, app.config["REQUEST_BUDGET_SECONDS"])
+    engine = _create_engine(settings.database.url, settings.pool, settings.request_budget_seconds)
     _bound_checkouts_by_the_request_budget(engine, ConnectionWatchdog())
-    if settings.use_entra_token:
+    if settings.database.use_entra_token:
         tokens = EntraTokenCache(credential())
         _use_token_as_password(engine, tokens)
         app.extensions["db_token_cache"] = tokens
     app.extensions["db_engine"] = engine
     sessions = sessionmaker(engine, expire_on_commit=False)
-    _remember_writes(sessions)
+    app.extensions["db_flush_observers"] = observers = []
+    _remember_writes(sessions, observers)
     event.listen(sessions, "before_commit", _stamp_commit_deadline)
     app.extensions["db_sessionmaker"] = sessions
     app.teardown_appcontext(_close_session)
     app.cli.add_command(migrate_command)
 
 
-def _create_engine(settings: DatabaseSettings, config, budget_seconds: float) -> Engine:
-    options = {key: config.get(key, default) for key, default in ENGINE_DEFAULTS.items()}
+def _create_engine(url: URL, pool: PoolSettings, budget_seconds: float) -> Engine:
     return create_engine(
-        settings.url,
+        url,
         # No pool_pre_ping: the checkout listener below pings instead, with the request's
         # deadline armed first (a pre-ping on a paused server would wait forever).
-        pool_size=options["DB_POOL_SIZE"],
-        max_overflow=options["DB_MAX_OVERFLOW"],
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
         # All connections busy means overload: a third of the budget, then the 503 page.
-        pool_timeout=config.get("DB_POOL_TIMEOUT_SECONDS", budget_seconds / 3),
-        pool_recycle=options["DB_POOL_RECYCLE_SECONDS"],
+        pool_timeout=pool.timeout_seconds or budget_seconds / 3,
+        pool_recycle=pool.recycle_seconds,
         connect_args={
-            "connect_timeout": options["DB_CONNECT_TIMEOUT_SECONDS"],
+            "connect_timeout": pool.connect_timeout_seconds,
             "application_name": "restaurant-reviews",
             # The server ends any statement that outlasts a whole request budget.
             "options": f"-c statement_timeout={round(budget_seconds * 1000)}",
@@ -330,13 +321,22 @@ def _stamp_commit_deadline(session: Session) -> None:
     session.execute(STAMP_COMMIT_DEADLINE, {"seconds": left - COMMIT_RESERVE_SECONDS})
 
 
-def _remember_writes(sessions: sessionmaker) -> None:
+def on_flush(app: Flask, observer: Callable[[Session], None]) -> None:
+    """Call ``observer(session)`` after each flush of the app's sessions: the signal that the
+    transaction wrote, given while ``session.new`` still lists the objects the flush inserted."""
+    app.extensions["db_flush_observers"].append(observer)
+
+
+def _remember_writes(sessions: sessionmaker, observers: list[Callable[[Session], None]]) -> None:
     """Mark a session whose transaction flushed or ran a statement that may write (text()
-    statements count: they may be anything), so its commit is stamped."""
+    statements count: they may be anything), so its commit is stamped; tell the observers
+    (on_flush) of every flush."""
 
     @event.listens_for(sessions, "after_flush")
     def flushed(session, _context) -> None:
         session.info[_WROTE] = True
+        for observer in observers:
+            observer(session)
 
     @event.listens_for(sessions, "do_orm_execute")
     def executed(state) -> None:

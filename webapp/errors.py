@@ -18,6 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 
 from .budget import DependencyTimeout
+from .config import current_settings
 from .db import DatabaseTokenError, error_kind
 from .forms import BODY_LIMIT, FIELD_LIMIT, PARTS_LIMIT, FormTooLarge, RestaurantForm, ReviewForm
 from .images import too_large_message
@@ -128,7 +129,7 @@ def _limit_message(refused: FormTooLarge, field) -> str:
                 "far more than the form accepts; it was not read.")
     if _may_carry_a_photo():
         # Only a photo can make a review that large.
-        return too_large_message(config["MAX_PHOTO_BYTES"])
+        return too_large_message(current_settings().max_photo_bytes)
     return (f"What was sent is larger than {_size(request.max_content_length)}, more than "
             "this form accepts.")
 

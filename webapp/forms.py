@@ -11,7 +11,7 @@ import unicodedata
 import uuid
 from typing import IO
 
-from flask import Flask, Request, current_app
+from flask import Flask, Request
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from werkzeug.datastructures import FileStorage, MultiDict
@@ -21,6 +21,7 @@ from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDeco
 from wtforms import HiddenField, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
 
+from .config import current_settings
 from .models import MAX_RATING, MIN_RATING
 
 NUL_MESSAGE = (
@@ -285,7 +286,7 @@ class FormRequest(Request):
         )
 
     def _max_file_bytes(self) -> int:
-        return current_app.config["MAX_PHOTO_BYTES"] + 1
+        return current_settings().max_photo_bytes + 1
 
     def _load_form_data(self) -> None:
         try:

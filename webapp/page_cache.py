@@ -33,15 +33,11 @@ from flask import Flask, current_app
 from markupsafe import Markup
 from sqlalchemy import event
 
+from . import db
 from .bounded_cache import BoundedCache
+from .config import PageCacheSettings
 from .models import Restaurant, Review
 
-# Pages are few in practice; the bounds keep probes of many ?page=N values from growing memory.
-LISTING_MAX_ENTRIES = 64
-LISTING_MAX_BYTES = 4 * 1024 * 1024
-# One entry per restaurant visited within the time-to-live; a page of 20 reviews is ~10 KB.
-DETAILS_MAX_ENTRIES = 512
-DETAILS_MAX_BYTES = 16 * 1024 * 1024
 # About 60,000 changes; then the log starts afresh and every worker empties its caches once.
 CHANGE_LOG_MAX_BYTES = 1024 * 1024
 _SESSION_CHANGES = "page_cache_changes"  # session.info key: what this transaction flushed
@@ -156,38 +152,38 @@ def _parse(line: str) -> Change:
     return _UNKNOWN
 
 
-def default_log_path(app: Flask) -> Path:
+def default_log_path(app: Flask, container: str) -> Path:
     """One log per site data (database and container) and per user: per-test databases do not
     share one, and another user's file of the same name in the shared temp folder (which this
     user could not write) is never used."""
-    engine_url = app.extensions["db_engine"].url.render_as_string(hide_password=True)
-    site = f"{engine_url} {app.config.get('AZURE_STORAGE_CONTAINER', '')}"
+    engine_url = db.get_engine(app).url.render_as_string(hide_password=True)
+    site = f"{engine_url} {container}"
     digest = hashlib.sha256(site.encode()).hexdigest()[:16]
     user = os.getuid()
     return Path(tempfile.gettempdir()) / f"restaurant-reviews-{user}-{digest}.changes"
 
 
-def init_app(app: Flask, listing_ttl_seconds: float, details_ttl_seconds: float) -> None:
+def init_app(app: Flask, settings: PageCacheSettings, container: str) -> None:
+    """``container`` (the photos' blob container) names the site's data in the default log path."""
     caches = {
         "listing_cache": BoundedCache(
-            ttl_seconds=listing_ttl_seconds, size_of=fragment_size,
-            max_entries=app.config.get("LISTING_CACHE_MAX_ENTRIES", LISTING_MAX_ENTRIES),
-            max_bytes=app.config.get("LISTING_CACHE_MAX_BYTES", LISTING_MAX_BYTES)),
+            ttl_seconds=settings.listing_ttl_seconds, size_of=fragment_size,
+            max_entries=settings.listing_max_entries, max_bytes=settings.listing_max_bytes),
         "details_cache": BoundedCache(
-            ttl_seconds=details_ttl_seconds, size_of=fragment_size,
-            max_entries=app.config.get("DETAILS_CACHE_MAX_ENTRIES", DETAILS_MAX_ENTRIES),
-            max_bytes=app.config.get("DETAILS_CACHE_MAX_BYTES", DETAILS_MAX_BYTES)),
+            ttl_seconds=settings.details_ttl_seconds, size_of=fragment_size,
+            max_entries=settings.details_max_entries, max_bytes=settings.details_max_bytes),
     }
     app.extensions.update(caches)
-    log = ChangeLog(Path(app.config.get("PAGE_CACHE_LOG_PATH") or default_log_path(app)))
+    log = ChangeLog(settings.log_path or default_log_path(app, container))
     app.extensions["page_cache_log"] = log
     sessions = app.extensions["db_sessionmaker"]
 
     # Dropped on commit, not on flush: until then other requests still read the old rows and
     # could cache them again (a load that overlaps the drop is not kept, see bounded_cache.py).
-    @event.listens_for(sessions, "after_flush")
-    def remember_changes(session, _context) -> None:
+    def remember_changes(session) -> None:
         session.info.setdefault(_SESSION_CHANGES, set()).update(flushed_changes(session))
+
+    db.on_flush(app, remember_changes)
 
     @event.listens_for(sessions, "after_commit")
     def drop_what_changed(session) -> None:

@@ -13,23 +13,16 @@ import logging
 from dataclasses import dataclass
 
 from azure.core.exceptions import ResourceNotFoundError
-from flask import Blueprint, Response, abort, current_app, request
-from flask.blueprints import BlueprintSetupState
+from flask import Blueprint, Flask, Response, abort, current_app, request
 
 from .bounded_cache import BoundedCache
+from .config import PhotoCacheSettings, current_settings
 from .storage import (
     IMMUTABLE_CACHE_CONTROL,
     PhotoDownload,
     current_photo_store,
     parse_photo_name,
 )
-
-# Per process: gunicorn runs several. A phone photo scaled for the web is 100-500 KB.
-CACHE_DEFAULTS = {
-    "PHOTO_CACHE_MAX_BYTES": 32 * 1024 * 1024,
-    "PHOTO_CACHE_MAX_ENTRIES": 1024,
-    "PHOTO_CACHE_MAX_PHOTO_BYTES": 1024 * 1024,
-}
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +35,10 @@ class CachedPhoto:
     data: bytes
 
 
-@bp.record_once
-def _create_cache(state: BlueprintSetupState) -> None:
-    config = {key: state.app.config.get(key, default) for key, default in CACHE_DEFAULTS.items()}
-    state.app.extensions["photo_cache"] = BoundedCache[CachedPhoto](
-        max_entries=config["PHOTO_CACHE_MAX_ENTRIES"],
-        max_bytes=config["PHOTO_CACHE_MAX_BYTES"],
+def init_app(app: Flask, settings: PhotoCacheSettings) -> None:
+    app.extensions["photo_cache"] = BoundedCache[CachedPhoto](
+        max_entries=settings.max_entries,
+        max_bytes=settings.max_bytes,
         size_of=lambda photo: len(photo.data),
     )
 
@@ -99,8 +90,7 @@ def _fetch(name: str, digest: str) -> Response:
         download = current_photo_store().download(name)
     except ResourceNotFoundError:
         abort(404)
-    if download.size > current_app.config.get(
-            "PHOTO_CACHE_MAX_PHOTO_BYTES", CACHE_DEFAULTS["PHOTO_CACHE_MAX_PHOTO_BYTES"]):
+    if download.size > current_settings().photo_cache.max_photo_bytes:
         return _stream(download)
     photo = CachedPhoto(download.content_type, b"".join(download.chunks))
     # Only bytes that match their name are kept: the cache keeps them for the process's life.

@@ -19,6 +19,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from .config import current_settings
 from .db import get_engine, get_session
 from .forms import RestaurantForm, ReviewForm
 from .models import MAX_ID, Restaurant, is_repeated_submission
@@ -46,7 +47,7 @@ SORT_LABELS = {"name": "Name", "rating": "Rating", "reviews": "Number of reviews
 
 @bp.get("/")
 def index():
-    query = listing_query(current_app.config["RESTAURANTS_PER_PAGE"])
+    query = listing_query(current_settings().restaurants_per_page)
     if query.search or "_flashes" in session:
         # A search, or a message for this visitor: rendered for this request (a search's
         # listing is not kept either, so searches cannot push the shared pages out).

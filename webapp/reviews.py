@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, abort, current_app, flash, redirect, url_for
+from flask import Blueprint, abort, flash, redirect, url_for
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import budget
+from .config import current_settings
 from .db import get_engine, get_session
 from .forms import ReviewForm
 from .images import PhotoRejected, ValidatedPhoto, current_decode_budget, validate_photo
@@ -71,7 +72,7 @@ def _validated_photo(form: ReviewForm) -> ValidatedPhoto | None:
     upload = form.photo.data
     if not upload:  # No file chosen: browsers send an empty part without a file name.
         return None
-    limit = current_app.config["MAX_PHOTO_BYTES"]
+    limit = current_settings().max_photo_bytes
     # Read one byte past the limit: enough to know it is too large without reading it all.
     return validate_photo(upload.stream.read(limit + 1), limit, current_decode_budget())
 

@@ -28,20 +28,12 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettin
 from flask import current_app
 
 from . import budget
-from .config import StorageSettings
+from .config import StorageClientSettings, StorageSettings
 
 IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 PHOTO_NAME = re.compile(r"^(?P<digest>[0-9a-f]{64})\.(?P<extension>jpg|png|webp)$")
 
-CLIENT_DEFAULTS = {
-    # One retry heals a pooled keep-alive connection that died while storage restarted; more
-    # would not fit the request budget (webapp/budget.py).
-    "STORAGE_RETRY_TOTAL": 1,
-    # Seconds per attempt, shortened further to what is left of the request's budget.
-    "STORAGE_CONNECTION_TIMEOUT_SECONDS": 2,
-    "STORAGE_READ_TIMEOUT_SECONDS": 3,
-}
 # The SDK's default backoff waits 15 s (then 18, 24) before a retry: the site froze for that
 # long during a short outage. A fixed short pause with a little jitter instead.
 RETRY_BACKOFF_SECONDS = 0.2
@@ -112,19 +104,18 @@ class PhotoStore:
     def from_settings(
         cls,
         settings: StorageSettings,
+        client: StorageClientSettings,
         credential: Callable[[], TokenCredential],
-        config,
     ) -> PhotoStore:
-        options = {key: config.get(key, default) for key, default in CLIENT_DEFAULTS.items()}
-        retries = options["STORAGE_RETRY_TOTAL"]
+        retries = client.retry_total
         client_options = {
             "retry_policy": LinearRetry(
                 backoff=RETRY_BACKOFF_SECONDS,
                 random_jitter_range=RETRY_JITTER_SECONDS,
                 retry_total=retries,
             ),
-            "connection_timeout": options["STORAGE_CONNECTION_TIMEOUT_SECONDS"],
-            "read_timeout": options["STORAGE_READ_TIMEOUT_SECONDS"],
+            "connection_timeout": client.connection_timeout_seconds,
+            "read_timeout": client.read_timeout_seconds,
             "max_single_get_size": DOWNLOAD_CHUNK_BYTES,
             "max_chunk_get_size": DOWNLOAD_CHUNK_BYTES,
         }
@@ -140,8 +131,8 @@ class PhotoStore:
             service,
             settings.container,
             retries=retries,
-            connection_timeout=options["STORAGE_CONNECTION_TIMEOUT_SECONDS"],
-            read_timeout=options["STORAGE_READ_TIMEOUT_SECONDS"],
+            connection_timeout=client.connection_timeout_seconds,
+            read_timeout=client.read_timeout_seconds,
         )
 
     def upload(self, data: bytes, extension: str) -> StoredPhoto:

@@ -5,10 +5,14 @@ The harness itself runs against the real site in tests/webapp/test_faults.py.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from devtools import chaos
 from devtools.chaos import Phase, Sample, assign, format_table, problems
+from devtools.services import REPO_ROOT
 from devtools.site_setup import child_environment
 from webapp.images import DecodeBudget, validate_photo
 from webapp.storage import photo_name_for
@@ -100,3 +104,11 @@ def test_a_review_with_a_photo_expects_the_blob_the_site_stores_for_it():
 
     assert write.stored_photo == stored.data
     assert write.photo_name == photo_name_for(stored.data, "png")
+
+
+def test_chaos_loads_its_site_without_the_benchmark():
+    """Seeding and site setup are shared modules; the chaos harness needs no part of bench."""
+    probe = "import sys, devtools.chaos; print('devtools.bench' in sys.modules)"
+    imported = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True,
+                              text=True, check=True)
+    assert imported.stdout.strip() == "False"

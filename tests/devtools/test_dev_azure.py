@@ -29,8 +29,6 @@ from pathlib import Path
 import pytest
 import requests
 from azure.storage.blob import BlobServiceClient
-from azure_postgres import admin_az, dress_like_azure, run_sql_step
-from site_pages import csrf_token, png_photo
 
 from devtools import dev_azure
 from devtools.identity_endpoint import (
@@ -45,6 +43,8 @@ from devtools.services import REPO_ROOT, AzuriteServer, PostgresCluster, free_po
 from devtools.site_setup import migrate_site
 from devtools.tls import LocalCertificates, create_local_certificates
 from review.mocks import load_stack_config, run_stack
+from tests.azure_postgres import admin_az, dress_like_azure, run_sql_step
+from tests.site_pages import csrf_token, png_photo
 
 GROUP = "rr-dev-developers"
 GROUP_OBJECT_ID = "7f3c2a1e-5b4d-4c3b-9a2f-1e0d9c8b7a65"

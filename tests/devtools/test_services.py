@@ -77,7 +77,7 @@ def test_azurite_oauth_without_https_is_refused():
 
 
 def test_azurite_stops_promptly(services_dir):
-    """Offline, Azurite's telemetry used to hold its shutdown for ~10 s per stop."""
+    """Offline, Azurite with telemetry on holds its shutdown for seconds (--disableTelemetry)."""
     server = AzuriteServer(data_dir=services_dir / "azurite-stop").start()
     BlobServiceClient.from_connection_string(server.connection_string).create_container("probe")
     started = time.monotonic()
@@ -133,7 +133,7 @@ def test_roots_moved_checkout_keeps_its_cluster(tmp_path):
 
 
 @needs_root
-def test_roots_cluster_made_in_place_by_an_older_version_stays(tmp_path):
+def test_roots_cluster_already_in_a_folder_there_is_used_where_it_is(tmp_path):
     in_place = tmp_path / ".local" / "postgres"
     in_place.mkdir(parents=True)
     (in_place / "PG_VERSION").write_text("16\n")

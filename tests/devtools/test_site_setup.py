@@ -123,10 +123,10 @@ def test_failed_migrations_are_a_setup_error_naming_them(monkeypatch):
     assert "hunter2" not in str(failure.value)
 
 
-def test_make_dev_make_bench_and_the_boot_test_use_it():
-    """The three callers go through this module, not copies of its steps."""
-    from devtools import bench, dev
+def test_make_dev_make_bench_make_chaos_and_the_boot_test_use_it():
+    """The callers go through this module, not copies of its steps."""
+    from devtools import bench, chaos, dev
 
-    assert dev.prepare_site is site_setup.prepare_site
-    assert bench.prepare_site is site_setup.prepare_site
-    assert dev.child_environment is bench.child_environment is site_setup.child_environment
+    for caller in (dev, bench, chaos):
+        assert caller.prepare_site is site_setup.prepare_site
+        assert caller.child_environment is site_setup.child_environment

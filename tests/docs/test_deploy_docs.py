@@ -220,3 +220,113 @@ def test_ingress_says_none_unless_the_stack_file_sets_it():
     assert "the committed `Pulumi.isolated.yaml` sets `applicationGateway`" in allowed
     isolated = mocks.load_stack_config("isolated")
     assert isolated["restaurant-review:ingress"] == "applicationGateway"
+
+
+# --- infra/README.md's monthly cost of prod and isolated: rates times the committed stacks ----
+
+HOURS_PER_MONTH = 730
+CAPACITY_UNITS_PER_GATEWAY_INSTANCE = 10
+COST_STACKS = {"prod": 0, "isolated": 1}  # the column of each stack in the cost table
+TOTAL_ROW = "**the priced lines**"
+MICROSOFT_SOURCE = re.compile(r"https://(learn\.microsoft\.com|azure\.microsoft\.com"
+                              r"|azure\.github\.io/AppService|github\.com/MicrosoftDocs)/\S+")
+ISO_DATE = re.compile(r"\b20\d\d-\d\d-\d\d\b")
+BOLD_AMOUNT = re.compile(r"\*\*US\$([\d,.]+)(?:–([\d,.]+))?\*\*")
+
+
+def cost_section() -> str:
+    return section(INFRA_README, "### Monthly cost of `prod` and `isolated`")
+
+
+def cost_rows() -> dict[str, list[str]]:
+    """The cost table's cells after the line name: prod, isolated, source."""
+    rows = {}
+    for line in cost_section().splitlines():
+        if line.startswith("| ") and not line.startswith("| line |"):
+            name, *cells = (cell.strip() for cell in line.strip().strip("|").split("|"))
+            rows[name] = cells
+    return rows
+
+
+def monthly(cell: str) -> tuple[float, float] | None:
+    """The bold US$ amount or range of a cell, as (low, high); None when the cell has none."""
+    match = BOLD_AMOUNT.search(cell)
+    if not match:
+        return None
+    low = float(match.group(1).replace(",", ""))
+    return low, float(match.group(2).replace(",", "")) if match.group(2) else low
+
+
+def quoted_rate(row: str, pattern: str) -> float:
+    source = cost_rows()[row][2]
+    match = re.search(pattern, source)
+    assert match, f"infra/README.md cost table, {row!r}: no rate {pattern!r} in {source!r}"
+    return float(match.group(1))
+
+
+def snapshot_resources(stack: str, resource_type: str) -> list[dict]:
+    document = json.loads((SNAPSHOT_DIR / f"{stack}.json").read_text(encoding="utf-8"))
+    return [r for r in document["resources"] if r["type"] == resource_type]
+
+
+def test_every_quoted_cost_names_its_microsoft_source_and_date():
+    quoted = [line for line in cost_section().splitlines() if re.search(r"US\$\d", line)]
+    assert quoted
+    for line in quoted:
+        if line.startswith(f"| {TOTAL_ROW} |"):
+            continue  # the sum of the rows above, checked against them below
+        assert MICROSOFT_SOURCE.search(line), f"an amount without a Microsoft source: {line}"
+        for url in re.findall(r"https?://\S+", line):
+            assert MICROSOFT_SOURCE.match(url), f"a source Microsoft does not publish: {url}"
+        assert ISO_DATE.search(line), f"an amount without the date of its source: {line}"
+
+
+@pytest.mark.parametrize("stack", COST_STACKS)
+def test_the_plan_line_is_the_instance_price_times_the_autoscale_range(stack):
+    (plan,) = snapshot_resources(stack, "azure-native:web:AppServicePlan")
+    (autoscale,) = snapshot_resources(stack, "azure-native:monitor:AutoscaleSetting")
+    sku = plan["inputs"]["sku"]["name"]
+    capacity = autoscale["inputs"]["profiles"][0]["capacity"]
+    low, high = int(capacity["minimum"]), int(capacity["maximum"])
+    per_instance = quoted_rate("App Service plan", rf"{sku} Linux US\$([\d.]+)/month")
+    cell = cost_rows()["App Service plan"][COST_STACKS[stack]]
+    assert f"{sku} × {low}–{high}" in cell
+    assert monthly(cell) == pytest.approx((per_instance * low, per_instance * high), abs=0.005)
+
+
+def test_the_gateway_line_is_the_fixed_price_plus_reserved_to_maximum_capacity_units():
+    assert not snapshot_resources("prod", "azure-native:network:ApplicationGateway")
+    (gateway,) = snapshot_resources("isolated", "azure-native:network:ApplicationGateway")
+    scale = gateway["inputs"]["autoscaleConfiguration"]
+    fixed = quoted_rate("Application Gateway WAF_v2", r"US\$([\d.]+)/hour fixed")
+    unit = quoted_rate("Application Gateway WAF_v2", r"US\$([\d.]+) per capacity-unit hour")
+
+    def month(instances: int) -> float:
+        units = instances * CAPACITY_UNITS_PER_GATEWAY_INSTANCE
+        return (fixed + unit * units) * HOURS_PER_MONTH
+
+    prod, isolated, _ = cost_rows()["Application Gateway WAF_v2"]
+    assert monthly(prod) is None
+    assert monthly(isolated) == pytest.approx(
+        (month(scale["minCapacity"]), month(scale["maxCapacity"])), abs=0.005)
+    assert len(snapshot_resources("isolated", "azure-native:network:PublicIPAddress")) == 1
+
+
+@pytest.mark.parametrize("stack", COST_STACKS)
+def test_the_private_endpoint_line_is_the_hourly_price_times_the_endpoints(stack):
+    endpoints = len(snapshot_resources(stack, "azure-native:network:PrivateEndpoint"))
+    hourly = quoted_rate("private endpoints", r"US\$([\d.]+)/hour per endpoint")
+    cell = cost_rows()["private endpoints"][COST_STACKS[stack]]
+    assert cell.startswith(f"{endpoints}: ")
+    expected = hourly * HOURS_PER_MONTH * endpoints
+    assert monthly(cell) == pytest.approx((expected, expected), abs=0.005)
+
+
+@pytest.mark.parametrize("stack", COST_STACKS)
+def test_the_total_is_the_sum_of_the_priced_lines(stack):
+    column = COST_STACKS[stack]
+    rows = cost_rows()
+    priced = [monthly(cells[column]) for name, cells in rows.items() if name != TOTAL_ROW]
+    priced = [amount for amount in priced if amount]
+    total = (sum(low for low, _ in priced), sum(high for _, high in priced))
+    assert monthly(rows[TOTAL_ROW][column]) == pytest.approx(total, abs=0.005)

@@ -130,4 +130,4 @@ def valid_config() -> dict[str, str]:
 
 
 # The Azure-like PostgreSQL the SQL step's tests share (tests/azure_postgres.py).
-from azure_postgres import azure_like_server  # noqa: E402, F401 - a fixture, registered by import
+from tests.azure_postgres import azure_like_server  # noqa: E402, F401 - a fixture, registered by import

@@ -8,12 +8,12 @@ import shutil
 import subprocess
 
 import pytest
-from test_diagram import NET, parse, subgraph_members
 
 from review.diagram import build, component_title, mermaid
 from review.diagram_summary import Summary, summary
 from review.model import normalize
 from review.stacks import REPO_ROOT
+from tests.review.test_diagram import NET, parse, subgraph_members
 
 MMDC = REPO_ROOT / "devtools" / "node_modules" / ".bin" / "mmdc"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -6,12 +6,12 @@ import json
 import subprocess
 
 import pytest
-from test_plan import RG, ROLE, document, plan_of, resource, storage
 
 from review import plan as planner
 from review import plan_render
 from review.plan_rules import IMMUTABLE_RULES, RESILIENCE_RULES
 from review.stacks import SNAPSHOT_DIR
+from tests.review.test_plan import RG, ROLE, document, plan_of, resource, storage
 
 POSTGRES = "azure-native:dbforpostgresql:Server"
 BLOB_SERVICE = "azure-native:storage:BlobServiceProperties"

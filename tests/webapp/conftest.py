@@ -165,6 +165,12 @@ def config(database_url: str, azurite: AzuriteServer, container_name: str, tmp_p
 
 
 @pytest.fixture
+def two_per_page(config: dict) -> None:
+    """Two restaurants per home page, so a few make several pages (request before `app`)."""
+    config["RESTAURANTS_PER_PAGE"] = 2
+
+
+@pytest.fixture
 def csrf_on(config: dict) -> dict:
     """CSRF protection on, as in production (request before `app`/`client`)."""
     config["WTF_CSRF_ENABLED"] = True

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-import pytest
+import re
+from pathlib import Path
 
+import pytest
+from flask import Flask
+
+import webapp
 from webapp import create_app
 from webapp.config import (
     DEFAULT_MAX_PHOTO_BYTES,
+    KNOBS,
     ConfigError,
+    RecordingEnvironment,
     Settings,
+    knob_table,
 )
+from webapp.photos import CachedPhoto
 
 SECRET = "a-very-long-secret-key-for-tests"  # noqa: S105
 LOCAL = {
@@ -173,7 +182,7 @@ def test_create_app_reads_the_environment_when_no_test_config(monkeypatch):
     monkeypatch.setenv("MAX_PHOTO_BYTES", "1048576")
     app = create_app()
     assert app.config["SECRET_KEY"] == SECRET
-    assert app.config["MAX_PHOTO_BYTES"] == 1048576
+    assert app.extensions["settings"].max_photo_bytes == 1048576
     assert app.config["MAX_CONTENT_LENGTH"] > 1048576
     app.extensions["db_engine"].dispose()
 
@@ -193,3 +202,111 @@ def test_photo_decode_budget_settings_default_for_b1_and_refuse_bad_values(chang
     assert settings(LOCAL, PHOTO_DECODE_MEMORY_MIB="512").photo_decode_memory_bytes == 512 << 20
     with pytest.raises(ConfigError, match=named):
         settings(LOCAL, **changes)
+
+
+# one settings channel ------------------------------------------------------------------------
+
+WEBAPP = Path(webapp.__file__).parent
+README = WEBAPP / "README.md"
+# Documented in the README's table, read by others than Settings.
+READ_ELSEWHERE = {
+    "PHOTO_SWEEP_INTERVAL_MINUTES",  # release/startup.py
+    "AZURE_CLIENT_ID",  # DefaultAzureCredential
+}
+
+
+def variables_settings_read() -> set[str]:
+    asked = set()
+    for base in (LOCAL, AZURE):
+        environment = RecordingEnvironment(base)
+        Settings.from_mapping(environment)
+        asked |= environment.read
+    return asked
+
+
+def test_the_readme_knob_table_is_rendered_from_the_knobs_table():
+    text = README.read_text()
+    start = text.index("<!-- knobs: generated from webapp/config.py KNOBS -->\n")
+    table = text[text.index("\n", start) + 1:text.index("\n<!-- end of knobs -->")]
+    assert table == knob_table()
+
+
+def test_every_variable_settings_reads_is_documented_and_every_documented_one_is_read():
+    documented = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", README.read_text(), re.MULTILINE))
+    read = variables_settings_read()
+    assert set(KNOBS) <= read
+    assert read == documented - READ_ELSEWHERE
+
+
+def test_no_module_reads_a_setting_of_its_own_from_flask_config():
+    """Only what Flask and Flask-WTF own is read from app.config; every other setting comes
+    typed from Settings (config.py), so no module keeps a default of its own."""
+    reads = set()
+    for path in [*WEBAPP.rglob("*.py"), *WEBAPP.rglob("*.html")]:
+        source = path.read_text()
+        reads |= {(path.name, key) for key in re.findall(
+            r"config(?:\.get\(\s*|\[\s*|\.)[\"']?([A-Z][A-Z0-9_]+)", source)}
+    own = {(name, key) for name, key in reads
+           if key not in Flask.default_config and not key.startswith("WTF_")}
+    assert reads  # the scan finds the Flask-owned reads, so it would find others
+    assert own == set()
+
+
+def test_an_unknown_test_setting_is_refused_by_name():
+    with pytest.raises(ConfigError, match="Unknown settings: PHOTO_CACHE_MAX_BYTE "):
+        create_app({**LOCAL, "PHOTO_CACHE_MAX_BYTE": 10, "TESTING": True})
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("DB_POOL_SIZE", "0", "DB_POOL_SIZE must be greater than zero"),
+    ("STORAGE_RETRY_TOTAL", "-1", "STORAGE_RETRY_TOTAL must be zero or more"),
+    ("STORAGE_READ_TIMEOUT_SECONDS", "0", "STORAGE_READ_TIMEOUT_SECONDS must be a positive"),
+    ("DB_POOL_TIMEOUT_SECONDS", "soon", "DB_POOL_TIMEOUT_SECONDS must be a number of seconds"),
+])
+def test_a_malformed_knob_is_refused_by_name(name, value, message):
+    with pytest.raises(ConfigError, match=message):
+        settings(LOCAL, **{name: value})
+
+
+def filled(cache, entries: int, value) -> int:
+    for key in range(entries):
+        cache.put(key, value)
+    return len(cache)
+
+
+@pytest.fixture
+def built(tmp_path):
+    """built(**knobs) -> an app (not connected to anything) built from LOCAL and the knobs."""
+    apps = []
+
+    def build(**knobs):
+        app = create_app({**LOCAL, "PAGE_CACHE_LOG_PATH": str(tmp_path / "log"), **knobs})
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        app.extensions["db_engine"].dispose()
+        app.extensions["photo_store"].close()
+
+
+@pytest.mark.parametrize(("knobs", "observed", "expected"), [
+    ({"DB_POOL_SIZE": "3"}, lambda app: app.extensions["db_engine"].pool.size(), 3),
+    ({}, lambda app: app.extensions["db_engine"].pool.timeout(), 1.0),  # a third of 3 s
+    ({"DB_POOL_TIMEOUT_SECONDS": "1.5"},
+     lambda app: app.extensions["db_engine"].pool.timeout(), 1.5),
+    ({"LISTING_CACHE_MAX_ENTRIES": "3"},
+     lambda app: filled(app.extensions["listing_cache"], 10, "page"), 3),
+    ({"DETAILS_CACHE_MAX_ENTRIES": "4"},
+     lambda app: filled(app.extensions["details_cache"], 10, "page"), 4),
+    ({"PHOTO_CACHE_MAX_ENTRIES": "2"},
+     lambda app: filled(app.extensions["photo_cache"], 10, CachedPhoto("image/png", b"x")), 2),
+])
+def test_a_knob_set_like_any_setting_drives_the_app(built, knobs, observed, expected):
+    assert observed(built(HOME_PAGE_CACHE_SECONDS="60", DETAILS_PAGE_CACHE_SECONDS="60",
+                          **knobs)) == expected
+
+
+def test_the_page_cache_log_is_where_its_knob_says(built, tmp_path):
+    built(PAGE_CACHE_LOG_PATH=str(tmp_path / "elsewhere.changes"))
+    assert (tmp_path / "elsewhere.changes").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 
 def test_an_outage_on_a_page_view_offers_to_try_the_page_again(database_down, client):
     response = client.get("/restaurants/7?from=home")
@@ -25,7 +27,8 @@ def test_a_too_large_review_whose_page_runs_out_of_budget_is_a_503(app, add_rest
                                                                    add_review):
     restaurant_id = add_restaurant()
     # The 413 page reads the restaurant: with no budget left that read gives up at once.
-    app.config["REQUEST_BUDGET_SECONDS"] = 0
+    settings = app.extensions["settings"]
+    app.extensions["settings"] = replace(settings, request_budget_seconds=0)
     too_big = b"\xff\xd8" + b"0" * app.config["MAX_CONTENT_LENGTH"]
 
     response = add_review(restaurant_id, photo=(too_big, "huge.jpg"))

@@ -9,9 +9,9 @@ import threading
 
 import pytest
 from flask import request
-from site_pages import hidden_field
 from werkzeug.datastructures import MultiDict
 
+from tests.site_pages import hidden_field
 from webapp.forms import RestaurantForm, has_visible_character
 
 INVISIBLE = [
@@ -202,8 +202,12 @@ def test_an_upload_over_the_request_limit_is_refused_unread_on_the_review_form(
     assert count(run_sql, "reviews") == 0
 
 
-def test_files_keep_no_more_than_one_byte_past_the_photo_limit(app):
-    app.config["MAX_PHOTO_BYTES"] = 10
+@pytest.fixture
+def photo_limit_10_bytes(config: dict) -> None:
+    config["MAX_PHOTO_BYTES"] = 10
+
+
+def test_files_keep_no_more_than_one_byte_past_the_photo_limit(photo_limit_10_bytes, app):
     body = {"photo": (io.BytesIO(b"a" * 1000), "a.jpg"), "other": (io.BytesIO(b"b" * 99), "b")}
     with app.test_request_context("/", method="POST", data=body,
                                   content_type="multipart/form-data"):

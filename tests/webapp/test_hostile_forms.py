@@ -19,8 +19,8 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from site_pages import csrf_token
 
+from tests.site_pages import csrf_token
 from webapp.forms import has_visible_character
 
 # Hypothesis' repr of a failing case with a 500 KB field is long but still the case to see.

@@ -20,7 +20,6 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 from azure.storage.blob import BlobServiceClient
 from flask import Flask
-from site_pages import csrf_token, png_photo
 from sqlalchemy import event
 
 import webapp
@@ -32,6 +31,7 @@ from devtools.identity_endpoint import (
 )
 from devtools.services import AzuriteServer, PostgresCluster
 from devtools.tls import LocalCertificates, create_local_certificates
+from tests.site_pages import csrf_token, png_photo
 from webapp.db import TOKEN_REFRESH_MARGIN_SECONDS, get_engine, upgrade_database
 
 APP_ROLE = "site_identity"

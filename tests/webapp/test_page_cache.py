@@ -11,21 +11,22 @@ import subprocess
 import sys
 
 import pytest
-from site_pages import csrf_token
 
+from tests.site_pages import csrf_token
 from webapp import create_app
+from webapp.config import KNOBS
 from webapp.db import get_engine, get_session
 from webapp.models import Restaurant
 from webapp.page_cache import (
-    DETAILS_MAX_ENTRIES,
     EVERYTHING,
-    LISTING_MAX_ENTRIES,
     RESTAURANT,
     REVIEW,
     ChangeLog,
     default_log_path,
 )
 
+LISTING_MAX_ENTRIES = KNOBS["LISTING_CACHE_MAX_ENTRIES"].default
+DETAILS_MAX_ENTRIES = KNOBS["DETAILS_CACHE_MAX_ENTRIES"].default
 CACHE_SECONDS = 60  # long enough that only an invalidation can explain a fresh page
 
 
@@ -103,6 +104,13 @@ def test_pages_past_the_end_are_not_kept_and_the_listing_bound_is_64(client, add
         cache.put(key, "listing")
     assert LISTING_MAX_ENTRIES == 64
     assert len(cache) == 64
+
+
+def test_the_caches_learn_of_a_write_from_the_one_flush_listener_db_owns(app):
+    """db.py's signal that a transaction wrote stamps the commit deadline and feeds the caches."""
+    session = app.extensions["db_sessionmaker"]()
+    assert [listener.__module__ for listener in session.dispatch.after_flush] == ["webapp.db"]
+    session.close()
 
 
 def test_the_caches_are_cleared_when_a_write_commits_not_when_it_flushes(app, client,
@@ -397,9 +405,9 @@ def test_a_log_that_cannot_be_written_does_not_fail_the_saved_write(
 
 
 def test_the_default_log_is_per_user(app, monkeypatch):
-    ours = default_log_path(app)
+    ours = default_log_path(app, "photos")
     monkeypatch.setattr("webapp.page_cache.os.getuid", lambda: 12345)
-    other_user = default_log_path(app)
+    other_user = default_log_path(app, "photos")
 
     assert ours != other_user
     assert ours.parent == other_user.parent

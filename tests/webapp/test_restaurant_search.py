@@ -7,8 +7,8 @@ writes that bypass the app, and the search's index with a plan at a real (if sma
 from __future__ import annotations
 
 import pytest
-from test_restaurants import restaurant_names
 
+from tests.webapp.test_restaurants import restaurant_names
 from webapp.db import get_engine
 from webapp.queries import LISTED_MAX, listing_sql, search_parameter
 
@@ -57,9 +57,8 @@ def test_each_sort_order(client, named, add_review):
     assert 'value="reviews" selected' in client.get("/?sort=reviews").text
 
 
-def test_search_results_are_paged_and_the_links_keep_the_search_and_order(app, client,
+def test_search_results_are_paged_and_the_links_keep_the_search_and_order(two_per_page, client,
                                                                           add_restaurant):
-    app.config["RESTAURANTS_PER_PAGE"] = 2
     for name in ("Noodle A", "Noodle B", "Noodle C", "Pizza"):
         add_restaurant(name)
 

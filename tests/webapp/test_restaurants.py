@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import event
 
 from webapp.db import get_engine
@@ -115,8 +116,7 @@ def test_details_page_dates_each_review(client, add_restaurant, add_review):
     assert day == posted.strftime("%d %b %Y")
 
 
-def test_home_page_is_paginated_by_name(app, client, add_restaurant):
-    app.config["RESTAURANTS_PER_PAGE"] = 2
+def test_home_page_is_paginated_by_name(two_per_page, client, add_restaurant):
     for name in ("Delta", "Alpha", "Echo", "Charlie", "Bravo"):
         add_restaurant(name)
 
@@ -135,10 +135,14 @@ def test_home_page_is_paginated_by_name(app, client, add_restaurant):
     assert client.get("/?page=0").status_code == 404
 
 
+@pytest.fixture
+def ten_per_page(config: dict) -> None:
+    config["RESTAURANTS_PER_PAGE"] = 10
+
+
 def test_home_page_is_one_query_however_many_restaurants_and_reviews(
-    app, client, add_restaurant, add_review
+    ten_per_page, app, client, add_restaurant, add_review
 ):
-    app.config["RESTAURANTS_PER_PAGE"] = 10
     for number in range(12):
         restaurant_id = add_restaurant(f"Place {number:02}")
         for rating in ("3", "5"):

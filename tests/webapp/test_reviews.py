@@ -164,11 +164,13 @@ def test_image_with_too_many_pixels_is_rejected_before_decoding(
 
 
 def test_photo_over_the_limit_is_a_413_next_to_the_field(
-    app, client, add_restaurant, add_review, make_image, run_sql, container
+    config, request, make_image, run_sql, container
 ):
     png = make_image("PNG", size=(64, 64))
     # Below MAX_CONTENT_LENGTH, so the request is read and the photo check itself refuses it.
-    app.config["MAX_PHOTO_BYTES"] = len(png) - 1
+    config["MAX_PHOTO_BYTES"] = len(png) - 1
+    client, add_restaurant, add_review = map(
+        request.getfixturevalue, ("client", "add_restaurant", "add_review"))
     restaurant_id = add_restaurant()
 
     response = add_review(restaurant_id, photo=(png, "big.png"))

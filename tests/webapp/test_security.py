@@ -7,8 +7,8 @@ import re
 import pytest
 from flask import Flask
 from itsdangerous import BadSignature
-from site_pages import csrf_token
 
+from tests.site_pages import csrf_token
 from webapp import create_app
 from webapp.db import get_engine
 

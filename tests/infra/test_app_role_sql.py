@@ -12,7 +12,9 @@ import uuid
 
 import psycopg2
 import pytest
-from azure_postgres import (
+
+from infra.db_role import psql_command
+from tests.azure_postgres import (
     ADMIN,
     DATABASE,
     DEFINER_SCHEMA,
@@ -21,8 +23,6 @@ from azure_postgres import (
     cursor_as,
     run_sql_step,
 )
-
-from infra.db_role import psql_command
 
 
 def run_step(cluster, fake_bin, role: str, object_id: str, database: str = DATABASE,

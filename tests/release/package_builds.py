@@ -1,4 +1,4 @@
-"""Helpers shared by the packaging tests and their fixtures."""
+"""Helpers shared by the release tests and their fixtures."""
 
 from __future__ import annotations
 

@@ -15,12 +15,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from azure_postgres import ADMIN, ADMIN_TOKEN, DATABASE, OWNER, cursor_as
 
 from devtools.services import postgres_bin_dir
 from infra.app import sni_bind_script
 from infra.db_role import SQL_SCRIPT, psql_command
 from infra.deployer import PSQL_PACKAGE, database_roles_script, deploy_script
+from tests.azure_postgres import ADMIN, ADMIN_TOKEN, DATABASE, OWNER, cursor_as
 
 # /bin/sh runs each script with the local PostgreSQL's binaries (psql) on PATH.
 pytestmark = pytest.mark.slow

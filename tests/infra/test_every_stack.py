@@ -132,7 +132,7 @@ def test_role_assignments_are_least_privilege_and_scoped_to_the_resource(stack_v
     container_id = stack_view.one("storage:BlobContainer", "photo-container").urn
     everything = stack_view.all("authorization:RoleAssignment")
     # The Application Gateway's own identity reads its certificate (tests/infra/
-    # test_infra_ingress.py) and the deployer's are checked below; every other assignment
+    # test_ingress.py) and the deployer's are checked below; every other assignment
     # belongs to a site.
     gateway_grants = [a for a in everything if a.name == "gateway-key-vault-secrets-user"]
     assert len(gateway_grants) == len(stack_view.all("network:ApplicationGateway"))

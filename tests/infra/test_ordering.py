@@ -119,7 +119,7 @@ def test_every_write_to_one_vnet_is_on_one_chain(stack_view):
 
 
 def test_gateway_and_hub_writes_to_the_vnet_are_on_the_chain_too():
-    from tests.infra.test_infra_ingress import HUB_ID, isolated, standard
+    from tests.infra.test_ingress import HUB_ID, isolated, standard
 
     for view in (standard(ingress="applicationGateway", applicationGatewaySubnet="10.40.3.0/24",
                           hubVirtualNetworkId=HUB_ID),

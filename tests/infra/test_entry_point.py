@@ -10,7 +10,7 @@ import pulumi
 import pytest
 from pulumi.runtime import settings
 
-from infra.deploy import PackageError
+from infra.site_package import PackageError
 from review.mocks import (
     PROJECT,
     AzureMocks,

@@ -1,5 +1,5 @@
 """Starting the deploy package the way App Service starts it: a bare interpreter, the platform's
-variables, `python startup.py` in an extracted wwwroot (tests/packaging/test_boot.py and
+variables, `python startup.py` in an extracted wwwroot (tests/release/test_boot.py and
 test_swap_rehearsal.py)."""
 
 from __future__ import annotations

@@ -6,16 +6,16 @@ import ipaddress
 import itertools
 
 import pytest
-from slot_swap import (
+
+from infra.app import SLOT_STICKY_SETTINGS
+from infra.private_link import PRIVATE_DNS_ZONES
+from tests.slot_swap import (
     SWAP_RESTARTS,
     Restart,
     declared_layout,
     per_slot_identity_layout,
     restart_problems,
 )
-
-from infra.app import SLOT_STICKY_SETTINGS
-from infra.private_link import PRIVATE_DNS_ZONES
 
 STATEFUL = ("dbforpostgresql:Server", "dbforpostgresql:Database", "storage:StorageAccount",
             "storage:BlobContainer", "keyvault:Vault", "keyvault:Secret")

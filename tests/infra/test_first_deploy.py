@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from infra.ase import internal_inbound_ip
-from tests.infra.test_infra_ordering import dependency_closure
+from tests.infra.test_ordering import dependency_closure
 
 
 def test_nothing_runs_on_the_deployer_during_up(stack_view):
@@ -37,7 +37,7 @@ def test_every_site_starts_after_its_identity_may_read_the_vault_and_the_photos(
 
 def test_the_sites_key_vault_wait_runs_alongside_the_postgresql_build(stack_view):
     """The sites wait for PostgreSQL (5-15 min) anyway; the Key Vault grant's wait must not, so
-    on a first deploy it adds little time (test_infra_propagation.py checks its length)."""
+    on a first deploy it adds little time (test_propagation.py checks its length)."""
     closure = dependency_closure(stack_view.run.resources)
     wait = stack_view.one("time:index/sleep:Sleep", "app-key-vault-grant-propagation")
     server = stack_view.one("dbforpostgresql:Server")

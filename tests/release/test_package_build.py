@@ -8,7 +8,6 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 import pytest
-from package_builds import REPO_ROOT, build_settings, copy_sources
 
 from release.build import (
     DEFAULT_PYTHON_VERSION,
@@ -24,6 +23,7 @@ from release.build import (
     vendored_distributions,
     write_lock,
 )
+from tests.release.package_builds import REPO_ROOT, build_settings, copy_sources
 
 DEV_DIR_NAMES = {"tests", "__pycache__", ".git", ".local", ".venv", "node_modules"}
 

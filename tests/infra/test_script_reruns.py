@@ -13,10 +13,10 @@ import subprocess
 from datetime import timedelta
 
 import pytest
-from azure_postgres import cursor_as
-from script_platform import AzureNative, DeploymentScripts, Inputs, Stack, iso_duration
 
 from review.mocks import load_stack_config, run_stack
+from tests.azure_postgres import cursor_as
+from tests.infra.script_platform import AzureNative, DeploymentScripts, Inputs, Stack, iso_duration
 
 STACK = "dev"
 DEPLOYER_TOKEN = "token-for-deployer"  # noqa: S105 - a stand-in, not a credential

@@ -1,4 +1,4 @@
-"""Builds of the deploy package, shared by the packaging tests (each build runs once per session).
+"""Builds of the deploy package, shared by the release tests (each build runs once per session).
 
 Every build starts from one snapshot of webapp/ taken at the start of the run, so edits made to
 the working tree while the tests run cannot make two builds differ. The snapshot and the `make
@@ -16,10 +16,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from app_service import can_import_flask, python_version_of
-from package_builds import REPO_CACHE, REPO_ROOT, build_settings, copy_sources, once_per_run
 
 from release.build import DEFAULT_PYTHON_VERSION, build_package
+from tests.release.app_service import can_import_flask, python_version_of
+from tests.release.package_builds import (
+    REPO_CACHE,
+    REPO_ROOT,
+    build_settings,
+    copy_sources,
+    once_per_run,
+)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""once_per_run: what the packaging fixtures build, xdist's workers build once and share."""
+"""once_per_run: what the release fixtures build, xdist's workers build once and share."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from package_builds import once_per_run
+
+from tests.release.package_builds import once_per_run
 
 
 class WorkerTemp:

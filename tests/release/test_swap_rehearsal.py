@@ -20,24 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from app_service import (
-    BOOT_TIMEOUT_SECONDS,
-    RunningSite,
-    app_service_environment,
-    extract,
-    start_site,
-    stop,
-)
 from psycopg2 import sql
-from slot_swap import (
-    SWAP_RESTARTS,
-    Restart,
-    SlotLayout,
-    declared_layout,
-    held_identities,
-    per_slot_identity_layout,
-    restart_settings,
-)
 
 from devtools.identity_endpoint import (
     POSTGRES_RESOURCE,
@@ -49,6 +32,23 @@ from devtools.readiness import NotReadyError, wait_for_http_ok
 from devtools.services import AzuriteServer, PostgresCluster, free_port
 from devtools.site_setup import child_environment, ensure_container
 from review.synth import cached_run
+from tests.release.app_service import (
+    BOOT_TIMEOUT_SECONDS,
+    RunningSite,
+    app_service_environment,
+    extract,
+    start_site,
+    stop,
+)
+from tests.slot_swap import (
+    SWAP_RESTARTS,
+    Restart,
+    SlotLayout,
+    declared_layout,
+    held_identities,
+    per_slot_identity_layout,
+    restart_settings,
+)
 
 # What only resolves inside Azure; the rehearsal points these at the local services.
 AZURE_ONLY_SETTINGS = ("AZURE_POSTGRESQL_HOST", "AZURE_POSTGRESQL_PORT",

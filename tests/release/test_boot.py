@@ -23,7 +23,14 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
-from app_service import (
+from PIL import Image
+
+from devtools.readiness import NotReadyError, wait_for_http_ok
+from devtools.services import free_port
+from devtools.site_setup import child_environment, prepare_site
+from release.build import DEFAULT_PYTHON_VERSION
+from review.synth import cached_run
+from tests.release.app_service import (
     BOOT_TIMEOUT_SECONDS,
     RunningSite,
     app_service_environment,
@@ -32,16 +39,9 @@ from app_service import (
     start_site,
     stop,
 )
-from PIL import Image
-from site_pages import csrf_token, png_photo
+from tests.site_pages import csrf_token, png_photo
 
-from devtools.readiness import NotReadyError, wait_for_http_ok
-from devtools.services import free_port
-from devtools.site_setup import child_environment, prepare_site
-from release.build import DEFAULT_PYTHON_VERSION
-from review.synth import cached_run
-
-# What the dev stack must declare for the package to start (COMMON.md's env-var contract).
+# What the dev stack must declare for the package to start (infra/README.md, App settings).
 EXPECTED_DEV_SETTINGS = {
     "AZURE_CLIENT_ID", "AZURE_POSTGRESQL_HOST", "AZURE_POSTGRESQL_DATABASE",
     "AZURE_POSTGRESQL_USER", "AZURE_POSTGRESQL_PORT", "AZURE_POSTGRESQL_SSLMODE",

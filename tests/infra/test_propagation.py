@@ -12,7 +12,7 @@ or read later:
 * the deployer's Storage Blob Data Reader, Website Contributor and PostgreSQL administration: the
   deploy, database-roles and custom-domain SNI scripts retry their first call on each for
   GRANT_WAIT_SECONDS (infra/deployer.py, infra/app.py; tests/infra/
-  test_infra_deployer_scripts.py runs those retries); ARM mounts the scripts' own file share with
+  test_deployer_scripts.py runs those retries); ARM mounts the scripts' own file share with
   the account key, through no grant;
 * the ASE, the vault, the server, the storage accounts, the diagnostic settings: they read
   through no identity of their own; ARM acts with the deployer's standing rights.
@@ -29,8 +29,8 @@ import pytest
 
 from infra.identity import KEY_VAULT_SECRETS_USER
 from review.mocks import CapturedResource, principal_id
-from tests.infra.test_infra_ingress import standard
-from tests.infra.test_infra_ordering import dependency_closure
+from tests.infra.test_ingress import standard
+from tests.infra.test_ordering import dependency_closure
 
 # Azure RBAC: "it can take up to 10 minutes for changes to take effect"
 # (learn.microsoft.com/azure/role-based-access-control/troubleshooting, role assignment changes
