@@ -25,7 +25,7 @@ from sqlalchemy import (
     select,
 )
 
-from .models import Restaurant, Review
+from .models import MAX_RATING, Restaurant, Review
 
 # The listing's orders; name and id last, so equal values keep a stable order across pages.
 # Each has an index in the same order (webapp/models.py).
@@ -40,6 +40,8 @@ DEFAULT_SORT = "name"
 LISTED_MAX = 10_000
 _LIKE_SPECIAL = re.compile(r"([\\%_])")
 POSTED_ON_FORMAT = "%d %b %Y"
+# A review's rating as MAX_RATING stars, lit then unlit, by rating.
+RATING_STARS = tuple("★" * lit + "☆" * (MAX_RATING - lit) for lit in range(MAX_RATING + 1))
 
 
 class ReviewItem(NamedTuple):
@@ -55,12 +57,15 @@ class ReviewItem(NamedTuple):
     photo_height: int | None
     posted_at: str  # created_at in ISO 8601, for <time datetime>
     posted_on: str  # the day, as visitors read it
+    stars: str  # the rating as lit and unlit stars
 
     @classmethod
     def from_row(cls, row) -> ReviewItem:
-        """From the details statement's review columns (created_at the fifth)."""
+        """From the details statement's review columns (rating the second, created_at the
+        fifth)."""
         created_at = row[4]
-        return cls(*row, created_at.isoformat(), created_at.strftime(POSTED_ON_FORMAT))
+        return cls(*row, created_at.isoformat(), created_at.strftime(POSTED_ON_FORMAT),
+                   RATING_STARS[row[1]])
 
 
 @dataclass(frozen=True)

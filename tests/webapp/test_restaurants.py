@@ -103,11 +103,13 @@ def test_rating_stars_are_the_stars_macro_for_each_exact_pair(app):
     assert "★★★★☆" in rating_stars(RestaurantCard(1, "A", "B", 3.5, 2))
 
 
-def test_details_page_dates_each_review(client, add_restaurant, add_review):
+def test_details_page_shows_each_reviews_stars_and_date(client, add_restaurant, add_review):
     restaurant_id = add_restaurant("Alpha")
-    assert add_review(restaurant_id).status_code == 303
+    assert add_review(restaurant_id, rating="4").status_code == 303
 
     html = client.get(f"/restaurants/{restaurant_id}").text
+
+    assert 'aria-label="4 out of 5">★★★★☆</span>' in html
 
     [(stamp, day)] = re.findall(r'<time datetime="([^"]+)">([^<]+)</time>', html)
     posted = datetime.fromisoformat(stamp)
