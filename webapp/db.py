@@ -156,6 +156,9 @@ def _create_engine(url: URL, pool: PoolSettings, budget_seconds: float) -> Engin
         # All connections busy means overload: a third of the budget, then the 503 page.
         pool_timeout=pool.timeout_seconds or budget_seconds / 3,
         pool_recycle=pool.recycle_seconds,
+        # A failed statement's error (logged with its traceback) would otherwise repeat its
+        # parameters: visitors' reviews and names.
+        hide_parameters=True,
         connect_args={
             "connect_timeout": pool.connect_timeout_seconds,
             "application_name": "restaurant-reviews",

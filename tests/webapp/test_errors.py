@@ -1,8 +1,12 @@
-"""Error pages (webapp/errors.py): what an outage page says after a read and after a form."""
+"""Error pages (webapp/errors.py) and what errors carry: outage pages, no visitor text in logs."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 
 def test_an_outage_on_a_page_view_offers_to_try_the_page_again(database_down, client):
@@ -35,3 +39,14 @@ def test_a_too_large_review_whose_page_runs_out_of_budget_is_a_503(app, add_rest
 
     assert response.status_code == 503
     assert "What you submitted was not saved" in response.text
+
+
+def test_a_failed_statement_does_not_repeat_what_the_visitor_wrote(app):
+    """Flask logs an unexpected database error with its message: no review text in it."""
+    visitor_text = "my neighbour at 12 Elm Street"
+    with pytest.raises(DBAPIError) as failure, app.extensions["db_engine"].connect() as db:
+        db.execute(text("SELECT 1 / 0 WHERE CAST(:text AS text) IS NOT NULL"),
+                   {"text": visitor_text})
+
+    assert "division by zero" in str(failure.value)
+    assert visitor_text not in str(failure.value)
