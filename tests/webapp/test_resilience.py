@@ -314,34 +314,23 @@ def test_the_watchdog_cuts_a_connection_still_waiting_at_its_deadline():
     server.close()
 
 
-def test_the_earliest_deadline_is_cut_when_later_ones_are_armed_after_it():
-    early, early_peer = socket.socketpair()
-    late, late_peer = socket.socketpair()
+@pytest.mark.parametrize("armed_first", ["early", "late"])
+def test_the_earliest_deadline_is_cut_on_time_whatever_was_armed_before(armed_first):
+    # Armed second, the early deadline must wake the thread sleeping until the late one.
+    pairs = {name: socket.socketpair() for name in ("early", "late")}
+    deadlines = {"early": 0.2, "late": 60}
     watchdog = ConnectionWatchdog()
-    watchdog.arm("early", FakeConnection(early), time.monotonic() + 0.2)
-    watchdog.arm("late", FakeConnection(late), time.monotonic() + 60)
+    for name in sorted(pairs, key=lambda name: name != armed_first):
+        watchdog.arm(name, FakeConnection(pairs[name][0]), time.monotonic() + deadlines[name])
 
+    early = pairs["early"][0]
     early.settimeout(5)
-    assert early.recv(1) == b""  # shut down at its deadline, not the later one's
+    assert early.recv(1) == b""  # shut down at its own deadline, not the later one's
     assert watchdog.armed_count() == 1
     watchdog.disarm("late")
-    for sock in (early, early_peer, late, late_peer):
-        sock.close()
-
-
-def test_an_earlier_deadline_armed_after_a_later_one_is_cut_on_time():
-    late, late_peer = socket.socketpair()
-    early, early_peer = socket.socketpair()
-    watchdog = ConnectionWatchdog()
-    watchdog.arm("late", FakeConnection(late), time.monotonic() + 60)
-    watchdog.arm("early", FakeConnection(early), time.monotonic() + 0.2)
-
-    early.settimeout(5)  # the thread sleeping until the later deadline was woken for it
-    assert early.recv(1) == b""
-    assert watchdog.armed_count() == 1
-    watchdog.disarm("late")
-    for sock in (early, early_peer, late, late_peer):
-        sock.close()
+    for pair in pairs.values():
+        for sock in pair:
+            sock.close()
 
 
 class CountingCondition(threading.Condition):
