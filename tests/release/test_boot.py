@@ -16,6 +16,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -132,6 +133,9 @@ def local_app_settings(declared: dict[str, str], postgres, azurite, sink_url: st
         ),
         # Statsbeat reports to a fixed Microsoft endpoint; nothing here can reach it.
         "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+        # Azure Monitor's default sampler keeps up to 5 traces a second per process, adaptively:
+        # on a busy machine it can drop the test's few requests. Every trace is kept here.
+        "OTEL_TRACES_SAMPLER": "always_on",
     }
 
 
@@ -187,7 +191,9 @@ def wait_for_request_telemetry(sink: IngestionSink, timeout: float = 30) -> None
         if any("RequestData" in body for body in sink.bodies):
             return
         time.sleep(0.2)
-    pytest.fail(f"no request telemetry reached the ingestion endpoint ({len(sink.bodies)} posts)")
+    kinds = Counter(re.findall(r'"baseType":\s*"(\w+)"', "".join(sink.bodies)))
+    pytest.fail(f"no request telemetry reached the ingestion endpoint ({len(sink.bodies)} posts: "
+                f"{dict(kinds)})")
 
 
 # --- the tests --------------------------------------------------------------------------------
