@@ -267,6 +267,8 @@ class Load:
     headers: Mapping[str, str] = field(default_factory=dict)
     script: Path | None = None
     background: Callable[[], SteadyWriter] | None = None
+    # It saves rows: the database is settled after it (see measure_in_rounds).
+    writes: bool = False
 
 
 def run_wrk(load: Load | str, duration: int, connections: int) -> LoadResult:
@@ -400,7 +402,7 @@ def review_post_load(site: str, restaurant_id: int, workdir: Path) -> Load:
     # JSON string escapes (\r, \n, \") are valid Lua escapes for this ASCII text.
     lines = [f"{name} = {json.dumps(value)}\n" for name, value in settings.items()]
     script.write_text("".join(lines))
-    return Load(page_url + "/reviews", script=script)
+    return Load(page_url + "/reviews", script=script, writes=True)
 
 
 def _csrf_token(html: str) -> str:
@@ -482,7 +484,7 @@ def mixed_load(site: str, workdir: Path) -> Load:
     paths = [f"/?page={page}" for page in range(1, MIXED_HOME_PAGES + 1)]
     paths += [f"/restaurants/{restaurant_id}" for restaurant_id in restaurant_ids]
     load = paths_load(site, paths, workdir, "mixed_reads")
-    return replace(load, background=lambda: SteadyWriter(site, restaurant_ids))
+    return replace(load, background=lambda: SteadyWriter(site, restaurant_ids), writes=True)
 
 
 # upload memory -------------------------------------------------------------------------------
@@ -624,7 +626,9 @@ def benchmark(duration: int, connections: int) -> int:
                     MIXED_LABEL: mixed_load(site, workdir),
                     SEARCH_LABEL: Load(f"{search_site}/?q={SEARCH_TEXT}"),
                 }
-                measurements = measure_in_rounds(loads, duration, connections)
+                measurements = measure_in_rounds(
+                    loads, duration, connections,
+                    settle=lambda: settle_database(services.postgres, APP_DATABASE))
             photo = worst_case_photo()
             with Image.open(io.BytesIO(photo)) as image:
                 print(f"{MEMORY_LABEL}: {MEMORY_BURST} uploads of a {image.width} x "
@@ -635,22 +639,36 @@ def benchmark(duration: int, connections: int) -> int:
     return report(measurements, memory, duration, connections)
 
 
-def measure_in_rounds(loads: Mapping[str, Load | str], duration: int,
-                      connections: int) -> list[Measurement]:
+def measure_in_rounds(loads: Mapping[str, Load | str], duration: int, connections: int,
+                      settle: Callable[[], None] = lambda: None) -> list[Measurement]:
     """Load each target in turn, `ROUNDS` times, `duration / ROUNDS` seconds each.
 
     Alternating spreads any background load on the machine over every endpoint alike, so the
-    ratios stay fair even when the absolute numbers move.
+    ratios stay fair even when the absolute numbers move. `settle` runs, untimed, after the
+    warm-up and after each slice of a load that writes: the thousands of reviews a write slice
+    saves would otherwise start autovacuum during whichever slice comes next.
     """
+    loads = {label: Load(load) if isinstance(load, str) else load
+             for label, load in loads.items()}
     for load in loads.values():
         run_wrk(load, WARM_UP_SECONDS, connections)  # pools, caches and workers warmed up
+    settle()
     slice_seconds = max(1, round(duration / ROUNDS))
     runs: dict[str, list[LoadResult]] = {label: [] for label in loads}
     for round_number in range(1, ROUNDS + 1):
         for label, load in loads.items():
             print(f"Round {round_number}/{ROUNDS}: {label} for {slice_seconds} s…", flush=True)
             runs[label].append(run_wrk(load, slice_seconds, connections))
+            if load.writes:
+                settle()
     return [Measurement(label, combine(results)) for label, results in runs.items()]
+
+
+def settle_database(postgres: PostgresCluster, database: str) -> None:
+    """Do now what autovacuum and the checkpointer would do in the middle of a later slice."""
+    with postgres.connect(database) as conn, conn.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+        cursor.execute("CHECKPOINT")
 
 
 def combine(results: Sequence[LoadResult]) -> LoadResult:

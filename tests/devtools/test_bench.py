@@ -169,6 +169,39 @@ def test_rounds_combine_to_mean_rate_worst_p99_and_all_errors():
     assert combined == LoadResult(requests_per_second=200.0, p99_ms=9.0, errors=2)
 
 
+def test_the_database_settles_after_the_warm_up_and_after_each_writing_slice(monkeypatch):
+    steps = []
+    monkeypatch.setattr(bench, "run_wrk", lambda load, seconds, connections: (
+        steps.append((load.url, seconds)) or LoadResult(1.0, 1.0, 0)))
+    loads = {"read": "http://site/", "write": bench.Load("http://site/post", writes=True)}
+
+    bench.measure_in_rounds(loads, duration=2 * bench.ROUNDS, connections=1,
+                            settle=lambda: steps.append("settle"))
+
+    warm_up = [("http://site/", bench.WARM_UP_SECONDS), ("http://site/post",
+                                                         bench.WARM_UP_SECONDS)]
+    one_round = [("http://site/", 2), ("http://site/post", 2), "settle"]
+    assert steps == warm_up + ["settle"] + one_round * bench.ROUNDS
+
+
+def test_a_settled_database_leaves_autovacuum_nothing_to_do(postgres, seeded):
+    postgres.execute("INSERT INTO reviews (restaurant_id, reviewer_name, rating, review_text) "
+                     "SELECT 1, 'Settle', 3, 'x' FROM generate_series(1, 50)", database=SITE_NAME)
+
+    bench.settle_database(postgres, SITE_NAME)
+
+    pending = postgres.execute(
+        "SELECT n_mod_since_analyze, n_ins_since_vacuum FROM pg_stat_user_tables "
+        "WHERE relname = 'reviews'", database=SITE_NAME)
+    assert pending == [(0, 0)]
+
+
+def test_the_review_rows_are_the_loads_that_write(tmp_path):
+    writer_site = "http://127.0.0.1:9"  # nothing is fetched until the row runs
+    assert bench.mixed_load(writer_site, tmp_path).writes
+    assert not bench.paths_load(writer_site, ["/"], tmp_path, "reads").writes
+
+
 @pytest.mark.slow  # gunicorn and wrk
 def test_measure_in_rounds_loads_every_target_and_labels_the_results(monkeypatch):
     monkeypatch.setattr(bench, "WARM_UP_SECONDS", 1)
