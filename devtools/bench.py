@@ -43,7 +43,14 @@ from flask import Flask
 from PIL import Image
 
 from devtools.readiness import NotReadyError, wait_for_http_ok
-from devtools.seeding import SEARCH_TEXT, sample_photos, seed, seed_search, upload_photos
+from devtools.seeding import (
+    SEARCH_TEXT,
+    sample_photos,
+    seed,
+    seed_search,
+    settle,
+    upload_photos,
+)
 from devtools.services import (
     REPO_ROOT,
     AzuriteServer,
@@ -271,8 +278,12 @@ class Load:
     writes: bool = False
 
 
+def as_load(load: Load | str) -> Load:
+    return Load(load) if isinstance(load, str) else load
+
+
 def run_wrk(load: Load | str, duration: int, connections: int) -> LoadResult:
-    load = Load(load) if isinstance(load, str) else load
+    load = as_load(load)
     if load.background is None:
         return _run_wrk(load, duration, connections)
     with load.background() as background:
@@ -628,7 +639,7 @@ def benchmark(duration: int, connections: int) -> int:
                 }
                 measurements = measure_in_rounds(
                     loads, duration, connections,
-                    settle=lambda: settle_database(services.postgres, APP_DATABASE))
+                    settle=lambda: settle(services.postgres, APP_DATABASE))
             photo = worst_case_photo()
             with Image.open(io.BytesIO(photo)) as image:
                 print(f"{MEMORY_LABEL}: {MEMORY_BURST} uploads of a {image.width} x "
@@ -648,8 +659,7 @@ def measure_in_rounds(loads: Mapping[str, Load | str], duration: int, connection
     warm-up and after each slice of a load that writes: the thousands of reviews a write slice
     saves would otherwise start autovacuum during whichever slice comes next.
     """
-    loads = {label: Load(load) if isinstance(load, str) else load
-             for label, load in loads.items()}
+    loads = {label: as_load(load) for label, load in loads.items()}
     for load in loads.values():
         run_wrk(load, WARM_UP_SECONDS, connections)  # pools, caches and workers warmed up
     settle()
@@ -662,13 +672,6 @@ def measure_in_rounds(loads: Mapping[str, Load | str], duration: int, connection
             if load.writes:
                 settle()
     return [Measurement(label, combine(results)) for label, results in runs.items()]
-
-
-def settle_database(postgres: PostgresCluster, database: str) -> None:
-    """Do now what autovacuum and the checkpointer would do in the middle of a later slice."""
-    with postgres.connect(database) as conn, conn.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE")
-        cursor.execute("CHECKPOINT")
 
 
 def combine(results: Sequence[LoadResult]) -> LoadResult:

@@ -53,10 +53,7 @@ def seed(postgres: PostgresCluster, database: str, photo_names: Sequence[str],
         with conn, conn.cursor() as cursor:  # psycopg2: commits on success, else rolls back
             _insert_restaurants_and_reviews(cursor, photo_names, restaurants,
                                             reviews_per_restaurant)
-    with postgres.connect(database) as conn, conn.cursor() as cursor:
-        # What autovacuum does on a live database: statistics and the visibility map (so the
-        # page query can use index-only scans). VACUUM cannot run inside the transaction.
-        cursor.execute("VACUUM ANALYZE restaurants, reviews")
+    settle(postgres, database)
 
 
 def _insert_restaurants_and_reviews(cursor, photo_names: Sequence[str], restaurants: int,
@@ -101,5 +98,13 @@ def seed_search(postgres: PostgresCluster, database: str, restaurants: int, word
             """,
             {"restaurants": restaurants, "words": words, "word": SEARCH_WORD},
         )
-        # The trigram index's pending entries merged and statistics taken, as autovacuum does.
-        cursor.execute("VACUUM ANALYZE restaurants")
+    settle(postgres, database)
+
+
+def settle(postgres: PostgresCluster, database: str) -> None:
+    """Do now what autovacuum and the checkpointer would do later, in the middle of a
+    measurement: statistics, the visibility map (so pages can use index-only scans), the trigram
+    index's pending entries merged, dirty pages written. VACUUM cannot run in a transaction."""
+    with postgres.connect(database) as conn, conn.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+        cursor.execute("CHECKPOINT")

@@ -184,18 +184,6 @@ def test_the_database_settles_after_the_warm_up_and_after_each_writing_slice(mon
     assert steps == warm_up + ["settle"] + one_round * bench.ROUNDS
 
 
-def test_a_settled_database_leaves_autovacuum_nothing_to_do(postgres, seeded):
-    postgres.execute("INSERT INTO reviews (restaurant_id, reviewer_name, rating, review_text) "
-                     "SELECT 1, 'Settle', 3, 'x' FROM generate_series(1, 50)", database=SITE_NAME)
-
-    bench.settle_database(postgres, SITE_NAME)
-
-    pending = postgres.execute(
-        "SELECT n_mod_since_analyze, n_ins_since_vacuum FROM pg_stat_user_tables "
-        "WHERE relname = 'reviews'", database=SITE_NAME)
-    assert pending == [(0, 0)]
-
-
 def test_the_review_rows_are_the_loads_that_write(tmp_path):
     writer_site = "http://127.0.0.1:9"  # nothing is fetched until the row runs
     assert bench.mixed_load(writer_site, tmp_path).writes

@@ -50,3 +50,15 @@ def test_make_bench_and_make_chaos_seed_through_this_module():
         assert harness.seed is seeding.seed
         assert harness.sample_photos is seeding.sample_photos
         assert harness.upload_photos is seeding.upload_photos
+
+
+def test_a_settled_database_leaves_autovacuum_nothing_to_do(postgres, seeded):
+    postgres.execute("INSERT INTO reviews (restaurant_id, reviewer_name, rating, review_text) "
+                     "SELECT 1, 'Settle', 3, 'x' FROM generate_series(1, 50)", database=SITE_NAME)
+
+    seeding.settle(postgres, SITE_NAME)
+
+    pending = postgres.execute(
+        "SELECT n_mod_since_analyze, n_ins_since_vacuum FROM pg_stat_user_tables "
+        "WHERE relname = 'reviews'", database=SITE_NAME)
+    assert pending == [(0, 0)]
