@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from flask import Flask, current_app
-from markupsafe import Markup
 from sqlalchemy import event
 
 from . import db
@@ -58,10 +57,11 @@ class CachedListing(NamedTuple):
     restaurant_ids: frozenset[int]
 
 
-def fragment_size(fragment: Markup | tuple) -> int:
-    """Bytes held by a rendered fragment, or by a tuple of them (and of their ids)."""
+def fragment_size(fragment: str | tuple) -> int:
+    """Bytes held by a rendered fragment, or by a tuple of them (and of their ids), nested
+    tuples included."""
     if isinstance(fragment, tuple):
-        return sum(sys.getsizeof(part) for part in fragment)
+        return sum(fragment_size(part) for part in fragment)
     return sys.getsizeof(fragment)
 
 
@@ -234,7 +234,7 @@ def listing_cache() -> BoundedCache[CachedListing]:
     return _checked("listing_cache")
 
 
-def details_cache() -> BoundedCache[tuple[str, Markup]]:
+def details_cache() -> BoundedCache:
     return _checked("details_cache")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from flask import (
@@ -15,6 +17,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +32,7 @@ from .queries import (
     LISTED_MAX,
     SORT_ORDERS,
     ListingQuery,
+    RestaurantDetails,
     restaurant_details,
     restaurant_page,
 )
@@ -159,13 +163,37 @@ def _save_restaurant(form: RestaurantForm) -> int:
     return restaurant.id
 
 
-class RenderedRestaurant(NamedTuple):
-    """A restaurant's part of the details page, the same for every visitor (so cacheable)."""
+class SlottedPage(NamedTuple):
+    """A page that is the same for every visitor but for a few values (their messages, CSRF
+    token, submission token): kept split at those values, so a request joins its own in with
+    no template work."""
 
-    id: int
-    name: str
-    summary: Markup
-    reviews: Markup
+    parts: tuple[str, ...]
+
+    @classmethod
+    def split(cls, html: str, slots: Sequence[str]) -> SlottedPage:
+        parts, rest = [], html
+        for slot in slots:
+            pieces = rest.split(slot)
+            if len(pieces) != 2:
+                raise RuntimeError(f"the page renders {len(pieces) - 1} slots for "
+                                   f"{slot.rsplit('-', 1)[0]}, not one")
+            parts.append(pieces[0])
+            rest = pieces[1]
+        return cls((*parts, rest))
+
+    def fill(self, *values: str) -> str:
+        filled = [self.parts[0]]
+        for value, part in zip(values, self.parts[1:], strict=True):
+            filled += (value, part)
+        return "".join(filled)
+
+
+# Rendered in place of each visitor's own values, then split at: letters and digits, which
+# escaping leaves as they are, and random per process, so no restaurant or review text holds
+# them.
+_DETAILS_SLOTS = tuple(f"{name}-slot-{secrets.token_hex(16)}"
+                       for name in ("messages", "csrf-token", "submission-token"))
 
 
 @bp.get(f"/restaurants/{RESTAURANT_ID_RULE}")
@@ -176,21 +204,48 @@ def detail(restaurant_id: int):
 def render_detail(restaurant_id: int, review_form: ReviewForm | None = None, status: int = 200):
     """The details page with the review form: blank, or as submitted with its errors.
 
-    The restaurant and its reviews come from the details cache and a blank form's fields are
-    rendered once per process; the CSRF token, and a submitted form, are this request's own.
+    With a blank form it is the shared page from the details cache, this request's messages
+    and tokens joined in; a submitted form is rendered for its request from what PostgreSQL
+    holds now.
     """
-    restaurant = details_cache().get_or_load(
-        restaurant_id, lambda: _render_restaurant(restaurant_id)
-    )
-    if restaurant is None:
-        abort(404)
     if review_form is None:
-        fields, token = _blank_review_form_fields(), ReviewForm.new_token()
-    else:
-        fields, token = _form_fields(review_form), review_form.token_to_render()
-    page = render_template("restaurants/detail.html", restaurant=restaurant, form_fields=fields,
-                           submission_token=token)
-    return page, status
+        page = details_cache().get_or_load(restaurant_id, lambda: _details_page(restaurant_id))
+        if page is None:
+            abort(404)
+        return page.fill(visitor_messages(), generate_csrf(), ReviewForm.new_token()), status
+    details = restaurant_details(get_engine(), restaurant_id)
+    if details is None:
+        abort(404)
+    html = _render_details(details, _form_fields(review_form), csrf_token=generate_csrf(),
+                           submission_token=review_form.token_to_render())
+    return html, status
+
+
+def visitor_messages() -> str:
+    """This visitor's flashed messages as HTML, once; nothing (no template) when there are
+    none, as for every visitor without a session."""
+    if "_flashes" not in session:
+        return ""
+    return render_template("_messages.html")
+
+
+def _details_page(restaurant_id: int) -> SlottedPage | None:
+    details = restaurant_details(get_engine(), restaurant_id)
+    if details is None:
+        return None
+    messages, csrf_token, submission_token = _DETAILS_SLOTS
+    html = _render_details(details, _blank_review_form_fields(), csrf_token, submission_token,
+                           messages_slot=messages)
+    return SlottedPage.split(html, _DETAILS_SLOTS)
+
+
+def _render_details(details: RestaurantDetails, form_fields: Markup, csrf_token: str,
+                    submission_token: str, **slots: str) -> str:
+    """The whole page in one pass; the summary and reviews are included templates."""
+    return render_template("restaurants/detail.html", restaurant=details,
+                           photo_prefix=url_prefix("photos.show", name="0"),
+                           form_fields=form_fields, csrf_token_value=csrf_token,
+                           submission_token=submission_token, **slots)
 
 
 def _blank_review_form_fields() -> Markup:
@@ -206,21 +261,6 @@ def _blank_review_form_fields() -> Markup:
 def _form_fields(form: ReviewForm) -> Markup:
     # render_template autoescapes every value, so its output is safe HTML to embed.
     return Markup(render_template("restaurants/_review_form_fields.html", form=form))  # noqa: S704
-
-
-def _render_restaurant(restaurant_id: int) -> RenderedRestaurant | None:
-    details = restaurant_details(get_engine(), restaurant_id)
-    if details is None:
-        return None
-    # render_template autoescapes every value, so its output is safe HTML to embed.
-    return RenderedRestaurant(
-        id=details.id,
-        name=details.name,
-        summary=Markup(render_template("restaurants/_summary.html", restaurant=details)),  # noqa: S704
-        reviews=Markup(render_template(  # noqa: S704
-            "restaurants/_reviews.html", restaurant=details,
-            photo_prefix=url_prefix("photos.show", name="0"))),
-    )
 
 
 def url_prefix(endpoint: str, **placeholder) -> str:
