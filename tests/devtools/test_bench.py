@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import io
 import urllib.parse
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -80,6 +81,24 @@ def status_of(url: str, headers: dict[str, str]) -> int:
         return connection.getresponse().status
     finally:
         connection.close()
+
+
+def test_each_gunicorn_worker_listens_on_a_socket_of_its_own():
+    # One shared socket lets a single worker take every wrk connection (see gunicorn_process).
+    with bench.gunicorn_process("devtools.bench:create_trivial_app()", {}, workers=2,
+                                threads=1) as (base_url, _process):
+        port = urllib.parse.urlsplit(base_url).port
+        assert listening_sockets(port) == 2
+
+
+def listening_sockets(port: int) -> int:
+    """Sockets in LISTEN state on `port`, from the kernel's table (/proc/net/tcp)."""
+    listen_state = "0A"
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local_address, state = line.split()[1], line.split()[3]
+        count += state == listen_state and int(local_address.rsplit(":", 1)[1], 16) == port
+    return count
 
 
 def test_parse_wrk_output_reads_rate_p99_in_ms_and_every_error_kind():
