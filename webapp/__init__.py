@@ -5,20 +5,18 @@ gunicorn: `gunicorn 'webapp:create_app()'`; migrations: `flask --app webapp migr
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Mapping
 
 import flask
 from azure.core.credentials import TokenCredential
-from jinja2 import Environment
-from markupsafe import Markup
 
 from . import (
     budget,
     db,
     errors,
     forms,
+    fragments,
     health,
     images,
     page_cache,
@@ -31,10 +29,6 @@ from . import (
 from .config import ConfigError, RecordingEnvironment, Settings, request_body_limit
 from .storage import PhotoStore
 from .telemetry import configure_telemetry
-
-MAX_STARS = 5
-# Distinct (average rating, review count) pairs whose stars stay rendered; a few KB in all.
-RATING_STARS_MEMO_SIZE = 4096
 
 
 def create_app(
@@ -80,8 +74,7 @@ def create_app(
     photos.init_app(app, settings.photo_cache)
     for blueprint in (restaurants.bp, reviews.bp, photos.bp, health.bp):
         app.register_blueprint(blueprint)
-    app.add_template_filter(star_count, "star_count")
-    app.add_template_filter(rating_stars_filter(app.jinja_env), "rating_stars")
+    fragments.init_app(app)
     # Keep the served HTML free of the blank lines template tags would leave behind.
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
@@ -121,30 +114,3 @@ def _default_credential() -> TokenCredential:
     # Bounded like every other dependency: a token fetch happens inside a request when a new
     # PostgreSQL connection or a Blob Storage call needs one.
     return DefaultAzureCredential(**budget.CREDENTIAL_OPTIONS)
-
-
-def rating_stars_filter(jinja_env: Environment) -> Callable[[object], Markup]:
-    """The ``rating_stars`` filter: a restaurant's (or card's) stars and rating summary, as the
-    ``stars`` macro of _macros.html renders them.
-
-    The macro's output depends on the two numbers alone, so each pair is rendered once per
-    process (a bounded memo, not a page cache: no data is kept, only markup for numbers): the
-    home page shows 20 and the macro cost more than the rest of a card.
-    """
-
-    @functools.lru_cache(maxsize=RATING_STARS_MEMO_SIZE)
-    def rendered(average_rating: float | None, review_count: int) -> Markup:
-        macros = jinja_env.get_template("_macros.html").module
-        return macros.stars(average_rating, review_count)
-
-    def rating_stars(restaurant) -> Markup:
-        return rendered(restaurant.average_rating, restaurant.review_count)
-
-    return rating_stars
-
-
-def star_count(average_rating: float | None) -> int:
-    """Whole stars to light for an average rating (rounded half up, 0 when unrated)."""
-    if average_rating is None:
-        return 0
-    return max(0, min(MAX_STARS, int(average_rating + 0.5)))

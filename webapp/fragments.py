@@ -1,0 +1,84 @@
+"""Markup reused by what it shows: a piece of a page that depends only on the values it
+displays is rendered once per distinct set of values, per process.
+
+This is not a page cache. The key is every value the markup shows, so a changed value is a new
+key, never a stale piece; the pages still ask PostgreSQL for those values whenever the page
+caches (page_cache.py) do not answer. What it saves is rendering: after a new review, the page
+is read again, but only the new review is rendered; the others are as they were.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Hashable
+
+from flask import Flask
+from jinja2 import Environment
+from markupsafe import Markup
+
+from .bounded_cache import BoundedCache
+from .models import MAX_RATING
+
+# Distinct (average rating, review count) pairs whose stars stay rendered; a few KB in all.
+RATING_STARS_MEMO_SIZE = 4096
+# Rendered reviews and restaurant cards kept per process: each is at most a few KB of HTML.
+MEMO_MAX_ENTRIES = 8192
+MEMO_MAX_BYTES = 16 * 1024 * 1024
+# Filter name: (template, the name it gives the value).
+MEMOISED_TEMPLATES = {
+    "rendered_review": ("restaurants/_review.html", "review"),
+    "rendered_card": ("restaurants/_card.html", "item"),
+}
+
+
+def init_app(app: Flask) -> None:
+    app.add_template_filter(star_count, "star_count")
+    app.add_template_filter(rating_stars_filter(app.jinja_env), "rating_stars")
+    # The text of a review (and the name of a restaurant) is in its key as well as in the
+    # markup: both are counted.
+    memo: BoundedCache[Markup] = BoundedCache(
+        max_entries=MEMO_MAX_ENTRIES, max_bytes=MEMO_MAX_BYTES,
+        size_of=lambda markup: 2 * sys.getsizeof(markup))
+    app.extensions["fragment_memo"] = memo
+    for name, (template_name, value_name) in MEMOISED_TEMPLATES.items():
+        app.add_template_filter(rendered_filter(app.jinja_env, template_name, value_name, memo),
+                                name)
+
+
+def rating_stars_filter(jinja_env: Environment) -> Callable[[object], Markup]:
+    """The ``rating_stars`` filter: a restaurant's (or card's) stars and rating summary, as the
+    ``stars`` macro of _macros.html renders them, each pair of numbers rendered once (the home
+    page shows 20, and the macro cost more than the rest of a card)."""
+
+    @functools.lru_cache(maxsize=RATING_STARS_MEMO_SIZE)
+    def rendered(average_rating: float | None, review_count: int) -> Markup:
+        macros = jinja_env.get_template("_macros.html").module
+        return macros.stars(average_rating, review_count)
+
+    def rating_stars(restaurant) -> Markup:
+        return rendered(restaurant.average_rating, restaurant.review_count)
+
+    return rating_stars
+
+
+def rendered_filter(jinja_env: Environment, template_name: str, value_name: str,
+                    memo: BoundedCache[Markup]) -> Callable[..., Markup]:
+    """A filter rendering ``template_name`` with its value as ``value_name`` and the filter's
+    keyword arguments (URL prefixes): a value and arguments seen before cost a lookup. The
+    value must be hashable and hold everything the template shows of it."""
+
+    def rendered(value: Hashable, **context: str) -> Markup:
+        key = (template_name, value, tuple(context.items()))
+        return memo.get_or_load(key, lambda: Markup(  # noqa: S704
+            # Autoescaped like every .html template, so safe to embed.
+            jinja_env.get_template(template_name).render({value_name: value, **context})))
+
+    return rendered
+
+
+def star_count(average_rating: float | None) -> int:
+    """Whole stars to light for an average rating (rounded half up, 0 when unrated)."""
+    if average_rating is None:
+        return 0
+    return max(0, min(MAX_RATING, int(average_rating + 0.5)))
