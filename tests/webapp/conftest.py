@@ -224,6 +224,12 @@ def record_statements(app: Flask) -> StatementLog:
     return seen
 
 
+@pytest.fixture(scope="session")
+def statements_of() -> Callable[[Flask], list[str]]:
+    """statements_of(app) -> every SQL statement that app sends from then on (record_statements)."""
+    return record_statements
+
+
 @pytest.fixture
 def statements(app: Flask) -> list[str]:
     """Every SQL statement the app sends from now on, in order (record_statements)."""

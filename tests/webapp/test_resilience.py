@@ -38,8 +38,6 @@ from webapp.db import (
     upgrade_database,
 )
 
-from .conftest import record_statements
-
 # Tests use the default budget (webapp/config.py): every answer below must come within it.
 BUDGET_SECONDS = 3.0
 HEAL_SECONDS = 2.0
@@ -568,12 +566,12 @@ def test_a_write_on_a_reused_connection_is_pinged_first(app, add_restaurant, sta
 
 
 def test_after_a_restart_the_first_read_succeeds_and_the_whole_pool_is_replaced(
-    outage_app, own_postgres, caplog
+    outage_app, own_postgres, statements_of, caplog
 ):
     client = outage_app.test_client()
     details = client.post("/restaurants/new",
                           data={"name": "Phoenix", "street_address": "1 A"}).headers["Location"]
-    statements = record_statements(outage_app)
+    statements = statements_of(outage_app)
     use_pooled_connections(get_engine(outage_app), 3)
 
     own_postgres.stop()  # every pooled connection is dead from here on
