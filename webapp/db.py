@@ -1,4 +1,4 @@
-"""Database lifecycle: the pooled engine, per-request sessions, Entra tokens and migrations.
+"""Database lifecycle: the pooled engine, reads, per-request sessions, Entra tokens, migrations.
 
 Two ways to sign in to PostgreSQL, chosen by settings (see config.py):
 - DATABASE_URL carries a password (local development, tests);
@@ -368,7 +368,8 @@ def _read_once(engine: Engine, sql: str, parameters: dict, may_retry: bool) -> l
                     raise _RetryOnNewConnection from error
         raise _sqlalchemy_error(engine, error, sql, parameters, disconnected) from error
     except BaseException:
-        # Interrupted halfway (an exit signal): what the connection holds is unknown.
+        # Stopped halfway by anything else (an exit signal, a bug): what the connection still
+        # holds is unknown, so it is not handed to the next request.
         connection.invalidate()
         raise
     finally:
