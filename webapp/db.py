@@ -1,4 +1,4 @@
-"""Database lifecycle: the pooled engine, per-request sessions, Entra tokens and migrations.
+"""Database lifecycle: the pooled engine, reads, per-request sessions, Entra tokens, migrations.
 
 Two ways to sign in to PostgreSQL, chosen by settings (see config.py):
 - DATABASE_URL carries a password (local development, tests);
@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 
 import click
@@ -27,6 +28,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import URL, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
 
 from . import budget
 from .config import PoolSettings, Settings
@@ -58,6 +60,12 @@ NO_STATEMENT_TIMEOUT = "SET LOCAL statement_timeout = 0"
 COMMIT_RESERVE_SECONDS = 0.5
 # connection_record.info key: the watchdog cut this connection's socket (see handle_error below).
 CUT_BY_WATCHDOG = "cut_by_watchdog"
+# Set while read_rows checks a connection out: the checkout skips its ping. A read finds a dead
+# connection by itself and retries once (reads are idempotent), so the ping's round trip would
+# only ever duplicate what the read's own round trip tells. A context variable, because the pool
+# calls the checkout listener with no word from the caller.
+_READ_RETRIES_ON_DEAD_CONNECTION: ContextVar[bool] = ContextVar(
+    "read_retries_on_dead_connection", default=False)
 # session.info key: this transaction flushed or ran a statement that is not a plain SELECT.
 _WROTE = "db_wrote"
 STAMP_COMMIT_DEADLINE = text(
@@ -246,11 +254,12 @@ def _cut(guard: socket.socket) -> None:
 
 
 def _bound_checkouts_by_the_request_budget(engine: Engine, watchdog: ConnectionWatchdog) -> None:
-    """Ping every reused connection on checkout, under the request's deadline.
+    """Ping every reused connection on checkout (but a read's), under the request's deadline.
 
     A dead connection (PostgreSQL restarted, network blip) invalidates the whole pool, like
     SQLAlchemy's pool_pre_ping, so the site heals at once without a restart even when the
-    outage outlasted every pooled connection.
+    outage outlasted every pooled connection. read_rows finds a dead connection with its own
+    statement instead, and invalidates the pool alike.
     """
 
     @event.listens_for(engine, "connect")
@@ -265,7 +274,8 @@ def _bound_checkouts_by_the_request_budget(engine: Engine, watchdog: ConnectionW
         left = budget.remaining("PostgreSQL")
         if left is not None:
             watchdog.arm(connection_record, dbapi_connection, time.monotonic() + left)
-        if connection_record.info.pop("fresh", False):
+        fresh = connection_record.info.pop("fresh", False)
+        if fresh or _READ_RETRIES_ON_DEAD_CONNECTION.get():
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
@@ -280,7 +290,7 @@ def _bound_checkouts_by_the_request_budget(engine: Engine, watchdog: ConnectionW
         connection = context.connection
         if connection is None or connection.invalidated:
             return
-        if connection.connection.info.get(CUT_BY_WATCHDOG):
+        if _cut_by_watchdog(connection.connection):
             context.invalidate_pool_on_disconnect = False
 
     @event.listens_for(engine, "checkin")
@@ -294,6 +304,88 @@ def _bound_checkouts_by_the_request_budget(engine: Engine, watchdog: ConnectionW
         left = budget.remaining("PostgreSQL")
         if left is not None and left < cparams.get("connect_timeout", 0):
             raise budget.DependencyTimeout("PostgreSQL")
+
+
+def _cut_by_watchdog(connection: PoolProxiedConnection) -> bool:
+    """Whether this connection died of the watchdog's cut: then it alone is discarded, the
+    other pooled connections are as healthy as before (a disconnect otherwise discards all)."""
+    return bool(connection.info.get(CUT_BY_WATCHDOG))
+
+
+def read_rows(engine: Engine, sql: str, parameters: dict) -> list[tuple]:
+    """The rows (plain tuples) of a compiled SELECT, in one round trip and little Python.
+
+    A pooled connection in driver autocommit runs the statement on a plain cursor: no BEGIN
+    before it, no ROLLBACK after, no checkout ping and none of SQLAlchemy's Connection or Result
+    work. A single statement sees one consistent snapshot by itself. (SQLAlchemy's AUTOCOMMIT
+    isolation level would cost a SET round trip of its own to restore the connection's level.)
+
+    Without the ping, the read is what finds a dead pooled connection (PostgreSQL restarted,
+    the connection dropped): then the whole pool is invalidated as a failed ping does, and the
+    read runs once more, on a new connection. Any other failure, or a second one, is raised as
+    SQLAlchemy's error for it, as the engine's own execution would raise it.
+    """
+    skipping_the_ping = _READ_RETRIES_ON_DEAD_CONNECTION.set(True)
+    try:
+        try:
+            return _read_once(engine, sql, parameters, may_retry=True)
+        except _RetryOnNewConnection:
+            return _read_once(engine, sql, parameters, may_retry=False)
+    finally:
+        _READ_RETRIES_ON_DEAD_CONNECTION.reset(skipping_the_ping)
+
+
+class _RetryOnNewConnection(Exception):
+    """A read found its pooled connection dead and invalidated the pool (never escapes
+    read_rows)."""
+
+
+def _read_once(engine: Engine, sql: str, parameters: dict, may_retry: bool) -> list[tuple]:
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    try:
+        connection = engine.raw_connection()
+    except dbapi_error as error:  # a new connection refused: the server is down
+        disconnected = engine.dialect.is_disconnect(error, None, None)
+        raise _sqlalchemy_error(engine, error, None, None, disconnected) from error
+    driver = connection.driver_connection
+    try:
+        driver.autocommit = True
+        with driver.cursor() as cursor:
+            cursor.execute(sql, parameters)
+            return cursor.fetchall()
+    except dbapi_error as error:
+        disconnected = engine.dialect.is_disconnect(error, driver, None)
+        if disconnected:
+            if _cut_by_watchdog(connection):
+                connection.invalidate(error)
+            else:
+                # The same call SQLAlchemy makes for a disconnect or a failed pre-ping: every
+                # connection opened before now is replaced at its next checkout.
+                engine.pool._invalidate(connection, error)
+                if may_retry:
+                    logger.warning("Database connection found dead by a read (%s): pool "
+                                   "discarded, reading again", type(error).__name__)
+                    raise _RetryOnNewConnection from error
+        raise _sqlalchemy_error(engine, error, sql, parameters, disconnected) from error
+    except BaseException:
+        # Stopped halfway by anything else (an exit signal, a bug): what the connection still
+        # holds is unknown, so it is not handed to the next request.
+        connection.invalidate()
+        raise
+    finally:
+        if not driver.closed:  # a connection lost meanwhile is discarded by the pool
+            driver.autocommit = False
+        connection.close()
+
+
+def _sqlalchemy_error(engine: Engine, error: Exception, sql: str | None,
+                      parameters: dict | None, disconnected: bool) -> DBAPIError:
+    """The driver's error as SQLAlchemy's class for it (OperationalError, DataError...), which
+    errors.py turns into the 503, 400 or 500 page."""
+    return DBAPIError.instance(
+        sql, parameters, error, engine.dialect.loaded_dbapi.Error,
+        hide_parameters=engine.hide_parameters, connection_invalidated=disconnected,
+        dialect=engine.dialect)
 
 
 def _use_token_as_password(engine: Engine, tokens: EntraTokenCache) -> None:

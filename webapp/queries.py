@@ -1,15 +1,14 @@
 """Read queries shared by the views: one statement per page, plain rows, no ORM state.
 
-They run on a pooled connection in autocommit mode: a single statement sees one consistent
-snapshot by itself, and skipping BEGIN and ROLLBACK leaves two round trips of four (the
-statement and the checkout ping, db.py).
+Each is compiled once and run by db.read_rows: one round trip, outside a transaction, its rows
+plain tuples read by position (the positions are those of the statement's columns).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import NamedTuple
 
@@ -25,6 +24,7 @@ from sqlalchemy import (
     select,
 )
 
+from .db import read_rows
 from .models import MAX_RATING, Restaurant, Review
 
 # The listing's orders; name and id last, so equal values keep a stable order across pages.
@@ -130,14 +130,19 @@ def restaurant_page(engine: Engine, query: ListingQuery) -> RestaurantPage:
     parameters = {"limit": query.per_page, "offset": (query.page - 1) * query.per_page}
     if query.search:
         parameters["search"] = search_parameter(query.search)
-    rows = _read(engine, listing_sql(engine.dialect, query.sort, bool(query.search)),
-                 parameters)
-    items = [RestaurantCard(*row[:5]) for row in rows]
+    rows = read_rows(engine, listing_sql(engine.dialect, query.sort, bool(query.search)),
+                     parameters)
+    items = [RestaurantCard(*row[:_LISTING_TOTAL]) for row in rows]
     if rows:
-        total = rows[0].total
+        total = rows[0][_LISTING_TOTAL]
     else:  # past the last page: the count alone, for the 404 and "Page n of m"
-        total = _read(engine, _count_sql(engine.dialect, bool(query.search)), parameters)[0][0]
+        total = read_rows(engine, _count_sql(engine.dialect, bool(query.search)),
+                          parameters)[0][0]
     return RestaurantPage(items=items, page=query.page, per_page=query.per_page, total=total)
+
+
+# The listing's columns: a RestaurantCard's, then the total.
+_LISTING_TOTAL = len(RestaurantCard._fields)
 
 
 @functools.cache
@@ -194,12 +199,17 @@ def _matching(searching: bool) -> tuple:
 
 def restaurant_details(engine: Engine, restaurant_id: int) -> RestaurantDetails | None:
     """A restaurant with its average rating, review count and reviews newest first."""
-    rows = _read(engine, _details_sql(engine.dialect), {"restaurant_id": restaurant_id})
+    rows = read_rows(engine, _details_sql(engine.dialect), {"restaurant_id": restaurant_id})
     if not rows:
         return None
-    first = rows[0]
-    reviews = [ReviewItem.from_row(row[7:]) for row in rows if row.review_id is not None]
-    return RestaurantDetails(*first[:6], reviews)
+    reviews = [ReviewItem.from_row(row[_REVIEW_ID + 1:]) for row in rows
+               if row[_REVIEW_ID] is not None]
+    return RestaurantDetails(*rows[0][:_REVIEW_ID], reviews)
+
+
+# The details' columns: a RestaurantDetails' but its reviews, the review's id, then a ReviewItem's
+# own (its first seven).
+_REVIEW_ID = len(fields(RestaurantDetails)) - 1
 
 
 @functools.cache
@@ -230,17 +240,3 @@ def _details_sql(dialect: Dialect) -> str:
     )
     return str(statement.compile(dialect=dialect))
 
-
-def _read(engine: Engine, sql: str, parameters: dict) -> list:
-    """The rows of a compiled statement, read outside a transaction: the driver sends no BEGIN
-    before it and has no ROLLBACK to send after. (SQLAlchemy's AUTOCOMMIT isolation level would
-    cost a SET round trip of its own to restore the connection's level.) Compiled once, run as
-    the driver's SQL: no per-request statement building or cache-key work."""
-    with engine.connect() as connection:
-        driver = connection.connection.driver_connection
-        driver.autocommit = True
-        try:
-            return connection.exec_driver_sql(sql, parameters).all()
-        finally:
-            if not driver.closed:  # a connection lost meanwhile is discarded by the pool
-                driver.autocommit = False

@@ -7,6 +7,7 @@ faster than migrating each time) and its own blob container, so tests cannot see
 from __future__ import annotations
 
 import io
+import os
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -16,6 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 from psycopg2 import sql
+from psycopg2.extras import LoggingConnection
 from sqlalchemy import event
 
 from devtools.services import AzuriteServer, PostgresCluster, free_port
@@ -195,13 +197,43 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+class StatementLog(list):
+    """The statements psycopg2 sent, in order: LoggingConnection writes each one here."""
+
+    def write(self, line: str) -> None:
+        self.append(line.removesuffix(os.linesep))
+
+
+def record_statements(app: Flask) -> StatementLog:
+    """Every SQL statement the app's connections send from now on, as the driver sends it:
+    SQLAlchemy's, the checkout pings and db.read_rows' plain cursors alike."""
+    seen = StatementLog()
+
+    def logging_connection(dsn: str, **kwargs) -> LoggingConnection:
+        connection = LoggingConnection(dsn, **kwargs)
+        connection.initialize(seen)
+        return connection
+
+    engine = get_engine(app)
+
+    @event.listens_for(engine, "do_connect")
+    def log_every_statement(_dialect, _record, _cargs, cparams) -> None:
+        cparams["connection_factory"] = logging_connection
+
+    engine.dispose()  # connections opened before now would send unseen
+    return seen
+
+
+@pytest.fixture(scope="session")
+def statements_of() -> Callable[[Flask], list[str]]:
+    """statements_of(app) -> every SQL statement that app sends from then on (record_statements)."""
+    return record_statements
+
+
 @pytest.fixture
 def statements(app: Flask) -> list[str]:
-    """Every SQL statement the app sends from now on, in order."""
-    seen: list[str] = []
-    event.listen(get_engine(app), "before_cursor_execute",
-                 lambda _conn, _cursor, statement, *_args: seen.append(statement))
-    return seen
+    """Every SQL statement the app sends from now on, in order (record_statements)."""
+    return record_statements(app)
 
 
 @pytest.fixture

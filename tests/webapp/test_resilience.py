@@ -14,14 +14,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 from flask import g
 from sqlalchemy import event, literal, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 
 from devtools.chaos import postgres_pids
 from devtools.services import AzuriteServer, PostgresCluster, free_port
@@ -34,6 +34,7 @@ from webapp.db import (
     EntraTokenCache,
     get_engine,
     get_session,
+    read_rows,
     upgrade_database,
 )
 
@@ -464,9 +465,21 @@ def test_paused_storage_during_a_photo_review_leaves_the_database_pool_alone(
 
 def use_two_pooled_connections(engine) -> None:
     """Two connections open at once, each used, then back in the pool."""
-    with engine.connect() as first, engine.connect() as second:
-        first.execute(text("SELECT 1"))
-        second.execute(text("SELECT 1"))
+    use_pooled_connections(engine, 2)
+
+
+def use_pooled_connections(engine, count: int) -> None:
+    """`count` connections open at once, each used, then back in the pool."""
+    with ExitStack() as stack:
+        for connection in [stack.enter_context(engine.connect()) for _ in range(count)]:
+            connection.execute(text("SELECT 1"))
+
+
+def connections_opened(engine) -> list[int]:
+    """One item per new connection the engine opens from now on."""
+    opened: list[int] = []
+    event.listen(engine, "connect", lambda *_args: opened.append(1))
+    return opened
 
 
 def test_a_checkout_after_the_deadline_raises_without_cutting_the_pool(app):
@@ -518,3 +531,113 @@ def test_only_a_commit_that_writes_is_stamped_with_the_deadline(app, statements)
         session.execute(text("INSERT INTO restaurants (name, street_address) VALUES ('X', 'Y')"))
         session.commit()
     assert len([s for s in statements if "commit_deadline" in s]) == 1
+
+
+# -- reads: one round trip, and a retry when the pooled connection was dead ----------------------
+
+DETAILS_READ = "FROM restaurants LEFT OUTER JOIN reviews"
+PING = "SELECT 1"
+
+
+def test_a_read_on_a_reused_connection_sends_its_statement_alone(
+    app, client, add_restaurant, statements
+):
+    restaurant_id = add_restaurant("Once")  # leaves the connection the read reuses in the pool
+    opened = connections_opened(get_engine(app))
+    statements.clear()
+
+    assert client.get(f"/restaurants/{restaurant_id}").status_code == 200
+
+    assert opened == []
+    assert len(statements) == 1, statements  # no ping, no BEGIN or ROLLBACK: the read alone
+    assert DETAILS_READ in statements[0]
+
+
+def test_a_write_on_a_reused_connection_is_pinged_first(app, add_restaurant, statements):
+    add_restaurant("First")
+    opened = connections_opened(get_engine(app))
+    statements.clear()
+
+    add_restaurant("Second")
+
+    assert opened == []
+    assert statements[0] == PING, statements
+    assert statements[1].startswith("INSERT INTO restaurants"), statements
+
+
+def test_after_a_restart_the_first_read_succeeds_and_the_whole_pool_is_replaced(
+    outage_app, own_postgres, statements_of, caplog
+):
+    client = outage_app.test_client()
+    details = client.post("/restaurants/new",
+                          data={"name": "Phoenix", "street_address": "1 A"}).headers["Location"]
+    statements = statements_of(outage_app)
+    use_pooled_connections(get_engine(outage_app), 3)
+
+    own_postgres.stop()  # every pooled connection is dead from here on
+    own_postgres.start()
+    statements.clear()
+    with caplog.at_level(logging.WARNING, logger="webapp.db"):
+        first = client.get(details)
+        later = [client.get(details).status_code for _ in range(2)]
+
+    assert first.status_code == 200
+    assert "Phoenix" in first.text
+    assert later == [200, 200]
+    assert PING not in statements
+    # The first read failed on its dead connection and ran again on a new one; the two dead
+    # connections left were replaced without being tried: the pool was invalidated.
+    assert caplog.text.count("Database connection found dead by a read") == 1
+    assert len([s for s in statements if DETAILS_READ in s]) == 4, statements
+
+
+def test_a_read_whose_retry_fails_too_is_a_503_in_time(outage_app, own_postgres, caplog):
+    client = outage_app.test_client()
+    details = client.post("/restaurants/new",
+                          data={"name": "Gone", "street_address": "1 A"}).headers["Location"]
+    use_two_pooled_connections(get_engine(outage_app))
+
+    own_postgres.stop()  # the pooled connections are dead and no new one can be opened
+    with caplog.at_level(logging.WARNING):
+        response, seconds = timed(lambda: client.get(details))
+
+    assert response.status_code == 503
+    assert "The restaurant database is unavailable right now" in response.text
+    assert seconds <= BUDGET_SECONDS
+    assert "Database connection found dead by a read" in caplog.text  # so it did retry
+    assert "Dependency failed: dependency=PostgreSQL kind=OperationalError" in caplog.text
+
+
+def test_a_read_the_watchdog_cut_is_not_retried_and_leaves_the_pool_alone(app, statements):
+    engine = get_engine(app)
+    use_two_pooled_connections(engine)
+    opened = connections_opened(engine)
+
+    with app.test_request_context("/"):
+        g.dependency_deadline = time.monotonic() + 0.3
+        # An OperationalError, not the DependencyTimeout a retry's checkout would raise.
+        with pytest.raises(OperationalError) as cut:
+            read_rows(engine, "SELECT pg_sleep(2)", {})  # cut by the watchdog at 0.3 s
+    assert read_rows(engine, "SELECT 2", {}) == [(2,)]  # on the other pooled connection
+
+    assert cut.value.connection_invalidated
+    assert opened == []
+    assert len([s for s in statements if "pg_sleep" in s]) == 1  # not run again
+
+
+def test_a_read_refused_by_postgresql_raises_sqlalchemys_error_and_keeps_its_connection(app):
+    engine = get_engine(app)
+    use_pooled_connections(engine, 1)
+    opened = connections_opened(engine)
+
+    with pytest.raises(DataError) as refused:
+        read_rows(engine, "SELECT 1 / %(zero)s", {"zero": 0})
+
+    assert not refused.value.connection_invalidated
+    assert read_rows(engine, "SELECT 3", {}) == [(3,)]
+    assert opened == []  # the same connection served the next read
+    connection = engine.raw_connection()
+    try:
+        assert connection.driver_connection.autocommit is False  # as transactions expect it
+    finally:
+        connection.close()

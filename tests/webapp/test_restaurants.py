@@ -6,9 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event
 
-from webapp.db import get_engine
 from webapp.queries import RestaurantCard
 
 
@@ -143,17 +141,12 @@ def ten_per_page(config: dict) -> None:
 
 
 def test_home_page_is_one_query_however_many_restaurants_and_reviews(
-    ten_per_page, app, client, add_restaurant, add_review
+    ten_per_page, app, client, add_restaurant, add_review, statements
 ):
     for number in range(12):
         restaurant_id = add_restaurant(f"Place {number:02}")
         for rating in ("3", "5"):
             add_review(restaurant_id, rating=rating)
-    statements: list[str] = []
-
-    @event.listens_for(get_engine(app), "before_cursor_execute")
-    def record(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
 
     for page in (1, 2):
         statements.clear()
