@@ -1,17 +1,24 @@
-"""Markup reused by what it shows: a piece of a page that depends only on the values it
-displays is rendered once per distinct set of values, per process.
+"""Markup reused by what it shows, and pages filled in without rendering.
+
+A piece of a page that depends only on the values it displays is rendered once per distinct set
+of values, per process (the ``rendered_review`` and ``rendered_card`` filters).
 
 This is not a page cache. The key is every value the markup shows, so a changed value is a new
 key, never a stale piece; the pages still ask PostgreSQL for those values whenever the page
 caches (page_cache.py) do not answer. What it saves is rendering: after a new review, the page
 is read again, but only the new review is rendered; the others are as they were.
+
+A page that is the same for every restaurant and visitor but for a few values is rendered once
+per process with named slots for them (SlottedPage), then filled in by joining strings.
 """
 
 from __future__ import annotations
 
 import functools
+import secrets
 import sys
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
+from typing import NamedTuple
 
 from flask import Flask
 from jinja2 import Environment
@@ -22,6 +29,9 @@ from .models import MAX_RATING
 
 # Distinct (average rating, review count) pairs whose stars stay rendered; a few KB in all.
 RATING_STARS_MEMO_SIZE = 4096
+# Slot markers: letters, digits and hyphens, which escaping leaves as they are, and random per
+# process, so no restaurant or review text can hold one.
+_SLOT_MARKER = "slot-{name}-" + secrets.token_hex(16)
 # Rendered reviews and restaurant cards kept per process: each is at most a few KB of HTML.
 MEMO_MAX_ENTRIES = 8192
 MEMO_MAX_BYTES = 16 * 1024 * 1024
@@ -82,3 +92,52 @@ def star_count(average_rating: float | None) -> int:
     if average_rating is None:
         return 0
     return max(0, min(MAX_RATING, int(average_rating + 0.5)))
+
+
+class SlottedPage(NamedTuple):
+    """Rendered HTML with named holes (slots) for the values that differ by restaurant or by
+    visitor. Filling a slot joins strings: no template work, however large the page."""
+
+    parts: tuple[str, ...]  # one more than slots: the HTML before, between and after them
+    slots: tuple[str, ...]  # slot names, in the order they appear
+
+    @classmethod
+    def render(cls, render: Callable[..., str], names: Iterable[str]) -> SlottedPage:
+        """Call ``render`` with a marker as each named value and split its HTML at them; each
+        must appear exactly once, unescaped (give slots their values already as HTML)."""
+        markers = {name: _SLOT_MARKER.format(name=name) for name in names}
+        html = render(**markers)
+        found = []
+        for name, marker in markers.items():
+            if html.count(marker) != 1:
+                raise RuntimeError(f"the page shows slot {name} {html.count(marker)} times, "
+                                   "not once")
+            found.append((html.index(marker), name, marker))
+        parts, slots, start = [], [], 0
+        for position, name, marker in sorted(found):
+            parts.append(html[start:position])
+            slots.append(name)
+            start = position + len(marker)
+        parts.append(html[start:])
+        return cls(tuple(parts), tuple(slots))
+
+    def fill(self, **values: str) -> SlottedPage:
+        """The page with these slots filled with HTML; the others stay slots."""
+        unknown = values.keys() - set(self.slots)
+        if unknown:
+            raise KeyError(f"no slot named {', '.join(sorted(unknown))}")
+        parts, slots = [self.parts[0]], []
+        for slot, part in zip(self.slots, self.parts[1:], strict=True):
+            if slot in values:
+                parts[-1] = "".join((parts[-1], values[slot], part))
+            else:
+                slots.append(slot)
+                parts.append(part)
+        return SlottedPage(tuple(parts), tuple(slots))
+
+    def html(self, **values: str) -> str:
+        """The page with every remaining slot filled."""
+        filled = self.fill(**values)
+        if filled.slots:
+            raise KeyError(f"slots left unfilled: {', '.join(filled.slots)}")
+        return filled.parts[0]

@@ -45,8 +45,10 @@ RATING_STARS = tuple("★" * lit + "☆" * (MAX_RATING - lit) for lit in range(M
 
 
 class ReviewItem(NamedTuple):
-    """One review as the details page shows it: plain values, no ORM state to track, and its
-    time already formatted (a call per value from the template costs more than the rest)."""
+    """One review as the details page shows it: the row's values, no ORM state to track.
+
+    The displayed forms of its time and rating are worked out only when shown: a review is
+    rendered once per process (fragments.py), so most reads never need them."""
 
     reviewer_name: str
     rating: int
@@ -55,17 +57,21 @@ class ReviewItem(NamedTuple):
     created_at: datetime
     photo_width: int | None
     photo_height: int | None
-    posted_at: str  # created_at in ISO 8601, for <time datetime>
-    posted_on: str  # the day, as visitors read it
-    stars: str  # the rating as lit and unlit stars
 
-    @classmethod
-    def from_row(cls, row) -> ReviewItem:
-        """From the details statement's review columns (rating the second, created_at the
-        fifth)."""
-        created_at = row[4]
-        return cls(*row, created_at.isoformat(), created_at.strftime(POSTED_ON_FORMAT),
-                   RATING_STARS[row[1]])
+    @property
+    def posted_at(self) -> str:
+        """created_at in ISO 8601, for <time datetime>."""
+        return self.created_at.isoformat()
+
+    @property
+    def posted_on(self) -> str:
+        """The day, as visitors read it."""
+        return self.created_at.strftime(POSTED_ON_FORMAT)
+
+    @property
+    def stars(self) -> str:
+        """The rating as lit and unlit stars."""
+        return RATING_STARS[self.rating]
 
 
 @dataclass(frozen=True)
@@ -202,13 +208,13 @@ def restaurant_details(engine: Engine, restaurant_id: int) -> RestaurantDetails 
     rows = read_rows(engine, _details_sql(engine.dialect), {"restaurant_id": restaurant_id})
     if not rows:
         return None
-    reviews = [ReviewItem.from_row(row[_REVIEW_ID + 1:]) for row in rows
+    reviews = [ReviewItem._make(row[_REVIEW_ID + 1:]) for row in rows
                if row[_REVIEW_ID] is not None]
     return RestaurantDetails(*rows[0][:_REVIEW_ID], reviews)
 
 
-# The details' columns: a RestaurantDetails' but its reviews, the review's id, then a ReviewItem's
-# own (its first seven).
+# The details' columns: a RestaurantDetails' but its reviews, the review's id, then a
+# ReviewItem's.
 _REVIEW_ID = len(fields(RestaurantDetails)) - 1
 
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Sequence
-from typing import NamedTuple
-
 from flask import (
     Blueprint,
     abort,
@@ -18,13 +14,14 @@ from flask import (
     url_for,
 )
 from flask_wtf.csrf import generate_csrf
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .config import current_settings
 from .db import get_engine, get_session
 from .forms import RestaurantForm, ReviewForm
+from .fragments import SlottedPage
 from .models import MAX_ID, Restaurant, is_repeated_submission
 from .page_cache import CachedListing, details_cache, listing_cache
 from .queries import (
@@ -32,7 +29,6 @@ from .queries import (
     LISTED_MAX,
     SORT_ORDERS,
     ListingQuery,
-    RestaurantDetails,
     restaurant_details,
     restaurant_page,
 )
@@ -163,37 +159,10 @@ def _save_restaurant(form: RestaurantForm) -> int:
     return restaurant.id
 
 
-class SlottedPage(NamedTuple):
-    """A page that is the same for every visitor but for a few values (their messages, CSRF
-    token, submission token): kept split at those values, so a request joins its own in with
-    no template work."""
-
-    parts: tuple[str, ...]
-
-    @classmethod
-    def split(cls, html: str, slots: Sequence[str]) -> SlottedPage:
-        parts, rest = [], html
-        for slot in slots:
-            pieces = rest.split(slot)
-            if len(pieces) != 2:
-                raise RuntimeError(f"the page renders {len(pieces) - 1} slots for "
-                                   f"{slot.rsplit('-', 1)[0]}, not one")
-            parts.append(pieces[0])
-            rest = pieces[1]
-        return cls((*parts, rest))
-
-    def fill(self, *values: str) -> str:
-        filled = [self.parts[0]]
-        for value, part in zip(values, self.parts[1:], strict=True):
-            filled += (value, part)
-        return "".join(filled)
-
-
-# Rendered in place of each visitor's own values, then split at: letters and digits, which
-# escaping leaves as they are, and random per process, so no restaurant or review text holds
-# them.
-_DETAILS_SLOTS = tuple(f"{name}-slot-{secrets.token_hex(16)}"
-                       for name in ("messages", "csrf-token", "submission-token"))
+# What differs between restaurants on the details page, and what differs between visitors.
+RESTAURANT_SLOTS = ("title", "summary", "reviews", "review_action")
+VISITOR_SLOTS = ("messages_html", "form_fields", "csrf_token_value", "submission_token")
+_DETAILS_SHELL = "details_page_shell"  # app.extensions key
 
 
 @bp.get(f"/restaurants/{RESTAURANT_ID_RULE}")
@@ -204,20 +173,21 @@ def detail(restaurant_id: int):
 def render_detail(restaurant_id: int, review_form: ReviewForm | None = None, status: int = 200):
     """The details page with the review form: blank, or as submitted with its errors.
 
-    With a blank form it is the shared page from the details cache, this request's messages
-    and tokens joined in; a submitted form is rendered for its request from what PostgreSQL
-    holds now.
+    With a blank form it is the restaurant's page from the details cache; a submitted form is
+    shown on the restaurant as PostgreSQL holds it now. Either way, this request's messages and
+    tokens are joined in.
     """
     if review_form is None:
         page = details_cache().get_or_load(restaurant_id, lambda: _details_page(restaurant_id))
-        if page is None:
-            abort(404)
-        return page.fill(visitor_messages(), generate_csrf(), ReviewForm.new_token()), status
-    details = restaurant_details(get_engine(), restaurant_id)
-    if details is None:
+        form_fields, submission_token = {}, ReviewForm.new_token()
+    else:
+        page = _restaurant_page(restaurant_id)
+        form_fields = {"form_fields": _form_fields(review_form)}
+        submission_token = review_form.token_to_render()
+    if page is None:
         abort(404)
-    html = _render_details(details, _form_fields(review_form), csrf_token=generate_csrf(),
-                           submission_token=review_form.token_to_render())
+    html = page.html(messages_html=visitor_messages(), csrf_token_value=generate_csrf(),
+                     submission_token=submission_token, **form_fields)
     return html, status
 
 
@@ -230,22 +200,37 @@ def visitor_messages() -> str:
 
 
 def _details_page(restaurant_id: int) -> SlottedPage | None:
+    """A restaurant's page with a blank review form: what the details cache keeps."""
+    page = _restaurant_page(restaurant_id)
+    return page and page.fill(form_fields=_blank_review_form_fields())
+
+
+def _restaurant_page(restaurant_id: int) -> SlottedPage | None:
+    """The page shell filled with the restaurant as PostgreSQL holds it now: its name, summary
+    and reviews; the visitor's slots stay open."""
     details = restaurant_details(get_engine(), restaurant_id)
     if details is None:
         return None
-    messages, csrf_token, submission_token = _DETAILS_SLOTS
-    html = _render_details(details, _blank_review_form_fields(), csrf_token, submission_token,
-                           messages_slot=messages)
-    return SlottedPage.split(html, _DETAILS_SLOTS)
+    templates = current_app.jinja_env
+    return _details_shell().fill(
+        title=escape(details.name),
+        summary=templates.get_template("restaurants/_summary.html").render(restaurant=details),
+        reviews=templates.get_template("restaurants/_reviews.html").render(
+            restaurant=details, photo_prefix=url_prefix("photos.show", name="0")),
+        review_action=escape(url_for("reviews.create", restaurant_id=details.id)),
+    )
 
 
-def _render_details(details: RestaurantDetails, form_fields: Markup, csrf_token: str,
-                    submission_token: str, **slots: str) -> str:
-    """The whole page in one pass; the summary and reviews are included templates."""
-    return render_template("restaurants/detail.html", restaurant=details,
-                           photo_prefix=url_prefix("photos.show", name="0"),
-                           form_fields=form_fields, csrf_token_value=csrf_token,
-                           submission_token=submission_token, **slots)
+def _details_shell() -> SlottedPage:
+    """The details page with a slot for everything that depends on the restaurant or the
+    visitor: rendered once per process (the templates and settings alone decide the rest)."""
+    shell = current_app.extensions.get(_DETAILS_SHELL)
+    if shell is None:
+        shell = SlottedPage.render(
+            lambda **slots: render_template("restaurants/detail.html", **slots),
+            RESTAURANT_SLOTS + VISITOR_SLOTS)
+        current_app.extensions[_DETAILS_SHELL] = shell
+    return shell
 
 
 def _blank_review_form_fields() -> Markup:
