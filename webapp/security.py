@@ -212,17 +212,19 @@ def generate_csrf(secret_key: str | bytes | None = None, token_key: str | None =
     with the secret key and Flask-WTF's salt, once per request (kept in `g`), so Flask-WTF's
     `validate_csrf` checks it as its own.
     """
-    config = current_app.config
-    field_name = token_key or config["WTF_CSRF_FIELD_NAME"]
-    if field_name not in g:
-        secret_key = secret_key or config.get("WTF_CSRF_SECRET_KEY", current_app.secret_key)
+    app = current_app._get_current_object()  # one context lookup, not one per use
+    field_name = token_key or app.config["WTF_CSRF_FIELD_NAME"]
+    token = g.get(field_name)
+    if token is None:
+        secret_key = secret_key or app.config.get("WTF_CSRF_SECRET_KEY", app.secret_key)
         if not secret_key:
             raise RuntimeError("A secret key is required to use CSRF.")
-        serializer = current_app.extensions["csrf"].token_serializer(secret_key)
-        if not isinstance(session.get(field_name), str):
-            session[field_name] = secrets.token_hex(20)  # as long as Flask-WTF's, 160 bits
-        setattr(g, field_name, serializer.dumps(session[field_name]))
-    return g.get(field_name)
+        raw_token = session.get(field_name)
+        if not isinstance(raw_token, str):
+            raw_token = session[field_name] = secrets.token_hex(20)  # Flask-WTF's length
+        token = app.extensions["csrf"].token_serializer(secret_key).dumps(raw_token)
+        setattr(g, field_name, token)
+    return token
 
 
 def init_app(app: Flask, proxy_hops: int = 1) -> None:
