@@ -40,8 +40,8 @@ def test_forms_without_csrf_token_are_rejected_and_save_nothing(csrf_client, run
 
 
 def test_forms_with_the_token_from_the_page_are_accepted(csrf_client, run_sql):
-    form_page = csrf_client.get("/restaurants/new")
-    token = csrf_token(form_page.text)
+    FORM_PAGE = csrf_client.get("/restaurants/new")
+    token = csrf_token(FORM_PAGE.text)
 
     response = csrf_client.post(
         "/restaurants/new", data={"name": "Real", "street_address": "1", "csrf_token": token}
@@ -230,6 +230,16 @@ def test_session_cookies_are_read_by_stock_flask_and_the_other_way_round(signing
     assert ours.loads(stock.dumps(payload)) == payload
 
 
+def test_short_payloads_are_not_compressed_and_stock_flask_still_reads_them(signing_app):
+    payload = SESSION_PAYLOADS["short but compressible"]
+    ours = signing_app.session_interface.get_signing_serializer(signing_app).dumps(payload)
+    stock = stock_session_serializer(signing_app).dumps(payload)
+
+    assert stock.startswith(".")  # what itsdangerous marks as compressed
+    assert not ours.startswith(".")
+    assert stock_session_serializer(signing_app).loads(ours) == payload
+
+
 def test_session_cookies_follow_secret_key_fallbacks_like_stock_flask(signing_app):
     payload = SESSION_PAYLOADS["token only"]
     signing_app.secret_key = OLD_SECRET_KEY
@@ -301,19 +311,18 @@ def test_csrf_tokens_follow_a_changed_secret_key(signing_app):
             flask_wtf.csrf.validate_csrf(old_token)
 
 
-@pytest.fixture
-def restaurant_pages(run_sql) -> list[str]:
-    """The two pages that render a CSRF token: the template's global, and a form's field."""
-    [(restaurant_id,)] = run_sql(
-        "INSERT INTO restaurants (name, street_address) VALUES ('Signed', '1 A') RETURNING id")
-    return [f"/restaurants/{restaurant_id}", "/restaurants/new"]
+FORM_PAGE = "/restaurants/new"
+
+
+NO_SIGNING_WORK = {"serializers": 0, "derived keys": 0, "keyed hmacs": 0, "zlib": 0}
 
 
 class SigningWork:
-    """Counts the signing set-up work done: serializers built, keys derived, HMACs keyed."""
+    """Counts the signing set-up work done: serializers built, keys derived, HMACs keyed, and
+    payloads offered to zlib."""
 
     def __init__(self, monkeypatch) -> None:
-        self.counts = {"serializers": 0, "derived keys": 0, "keyed hmacs": 0, "zlib": 0}
+        self.counts = dict(NO_SIGNING_WORK)
         self._count(monkeypatch, Serializer, "__init__", "serializers")
         self._count(monkeypatch, Signer, "derive_key", "derived keys")
         self._count(monkeypatch, hmac, "new", "keyed hmacs")
@@ -329,78 +338,90 @@ class SigningWork:
         monkeypatch.setattr(owner, name, counted)
 
 
-def test_cookieless_pages_sign_without_rebuilding_serializers_or_keys(
-        csrf_on, app, restaurant_pages, monkeypatch):
-    client = app.test_client(use_cookies=False)  # every request is a first visit
-    for page in restaurant_pages:
-        client.get(page)  # builds what is built once per process
+def first_visits_after_a_warm_up(client, page: str, monkeypatch) -> tuple[set[str], dict]:
+    """Ten requests without a cookie: the tokens they got and the signing set-up work done."""
+    client.get(page)  # builds what is built once per process
     work = SigningWork(monkeypatch)
-
     tokens = set()
-    for _ in range(5):
-        for page in restaurant_pages:
-            response = client.get(page)
-            assert response.status_code == 200
-            assert session_cookie(response)
-            tokens.add(csrf_token(response.text))
+    for _ in range(10):
+        response = client.get(page)
+        assert response.status_code == 200
+        assert session_cookie(response)
+        tokens.add(csrf_token(response.text))
+    return tokens, work.counts
 
+
+def test_form_pages_sign_without_rebuilding_serializers_or_keys(csrf_on, app, monkeypatch):
+    # The form's token field (Flask-WTF's form CSRF) and the session cookie.
+    client = app.test_client(use_cookies=False)
+    tokens, work = first_visits_after_a_warm_up(client, FORM_PAGE, monkeypatch)
     assert len(tokens) == 10
-    assert work.counts == {"serializers": 0, "derived keys": 0, "keyed hmacs": 0, "zlib": 0}
+    assert work == NO_SIGNING_WORK
+
+
+def test_the_csrf_token_template_global_signs_without_rebuilding_anything(signing_app,
+                                                                          monkeypatch):
+    @signing_app.get("/form")
+    def form():
+        return flask.render_template_string(
+            '<input name="csrf_token" type="hidden" value="{{ csrf_token() }}">')
+
+    client = signing_app.test_client(use_cookies=False)
+    tokens, work = first_visits_after_a_warm_up(client, "/form", monkeypatch)
+    assert len(tokens) == 10
+    assert work == NO_SIGNING_WORK
 
 
 @pytest.mark.parametrize(("seconds_past_the_limit", "status", "saved"),
                          [(-60, 303, 1), (1, 400, 0)])
-def test_csrf_tokens_expire_after_the_time_limit(csrf_client, restaurant_pages, run_sql,
-                                                 monkeypatch, caplog, seconds_past_the_limit,
-                                                 status, saved):
+def test_csrf_tokens_expire_after_the_time_limit(csrf_client, run_sql, monkeypatch, caplog,
+                                                 seconds_past_the_limit, status, saved):
     time_limit = csrf_client.application.config["WTF_CSRF_TIME_LIMIT"]
     issued = int(time.time()) - time_limit - seconds_past_the_limit
     with monkeypatch.context() as issued_back_then:
         issued_back_then.setattr(TimestampSigner, "get_timestamp", lambda _signer: issued)
-        token = csrf_token(csrf_client.get(restaurant_pages[1]).text)
+        token = csrf_token(csrf_client.get(FORM_PAGE).text)
 
     with caplog.at_level(logging.INFO, logger="flask_wtf.csrf"):
-        response = csrf_client.post(restaurant_pages[1], data={
+        response = csrf_client.post(FORM_PAGE, data={
             "name": "Late", "street_address": "1", "csrf_token": token})
     assert response.status_code == status
     assert ("The CSRF token has expired." in caplog.messages) == (status == 400)
     assert run_sql("SELECT count(*) FROM restaurants WHERE name = 'Late'") == [(saved,)]
 
 
-def test_a_tampered_csrf_token_or_cookie_is_refused(csrf_client, restaurant_pages, run_sql,
-                                                    caplog):
-    token = csrf_token(csrf_client.get(restaurant_pages[1]).text)
+def test_a_tampered_csrf_token_or_cookie_is_refused(csrf_client, run_sql, caplog):
+    token = csrf_token(csrf_client.get(FORM_PAGE).text)
     form = {"name": "Tampered", "street_address": "1"}
     caplog.set_level(logging.INFO, logger="flask_wtf.csrf")
-    assert csrf_client.post(restaurant_pages[1],
+    assert csrf_client.post(FORM_PAGE,
                             data={**form, "csrf_token": tampered(token)}).status_code == 400
     assert caplog.messages[-1] == "The CSRF token is invalid."
 
     csrf_client.set_cookie("session", tampered(csrf_client.get_cookie("session").value))
-    assert csrf_client.post(restaurant_pages[1],
+    assert csrf_client.post(FORM_PAGE,
                             data={**form, "csrf_token": token}).status_code == 400
     assert caplog.messages[-1] == "The CSRF session token is missing."
     assert run_sql("SELECT count(*) FROM restaurants WHERE name = 'Tampered'") == [(0,)]
 
 
-def test_after_a_key_rotation_sessions_survive_and_new_pages_issue_valid_tokens(
-        csrf_on, restaurant_pages, run_sql):
+def test_after_a_key_rotation_sessions_survive_and_new_pages_issue_valid_tokens(csrf_on,
+                                                                                 run_sql):
     # Flask reads the session through SECRET_KEY_FALLBACKS; Flask-WTF 1.3 checks CSRF tokens
     # with the current key only, so a form rendered before the rotation must be reloaded.
-    form_page = restaurant_pages[1]
     before = create_app({**csrf_on, "SECRET_KEY": OLD_SECRET_KEY})
     after = create_app({**csrf_on, "SECRET_KEY_FALLBACKS": [OLD_SECRET_KEY]})
     try:
         old_client = before.test_client()
-        old_token = csrf_token(old_client.get(form_page).text)
+        old_token = csrf_token(old_client.get(FORM_PAGE).text)
         client = after.test_client()
         client.set_cookie("session", old_client.get_cookie("session").value)
 
         form = {"name": "Rotated", "street_address": "1"}
-        assert client.post(form_page, data={**form, "csrf_token": old_token}).status_code == 400
-        reloaded = client.get(form_page)
+        assert client.post(FORM_PAGE, data={**form, "csrf_token": old_token}).status_code == 400
+        reloaded = client.get(FORM_PAGE)
         assert "Set-Cookie" not in reloaded.headers  # the old session, read with the fallback
-        response = client.post(form_page, data={**form, "csrf_token": csrf_token(reloaded.text)})
+        response = client.post(FORM_PAGE, data={**form, "csrf_token": csrf_token(reloaded.text)})
         assert response.status_code == 303
         assert run_sql("SELECT count(*) FROM restaurants WHERE name = 'Rotated'") == [(1,)]
     finally:
