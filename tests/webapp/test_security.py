@@ -372,6 +372,21 @@ def test_the_csrf_token_template_global_signs_without_rebuilding_anything(signin
     assert work == NO_SIGNING_WORK
 
 
+def test_reading_a_page_skips_the_csrf_check(signing_app, monkeypatch):
+    # Exemptions only matter to the methods that are checked.
+    @signing_app.route("/page", methods=["GET", "POST"])
+    def page():
+        return "ok"
+
+    exemption_lookups = []
+    monkeypatch.setattr(flask_wtf.csrf.CSRFProtect, "_is_exempt",
+                        lambda _csrf: exemption_lookups.append(flask.request.method))
+    client = signing_app.test_client()
+    assert client.get("/page").status_code == 200
+    assert client.post("/page").status_code == 400  # no token
+    assert exemption_lookups == ["POST"]
+
+
 @pytest.mark.parametrize(("seconds_past_the_limit", "status", "saved"),
                          [(-60, 303, 1), (1, 400, 0)])
 def test_csrf_tokens_expire_after_the_time_limit(csrf_client, run_sql, monkeypatch, caplog,
