@@ -25,7 +25,8 @@ import secrets
 import zlib
 
 import flask_wtf.csrf
-from flask import Flask, Response, current_app, g, has_request_context, request, session
+from flask import Flask, Response, current_app, g, has_request_context, json, request, session
+from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
@@ -131,12 +132,32 @@ class ReusableSignerSerializer(URLSafeTimedSerializer):
         return base64_encode(serialized)
 
 
+class PlainSessionSerializer(TaggedJSONSerializer):
+    """Flask's session serializer, without its tagging walk for a session of plain strings.
+
+    A first visit's session holds only the CSRF token. Tagging leaves such a session as it is
+    (no value has a type it tags, and no key reads as a tag), so its JSON is dumped directly:
+    the same text Flask's serializer writes.
+    """
+
+    def dumps(self, value) -> str:
+        if type(value) is dict and all(
+            type(key) is str and key not in self.tags and type(item) is str
+            for key, item in value.items()
+        ):
+            return json.dumps(value, separators=(",", ":"))
+        return super().dumps(value)
+
+
 class HttpsAwareSessionInterface(SecureCookieSessionInterface):
     """Marks the session cookie Secure whenever the visitor came over HTTPS.
 
     A fixed SESSION_COOKIE_SECURE=True would break the plain-HTTP local loop; False would send
-    the cookie unprotected in Azure.
+    the cookie unprotected in Azure. Cookies are written as Flask writes them, at less cost
+    (see `get_signing_serializer` and `PlainSessionSerializer`).
     """
+
+    serializer = PlainSessionSerializer()
 
     def get_cookie_secure(self, app: Flask) -> bool:
         configured = super().get_cookie_secure(app)

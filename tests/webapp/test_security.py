@@ -7,13 +7,16 @@ import logging
 import re
 import time
 import zlib
+from datetime import UTC, datetime
 
 import flask
 import flask_wtf.csrf
 import pytest
 from flask import Flask
-from flask.sessions import SecureCookieSessionInterface
+from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SecureCookieSessionInterface, session_json_serializer
 from itsdangerous import BadSignature, Serializer, Signer, TimestampSigner, URLSafeTimedSerializer
+from markupsafe import Markup
 from wtforms import ValidationError
 
 from tests.site_pages import csrf_token
@@ -228,6 +231,33 @@ def test_session_cookies_are_read_by_stock_flask_and_the_other_way_round(signing
 
     assert stock.loads(ours.dumps(payload)) == payload
     assert ours.loads(stock.dumps(payload)) == payload
+
+
+SESSIONS_TO_DUMP = {
+    **SESSION_PAYLOADS,
+    "a key that reads as a tag": {" t": "x"},
+    "a Markup value": {"note": Markup("<b>bold</b>")},
+    "not only strings": {"count": 2, "when": datetime(2026, 1, 2, tzinfo=UTC)},
+    "non-ASCII text": {"name": "Caf\u00e9 \u2603"},
+    "empty": {},
+}
+
+
+@pytest.mark.parametrize("payload", SESSIONS_TO_DUMP.values(), ids=SESSIONS_TO_DUMP.keys())
+def test_session_json_is_the_text_flask_writes(signing_app, payload):
+    with signing_app.app_context():
+        assert (signing_app.session_interface.serializer.dumps(payload)
+                == session_json_serializer.dumps(payload))
+
+
+def test_a_session_of_plain_strings_is_dumped_without_the_tagging_walk(signing_app,
+                                                                     monkeypatch):
+    tagged = []
+    monkeypatch.setattr(TaggedJSONSerializer, "tag",
+                        lambda _serializer, value: tagged.append(value) or value)
+    with signing_app.app_context():
+        signing_app.session_interface.serializer.dumps(SESSION_PAYLOADS["token only"])
+    assert tagged == []
 
 
 def test_short_payloads_are_not_compressed_and_stock_flask_still_reads_them(signing_app):
