@@ -1,4 +1,4 @@
-"""Security headers, proxy awareness and cookie flags.
+"""Security headers, proxy awareness, cookie flags, and signing cookies and CSRF tokens.
 
 On App Service, TLS ends at the front end, which forwards plain HTTP with X-Forwarded-Proto and
 X-Forwarded-For. ProxyFix applies them, so request.is_secure is true for HTTPS visitors and the
@@ -25,7 +25,8 @@ import secrets
 import zlib
 
 import flask_wtf.csrf
-from flask import Flask, Response, current_app, g, has_request_context, json, request, session
+from flask import Flask, Response, current_app, g, has_request_context, request, session
+from flask import json as flask_json
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
@@ -145,7 +146,7 @@ class PlainSessionSerializer(TaggedJSONSerializer):
             type(key) is str and key not in self.tags and type(item) is str
             for key, item in value.items()
         ):
-            return json.dumps(value, separators=(",", ":"))
+            return flask_json.dumps(value, separators=(",", ":"))
         return super().dumps(value)
 
 
@@ -194,8 +195,8 @@ class SameOriginCsrf(CSRFProtect):
     is not a number from 0 to 65535 (or a malformed IPv6 host) makes urllib raise ValueError,
     which any client could otherwise turn into a server error.
 
-    Templates' `csrf_token()` issues tokens through `generate_csrf` below; checking them is
-    left to Flask-WTF.
+    Tokens are issued through `generate_csrf` below (the templates' `csrf_token()` and the
+    forms' token fields, see webapp/forms.py); checking them is left to Flask-WTF.
     """
 
     def init_app(self, app: Flask) -> None:
