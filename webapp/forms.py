@@ -23,6 +23,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from .config import current_settings
 from .models import MAX_RATING, MIN_RATING
+from .security import generate_csrf
 
 NUL_MESSAGE = (
     "This text contains a NUL character (an invisible control character), which cannot be "
@@ -69,12 +70,23 @@ def _submission_token(value: str | None) -> uuid.UUID | None:
         return None  # not one we issued: the submission is saved, just not deduplicated
 
 
+class ReusableSignerCsrf(FlaskForm.Meta.csrf_class):
+    """Flask-WTF's form CSRF, issuing tokens through the site's `generate_csrf` (see there)."""
+
+    def generate_csrf_token(self, csrf_token_field) -> str:
+        return generate_csrf(secret_key=self.meta.csrf_secret,
+                             token_key=self.meta.csrf_field_name)
+
+
 class SubmissionForm(FlaskForm):
     """A form that saves once however often it is posted (a double click, two tabs, a retry).
 
     Each rendered form carries a fresh token; the row it saves stores it under a unique
     constraint, so a second post with the same token finds the first row instead of adding one.
     """
+
+    class Meta:
+        csrf_class = ReusableSignerCsrf
 
     submission_token = HiddenField(filters=[_submission_token])
 
