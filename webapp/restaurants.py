@@ -13,7 +13,6 @@ from flask import (
     session,
     url_for,
 )
-from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +31,7 @@ from .queries import (
     restaurant_details,
     restaurant_page,
 )
+from .security import generate_csrf
 
 bp = Blueprint("restaurants", __name__)
 

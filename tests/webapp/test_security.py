@@ -389,6 +389,18 @@ def test_form_pages_sign_without_rebuilding_serializers_or_keys(csrf_on, app, mo
     assert work == NO_SIGNING_WORK
 
 
+def test_the_details_page_signs_without_rebuilding_serializers_or_keys(csrf_on, app, run_sql,
+                                                                      monkeypatch):
+    # The page joins its token in itself (restaurants.py), not through a form or the global.
+    [(restaurant_id,)] = run_sql("INSERT INTO restaurants (name, street_address) "
+                                 "VALUES ('Signed', '1 Main Street') RETURNING id")
+    client = app.test_client(use_cookies=False)
+    tokens, work = first_visits_after_a_warm_up(client, f"/restaurants/{restaurant_id}",
+                                                monkeypatch)
+    assert len(tokens) == 10
+    assert work == NO_SIGNING_WORK
+
+
 def test_the_csrf_token_template_global_signs_without_rebuilding_anything(signing_app,
                                                                           monkeypatch):
     @signing_app.get("/form")
