@@ -18,9 +18,9 @@ import functools
 import secrets
 import sys
 from collections.abc import Callable, Hashable, Iterable
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
-from flask import Flask
+from flask import Flask, current_app
 from jinja2 import Environment
 from markupsafe import Markup
 
@@ -29,6 +29,7 @@ from .models import MAX_RATING
 
 # Distinct (average rating, review count) pairs whose stars stay rendered; a few KB in all.
 RATING_STARS_MEMO_SIZE = 4096
+T = TypeVar("T")
 # Slot markers: letters, digits and hyphens, which escaping leaves as they are, and random per
 # process, so no restaurant or review text can hold one.
 _SLOT_MARKER = "slot-{name}-" + secrets.token_hex(16)
@@ -45,15 +46,29 @@ MEMOISED_TEMPLATES = {
 def init_app(app: Flask) -> None:
     app.add_template_filter(star_count, "star_count")
     app.add_template_filter(rating_stars_filter(app.jinja_env), "rating_stars")
-    # The text of a review (and the name of a restaurant) is in its key as well as in the
-    # markup: both are counted.
-    memo: BoundedCache[Markup] = BoundedCache(
+    # The text shown is in the key as well as in the markup: both are counted.
+    memo: BoundedCache = BoundedCache(
         max_entries=MEMO_MAX_ENTRIES, max_bytes=MEMO_MAX_BYTES,
-        size_of=lambda markup: 2 * sys.getsizeof(markup))
+        size_of=lambda markup: 2 * fragment_size(markup))
     app.extensions["fragment_memo"] = memo
     for name, (template_name, value_name) in MEMOISED_TEMPLATES.items():
         app.add_template_filter(rendered_filter(app.jinja_env, template_name, value_name, memo),
                                 name)
+
+
+def memoised(key: Hashable, render: Callable[[], T]) -> T:
+    """What ``render`` returns for ``key``, rendered once per process while it stays in the
+    memo. ``key`` must hold every value the markup shows (and what kind of markup it is)."""
+    return current_app.extensions["fragment_memo"].get_or_load(key, render)
+
+
+def fragment_size(fragment: str | tuple) -> int:
+    """Bytes held by a rendered fragment, or by a tuple of them (and of their ids), nested
+    tuples included."""
+    if isinstance(fragment, tuple):
+        return sum(fragment_size(part) for part in fragment)
+    return sys.getsizeof(fragment)
+
 
 
 def rating_stars_filter(jinja_env: Environment) -> Callable[[object], Markup]:

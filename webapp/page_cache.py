@@ -22,7 +22,6 @@ import fcntl
 import hashlib
 import logging
 import os
-import sys
 import tempfile
 import threading
 from collections.abc import Iterable
@@ -35,6 +34,7 @@ from sqlalchemy import event
 from . import db
 from .bounded_cache import BoundedCache
 from .config import PageCacheSettings
+from .fragments import fragment_size
 from .models import Restaurant, Review
 
 # About 60,000 changes; then the log starts afresh and every worker empties its caches once.
@@ -55,14 +55,6 @@ class CachedListing(NamedTuple):
     html: str
     sort: str
     restaurant_ids: frozenset[int]
-
-
-def fragment_size(fragment: str | tuple) -> int:
-    """Bytes held by a rendered fragment, or by a tuple of them (and of their ids), nested
-    tuples included."""
-    if isinstance(fragment, tuple):
-        return sum(fragment_size(part) for part in fragment)
-    return sys.getsizeof(fragment)
 
 
 class ChangeLog:

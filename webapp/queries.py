@@ -82,7 +82,7 @@ class RestaurantDetails:
     description: str
     average_rating: float | None
     review_count: int
-    reviews: list[ReviewItem]
+    reviews: tuple[ReviewItem, ...]
 
 
 class RestaurantCard(NamedTuple):
@@ -108,7 +108,7 @@ class ListingQuery:
 
 @dataclass(frozen=True)
 class RestaurantPage:
-    items: list[RestaurantCard]
+    items: tuple[RestaurantCard, ...]
     page: int
     per_page: int
     total: int
@@ -138,7 +138,7 @@ def restaurant_page(engine: Engine, query: ListingQuery) -> RestaurantPage:
         parameters["search"] = search_parameter(query.search)
     rows = read_rows(engine, listing_sql(engine.dialect, query.sort, bool(query.search)),
                      parameters)
-    items = [RestaurantCard(*row[:_LISTING_TOTAL]) for row in rows]
+    items = tuple(RestaurantCard(*row[:_LISTING_TOTAL]) for row in rows)
     if rows:
         total = rows[0][_LISTING_TOTAL]
     else:  # past the last page: the count alone, for the 404 and "Page n of m"
@@ -208,8 +208,8 @@ def restaurant_details(engine: Engine, restaurant_id: int) -> RestaurantDetails 
     rows = read_rows(engine, _details_sql(engine.dialect), {"restaurant_id": restaurant_id})
     if not rows:
         return None
-    reviews = [ReviewItem._make(row[_REVIEW_ID + 1:]) for row in rows
-               if row[_REVIEW_ID] is not None]
+    reviews = tuple(ReviewItem._make(row[_REVIEW_ID + 1:]) for row in rows
+                    if row[_REVIEW_ID] is not None)
     return RestaurantDetails(*rows[0][:_REVIEW_ID], reviews)
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from .config import current_settings
 from .db import get_engine, get_session
 from .forms import RestaurantForm, ReviewForm
-from .fragments import SlottedPage
+from .fragments import SlottedPage, memoised
 from .models import MAX_ID, Restaurant, is_repeated_submission
 from .page_cache import CachedListing, details_cache, listing_cache
 from .queries import (
@@ -28,6 +28,8 @@ from .queries import (
     LISTED_MAX,
     SORT_ORDERS,
     ListingQuery,
+    RestaurantDetails,
+    RestaurantPage,
     restaurant_details,
     restaurant_page,
 )
@@ -92,10 +94,17 @@ def _render_home(query: ListingQuery) -> CachedListing | None:
                                               lambda: _render_listing(query))
     if listing is None:
         return None
-    # render_template autoescapes every value, so the listing's HTML is safe to embed.
-    html = render_template("restaurants/index.html", listing=Markup(listing.html),  # noqa: S704
-                           query=query, sort_labels=SORT_LABELS)
+    if query.search or "_flashes" in session:
+        return listing._replace(html=_render_index(query, listing.html))
+    # The same for every visitor: rendered once per listing it shows.
+    html = memoised(("home", query, listing.html), lambda: _render_index(query, listing.html))
     return listing._replace(html=html)
+
+
+def _render_index(query: ListingQuery, listing_html: str) -> str:
+    # render_template autoescapes every value, so the listing's HTML is safe to embed.
+    return render_template("restaurants/index.html", listing=Markup(listing_html),  # noqa: S704
+                           query=query, sort_labels=SORT_LABELS)
 
 
 def last_possible_page(per_page: int) -> int:
@@ -104,21 +113,31 @@ def last_possible_page(per_page: int) -> int:
 
 
 def _render_listing(query: ListingQuery) -> CachedListing | None:
-    """One page's restaurant cards and pagination, or None past the last page.
+    """One page's restaurant cards and pagination as PostgreSQL holds them now, or None past
+    the last page.
 
-    Rendered HTML is what gets cached: the page around it (flash messages) stays per request.
+    The page around them (flash messages) stays per request. Listings are rendered once per
+    content they show (fragments.py), searches' every time: a stream of searches cannot push
+    out what everyone reads.
     """
     page = restaurant_page(get_engine(), query)
     if query.page > 1 and not page.items:
         return None
+    if query.search:
+        html = _render_cards(query, page)
+    else:
+        html = memoised(("listing", query, page), lambda: _render_cards(query, page))
+    return CachedListing(html=html, sort=query.sort,
+                         restaurant_ids=frozenset(item.id for item in page.items))
+
+
+def _render_cards(query: ListingQuery, page: RestaurantPage) -> str:
     # Links to the other pages keep the search and the order (the default left out).
     link_args = {key: value for key, value in (("q", query.search), ("sort", query.sort))
                  if value and value != DEFAULT_SORT}
-    html = render_template("restaurants/_listing.html", page=page, query=query,
+    return render_template("restaurants/_listing.html", page=page, query=query,
                            link_args=link_args,
                            detail_prefix=url_prefix("restaurants.detail", restaurant_id=0))
-    return CachedListing(html=html, sort=query.sort,
-                         restaurant_ids=frozenset(item.id for item in page.items))
 
 
 @bp.route("/restaurants/new", methods=["GET", "POST"])
@@ -207,10 +226,15 @@ def _details_page(restaurant_id: int) -> SlottedPage | None:
 
 def _restaurant_page(restaurant_id: int) -> SlottedPage | None:
     """The page shell filled with the restaurant as PostgreSQL holds it now: its name, summary
-    and reviews; the visitor's slots stay open."""
+    and reviews, rendered once per content they show (fragments.py); the visitor's slots stay
+    open."""
     details = restaurant_details(get_engine(), restaurant_id)
     if details is None:
         return None
+    return memoised(("details", details), lambda: _fill_restaurant(details))
+
+
+def _fill_restaurant(details: RestaurantDetails) -> SlottedPage:
     templates = current_app.jinja_env
     return _details_shell().fill(
         title=escape(details.name),
