@@ -57,7 +57,10 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 HSTS = "max-age=31536000"
-_SECURITY_HEADERS_BY_KEY = [(name.lower(), name, value) for name, value in SECURITY_HEADERS.items()]
+_SECURITY_HEADERS_BY_KEY = [(name.lower(), (name, value))
+                            for name, value in SECURITY_HEADERS.items()]
+_HTTPS_HEADERS_BY_KEY = [*_SECURITY_HEADERS_BY_KEY,
+                         ("strict-transport-security", ("Strict-Transport-Security", HSTS))]
 
 
 # Flask-WTF signs its CSRF tokens with this salt (a literal inside flask_wtf.csrf).
@@ -253,10 +256,10 @@ def generate_csrf(secret_key: str | bytes | None = None, token_key: str | None =
 
 
 def init_app(app: Flask, proxy_hops: int = 1) -> None:
-    app.wsgi_app = proxy_fix(app.wsgi_app, proxy_hops)
+    # ProxyFix first: it decides whether the request came over HTTPS (HSTS).
+    app.wsgi_app = proxy_fix(SecurityHeaders(app.wsgi_app), proxy_hops)
     app.session_interface = HttpsAwareSessionInterface()
     SameOriginCsrf(app)
-    app.after_request(add_security_headers)
     app.after_request(keep_forms_out_of_shared_caches)
 
 
@@ -266,15 +269,24 @@ def proxy_fix(wsgi_app, proxy_hops: int) -> ProxyFix:
     return ProxyFix(wsgi_app, x_for=proxy_hops, x_proto=1, x_host=1 if proxy_hops > 1 else 0)
 
 
-def add_security_headers(response: Response) -> Response:
-    # Like headers.setdefault() for each, in one pass: setdefault scans all headers every call.
-    present = {name.lower() for name in response.headers.keys()}  # noqa: SIM118 - Headers
-    response.headers.extend(
-        [(name, value) for key, name, value in _SECURITY_HEADERS_BY_KEY if key not in present]
-    )
-    if request.is_secure:
-        response.headers.setdefault("Strict-Transport-Security", HSTS)
-    return response
+class SecurityHeaders:
+    """WSGI middleware: every response gets SECURITY_HEADERS (and HSTS over HTTPS) that it does
+    not set itself, error pages included. Appending ready-made pairs to the WSGI header list
+    costs a fraction of setting them through the response object, which checks each value."""
+
+    def __init__(self, wsgi_app) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        added = (_HTTPS_HEADERS_BY_KEY if environ.get("wsgi.url_scheme") == "https"
+                 else _SECURITY_HEADERS_BY_KEY)
+
+        def start_with_security_headers(status, headers, exc_info=None):
+            present = {name.lower() for name, _value in headers}
+            headers = [*headers, *(pair for key, pair in added if key not in present)]
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, start_with_security_headers)
 
 
 def keep_forms_out_of_shared_caches(response: Response) -> Response:

@@ -108,6 +108,19 @@ def test_pages_carry_security_headers(client):
     assert "Strict-Transport-Security" not in headers  # plain HTTP locally
 
 
+def test_every_response_carries_them_once_and_a_page_may_set_its_own(app, client):
+    @app.get("/framed-widget")
+    def widget():
+        return "widget", {"X-Frame-Options": "SAMEORIGIN"}
+
+    for path, status in (("/no-such-page", 404), ("/framed-widget", 200)):
+        response = client.get(path, headers={"X-Forwarded-Proto": "https"})
+        assert response.status_code == status
+        for name in (*security.SECURITY_HEADERS, "Strict-Transport-Security"):
+            assert len(response.headers.getlist(name)) == 1, (path, name)
+    assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
+
+
 def session_cookie(response) -> str:
     return next(
         value for value in response.headers.getlist("Set-Cookie") if value.startswith("session=")
