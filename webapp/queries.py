@@ -24,7 +24,7 @@ from sqlalchemy import (
     select,
 )
 
-from .db import read_rows
+from .db import PreparedSelect, read_rows
 from .models import MAX_RATING, Restaurant, Review
 
 # The listing's orders; name and id last, so equal values keep a stable order across pages.
@@ -205,7 +205,7 @@ def _matching(searching: bool) -> tuple:
 
 def restaurant_details(engine: Engine, restaurant_id: int) -> RestaurantDetails | None:
     """A restaurant with its average rating, review count and reviews newest first."""
-    rows = read_rows(engine, _details_sql(engine.dialect), {"restaurant_id": restaurant_id})
+    rows = read_rows(engine, _details_statement(engine.dialect), {"restaurant_id": restaurant_id})
     if not rows:
         return None
     reviews = tuple(ReviewItem._make(row[_REVIEW_ID + 1:]) for row in rows
@@ -219,6 +219,11 @@ _REVIEW_ID = len(fields(RestaurantDetails)) - 1
 
 
 @functools.cache
+def _details_statement(dialect: Dialect) -> PreparedSelect:
+    """The details statement, prepared: one restaurant by id has one best plan."""
+    return PreparedSelect.of(_details_sql(dialect))
+
+
 def _details_sql(dialect: Dialect) -> str:
     """A single statement: the restaurant joined to its reviews (a restaurant without reviews
     is one row of NULLs); the aggregates are the restaurant's own columns. Parameter:

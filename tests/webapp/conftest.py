@@ -198,10 +198,27 @@ def client(app: Flask) -> FlaskClient:
 
 
 class StatementLog(list):
-    """The statements psycopg2 sent, in order: LoggingConnection writes each one here."""
+    """The statements psycopg2 sent, in order: LoggingConnection writes each one here.
+
+    A PREPARE goes to ``prepared`` instead, as (name, SQL) (it reads nothing), and each EXECUTE
+    of a prepared statement is followed by that statement's SQL, so a test can tell what it
+    read.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prepared: list[tuple[str, str]] = []
 
     def write(self, line: str) -> None:
-        self.append(line.removesuffix(os.linesep))
+        statement = line.removesuffix(os.linesep)
+        verb, name, rest = (statement.split(maxsplit=2) + ["", ""])[:3]
+        if verb == "PREPARE":
+            self.prepared.append((name, rest.removeprefix("AS ")))
+        elif verb == "EXECUTE":
+            sql = dict(self.prepared).get(name, "(prepared before the log began)")
+            self.append(f"{statement} -- {sql}")
+        else:
+            self.append(statement)
 
 
 def record_statements(app: Flask) -> StatementLog:

@@ -121,7 +121,8 @@ def test_a_review_is_rendered_once_however_often_its_page_is_read(client, app, a
             assert "Rendered once." in client.get(f"/restaurants/{restaurant_id}").text
 
     assert len(renders) <= 1
-    assert len(statements) == 3  # read every time
+    reads = [statement for statement in statements if not statement.startswith("PREPARE")]
+    assert len(reads) == 3  # read every time
 
 
 def test_a_changed_review_or_restaurant_is_rendered_anew_never_stale(client, add_restaurant,

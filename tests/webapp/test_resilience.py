@@ -32,6 +32,7 @@ from webapp.db import (
     ConnectionWatchdog,
     DatabaseTokenError,
     EntraTokenCache,
+    PreparedSelect,
     get_engine,
     get_session,
     read_rows,
@@ -546,11 +547,41 @@ def test_a_read_on_a_reused_connection_sends_its_statement_alone(
     opened = connections_opened(get_engine(app))
     statements.clear()
 
-    assert client.get(f"/restaurants/{restaurant_id}").status_code == 200
+    for _ in range(2):
+        assert client.get(f"/restaurants/{restaurant_id}").status_code == 200
 
     assert opened == []
-    assert len(statements) == 1, statements  # no ping, no BEGIN or ROLLBACK: the read alone
-    assert DETAILS_READ in statements[0]
+    # No ping, no BEGIN or ROLLBACK: the read alone, each time; prepared once, by the first.
+    assert len(statements) == 2, statements
+    assert all(DETAILS_READ in statement for statement in statements)
+    assert len(statements.prepared) == 1
+
+
+def test_a_prepared_select_numbers_its_parameters_and_refuses_escaped_percents():
+    statement = PreparedSelect.of(
+        "SELECT a FROM t WHERE b = %(b)s AND c > %(c)s OR d = %(b)s LIMIT %(limit)s")
+    assert statement.prepare == (f"PREPARE {statement.name} AS SELECT a FROM t "
+                                 "WHERE b = $1 AND c > $2 OR d = $1 LIMIT $3")
+    assert statement.execute == f"EXECUTE {statement.name} (%(b)s, %(c)s, %(limit)s)"
+    assert PreparedSelect.of("SELECT 1").execute == f"EXECUTE {PreparedSelect.of('SELECT 1').name}"
+    assert PreparedSelect.of("SELECT 2").name != PreparedSelect.of("SELECT 1").name
+    with pytest.raises(ValueError, match="escaped %"):
+        PreparedSelect.of("SELECT a FROM t WHERE b LIKE 'x%%'")
+
+
+def test_a_prepared_read_is_prepared_again_after_a_schema_change_alters_its_result(
+    app, client, add_restaurant, run_sql, statements
+):
+    details = f"/restaurants/{add_restaurant('Altered')}"
+    assert client.get(details).status_code == 200  # prepared on the pooled connection
+    # PostgreSQL now refuses the connection's plan: "cached plan must not change result type".
+    run_sql("ALTER TABLE restaurants ALTER COLUMN street_address TYPE text")
+
+    page = client.get(details)
+
+    assert page.status_code == 200
+    assert "Altered" in page.text
+    assert any(statement.startswith("DEALLOCATE") for statement in statements)
 
 
 def test_a_write_on_a_reused_connection_is_pinged_first(app, add_restaurant, statements):
@@ -585,10 +616,12 @@ def test_after_a_restart_the_first_read_succeeds_and_the_whole_pool_is_replaced(
     assert "Phoenix" in first.text
     assert later == [200, 200]
     assert PING not in statements
-    # The first read failed on its dead connection and ran again on a new one; the two dead
-    # connections left were replaced without being tried: the pool was invalidated.
+    # The first read failed on its dead connection (preparing its statement there) and ran
+    # again on a new one; the two dead connections left were replaced without being tried: the
+    # pool was invalidated, and each new connection prepared the statement for itself.
     assert caplog.text.count("Database connection found dead by a read") == 1
-    assert len([s for s in statements if DETAILS_READ in s]) == 4, statements
+    assert len([s for s in statements if DETAILS_READ in s]) == 3, statements
+    assert len(statements.prepared) == 4, statements.prepared
 
 
 def test_a_read_whose_retry_fails_too_is_a_503_in_time(outage_app, own_postgres, caplog):
