@@ -67,16 +67,19 @@ def listing_query(per_page: int) -> ListingQuery:
     """The home page's search text, sort order and page from the address; 400 or 404 when one
     cannot be used (an unreadable page number counts as the first page, as links never send
     one)."""
-    search = " ".join(request.args.get("q", "").split())
+    args = request.args
+    if not args:  # the home page as most visitors open it
+        return ListingQuery(search="", sort=DEFAULT_SORT, page=1, per_page=per_page)
+    search = " ".join(args.get("q", "").split())
     if len(search) > MAX_SEARCH_LENGTH:
         abort(400, f"The search text is longer than {MAX_SEARCH_LENGTH} characters: no "
                    "restaurant name is that long.")
     if "\0" in search:
         abort(400, "The search text contains a NUL character, which no name holds.")
-    sort = request.args.get("sort", DEFAULT_SORT)
+    sort = args.get("sort", DEFAULT_SORT)
     if sort not in SORT_ORDERS:
         abort(400, f"Unknown sort order: choose one of {', '.join(SORT_ORDERS)}.")
-    page_number = request.args.get("page", 1, type=int)
+    page_number = args.get("page", 1, type=int)
     if not 1 <= page_number <= last_possible_page(per_page):
         abort(404)
     return ListingQuery(search=search, sort=sort, page=page_number, per_page=per_page)
