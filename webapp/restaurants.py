@@ -208,8 +208,9 @@ def render_detail(restaurant_id: int, review_form: ReviewForm | None = None, sta
         submission_token = review_form.token_to_render()
     if page is None:
         abort(404)
-    html = page.html(messages_html=visitor_messages(), csrf_token_value=generate_csrf(),
-                     submission_token=submission_token, **form_fields)
+    # Slots take HTML: the tokens are the site's own, escaped all the same.
+    html = page.html(messages_html=visitor_messages(), csrf_token_value=escape(generate_csrf()),
+                     submission_token=escape(submission_token), **form_fields)
     return html, status
 
 
