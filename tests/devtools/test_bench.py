@@ -83,6 +83,7 @@ def status_of(url: str, headers: dict[str, str]) -> int:
         connection.close()
 
 
+@pytest.mark.slow  # starts gunicorn
 def test_each_gunicorn_worker_listens_on_a_socket_of_its_own():
     # One shared socket lets a single worker take every wrk connection (see gunicorn_process).
     with bench.gunicorn_process("devtools.bench:create_trivial_app()", {}, workers=2,
