@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import hashlib
 import logging
+import mmap
 import os
 import tempfile
 import threading
@@ -39,6 +40,8 @@ from .models import Restaurant, Review
 
 # About 60,000 changes; then the log starts afresh and every worker empties its caches once.
 CHANGE_LOG_MAX_BYTES = 1024 * 1024
+# The shared change counter: a little-endian unsigned count, bumped after each append.
+COUNTER_BYTES = 8
 _SESSION_CHANGES = "page_cache_changes"  # session.info key: what this transaction flushed
 
 # What a commit changed, as the log records it: (kind, restaurant id).
@@ -60,13 +63,19 @@ class CachedListing(NamedTuple):
 class ChangeLog:
     """An append-only file of the changes this instance's worker processes committed.
 
-    Each process keeps its position in it; reading up to the end costs one stat() when nothing
-    changed. Appends are single O_APPEND writes of whole lines under a lock file, so they never
-    interleave, and the log is started afresh (a new file, so a new inode) only under that lock:
-    a process that finds another file than the one it was reading drops everything, having
-    possibly missed the last changes of the old one. (A process idle through two fresh starts
-    could meet its old inode number again and miss changes: its cached pages are then stale
-    for their time-to-live at most, as without the log.)
+    Each process keeps its position in it. Appends are single O_APPEND writes of whole lines
+    under a lock file, so they never interleave, each followed by a bump of a counter in a small
+    file that every process maps into its memory: learning that nothing changed is a read of 8
+    bytes, with no system call (a stat() per request released the GIL, and under load each
+    release hands it to another thread). The log is started afresh (a new file, so a new inode)
+    only under that lock: a process that finds another file than the one it was reading drops
+    everything, having possibly missed the last changes of the old one.
+
+    Where the counter cannot be mapped, every read costs a stat() instead. A log or counter
+    removed by a temp-folder clean-up is noticed at the next change; a process started after
+    the counter's removal maps a new one, and it and the older processes then see each other's
+    changes only when their cached pages expire, as without the log (so does a process idle
+    through two fresh starts that meets its old inode number again).
     """
 
     def __init__(self, path: Path, max_bytes: int = CHANGE_LOG_MAX_BYTES) -> None:
@@ -78,6 +87,8 @@ class ChangeLog:
         # why, if that fails.
         with contextlib.suppress(OSError):
             os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        self._counter = _map_counter(path.with_name(path.name + ".count"))
+        self._seen = self._count()
         self._file_id, self._offset = self._end()
 
     def record(self, changes: Iterable[Change]) -> None:
@@ -94,6 +105,7 @@ class ChangeLog:
                     os.write(descriptor, lines.encode())
                 finally:
                     os.close(descriptor)
+                self._bump()  # after the write: a process that sees it finds the lines
         except OSError as error:
             logger.warning("Page cache change log %s not written (%s); other worker processes "
                            "see the change when their cached pages expire",
@@ -102,8 +114,12 @@ class ChangeLog:
     def changes_since_last_read(self) -> list[Change]:
         """What was committed (here or by another process) since the last call; a list holding
         (EVERYTHING, 0) when that cannot be known."""
+        count = self._count()  # before the file: a change made after it is read next time
+        if count is not None and count == self._seen:
+            return []
         file_id, size = self._end()
         with self._lock:
+            self._seen = count
             if (file_id, size) == (self._file_id, self._offset):
                 return []
             if file_id != self._file_id or size < self._offset:
@@ -120,6 +136,17 @@ class ChangeLog:
             self._offset += len(complete)
         return [_parse(line) for line in complete.decode(errors="replace").splitlines()]
 
+    def _count(self) -> int | None:
+        """The changes appended so far by every process (None: no counter to read)."""
+        if self._counter is None:
+            return None
+        return int.from_bytes(self._counter[:COUNTER_BYTES], "little")
+
+    def _bump(self) -> None:
+        count = self._count()
+        if count is not None:
+            self._counter[:COUNTER_BYTES] = (count + 1).to_bytes(COUNTER_BYTES, "little")
+
     def _start_afresh(self) -> None:
         fresh = self._path.with_name(self._path.name + ".new")
         fresh.write_bytes(b"")
@@ -135,6 +162,23 @@ class ChangeLog:
 
     def _size(self) -> int:
         return self._end()[1]
+
+
+def _map_counter(path: Path) -> mmap.mmap | None:
+    """The shared change counter at ``path``, mapped into this process's memory (created
+    zeroed if missing), or None if it cannot be."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(descriptor).st_size < COUNTER_BYTES:
+                os.ftruncate(descriptor, COUNTER_BYTES)  # zeros; a no-op once it has its size
+            return mmap.mmap(descriptor, COUNTER_BYTES)
+        finally:
+            os.close(descriptor)
+    except (OSError, ValueError) as error:
+        logger.warning("Page cache change counter %s not mapped (%s): each request checks "
+                       "the change log with a stat()", path, type(error).__name__)
+        return None
 
 
 def _parse(line: str) -> Change:

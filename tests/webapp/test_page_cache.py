@@ -6,9 +6,11 @@ messages, CSRF token, form input and errors) is rendered per request.
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -350,12 +352,46 @@ def test_the_change_log_hands_each_process_every_change_once(tmp_path):
     assert watcher.changes_since_last_read() == [(REVIEW, 7), (RESTAURANT, 8), (REVIEW, 9)]
     assert watcher.changes_since_last_read() == []  # seen once
 
+    # A line still being written when another change moves the counter: read once it is whole.
     with path.open("ab") as log:
-        log.write(b"review 1")  # a line still being written: read once it is whole
+        log.write(b"review 1")
+    writer.record([])
     assert watcher.changes_since_last_read() == []
     with path.open("ab") as log:
         log.write(b"0\nsomething else\n")
+    writer.record([])
     assert watcher.changes_since_last_read() == [(REVIEW, 10), (EVERYTHING, 0)]
+
+
+def test_learning_that_nothing_changed_costs_no_system_call(tmp_path, monkeypatch):
+    path = tmp_path / "changes"
+    watcher, writer = ChangeLog(path), ChangeLog(path)
+    stats = []
+    real_stat = Path.stat
+
+    def counted_stat(self, **options):
+        stats.append(self)
+        return real_stat(self, **options)
+
+    monkeypatch.setattr(Path, "stat", counted_stat)
+
+    assert [watcher.changes_since_last_read() for _ in range(100)] == [[]] * 100
+    assert stats == []
+    writer.record([(REVIEW, 3)])
+    assert watcher.changes_since_last_read() == [(REVIEW, 3)]
+    assert path in stats
+
+
+def test_without_a_shared_counter_each_read_checks_the_log(tmp_path, caplog):
+    path = tmp_path / "changes"
+    (tmp_path / "changes.count").mkdir()  # cannot be mapped
+    with caplog.at_level(logging.WARNING):
+        watcher, writer = ChangeLog(path), ChangeLog(path)
+    assert "change counter" in caplog.text and "not mapped" in caplog.text
+
+    assert watcher.changes_since_last_read() == []
+    writer.record([(RESTAURANT, 4)])
+    assert watcher.changes_since_last_read() == [(RESTAURANT, 4)]
 
 
 def test_a_change_log_started_afresh_or_removed_drops_everything(tmp_path):
@@ -369,8 +405,8 @@ def test_a_change_log_started_afresh_or_removed_drops_everything(tmp_path):
     assert path.read_text() == "review 4\n"
     assert watcher.changes_since_last_read() == [(EVERYTHING, 0)]  # it cannot know what it missed
 
-    path.unlink()  # a temp-folder clean-up: reported as a change, and recreated
-    assert watcher.changes_since_last_read() == [(EVERYTHING, 0)]
+    path.unlink()  # a temp-folder clean-up: noticed at the next change, which recreates it
+    assert watcher.changes_since_last_read() == []
     writer.record([(RESTAURANT, 5)])
     assert watcher.changes_since_last_read() == [(EVERYTHING, 0)]  # another file again
     writer.record([(REVIEW, 6)])
