@@ -120,8 +120,9 @@ def _render_listing(query: ListingQuery) -> CachedListing | None:
     the last page.
 
     The page around them (flash messages) stays per request. Listings are rendered once per
-    content they show (fragments.py), searches' every time: a stream of searches cannot push
-    out what everyone reads.
+    content they show (fragments.py); a search's listing is assembled every time from its cards
+    (each rendered once per content like everyone's), so the memo holds no listing per search
+    text.
     """
     page = restaurant_page(get_engine(), query)
     if query.page > 1 and not page.items:
