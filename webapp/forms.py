@@ -21,6 +21,7 @@ from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDeco
 from wtforms import HiddenField, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
 
+from . import tokens
 from .config import current_settings
 from .models import MAX_RATING, MIN_RATING
 from .security import generate_csrf
@@ -96,7 +97,7 @@ class SubmissionForm(FlaskForm):
 
     @staticmethod
     def new_token() -> str:
-        return str(uuid.uuid4())
+        return str(tokens.uuid4())
 
 
 def _rating(value) -> int | None:

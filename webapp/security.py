@@ -21,7 +21,6 @@ trusted at all (a visitor could otherwise choose it).
 from __future__ import annotations
 
 import hmac
-import secrets
 import zlib
 
 import flask_wtf.csrf
@@ -34,6 +33,8 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, want_bytes
 from itsdangerous.signer import HMACAlgorithm
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import tokens
 
 # Everything the site needs comes from itself: no CDNs, no inline scripts or styles.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -249,7 +250,7 @@ def generate_csrf(secret_key: str | bytes | None = None, token_key: str | None =
             raise RuntimeError("A secret key is required to use CSRF.")
         raw_token = session.get(field_name)
         if not isinstance(raw_token, str):
-            raw_token = session[field_name] = secrets.token_hex(20)  # Flask-WTF's length
+            raw_token = session[field_name] = tokens.token_hex(20)  # Flask-WTF's length
         token = app.extensions["csrf"].token_serializer(secret_key).dumps(raw_token)
         setattr(g, field_name, token)
     return token
