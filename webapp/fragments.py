@@ -70,7 +70,6 @@ def fragment_size(fragment: str | tuple) -> int:
     return sys.getsizeof(fragment)
 
 
-
 def rating_stars_filter(jinja_env: Environment) -> Callable[[object], Markup]:
     """The ``rating_stars`` filter: a restaurant's (or card's) stars and rating summary, as the
     ``stars`` macro of _macros.html renders them, each pair of numbers rendered once (the home
@@ -141,13 +140,15 @@ class SlottedPage(NamedTuple):
         unknown = values.keys() - set(self.slots)
         if unknown:
             raise KeyError(f"no slot named {', '.join(sorted(unknown))}")
-        parts, slots = [self.parts[0]], []
+        parts, slots, pieces = [], [], [self.parts[0]]
         for slot, part in zip(self.slots, self.parts[1:], strict=True):
             if slot in values:
-                parts[-1] = "".join((parts[-1], values[slot], part))
+                pieces += (values[slot], part)
             else:
+                parts.append("".join(pieces))
                 slots.append(slot)
-                parts.append(part)
+                pieces = [part]
+        parts.append("".join(pieces))  # each part joined once, not once per slot filled in it
         return SlottedPage(tuple(parts), tuple(slots))
 
     def html(self, **values: str) -> str:
