@@ -39,13 +39,8 @@ _source = _TokenSource()
 os.register_at_fork(after_in_child=_source.reseed)
 
 
-def token_bytes(size: int) -> bytes:
-    """``size`` unguessable bytes (at most 64)."""
-    return _source.token_bytes(size)
-
-
 def token_hex(size: int) -> str:
-    """``size`` unguessable bytes as hex, like secrets.token_hex."""
+    """``size`` unguessable bytes (at most 64) as hex, like secrets.token_hex."""
     return _source.token_bytes(size).hex()
 
 
