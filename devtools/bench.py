@@ -4,11 +4,12 @@ Throwaway PostgreSQL and Azurite in a temp folder; 200 restaurants x 20 reviews 
 and a second database of 100,000 restaurants for the name search; the site (page caches on,
 and again with them off) and a `return "ok"` Flask app each under gunicorn with the same
 settings; Debian's wrk loads the home page, a details page, a photo and its revalidation (all
-through the site), review posts, a mixed row (readers on home and details pages while a writer
-posts reviews to them at WRITES_PER_SECOND), the search, and the trivial app, alternating
-between them in rounds. Prints req/s, p99 latency, errors and the ratio to the trivial endpoint
-next to each target (TARGETS), then each worker's peak memory under a burst of worst-case photo
-uploads (MEMORY_TARGET_MB); exits 1 when any request failed or a target was missed, 2 when the
+through the site), the details page's floor (its read and tokens without markup), review
+posts, a mixed row (readers on home and details pages while a writer posts reviews to them at
+WRITES_PER_SECOND), the search, and the trivial app, alternating between them in rounds.
+Prints req/s, p99 latency, errors and the ratio to the trivial endpoint next to each target
+(TARGETS), then each worker's peak memory under a burst of worst-case photo uploads
+(MEMORY_TARGET_MB); exits 1 when any request failed or a target was missed, 2 when the
 benchmark itself could not run.
 
     .venv/bin/python -m devtools.bench [--duration 10] [--connections 16]
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import requests
-from flask import Flask
+from flask import Flask, abort
 from PIL import Image
 
 from devtools.readiness import NotReadyError, wait_for_http_ok
@@ -79,6 +80,7 @@ HOME_LABEL = "/ (home)"
 HOME_UNCACHED_LABEL = "/ (home, page caches off)"
 DETAILS_LABEL = "/restaurants/1 (details)"
 DETAILS_UNCACHED_LABEL = "/restaurants/1 (details, page caches off)"
+FLOOR_LABEL = "/restaurants/1's read and tokens, no markup (floor, page caches off)"
 PHOTO_LABEL = "/photos/<name> (photo)"
 REVALIDATION_LABEL = "/photos/<name> (If-None-Match)"
 WRITE_LABEL = "POST review (no photo)"
@@ -163,6 +165,36 @@ def create_trivial_app() -> Flask:
     @app.get("/")
     def ok() -> str:
         return "ok"
+
+    return app
+
+
+# The floor: the part of the details page that no rendering strategy removes -----------------
+
+FLOOR_PATH = "/bench/floor/restaurants/"
+# About the seeded details page's size, so the floor sends what the page sends.
+FLOOR_BODY = "x" * 18_000
+
+
+def create_floor_app() -> Flask:
+    """The site, plus a page that does what the details page must do for a first visit, without
+    its markup: the same read of the restaurant, the visitor's CSRF token in a new session
+    cookie, a submission token, a body of the page's size. Everything the site runs per request
+    (proxy headers, security headers, the dependency budget, the pool) runs for it too, so the
+    details rows' distance to this row is what their markup costs."""
+    from webapp import create_app
+    from webapp.db import get_engine
+    from webapp.forms import ReviewForm
+    from webapp.queries import restaurant_details
+    from webapp.security import generate_csrf
+
+    app = create_app()
+
+    @app.get(FLOOR_PATH + "<int:restaurant_id>")
+    def details_floor(restaurant_id: int) -> str:
+        if restaurant_details(get_engine(), restaurant_id) is None:
+            abort(404)
+        return FLOOR_BODY + generate_csrf() + ReviewForm.new_token()
 
     return app
 
@@ -616,7 +648,8 @@ def benchmark(duration: int, connections: int) -> int:
             print(f"Seeding {SEARCH_RESTAURANTS} restaurants for the search…", flush=True)
             seed_search(services.postgres, SEARCH_DATABASE, SEARCH_RESTAURANTS, SEARCH_WORDS)
             # The same site with its page caches off shows what each request costs when it
-            # goes to PostgreSQL; so does the search site, whose results are never cached.
+            # goes to PostgreSQL; so does the search site, whose results are never cached. The
+            # floor's server is that site plus the floor's page.
             caches_off = {"HOME_PAGE_CACHE_SECONDS": "0", "DETAILS_PAGE_CACHE_SECONDS": "0"}
             uncached_environment = {**services.environment, **caches_off}
             search_environment = {**services.search_environment, **caches_off}
@@ -624,6 +657,8 @@ def benchmark(duration: int, connections: int) -> int:
                           ready_path="/healthz") as site, \
                     gunicorn("webapp:create_app()", uncached_environment,
                              ready_path="/healthz") as uncached_site, \
+                    gunicorn("devtools.bench:create_floor_app()", uncached_environment,
+                             ready_path="/healthz") as floor_site, \
                     gunicorn("webapp:create_app()", search_environment,
                              ready_path="/healthz") as search_site, \
                     gunicorn("devtools.bench:create_trivial_app()", {}) as trivial:
@@ -635,6 +670,7 @@ def benchmark(duration: int, connections: int) -> int:
                     HOME_UNCACHED_LABEL: Load(uncached_site + "/"),
                     DETAILS_LABEL: Load(site + "/restaurants/1"),
                     DETAILS_UNCACHED_LABEL: Load(uncached_site + "/restaurants/1"),
+                    FLOOR_LABEL: Load(floor_site + FLOOR_PATH + "1"),
                     PHOTO_LABEL: Load(photo_url),
                     REVALIDATION_LABEL: Load(photo_url, headers={"If-None-Match": photo_etag}),
                     # Into the last restaurant: no other row reads its page.

@@ -5,9 +5,11 @@ from __future__ import annotations
 import http.client
 import io
 import urllib.parse
+import uuid
 from pathlib import Path
 
 import pytest
+from flask_wtf.csrf import validate_csrf
 from PIL import Image
 
 from devtools import bench
@@ -45,8 +47,10 @@ def test_site_under_gunicorn_serves_every_measured_row_to_wrk(postgres, site_env
     photo_path = f"/photos/{seeded[0]}"
     revalidation = {"If-None-Match": '"' + seeded[0].split(".")[0] + '"'}
     before = reviews_of(3)
-    with bench.gunicorn("webapp:create_app()", site_environment, ready_path="/healthz") as site:
+    with bench.gunicorn("devtools.bench:create_floor_app()", site_environment,
+                        ready_path="/healthz") as site:
         loads = [bench.Load(site + "/"), bench.Load(site + "/restaurants/1"),
+                 bench.Load(site + bench.FLOOR_PATH + "1"),
                  bench.Load(site + photo_path), bench.Load(site + photo_path, revalidation),
                  bench.review_post_load(site, 3, tmp_path)]
         results = [bench.run_wrk(load, duration=1, connections=2) for load in loads]
@@ -81,6 +85,28 @@ def status_of(url: str, headers: dict[str, str]) -> int:
         return connection.getresponse().status
     finally:
         connection.close()
+
+
+def test_the_floor_reads_the_restaurant_and_issues_a_first_visits_tokens(
+        site_environment, seeded, monkeypatch):
+    for name, value in site_environment.items():
+        monkeypatch.setenv(name, value)
+    app = bench.create_floor_app()
+    client = app.test_client()
+
+    response = client.get(bench.FLOOR_PATH + "1")
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"  # it rendered a CSRF token
+    body = response.get_data(as_text=True)
+    assert body.startswith(bench.FLOOR_BODY)
+    csrf_token, submission_token = body[len(bench.FLOOR_BODY):-36], body[-36:]
+    assert uuid.UUID(submission_token).version == 4
+    session_cookie = client.get_cookie("session")
+    assert session_cookie is not None
+    with app.test_request_context(headers={"Cookie": f"session={session_cookie.value}"}):
+        validate_csrf(csrf_token)  # raises unless the cookie's session holds its raw value
+    assert client.get(bench.FLOOR_PATH + "999").status_code == 404  # read, not assumed
 
 
 @pytest.mark.slow  # starts gunicorn
