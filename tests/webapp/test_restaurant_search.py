@@ -10,7 +10,7 @@ import pytest
 
 from tests.webapp.test_restaurants import restaurant_names
 from webapp.db import get_engine
-from webapp.queries import LISTED_MAX, listing_sql, search_parameter
+from webapp.queries import LISTED_MAX, listing_sql, listing_statement, search_parameter
 
 NAMES = ("Café Olé", "CAFETERIA Nord", "Le Petit Bistro", "Crème Brûlée", "100% Vegan",
          "Under_score", "Smörgås Hörnan")
@@ -125,6 +125,45 @@ def test_the_search_reads_the_trigram_index_at_scale(app, run_sql):
 
     assert "ix_restaurants_name_folded_trgm" in plan, plan
     assert first.total == 111  # 123, 1230-1239, 12300-12399: about 0.5 %
+
+
+# The index each order reads (migrations 0003 and 0004).
+ORDER_INDEXES = {"name": "ix_restaurants_name_id", "rating": "ix_restaurants_rating",
+                 "reviews": "ix_restaurants_review_count"}
+
+
+@pytest.mark.parametrize("sort", sorted(ORDER_INDEXES))
+def test_a_prepared_page_of_all_restaurants_reads_its_orders_index_whatever_the_page(
+        app, run_sql, sort):
+    # PostgreSQL may plan a prepared statement once for every value: that generic plan must
+    # be the one a first page gets, never a sort of every restaurant.
+    run_sql("INSERT INTO restaurants (name, street_address) "
+            "SELECT format('Place %%s', md5(i::text)), 'Somewhere' "
+            "FROM generate_series(1, %s) AS i", (SCALE,))
+    run_sql("VACUUM ANALYZE restaurants")
+    engine = get_engine(app)
+    statement = listing_statement(engine.dialect, sort, searching=False)
+    last_page_offset = LISTED_MAX - 20
+
+    with engine.connect() as connection:
+        connection.exec_driver_sql(statement.prepare)
+        plans = {}
+        for mode in ("force_generic_plan", "force_custom_plan"):
+            connection.exec_driver_sql(f"SET plan_cache_mode = {mode}")
+            for offset in (0, last_page_offset):
+                explain = f"EXPLAIN (COSTS OFF) EXECUTE {statement.name}(20, {offset})"
+                plans[mode, offset] = "\n".join(connection.exec_driver_sql(explain).scalars())
+
+    generic = plans["force_generic_plan", 0]
+    assert f"Index Scan using {ORDER_INDEXES[sort]}" in generic, generic
+    assert "Sort" not in generic, generic
+    assert plans["force_generic_plan", last_page_offset] == generic
+    assert plans["force_custom_plan", 0] == generic
+
+
+def test_a_search_is_never_prepared(app):
+    # Its pattern must reach the planner as a value for the trigram index to serve it.
+    assert isinstance(listing_statement(get_engine(app).dialect, "name", searching=True), str)
 
 
 def test_the_pages_reach_the_first_ten_thousand_then_point_to_the_search(client, run_sql):
