@@ -168,6 +168,15 @@ class HttpsAwareSessionInterface(SecureCookieSessionInterface):
         configured = super().get_cookie_secure(app)
         return configured or (has_request_context() and request.is_secure)
 
+    def save_session(self, app: Flask, session, response: Response) -> None:
+        # A visitor whose session holds nothing and was not changed gets no cookie: Flask
+        # then only adds Vary, after working out every cookie attribute it does not use.
+        if not session and not session.modified:
+            if session.accessed:
+                response.vary.add("Cookie")
+            return
+        super().save_session(app, session, response)
+
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         """Flask builds this for every request (twice when a cookie is set); build it once.
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import flask
 import flask_wtf.csrf
 import pytest
-from flask import Flask
+from flask import Flask, session
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface, session_json_serializer
 from itsdangerous import BadSignature, Serializer, Signer, TimestampSigner, URLSafeTimedSerializer
@@ -261,6 +261,48 @@ def test_session_json_is_the_text_flask_writes(signing_app, payload):
     with signing_app.app_context():
         assert (signing_app.session_interface.serializer.dumps(payload)
                 == session_json_serializer.dumps(payload))
+
+
+SESSION_USES = {
+    "untouched": lambda session: None,
+    "read": lambda session: session.get("csrf_token"),
+    "emptied": lambda session: session.clear(),
+    "written": lambda session: session.update(csrf_token="0123456789abcdef"),
+}
+
+
+@pytest.mark.parametrize("use", SESSION_USES.values(), ids=SESSION_USES.keys())
+@pytest.mark.parametrize("cookie", ["", "with a cookie"])
+def test_a_response_carries_the_session_headers_stock_flask_gives_it(signing_app, use, cookie):
+    def headers(app: Flask) -> list[tuple[str, str]]:
+        @app.get("/use")
+        def use_session():
+            use(session)
+            return "ok"
+
+        client = app.test_client()
+        if cookie:
+            client.set_cookie("session", app.session_interface.get_signing_serializer(app)
+                              .dumps({"csrf_token": "earlier"}))
+        # A signed value holds the time it was signed: only whether there is one is compared.
+        return [(name, re.sub(r"^session=[^;]+", "session=(signed)", value))
+                for name, value in client.get("/use").headers if name in ("Set-Cookie", "Vary")]
+
+    stock = Flask(__name__)
+    stock.secret_key = SECRET_KEY
+    assert headers(signing_app) == headers(stock)
+
+
+def test_a_visitor_with_nothing_in_the_session_costs_no_cookie_attributes(signing_app,
+                                                                          monkeypatch):
+    looked_up = []
+    monkeypatch.setattr(SecureCookieSessionInterface, "get_cookie_domain",
+                        lambda _interface, _app: looked_up.append("domain"))
+
+    response = signing_app.test_client().get("/missing")  # reads nothing in the session
+
+    assert response.status_code == 404
+    assert looked_up == []
 
 
 def test_a_session_of_plain_strings_is_dumped_without_the_tagging_walk(signing_app,
