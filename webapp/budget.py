@@ -44,10 +44,13 @@ def deadline() -> float | None:
     for it), or None outside a request."""
     if not has_request_context():
         return None
-    if "dependency_deadline" not in g:
+    request_globals = g._get_current_object()  # one context lookup, not one per use
+    end = request_globals.get("dependency_deadline")
+    if end is None:
         budget = current_settings().request_budget_seconds
-        g.dependency_deadline = time.monotonic() + budget - ANSWER_RESERVE_SECONDS
-    return g.dependency_deadline
+        end = request_globals.dependency_deadline = (
+            time.monotonic() + budget - ANSWER_RESERVE_SECONDS)
+    return end
 
 
 def remaining(dependency: str) -> float | None:

@@ -9,6 +9,7 @@ Two ways to sign in to PostgreSQL, chosen by settings (see config.py):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -195,18 +196,20 @@ class ConnectionWatchdog:
 
     The watchdog holds a duplicate of the socket's descriptor while armed, so a connection
     closed meanwhile can never make it shut down an unrelated socket that reused the number.
+    It holds the bare descriptor: a socket object is made only to cut, which is rare, while
+    arming happens on every checkout.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._armed: dict[object, tuple[float, socket.socket]] = {}
+        self._armed: dict[object, tuple[float, int]] = {}
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
         # When the watching thread wakes up next (None: only when notified).
         self._wakes_at: float | None = None
 
     def arm(self, key: object, dbapi_connection, deadline: float) -> None:
-        guard = socket.socket(fileno=os.dup(dbapi_connection.fileno()))
+        guard = os.dup(dbapi_connection.fileno())
         with self._changed:
             replaced = self._armed.pop(key, None)
             self._armed[key] = (deadline, guard)
@@ -221,13 +224,13 @@ class ConnectionWatchdog:
                 self._wakes_at = deadline
                 self._changed.notify()
         if replaced is not None:
-            replaced[1].close()
+            os.close(replaced[1])
 
     def disarm(self, key: object) -> None:
         with self._changed:
             armed = self._armed.pop(key, None)
         if armed is not None:
-            armed[1].close()
+            os.close(armed[1])
 
     def armed_count(self) -> int:
         with self._changed:
@@ -247,17 +250,14 @@ class ConnectionWatchdog:
                 self._changed.wait(None if self._wakes_at is None else self._wakes_at - now)
 
 
-def _cut(guard: socket.socket) -> None:
+def _cut(guard: int) -> None:
     # Neutral on purpose: the time may have gone to another dependency (Blob Storage) while
     # the connection was checked out; the request's 503 log names the one that failed.
     logger.warning("Database connection cut: the request's dependency budget ran out while "
                    "it was checked out")
-    try:
-        guard.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed by the peer: nothing left to interrupt
-    finally:
-        guard.close()
+    # Closes the descriptor when done; a peer that closed first left nothing to interrupt.
+    with socket.socket(fileno=guard) as duplicate, contextlib.suppress(OSError):
+        duplicate.shutdown(socket.SHUT_RDWR)
 
 
 def _bound_checkouts_by_the_request_budget(engine: Engine, watchdog: ConnectionWatchdog) -> None:
