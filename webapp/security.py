@@ -27,7 +27,7 @@ import flask_wtf.csrf
 from flask import Flask, Response, current_app, g, has_request_context, request, session
 from flask import json as flask_json
 from flask.json.tag import TaggedJSONSerializer
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, want_bytes
@@ -168,12 +168,19 @@ class HttpsAwareSessionInterface(SecureCookieSessionInterface):
         configured = super().get_cookie_secure(app)
         return configured or (has_request_context() and request.is_secure)
 
+    def open_session(self, app: Flask, request) -> SecureCookieSession | None:
+        # Without a Cookie header there is no session cookie to read: Flask would parse the
+        # missing header into an empty mapping to find that out.
+        if "HTTP_COOKIE" in request.environ or self.get_signing_serializer(app) is None:
+            return super().open_session(app, request)
+        return self.session_class()
+
     def save_session(self, app: Flask, session, response: Response) -> None:
         # A visitor whose session holds nothing and was not changed gets no cookie: Flask
         # then only adds Vary, after working out every cookie attribute it does not use.
         if not session and not session.modified:
             if session.accessed:
-                response.vary.add("Cookie")
+                _vary_on_cookie(response)
             return
         super().save_session(app, session, response)
 
@@ -199,6 +206,15 @@ class HttpsAwareSessionInterface(SecureCookieSessionInterface):
             stock.secret_keys, salt=stock.salt, serializer=stock.serializer,
             signer_kwargs=stock.signer_kwargs,
         )
+
+
+def _vary_on_cookie(response: Response) -> None:
+    """What `response.vary.add("Cookie")` does, without parsing and rewriting a header that
+    is not there (as on most pages)."""
+    if "Vary" in response.headers:
+        response.vary.add("Cookie")
+    else:
+        response.headers["Vary"] = "Cookie"
 
 
 class SameOriginCsrf(CSRFProtect):

@@ -273,12 +273,14 @@ SESSION_USES = {
 
 @pytest.mark.parametrize("use", SESSION_USES.values(), ids=SESSION_USES.keys())
 @pytest.mark.parametrize("cookie", ["", "with a cookie"])
-def test_a_response_carries_the_session_headers_stock_flask_gives_it(signing_app, use, cookie):
+@pytest.mark.parametrize("own_vary", ["", "Accept-Encoding"])
+def test_a_response_carries_the_session_headers_stock_flask_gives_it(signing_app, use, cookie,
+                                                                     own_vary):
     def headers(app: Flask) -> list[tuple[str, str]]:
         @app.get("/use")
         def use_session():
             use(session)
-            return "ok"
+            return "ok", {"Vary": own_vary} if own_vary else {}
 
         client = app.test_client()
         if cookie:
@@ -291,6 +293,14 @@ def test_a_response_carries_the_session_headers_stock_flask_gives_it(signing_app
     stock = Flask(__name__)
     stock.secret_key = SECRET_KEY
     assert headers(signing_app) == headers(stock)
+
+
+def test_a_request_without_cookies_parses_none(signing_app, monkeypatch):
+    parsed = []
+    monkeypatch.setattr(flask.Request, "cookies", property(lambda _request: parsed.append(1)))
+
+    assert signing_app.test_client().get("/missing").status_code == 404
+    assert parsed == []
 
 
 def test_a_visitor_with_nothing_in_the_session_costs_no_cookie_attributes(signing_app,
