@@ -35,7 +35,7 @@ from sqlalchemy import event
 from . import db
 from .bounded_cache import BoundedCache
 from .config import PageCacheSettings
-from .fragments import fragment_size
+from .fragments import SlottedPage, fragment_size
 from .models import Restaurant, Review
 
 # About 60,000 changes; then the log starts afresh and every worker empties its caches once.
@@ -270,7 +270,8 @@ def listing_cache() -> BoundedCache[CachedListing]:
     return _checked("listing_cache")
 
 
-def details_cache() -> BoundedCache:
+def details_cache() -> BoundedCache[SlottedPage]:
+    """Each restaurant's details page with a blank form, its visitor's slots open."""
     return _checked("details_cache")
 
 
