@@ -557,6 +557,15 @@ def test_a_read_on_a_reused_connection_sends_its_statement_alone(
     assert len(statements.prepared) == 1
 
 
+def test_the_readiness_check_is_one_round_trip(app, client, add_restaurant, statements):
+    add_restaurant("Ready")  # leaves a connection in the pool
+    statements.clear()
+
+    assert client.get("/readyz").status_code == 200
+
+    assert statements == [PING]  # the check's own SELECT 1: no checkout ping before it
+
+
 def test_a_prepared_select_numbers_its_parameters_and_refuses_escaped_percents():
     statement = PreparedSelect.of(
         "SELECT a FROM t WHERE b = %(b)s AND c > %(c)s OR d = %(b)s LIMIT %(limit)s")
