@@ -40,6 +40,9 @@ bp = Blueprint("restaurants", __name__)
 # Bounded like the column, so an over-large id in the address is a 404, not a database error.
 RESTAURANT_ID_RULE = f"<int(max={MAX_ID}):restaurant_id>"
 _BLANK_REVIEW_FORM = "blank_review_form_fields"  # app.extensions key
+# What differs between home pages in one order: the search, the page's listing, the visitor.
+INDEX_SLOTS = ("title", "search_value", "messages_html", "listing")
+_INDEX_SHELLS = "index_page_shells"  # app.extensions key: the shell by sort order
 
 
 # The name column's length: a longer search text could match nothing.
@@ -97,17 +100,24 @@ def _render_home(query: ListingQuery) -> CachedListing | None:
                                               lambda: _render_listing(query))
     if listing is None:
         return None
-    if query.search or "_flashes" in session:
-        return listing._replace(html=_render_index(query, listing.html))
-    # The same for every visitor: rendered once per listing it shows.
-    html = memoised(("home", query, listing.html), lambda: _render_index(query, listing.html))
+    title = escape(f"Search: {query.search}") if query.search else "Restaurants"
+    html = _index_shell(query.sort).html(
+        title=title, search_value=escape(query.search), messages_html=visitor_messages(),
+        listing=listing.html)
     return listing._replace(html=html)
 
 
-def _render_index(query: ListingQuery, listing_html: str) -> str:
-    # render_template autoescapes every value, so the listing's HTML is safe to embed.
-    return render_template("restaurants/index.html", listing=Markup(listing_html),  # noqa: S704
-                           query=query, sort_labels=SORT_LABELS)
+def _index_shell(sort: str) -> SlottedPage:
+    """The home page in one order, with a slot for everything that depends on the search, the
+    page or the visitor: rendered once per process and order."""
+    shells = current_app.extensions.setdefault(_INDEX_SHELLS, {})
+    shell = shells.get(sort)
+    if shell is None:
+        shell = shells[sort] = SlottedPage.render(
+            lambda **slots: render_template("restaurants/index.html", sort=sort,
+                                            sort_labels=SORT_LABELS, **slots),
+            INDEX_SLOTS)
+    return shell
 
 
 def last_possible_page(per_page: int) -> int:

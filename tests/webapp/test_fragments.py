@@ -80,6 +80,39 @@ def test_the_details_page_is_rendered_once_per_process_then_filled(client, app,
         assert f'action="/restaurants/{restaurant_id}/reviews"' in page
 
 
+# the home page ------------------------------------------------------------------------------
+
+
+def test_the_home_page_is_rendered_once_per_process_and_order_then_filled(client, app,
+                                                                          add_restaurant):
+    for name in ("Alpha Diner", "Beta Bistro"):
+        add_restaurant(name)
+    queries = [{}, {"q": "alpha"}, {"q": "bistro", "sort": "rating"}, {"sort": "rating"},
+               {"q": "beta"}, {"sort": "reviews"}, {"q": "diner", "sort": "reviews"}]
+
+    with rendered_templates(app) as names:
+        pages = [client.get("/", query_string=query).text for query in queries]
+
+    assert names.count("restaurants/index.html") == 3  # once per order
+    for query, page in zip(queries, pages, strict=True):
+        search = query.get("q", "")
+        title = f"Search: {search}" if search else "Restaurants"
+        assert f"<title>{title} · Restaurant reviews</title>" in page
+        assert f'type="search" value="{search}"' in page
+        assert f'<option value="{query.get("sort", "name")}" selected>' in page
+        assert page.count(" selected>") == 1
+    assert "Alpha Diner" in pages[1] and "Beta Bistro" not in pages[1]
+
+
+def test_a_search_shows_in_the_title_and_the_search_box_escaped(client):
+    page = client.get("/", query_string={"q": '<b>"Chez" & co'}).text
+
+    escaped = "&lt;b&gt;&#34;Chez&#34; &amp; co"
+    assert f"<title>Search: {escaped} · Restaurant reviews</title>" in page
+    assert f'type="search" value="{escaped}"' in page
+    assert "<b>" not in page
+
+
 def test_a_form_with_errors_is_shown_on_the_restaurant_as_it_is_now(client, add_restaurant,
                                                                     add_review, run_sql):
     restaurant_id = add_restaurant("Before")
