@@ -255,8 +255,13 @@ def _cut(guard: int) -> None:
     # the connection was checked out; the request's 503 log names the one that failed.
     logger.warning("Database connection cut: the request's dependency budget ran out while "
                    "it was checked out")
+    try:
+        duplicate = socket.socket(fileno=guard)
+    except OSError:  # never raised into the watching thread, which must outlive every cut
+        os.close(guard)
+        return
     # Closes the descriptor when done; a peer that closed first left nothing to interrupt.
-    with socket.socket(fileno=guard) as duplicate, contextlib.suppress(OSError):
+    with duplicate, contextlib.suppress(OSError):
         duplicate.shutdown(socket.SHUT_RDWR)
 
 

@@ -6,6 +6,7 @@ The whole site under load through every fault is tests/webapp/test_faults.py (de
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import signal
@@ -292,7 +293,7 @@ def test_a_storage_outage_is_logged_with_the_dependency_and_the_error_kind(
 
 
 class FakeConnection:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket | io.FileIO) -> None:
         self._sock = sock
 
     def fileno(self) -> int:
@@ -312,6 +313,24 @@ def test_the_watchdog_cuts_a_connection_still_waiting_at_its_deadline():
     assert not reader.is_alive()
     assert received == [b""]  # the blocked read ended: the socket was shut down
     assert watchdog.armed_count() == 0
+    ours.close()
+    server.close()
+
+
+def test_the_watchdog_outlives_a_descriptor_that_is_no_socket():
+    pipe_read, pipe_write = os.pipe()
+    ours, server = socket.socketpair()
+    ours.settimeout(5)
+    watchdog = ConnectionWatchdog()
+
+    with io.FileIO(pipe_read, closefd=False) as not_a_socket:
+        watchdog.arm("pipe", FakeConnection(not_a_socket), time.monotonic())  # due at once
+    watchdog.arm("conn", FakeConnection(ours), time.monotonic() + 0.2)
+
+    assert ours.recv(1) == b""  # the watching thread lived on to cut the next one
+    assert watchdog.armed_count() == 0
+    for descriptor in (pipe_read, pipe_write):
+        os.close(descriptor)
     ours.close()
     server.close()
 
