@@ -177,8 +177,9 @@ def listing_statement(dialect: Dialect, sort: str, searching: bool) -> str | Pre
     """The listing's statement, prepared unless searching.
 
     PostgreSQL's generic plan for a page of all restaurants is the one it picks for any page
-    (the order's index, then LIMIT and OFFSET; the bounded count's scan beside it), at 200
-    restaurants and at 100,000, first page and last (tests/webapp/test_restaurant_search.py).
+    (the order's index, then LIMIT and OFFSET; the bounded count's scan beside it): measured at
+    200 restaurants and at 100,000, first page and last, and checked at 20,000 by
+    tests/webapp/test_restaurant_search.py.
     A search is never prepared: its pattern must reach the planner as a value for the trigram
     index to serve it (see `_matching`).
     """

@@ -127,7 +127,7 @@ def test_the_search_reads_the_trigram_index_at_scale(app, run_sql):
     assert first.total == 111  # 123, 1230-1239, 12300-12399: about 0.5 %
 
 
-# The index each order reads (migrations 0003 and 0004).
+# The index each order reads (migrations 0001 and 0004).
 ORDER_INDEXES = {"name": "ix_restaurants_name_id", "rating": "ix_restaurants_rating",
                  "reviews": "ix_restaurants_review_count"}
 
