@@ -636,6 +636,8 @@ def resident_mb(pid: int, field_name: str) -> float:
 
 
 def benchmark(duration: int, connections: int) -> int:
+    # Taken before the bench starts its own servers: afterwards it counts them and wrk.
+    load_before = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="restaurant-review-bench-"))
     workdir.chmod(0o755)  # PostgreSQL may run as another OS user and must walk in
     try:
@@ -688,7 +690,7 @@ def benchmark(duration: int, connections: int) -> int:
             memory = measure_upload_memory(services.environment, WRITE_RESTAURANT_ID, photo)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return report(measurements, memory, duration, connections)
+    return report(measurements, memory, duration, connections, load_before)
 
 
 def measure_in_rounds(loads: Mapping[str, Load | str], duration: int, connections: int,
@@ -725,14 +727,14 @@ def combine(results: Sequence[LoadResult]) -> LoadResult:
 
 
 def report(measurements: Sequence[Measurement], memory: MemoryResult, duration: int,
-           connections: int) -> int:
+           connections: int, load_before: float) -> int:
     by_label = {m.endpoint: m for m in measurements}
     baseline = by_label[TRIVIAL_LABEL]
     site_measurements = [m for m in measurements if m is not baseline]
-    # The load average shows whether other work shared the CPUs during the run.
+    # The load average before the run shows whether other work was using the CPUs.
     print(f"\ngunicorn {GUNICORN_WORKERS} workers x {GUNICORN_THREADS} threads, wrk "
           f"{connections} connections, {duration} s per endpoint in {ROUNDS} rounds, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n")
+          f"{os.cpu_count()} CPUs, load average {load_before:.1f} before the run\n")
     print(format_table(baseline, site_measurements))
     print(f"\n{memory.describe()}")
     failures = problems(baseline, site_measurements) + memory_problems(memory)

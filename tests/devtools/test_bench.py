@@ -191,6 +191,19 @@ def test_the_default_targets_are_the_agreed_ones():
     assert agreed == bench.TARGETS
 
 
+def test_the_report_gives_the_load_from_before_the_run_and_fails_on_a_miss(capsys):
+    trivial = measurement(bench.TRIVIAL_LABEL, 1000)
+    memory = bench.MemoryResult(peak_mb=[200.0], idle_mb=[90.0], statuses={303: 12})
+
+    status = bench.report([trivial, measurement(bench.HOME_LABEL, 100)], memory,
+                          duration=10, connections=16, load_before=0.4)
+
+    output = capsys.readouterr()
+    assert "load average 0.4 before the run" in output.out
+    assert status == 1
+    assert f"FAIL: {bench.HOME_LABEL} at 10% of the trivial endpoint" in output.err
+
+
 def test_table_shows_each_endpoint_with_its_ratio_and_target():
     table = bench.format_table(measurement("trivial", 1000),
                                [measurement("home", 450), measurement("write", 20)], TARGETS)
