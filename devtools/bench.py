@@ -182,6 +182,7 @@ def create_floor_app() -> Flask:
     cookie, a submission token, a body of the page's size. Everything the site runs per request
     (proxy headers, security headers, the dependency budget, the pool) runs for it too, so the
     details rows' distance to this row is what their markup costs."""
+    # Imported here: the trivial app's server imports this module and must not load the site.
     from webapp import create_app
     from webapp.db import get_engine
     from webapp.forms import ReviewForm
