@@ -62,6 +62,16 @@ def memoised(key: Hashable, render: Callable[[], T]) -> T:
     return current_app.extensions["fragment_memo"].get_or_load(key, render)
 
 
+def rendered_once(key: Hashable, render: Callable[[], T]) -> T:
+    """What ``render`` returns, rendered once per app and kept in its extensions under ``key``:
+    for markup that the templates and settings alone decide (page layouts, a blank form)."""
+    extensions = current_app.extensions
+    value = extensions.get(key)
+    if value is None:
+        value = extensions[key] = render()
+    return value
+
+
 def fragment_size(fragment: str | tuple) -> int:
     """Bytes held by a rendered fragment, or by a tuple of them (and of their ids), nested
     tuples included."""

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from .config import current_settings
 from .db import get_engine, get_session
 from .forms import RestaurantForm, ReviewForm
-from .fragments import SlottedPage, memoised
+from .fragments import SlottedPage, memoised, rendered_once
 from .models import MAX_ID, Restaurant, is_repeated_submission
 from .page_cache import CachedListing, details_cache, listing_cache
 from .queries import (
@@ -42,7 +42,7 @@ RESTAURANT_ID_RULE = f"<int(max={MAX_ID}):restaurant_id>"
 _BLANK_REVIEW_FORM = "blank_review_form_fields"  # app.extensions key
 # What differs between home pages in one order: the search, the page's listing, the visitor.
 INDEX_SLOTS = ("title", "search_value", "messages_html", "listing")
-_INDEX_SHELLS = "index_page_shells"  # app.extensions key: the shell by sort order
+_INDEX_SHELL = "index_page_shell"  # app.extensions key, with the sort order
 
 
 # The name column's length: a longer search text could match nothing.
@@ -110,14 +110,10 @@ def _render_home(query: ListingQuery) -> CachedListing | None:
 def _index_shell(sort: str) -> SlottedPage:
     """The home page in one order, with a slot for everything that depends on the search, the
     page or the visitor: rendered once per process and order."""
-    shells = current_app.extensions.setdefault(_INDEX_SHELLS, {})
-    shell = shells.get(sort)
-    if shell is None:
-        shell = shells[sort] = SlottedPage.render(
-            lambda **slots: render_template("restaurants/index.html", sort=sort,
-                                            sort_labels=SORT_LABELS, **slots),
-            INDEX_SLOTS)
-    return shell
+    return rendered_once((_INDEX_SHELL, sort), lambda: SlottedPage.render(
+        lambda **slots: render_template("restaurants/index.html", sort=sort,
+                                        sort_labels=SORT_LABELS, **slots),
+        INDEX_SLOTS))
 
 
 def last_possible_page(per_page: int) -> int:
@@ -263,23 +259,16 @@ def _fill_restaurant(details: RestaurantDetails) -> SlottedPage:
 def _details_shell() -> SlottedPage:
     """The details page with a slot for everything that depends on the restaurant or the
     visitor: rendered once per process (the templates and settings alone decide the rest)."""
-    shell = current_app.extensions.get(_DETAILS_SHELL)
-    if shell is None:
-        shell = SlottedPage.render(
-            lambda **slots: render_template("restaurants/detail.html", **slots),
-            RESTAURANT_SLOTS + VISITOR_SLOTS)
-        current_app.extensions[_DETAILS_SHELL] = shell
-    return shell
+    return rendered_once(_DETAILS_SHELL, lambda: SlottedPage.render(
+        lambda **slots: render_template("restaurants/detail.html", **slots),
+        RESTAURANT_SLOTS + VISITOR_SLOTS))
 
 
 def _blank_review_form_fields() -> Markup:
     # Depends on nothing but the app's settings: labels, inputs and the photo size hint.
     # Never the submitted data (formdata=None); the CSRF token is rendered per request.
-    blank = current_app.extensions.get(_BLANK_REVIEW_FORM)
-    if blank is None:
-        blank = _form_fields(ReviewForm(formdata=None, meta={"csrf": False}))
-        current_app.extensions[_BLANK_REVIEW_FORM] = blank
-    return blank
+    return rendered_once(_BLANK_REVIEW_FORM,
+                         lambda: _form_fields(ReviewForm(formdata=None, meta={"csrf": False})))
 
 
 def _form_fields(form: ReviewForm) -> Markup:
