@@ -17,6 +17,7 @@ import re
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
@@ -33,7 +34,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import URL, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.pool import Pool, PoolProxiedConnection
 
 from . import budget
 from .config import PoolSettings, Settings
@@ -65,12 +66,15 @@ NO_STATEMENT_TIMEOUT = "SET LOCAL statement_timeout = 0"
 COMMIT_RESERVE_SECONDS = 0.5
 # connection_record.info key: the watchdog cut this connection's socket (see handle_error below).
 CUT_BY_WATCHDOG = "cut_by_watchdog"
-# Set while read_rows checks a connection out: the checkout skips its ping. A read finds a dead
-# connection by itself and retries once (reads are idempotent), so the ping's round trip would
-# only ever duplicate what the read's own round trip tells. A context variable, because the pool
+# Set while a request thread takes its reader from the pool (see ThreadReaders): that checkout
+# neither pings nor arms the watchdog. A read finds a dead connection by itself and retries once
+# (reads are idempotent), so the ping's round trip would only ever duplicate what the read's own
+# round trip tells; each read arms the watchdog for itself. A context variable, because the pool
 # calls the checkout listener with no word from the caller.
-_READ_RETRIES_ON_DEAD_CONNECTION: ContextVar[bool] = ContextVar(
-    "read_retries_on_dead_connection", default=False)
+_TAKING_A_READER: ContextVar[bool] = ContextVar("taking_a_reader", default=False)
+# How long a request thread keeps its reader checked out before handing it back to the pool, so
+# that the pool's recycling (DB_POOL_RECYCLE_SECONDS) and invalidation still reach it.
+READER_HOLD_SECONDS = 60.0
 # connection_record.info key: the names of the statements this connection has prepared.
 _PREPARED = "prepared_statements"
 _PYFORMAT_PARAMETER = re.compile(r"%\((\w+)\)s")
@@ -147,7 +151,10 @@ def init_app(
     ``credential`` is only called when the Entra path is configured.
     """
     engine = _create_engine(settings.database.url, settings.pool, settings.request_budget_seconds)
-    _bound_checkouts_by_the_request_budget(engine, ConnectionWatchdog())
+    watchdog = ConnectionWatchdog()
+    _bound_checkouts_by_the_request_budget(engine, watchdog)
+    _READERS[engine] = readers = ThreadReaders(watchdog)
+    event.listen(engine, "engine_disposed", lambda _engine: readers.close_all())
     if settings.database.use_entra_token:
         tokens = EntraTokenCache(credential())
         _use_token_as_password(engine, tokens)
@@ -246,7 +253,12 @@ class ConnectionWatchdog:
                     if info is not None:
                         info[CUT_BY_WATCHDOG] = True
                     _cut(guard)
-                self._wakes_at = min((end for end, _ in self._armed.values()), default=None)
+                earliest = min((end for end, _ in self._armed.values()), default=None)
+                if earliest is not None or self._wakes_at is None or self._wakes_at <= now:
+                    self._wakes_at = earliest
+                # else nothing is armed, yet the thread sleeps until the deadline it was woken
+                # for: the next read arms a later one, and waking for it would cost a thread
+                # switch per read again.
                 self._changed.wait(None if self._wakes_at is None else self._wakes_at - now)
 
 
@@ -281,13 +293,15 @@ def _bound_checkouts_by_the_request_budget(engine: Engine, watchdog: ConnectionW
     @event.listens_for(engine, "checkout")
     def ping_within_budget(dbapi_connection, connection_record, connection_proxy):
         connection_record.info.pop(CUT_BY_WATCHDOG, None)
+        fresh = connection_record.info.pop("fresh", False)
+        if _TAKING_A_READER.get():
+            return
         # A spent budget raises here (the pool takes the connection back) rather than arming
         # the watchdog with a past deadline, which would cut a healthy connection at once.
         left = budget.remaining("PostgreSQL")
         if left is not None:
             watchdog.arm(connection_record, dbapi_connection, time.monotonic() + left)
-        fresh = connection_record.info.pop("fresh", False)
-        if fresh or _READ_RETRIES_ON_DEAD_CONNECTION.get():
+        if fresh:
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
@@ -352,24 +366,20 @@ def read_rows(engine: Engine, statement: str | PreparedSelect,
               parameters: dict) -> list[tuple]:
     """The rows (plain tuples) of a compiled SELECT, in one round trip and little Python.
 
-    A pooled connection in driver autocommit runs the statement on a plain cursor: no BEGIN
-    before it, no ROLLBACK after, no checkout ping and none of SQLAlchemy's Connection or Result
-    work. A single statement sees one consistent snapshot by itself. (SQLAlchemy's AUTOCOMMIT
-    isolation level would cost a SET round trip of its own to restore the connection's level.)
+    The request thread's reader (see ThreadReaders), in driver autocommit, runs the statement
+    on a plain cursor: no BEGIN before it, no ROLLBACK after, no checkout ping and none of
+    SQLAlchemy's Connection or Result work. A single statement sees one consistent snapshot by
+    itself. The watchdog is armed with the request's deadline for the read alone.
 
-    Without the ping, the read is what finds a dead pooled connection (PostgreSQL restarted,
-    the connection dropped): then the whole pool is invalidated as a failed ping does, and the
-    read runs once more, on a new connection. Any other failure, or a second one, is raised as
+    Without the ping, the read is what finds a dead connection (PostgreSQL restarted, the
+    connection dropped): then the whole pool is invalidated as a failed ping does, and the read
+    runs once more, on a new connection. Any other failure, or a second one, is raised as
     SQLAlchemy's error for it, as the engine's own execution would raise it.
     """
-    skipping_the_ping = _READ_RETRIES_ON_DEAD_CONNECTION.set(True)
     try:
-        try:
-            return _read_once(engine, statement, parameters, may_retry=True)
-        except _RetryOnNewConnection:
-            return _read_once(engine, statement, parameters, may_retry=False)
-    finally:
-        _READ_RETRIES_ON_DEAD_CONNECTION.reset(skipping_the_ping)
+        return _read_once(engine, statement, parameters, may_retry=True)
+    except _RetryOnNewConnection:
+        return _read_once(engine, statement, parameters, may_retry=False)
 
 
 class _RetryOnNewConnection(Exception):
@@ -379,45 +389,176 @@ class _RetryOnNewConnection(Exception):
 
 def _read_once(engine: Engine, statement: str | PreparedSelect, parameters: dict,
                may_retry: bool) -> list[tuple]:
+    readers = readers_of(engine)
+    budget.remaining("PostgreSQL")  # a spent budget raises before any wait for the pool
     dbapi_error = engine.dialect.loaded_dbapi.Error
     try:
-        connection = engine.raw_connection()
+        connection, held = readers.take(engine)
     except dbapi_error as error:  # a new connection refused: the server is down
         disconnected = engine.dialect.is_disconnect(error, None, None)
         raise _sqlalchemy_error(engine, error, None, None, disconnected) from error
     driver = connection.driver_connection
+    deadline = budget.deadline()
+    if deadline is not None:
+        # Never armed with a past deadline, which would cut a sound connection at once.
+        if deadline <= time.monotonic():
+            readers.done(connection, held, keep=True)
+            raise budget.DependencyTimeout("PostgreSQL")
+        readers.watchdog.arm(connection, driver, deadline)
     try:
-        driver.autocommit = True
         with driver.cursor() as cursor:
             if isinstance(statement, PreparedSelect):
                 _execute_prepared(cursor, connection.info, statement, parameters)
             else:
                 cursor.execute(statement, parameters)
-            return cursor.fetchall()
+            rows = cursor.fetchall()
     except dbapi_error as error:
         disconnected = engine.dialect.is_disconnect(error, driver, None)
         if disconnected:
-            if _cut_by_watchdog(connection):
+            readers.watchdog.disarm(connection)
+            cut = _cut_by_watchdog(connection)
+            if cut:
                 connection.invalidate(error)
             else:
                 # The same call SQLAlchemy makes for a disconnect or a failed pre-ping: every
                 # connection opened before now is replaced at its next checkout.
                 engine.pool._invalidate(connection, error)
-                if may_retry:
-                    logger.warning("Database connection found dead by a read (%s): pool "
-                                   "discarded, reading again", type(error).__name__)
-                    raise _RetryOnNewConnection from error
+            readers.done(connection, held, keep=False)
+            if may_retry and not cut:
+                logger.warning("Database connection found dead by a read (%s): pool "
+                               "discarded, reading again", type(error).__name__)
+                raise _RetryOnNewConnection from error
+        else:
+            readers.watchdog.disarm(connection)
+            readers.done(connection, held, keep=True)  # refused by PostgreSQL, still sound
         sql = statement.execute if isinstance(statement, PreparedSelect) else statement
         raise _sqlalchemy_error(engine, error, sql, parameters, disconnected) from error
     except BaseException:
         # Stopped halfway by anything else (an exit signal, a bug): what the connection still
-        # holds is unknown, so it is not handed to the next request.
+        # holds is unknown, so it is not handed to the next read.
+        readers.watchdog.disarm(connection)
         connection.invalidate()
+        readers.done(connection, held, keep=False)
         raise
-    finally:
-        if not driver.closed:  # a connection lost meanwhile is discarded by the pool
-            driver.autocommit = False
-        connection.close()
+    readers.watchdog.disarm(connection)
+    readers.done(connection, held, keep=True)
+    return rows
+
+
+class _HeldReader:
+    """One thread's reader; handed back to its pool when dropped (a thread that ends drops
+    its thread-local values)."""
+
+    __slots__ = ("connection", "pool", "until", "__weakref__")
+
+    def __init__(self, connection: PoolProxiedConnection, pool: Pool, until: float) -> None:
+        self.connection: PoolProxiedConnection | None = connection
+        self.pool = pool
+        self.until = until
+
+    def hand_back(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            _hand_back(connection)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter exit the pool may be gone
+            self.hand_back()
+
+
+def _hand_back(connection: PoolProxiedConnection) -> None:
+    """Return a reading connection to the pool as the ORM expects it, out of autocommit (an
+    invalidated one is reopened there)."""
+    driver = connection.driver_connection
+    if driver is not None and not driver.closed:
+        driver.autocommit = False
+    connection.close()
+
+
+class ThreadReaders:
+    """Request threads' connections for read_rows: each thread takes one from the pool at its
+    first read and keeps it checked out, in driver autocommit, for READER_HOLD_SECONDS.
+
+    A checkout and checkin per read (the pool's locks, the reset's rollback, switching
+    autocommit on and off) each let another request thread run: under load that is a thread
+    switch per step, and it cost the details page about a sixth of its throughput in
+    `make bench`. The connection still belongs to the pool: it counts towards the pool's size,
+    a hold that ends hands it back to the pool's recycling and invalidation, and
+    `engine.dispose()` closes every held one.
+
+    Held readers never take more than the pool's size less one (DB_POOL_SIZE - 1): the rest,
+    and the overflow, stay for writes. A thread that finds them all held reads on a connection
+    checked out for that read alone.
+    """
+
+    def __init__(self, watchdog: ConnectionWatchdog,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.watchdog = watchdog
+        self._clock = clock
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._held: weakref.WeakSet[_HeldReader] = weakref.WeakSet()  # every thread's
+
+    def take(self, engine: Engine) -> tuple[PoolProxiedConnection, bool]:
+        """A connection in autocommit for this thread's read, and whether the thread holds it
+        (else it is for this read alone)."""
+        held: _HeldReader | None = getattr(self._local, "reader", None)
+        if held is not None:
+            if held.pool is engine.pool and self._clock() < held.until:
+                return held.connection, True
+            self.release()
+        taking = _TAKING_A_READER.set(True)
+        try:
+            connection = engine.raw_connection()
+        finally:
+            _TAKING_A_READER.reset(taking)
+        connection.driver_connection.autocommit = True
+        with self._lock:
+            if len(self._held) >= engine.pool.size() - 1:
+                return connection, False
+            held = _HeldReader(connection, engine.pool, self._clock() + READER_HOLD_SECONDS)
+            self._held.add(held)
+        self._local.reader = held
+        return connection, True
+
+    def done(self, connection: PoolProxiedConnection, held: bool, keep: bool) -> None:
+        """After a read: a held connection is kept unless ``keep`` is false (it was
+        invalidated); one for this read alone goes back to the pool."""
+        if not held:
+            _hand_back(connection)
+        elif not keep:
+            self.release()
+
+    def release(self) -> None:
+        """Hand this thread's reader back to its pool."""
+        held: _HeldReader | None = getattr(self._local, "reader", None)
+        if held is not None:
+            self._local.reader = None
+            with self._lock:
+                self._held.discard(held)
+            held.hand_back()
+
+    def held_count(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def close_all(self) -> None:
+        """Close every thread's reader (`engine.dispose()`: every connection is replaced).
+        A thread reading on one meanwhile finds it closed, and reads again on a new one."""
+        with self._lock:
+            held = list(self._held)
+        for reader in held:
+            connection = reader.connection
+            if connection is not None:
+                connection.invalidate()
+
+
+# Each engine's readers (init_app), dropped with the engine.
+_READERS: weakref.WeakKeyDictionary[Engine, ThreadReaders] = weakref.WeakKeyDictionary()
+
+
+def readers_of(engine: Engine) -> ThreadReaders:
+    return _READERS[engine]
 
 
 def _execute_prepared(cursor, connection_info: dict, statement: PreparedSelect,

@@ -37,6 +37,7 @@ from webapp.db import (
     get_engine,
     get_session,
     read_rows,
+    readers_of,
     upgrade_database,
 )
 
@@ -379,6 +380,21 @@ def test_arming_a_later_deadline_does_not_wake_the_watchdog():
     server.close()
 
 
+def test_reads_one_after_another_wake_the_watchdog_once():
+    ours, server = socket.socketpair()
+    watchdog = ConnectionWatchdog()
+    watchdog._changed = CountingCondition()
+    start = time.monotonic()
+    for second in range(60, 70):  # one read at a time: nothing else armed when each arms
+        watchdog.arm("conn", FakeConnection(ours), start + second)
+        watchdog.disarm("conn")
+        time.sleep(0.02)  # the watching thread has looked at the (empty) set meanwhile
+
+    assert watchdog._changed.notified == 1
+    ours.close()
+    server.close()
+
+
 def test_a_connection_returned_in_time_is_left_alone():
     ours, server = socket.socketpair()
     watchdog = ConnectionWatchdog()
@@ -645,11 +661,12 @@ def test_after_a_restart_the_first_read_succeeds_and_the_whole_pool_is_replaced(
     assert later == [200, 200]
     assert PING not in statements
     # The first read failed on its dead connection (preparing its statement there) and ran
-    # again on a new one; the two dead connections left were replaced without being tried: the
-    # pool was invalidated, and each new connection prepared the statement for itself.
+    # again on a new one: the pool was invalidated, so the next checkout opened a connection
+    # rather than try a dead one. The thread kept that reader, which had the statement
+    # prepared for the later reads.
     assert caplog.text.count("Database connection found dead by a read") == 1
     assert len([s for s in statements if DETAILS_READ in s]) == 3, statements
-    assert len(statements.prepared) == 4, statements.prepared
+    assert len(statements.prepared) == 2, statements.prepared
 
 
 def test_a_read_whose_retry_fails_too_is_a_503_in_time(outage_app, own_postgres, caplog):
@@ -697,7 +714,8 @@ def test_a_read_refused_by_postgresql_raises_sqlalchemys_error_and_keeps_its_con
     assert not refused.value.connection_invalidated
     assert read_rows(engine, "SELECT 3", {}) == [(3,)]
     assert opened == []  # the same connection served the next read
-    connection = engine.raw_connection()
+    readers_of(engine).release()
+    connection = engine.raw_connection()  # the pool's one connection, the reader's
     try:
         assert connection.driver_connection.autocommit is False  # as transactions expect it
     finally:

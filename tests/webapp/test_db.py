@@ -1,0 +1,154 @@
+"""webapp/db.py's readers: one held pooled connection per request thread for read_rows."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from flask import g
+from sqlalchemy import event, text
+
+from webapp.budget import DependencyTimeout
+from webapp.db import get_engine, read_rows, readers_of
+
+BACKEND_PID = "SELECT pg_backend_pid()"
+
+
+def backend_ends(engine, pid: int, seconds: float = 5.0) -> bool:
+    """Whether PostgreSQL's backend `pid` exits within `seconds` (it exits soon after its
+    client closes the connection, not at once)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if read_rows(engine, "SELECT count(*) FROM pg_stat_activity WHERE pid = %(pid)s",
+                     {"pid": pid}) == [(0,)]:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def checkouts_of(engine) -> list[int]:
+    """One item per pool checkout from now on."""
+    seen: list[int] = []
+    event.listen(engine, "checkout", lambda *_args: seen.append(1))
+    return seen
+
+
+def test_a_thread_reads_on_one_held_connection_checked_out_once(app):
+    engine = get_engine(app)
+    checkouts = checkouts_of(engine)
+
+    pids = {read_rows(engine, BACKEND_PID, {})[0][0] for _ in range(5)}
+
+    assert len(pids) == 1
+    assert checkouts == [1]
+    assert readers_of(engine).held_count() == 1
+
+
+def test_a_held_reader_is_armed_only_while_it_reads(app):
+    engine = get_engine(app)
+    readers = readers_of(engine)
+    with app.test_request_context("/"):
+        read_rows(engine, "SELECT 1", {})
+        assert readers.watchdog.armed_count() == 0
+        assert read_rows(engine, "SELECT %(n)s", {"n": readers.watchdog.armed_count()}) == [(0,)]
+
+
+def test_a_reader_goes_back_to_the_pool_out_of_autocommit(app):
+    engine = get_engine(app)
+    [[reader_pid]] = read_rows(engine, BACKEND_PID, {})
+
+    readers_of(engine).release()
+    with engine.connect() as connection:  # the pool's only connection: the reader's
+        assert connection.execute(text(BACKEND_PID)).scalar() == reader_pid
+        assert connection.connection.driver_connection.autocommit is False
+    assert engine.pool.checkedout() == 0
+
+
+def test_a_hold_that_ends_hands_the_reader_back(app, monkeypatch):
+    monkeypatch.setattr("webapp.db.READER_HOLD_SECONDS", 0.0)
+    engine = get_engine(app)
+    checkouts = checkouts_of(engine)
+
+    for _ in range(3):
+        read_rows(engine, "SELECT 1", {})
+
+    assert checkouts == [1, 1, 1]  # each read found its hold over and checked out afresh
+    assert engine.pool.checkedout() == 1  # the last one, still held
+
+
+def test_held_readers_leave_the_pool_room_for_writes(app):
+    engine = get_engine(app)
+    size = engine.pool.size()
+    threads_reading = size + 2
+    all_read = threading.Barrier(threads_reading + 1)
+    writes_done = threading.Event()
+    answers: list[tuple] = []
+
+    def read_then_wait() -> None:
+        answers.extend(read_rows(engine, "SELECT 1", {}))
+        all_read.wait(timeout=10)
+        writes_done.wait(timeout=10)
+
+    threads = [threading.Thread(target=read_then_wait) for _ in range(threads_reading)]
+    for thread in threads:
+        thread.start()
+    all_read.wait(timeout=10)
+    try:
+        held = readers_of(engine).held_count()
+        with engine.connect() as connection:  # a write's checkout is not starved
+            assert connection.execute(text("SELECT 2")).scalar() == 2
+    finally:
+        writes_done.set()
+        for thread in threads:
+            thread.join(timeout=10)
+
+    assert answers == [(1,)] * threads_reading
+    assert held == size - 1
+    assert readers_of(engine).held_count() == 0  # the threads ended: their readers went back
+    assert engine.pool.checkedout() == 0
+
+
+def test_dispose_closes_every_held_reader_and_reads_go_on(app):
+    engine = get_engine(app)
+    [[before]] = read_rows(engine, BACKEND_PID, {})
+
+    engine.dispose()
+    [[after]] = read_rows(engine, BACKEND_PID, {})
+
+    assert after != before
+    assert backend_ends(engine, before)  # closed, not left open in the old pool
+    assert readers_of(engine).held_count() == 1
+
+
+def test_a_read_with_its_budget_spent_raises_before_taking_a_connection(app):
+    engine = get_engine(app)
+    checkouts = checkouts_of(engine)
+    with app.test_request_context("/"):
+        g.dependency_deadline = time.monotonic()
+        with pytest.raises(DependencyTimeout, match="PostgreSQL"):
+            read_rows(engine, "SELECT 1", {})
+
+    assert checkouts == []
+
+
+def test_a_read_whose_wait_for_a_connection_spent_the_budget_arms_nothing(app, monkeypatch):
+    engine = get_engine(app)
+    readers = readers_of(engine)
+    take = readers.take
+
+    def slow_take(taken_from):
+        taken = take(taken_from)
+        time.sleep(0.2)  # the pool was slow to hand it over
+        return taken
+
+    monkeypatch.setattr(readers, "take", slow_take)
+    with app.test_request_context("/"):
+        g.dependency_deadline = time.monotonic() + 0.1
+        with pytest.raises(DependencyTimeout, match="PostgreSQL"):
+            read_rows(engine, BACKEND_PID, {})
+    monkeypatch.undo()
+
+    assert readers.watchdog.armed_count() == 0
+    assert read_rows(engine, "SELECT 1", {}) == [(1,)]  # the reader was kept, not cut
+    assert readers.held_count() == 1
