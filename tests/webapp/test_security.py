@@ -268,6 +268,7 @@ SESSION_USES = {
     "read": lambda session: session.get("csrf_token"),
     "emptied": lambda session: session.clear(),
     "written": lambda session: session.update(csrf_token="0123456789abcdef"),
+    "made permanent": lambda session: setattr(session, "permanent", True),
 }
 
 
