@@ -450,7 +450,9 @@ MIB = 1024 * 1024
 # Tuning settings, each read by Settings.from_mapping through _knob; webapp/README.md's table of
 # them is rendered from this one (knob_table, checked by tests/webapp/test_config.py).
 KNOBS = {knob.name: knob for knob in (
-    Knob("DB_POOL_SIZE", _positive_int, 5, "PostgreSQL connections each worker keeps open."),
+    Knob("DB_POOL_SIZE", _positive_int, 5,
+         "PostgreSQL connections each worker keeps open; request threads keep up to one "
+         "less of them checked out for their reads."),
     Knob("DB_MAX_OVERFLOW", _count, 5, "Extra connections a worker may open beyond the pool."),
     # Azure closes idle connections; recycling early avoids handing out dead ones.
     Knob("DB_POOL_RECYCLE_SECONDS", _positive_int, 30 * 60,
