@@ -73,7 +73,8 @@ CUT_BY_WATCHDOG = "cut_by_watchdog"
 # calls the checkout listener with no word from the caller.
 _TAKING_A_READER: ContextVar[bool] = ContextVar("taking_a_reader", default=False)
 # How long a request thread keeps its reader checked out before handing it back to the pool, so
-# that the pool's recycling (DB_POOL_RECYCLE_SECONDS) and invalidation still reach it.
+# that the pool's recycling and invalidation still reach it (never longer than
+# DB_POOL_RECYCLE_SECONDS).
 READER_HOLD_SECONDS = 60.0
 # connection_record.info key: the names of the statements this connection has prepared.
 _PREPARED = "prepared_statements"
@@ -153,7 +154,8 @@ def init_app(
     engine = _create_engine(settings.database.url, settings.pool, settings.request_budget_seconds)
     watchdog = ConnectionWatchdog()
     _bound_checkouts_by_the_request_budget(engine, watchdog)
-    _READERS[engine] = readers = ThreadReaders(watchdog)
+    _READERS[engine] = readers = ThreadReaders(
+        watchdog, min(READER_HOLD_SECONDS, settings.pool.recycle_seconds))
     event.listen(engine, "engine_disposed", lambda _engine: readers.close_all())
     if settings.database.use_entra_token:
         tokens = EntraTokenCache(credential())
@@ -477,7 +479,7 @@ def _hand_back(connection: PoolProxiedConnection) -> None:
 
 class ThreadReaders:
     """Request threads' connections for read_rows: each thread takes one from the pool at its
-    first read and keeps it checked out, in driver autocommit, for READER_HOLD_SECONDS.
+    first read and keeps it checked out, in driver autocommit, for `hold_seconds`.
 
     A checkout and checkin per read (the pool's locks, the reset's rollback, switching
     autocommit on and off) each let another request thread run: under load that is a thread
@@ -491,9 +493,10 @@ class ThreadReaders:
     checked out for that read alone.
     """
 
-    def __init__(self, watchdog: ConnectionWatchdog,
+    def __init__(self, watchdog: ConnectionWatchdog, hold_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.watchdog = watchdog
+        self.hold_seconds = hold_seconds
         self._clock = clock
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -516,7 +519,7 @@ class ThreadReaders:
         with self._lock:
             if len(self._held) >= engine.pool.size() - 1:
                 return connection, False
-            held = _HeldReader(connection, engine.pool, self._clock() + READER_HOLD_SECONDS)
+            held = _HeldReader(connection, engine.pool, self._clock() + self.hold_seconds)
             self._held.add(held)
         self._local.reader = held
         return connection, True

@@ -9,6 +9,7 @@ import pytest
 from flask import g
 from sqlalchemy import event, text
 
+from webapp import create_app
 from webapp.budget import DependencyTimeout
 from webapp.db import get_engine, read_rows, readers_of
 
@@ -66,8 +67,8 @@ def test_a_reader_goes_back_to_the_pool_out_of_autocommit(app):
 
 
 def test_a_hold_that_ends_hands_the_reader_back(app, monkeypatch):
-    monkeypatch.setattr("webapp.db.READER_HOLD_SECONDS", 0.0)
     engine = get_engine(app)
+    monkeypatch.setattr(readers_of(engine), "hold_seconds", 0.0)
     checkouts = checkouts_of(engine)
 
     for _ in range(3):
@@ -152,3 +153,13 @@ def test_a_read_whose_wait_for_a_connection_spent_the_budget_arms_nothing(app, m
     assert readers.watchdog.armed_count() == 0
     assert read_rows(engine, "SELECT 1", {}) == [(1,)]  # the reader was kept, not cut
     assert readers.held_count() == 1
+
+
+@pytest.mark.parametrize(("recycle", "held_for"), [("20", 20), ("3600", 60)])
+def test_a_reader_is_held_no_longer_than_the_pool_recycles_connections(config, recycle,
+                                                                       held_for):
+    app = create_app({**config, "DB_POOL_RECYCLE_SECONDS": recycle})
+    try:
+        assert readers_of(get_engine(app)).hold_seconds == held_for
+    finally:
+        get_engine(app).dispose()
