@@ -221,6 +221,13 @@ class StatementLog(list):
             self.append(statement)
 
 
+def pool_events(engine, name: str) -> list[int]:
+    """One item per pool event `name` ("connect", "checkout"...) of `engine` from now on."""
+    seen: list[int] = []
+    event.listen(engine, name, lambda *_args: seen.append(1))
+    return seen
+
+
 def record_statements(app: Flask) -> StatementLog:
     """Every SQL statement the app's connections send from now on, as the driver sends it:
     SQLAlchemy's, the checkout pings and db.read_rows' plain cursors alike."""

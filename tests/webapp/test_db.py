@@ -7,8 +7,9 @@ import time
 
 import pytest
 from flask import g
-from sqlalchemy import event, text
+from sqlalchemy import text
 
+from tests.webapp.conftest import pool_events
 from webapp import create_app
 from webapp.budget import DependencyTimeout
 from webapp.db import get_engine, read_rows, readers_of
@@ -28,16 +29,9 @@ def backend_ends(engine, pid: int, seconds: float = 5.0) -> bool:
     return False
 
 
-def checkouts_of(engine) -> list[int]:
-    """One item per pool checkout from now on."""
-    seen: list[int] = []
-    event.listen(engine, "checkout", lambda *_args: seen.append(1))
-    return seen
-
-
 def test_a_thread_reads_on_one_held_connection_checked_out_once(app):
     engine = get_engine(app)
-    checkouts = checkouts_of(engine)
+    checkouts = pool_events(engine, "checkout")
 
     pids = {read_rows(engine, BACKEND_PID, {})[0][0] for _ in range(5)}
 
@@ -69,7 +63,7 @@ def test_a_reader_goes_back_to_the_pool_out_of_autocommit(app):
 def test_a_hold_that_ends_hands_the_reader_back(app, monkeypatch):
     engine = get_engine(app)
     monkeypatch.setattr(readers_of(engine), "hold_seconds", 0.0)
-    checkouts = checkouts_of(engine)
+    checkouts = pool_events(engine, "checkout")
 
     for _ in range(3):
         read_rows(engine, "SELECT 1", {})
@@ -124,7 +118,7 @@ def test_dispose_closes_every_held_reader_and_reads_go_on(app):
 
 def test_a_read_with_its_budget_spent_raises_before_taking_a_connection(app):
     engine = get_engine(app)
-    checkouts = checkouts_of(engine)
+    checkouts = pool_events(engine, "checkout")
     with app.test_request_context("/"):
         g.dependency_deadline = time.monotonic()
         with pytest.raises(DependencyTimeout, match="PostgreSQL"):

@@ -26,6 +26,7 @@ from sqlalchemy.exc import DataError, OperationalError
 
 from devtools.chaos import postgres_pids
 from devtools.services import AzuriteServer, PostgresCluster, free_port
+from tests.webapp.conftest import pool_events
 from webapp import create_app
 from webapp.budget import ANSWER_RESERVE_SECONDS, DependencyTimeout
 from webapp.config import ConfigError, Settings
@@ -513,9 +514,7 @@ def use_pooled_connections(engine, count: int) -> None:
 
 def connections_opened(engine) -> list[int]:
     """One item per new connection the engine opens from now on."""
-    opened: list[int] = []
-    event.listen(engine, "connect", lambda *_args: opened.append(1))
-    return opened
+    return pool_events(engine, "connect")
 
 
 def test_a_checkout_after_the_deadline_raises_without_cutting_the_pool(app):
