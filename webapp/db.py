@@ -483,9 +483,9 @@ class ThreadReaders:
 
     A checkout and checkin per read (the pool's locks, the reset's rollback, switching
     autocommit on and off) each let another request thread run: under load that is a thread
-    switch per step, and it cost the details page about a sixth of its throughput in
-    `make bench`. The connection still belongs to the pool: it counts towards the pool's size,
-    a hold that ends hands it back to the pool's recycling and invalidation, and
+    switch per step, and it cost the details page about a tenth of its throughput under
+    `make bench`'s load. The connection still belongs to the pool: it counts towards the pool's
+    size, a hold that ends hands it back to the pool's recycling and invalidation, and
     `engine.dispose()` closes every held one.
 
     Held readers never take more than the pool's size less one (DB_POOL_SIZE - 1): the rest,
@@ -515,7 +515,12 @@ class ThreadReaders:
             connection = engine.raw_connection()
         finally:
             _TAKING_A_READER.reset(taking)
-        connection.driver_connection.autocommit = True
+        try:
+            connection.driver_connection.autocommit = True
+        except BaseException:
+            connection.invalidate()  # a connection that cannot take autocommit is of no use
+            connection.close()
+            raise
         with self._lock:
             if len(self._held) >= engine.pool.size() - 1:
                 return connection, False
@@ -550,6 +555,7 @@ class ThreadReaders:
         A thread reading on one meanwhile finds it closed, and reads again on a new one."""
         with self._lock:
             held = list(self._held)
+            self._held.clear()
         for reader in held:
             connection = reader.connection
             if connection is not None:

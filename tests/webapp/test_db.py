@@ -7,7 +7,8 @@ import time
 
 import pytest
 from flask import g
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 
 from tests.webapp.conftest import pool_events
 from webapp import create_app
@@ -157,3 +158,22 @@ def test_a_reader_is_held_no_longer_than_the_pool_recycles_connections(config, r
         assert readers_of(get_engine(app)).hold_seconds == held_for
     finally:
         get_engine(app).dispose()
+
+
+def test_a_reader_that_cannot_take_autocommit_goes_back_to_the_pool(app):
+    engine = get_engine(app)
+    broken: list[int] = []
+
+    @event.listens_for(engine, "checkout")
+    def close_the_first(dbapi_connection, *_args) -> None:
+        if not broken:
+            broken.append(1)
+            dbapi_connection.close()  # setting autocommit on it raises
+
+    with pytest.raises(DBAPIError) as refused:
+        read_rows(engine, "SELECT 1", {})
+
+    # Back in the pool at once, not when the error's traceback lets go of it.
+    assert refused.value.__cause__ is not None
+    assert engine.pool.checkedout() == 0
+    assert read_rows(engine, "SELECT 1", {}) == [(1,)]
