@@ -157,6 +157,7 @@ def init_app(
     _READERS[engine] = readers = ThreadReaders(
         watchdog, min(READER_HOLD_SECONDS, settings.pool.recycle_seconds))
     event.listen(engine, "engine_disposed", lambda _engine: readers.close_all())
+    event.listen(engine, "invalidate", lambda *_args: readers.invalidated())
     if settings.database.use_entra_token:
         tokens = EntraTokenCache(credential())
         _use_token_as_password(engine, tokens)
@@ -451,12 +452,14 @@ class _HeldReader:
     """One thread's reader; handed back to its pool when dropped (a thread that ends drops
     its thread-local values)."""
 
-    __slots__ = ("connection", "pool", "until", "__weakref__")
+    __slots__ = ("connection", "pool", "until", "generation", "__weakref__")
 
-    def __init__(self, connection: PoolProxiedConnection, pool: Pool, until: float) -> None:
+    def __init__(self, connection: PoolProxiedConnection, pool: Pool, until: float,
+                 generation: int) -> None:
         self.connection: PoolProxiedConnection | None = connection
         self.pool = pool
         self.until = until
+        self.generation = generation
 
     def hand_back(self) -> None:
         connection, self.connection = self.connection, None
@@ -485,8 +488,10 @@ class ThreadReaders:
     autocommit on and off) each let another request thread run: under load that is a thread
     switch per step, and it cost the details page about a tenth of its throughput under
     `make bench`'s load. The connection still belongs to the pool: it counts towards the pool's
-    size, a hold that ends hands it back to the pool's recycling and invalidation, and
-    `engine.dispose()` closes every held one.
+    size, a hold that ends hands it back to the pool's recycling, any connection invalidated
+    (a dead one found, as after a restart) ends every thread's hold at its next read, so that
+    the pool replaces what is stale before a read tries it, and `engine.dispose()` closes every
+    held one.
 
     Held readers never take more than the pool's size less one (DB_POOL_SIZE - 1): the rest,
     and the overflow, stay for writes. A thread that finds them all held reads on a connection
@@ -501,13 +506,15 @@ class ThreadReaders:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._held: weakref.WeakSet[_HeldReader] = weakref.WeakSet()  # every thread's
+        self._generation = 0  # counts invalidations: a hold from before one has ended
 
     def take(self, engine: Engine) -> tuple[PoolProxiedConnection, bool]:
         """A connection in autocommit for this thread's read, and whether the thread holds it
         (else it is for this read alone)."""
         held: _HeldReader | None = getattr(self._local, "reader", None)
         if held is not None:
-            if held.pool is engine.pool and self._clock() < held.until:
+            if (held.pool is engine.pool and held.generation == self._generation
+                    and self._clock() < held.until):
                 return held.connection, True
             self.release()
         taking = _TAKING_A_READER.set(True)
@@ -524,7 +531,8 @@ class ThreadReaders:
         with self._lock:
             if len(self._held) >= engine.pool.size() - 1:
                 return connection, False
-            held = _HeldReader(connection, engine.pool, self._clock() + self.hold_seconds)
+            held = _HeldReader(connection, engine.pool, self._clock() + self.hold_seconds,
+                               self._generation)
             self._held.add(held)
         self._local.reader = held
         return connection, True
@@ -545,6 +553,11 @@ class ThreadReaders:
             with self._lock:
                 self._held.discard(held)
             held.hand_back()
+
+    def invalidated(self) -> None:
+        """A pooled connection was invalidated: every hold ends at its thread's next read."""
+        with self._lock:
+            self._generation += 1
 
     def held_count(self) -> int:
         with self._lock:

@@ -177,3 +177,17 @@ def test_a_reader_that_cannot_take_autocommit_goes_back_to_the_pool(app):
     assert refused.value.__cause__ is not None
     assert engine.pool.checkedout() == 0
     assert read_rows(engine, "SELECT 1", {}) == [(1,)]
+
+
+def test_an_invalidated_connection_ends_every_threads_hold(app):
+    engine = get_engine(app)
+    read_rows(engine, "SELECT 1", {})
+    checkouts = pool_events(engine, "checkout")
+
+    with engine.connect() as connection:  # a write's connection, found dead
+        connection.invalidate()
+    read_rows(engine, "SELECT 1", {})
+    read_rows(engine, "SELECT 1", {})
+
+    # The write's checkout, then the reader's: taken afresh once, then held again.
+    assert checkouts == [1, 1]
