@@ -207,7 +207,7 @@ class ConnectionWatchdog:
     The watchdog holds a duplicate of the socket's descriptor while armed, so a connection
     closed meanwhile can never make it shut down an unrelated socket that reused the number.
     It holds the bare descriptor: a socket object is made only to cut, which is rare, while
-    arming happens on every checkout.
+    arming happens on every read and every other checkout.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
