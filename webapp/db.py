@@ -299,11 +299,8 @@ def _bound_checkouts_by_the_request_budget(engine: Engine, watchdog: ConnectionW
         fresh = connection_record.info.pop("fresh", False)
         if _TAKING_A_READER.get():
             return
-        # A spent budget raises here (the pool takes the connection back) rather than arming
-        # the watchdog with a past deadline, which would cut a healthy connection at once.
-        left = budget.remaining("PostgreSQL")
-        if left is not None:
-            watchdog.arm(connection_record, dbapi_connection, time.monotonic() + left)
+        # A spent budget raises here, and the pool takes the connection back.
+        _arm_until_the_deadline(watchdog, connection_record, dbapi_connection)
         if fresh:
             return
         try:
@@ -333,6 +330,16 @@ def _bound_checkouts_by_the_request_budget(engine: Engine, watchdog: ConnectionW
         left = budget.remaining("PostgreSQL")
         if left is not None and left < cparams.get("connect_timeout", 0):
             raise budget.DependencyTimeout("PostgreSQL")
+
+
+def _arm_until_the_deadline(watchdog: ConnectionWatchdog, key: object,
+                            dbapi_connection) -> None:
+    """Arm the watchdog for `dbapi_connection` until the request's deadline (nothing outside a
+    request). A spent budget raises DependencyTimeout instead: a past deadline would have the
+    watchdog cut a sound connection at once."""
+    left = budget.remaining("PostgreSQL")
+    if left is not None:
+        watchdog.arm(key, dbapi_connection, time.monotonic() + left)
 
 
 def _cut_by_watchdog(connection: PoolProxiedConnection) -> bool:
@@ -401,13 +408,11 @@ def _read_once(engine: Engine, statement: str | PreparedSelect, parameters: dict
         disconnected = engine.dialect.is_disconnect(error, None, None)
         raise _sqlalchemy_error(engine, error, None, None, disconnected) from error
     driver = connection.driver_connection
-    deadline = budget.deadline()
-    if deadline is not None:
-        # Never armed with a past deadline, which would cut a sound connection at once.
-        if deadline <= time.monotonic():
-            readers.done(connection, held, keep=True)
-            raise budget.DependencyTimeout("PostgreSQL")
-        readers.watchdog.arm(connection, driver, deadline)
+    try:
+        _arm_until_the_deadline(readers.watchdog, connection, driver)
+    except budget.DependencyTimeout:  # the wait for the pool spent what was left
+        readers.done(connection, held, keep=True)
+        raise
     try:
         with driver.cursor() as cursor:
             if isinstance(statement, PreparedSelect):
