@@ -41,13 +41,22 @@ def test_a_thread_reads_on_one_held_connection_checked_out_once(app):
     assert readers_of(engine).held_count() == 1
 
 
-def test_a_held_reader_is_armed_only_while_it_reads(app):
+def test_a_held_reader_is_armed_only_while_it_reads(app, monkeypatch):
     engine = get_engine(app)
-    readers = readers_of(engine)
+    watchdog = readers_of(engine).watchdog
+    armed_when_disarming: list[int] = []
+    disarm = watchdog.disarm
+
+    def disarm_noting(key) -> None:
+        armed_when_disarming.append(watchdog.armed_count())
+        disarm(key)
+
+    monkeypatch.setattr(watchdog, "disarm", disarm_noting)
     with app.test_request_context("/"):
         read_rows(engine, "SELECT 1", {})
-        assert readers.watchdog.armed_count() == 0
-        assert read_rows(engine, "SELECT %(n)s", {"n": readers.watchdog.armed_count()}) == [(0,)]
+        assert watchdog.armed_count() == 0
+
+    assert armed_when_disarming == [1]  # armed for the read, then disarmed once
 
 
 def test_a_reader_goes_back_to_the_pool_out_of_autocommit(app):
