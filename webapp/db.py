@@ -34,7 +34,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import URL, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import Pool, PoolProxiedConnection
+from sqlalchemy.pool import Pool, PoolProxiedConnection, QueuePool
 
 from . import budget
 from .config import PoolSettings, Settings
@@ -172,14 +172,44 @@ def init_app(
     app.cli.add_command(migrate_command)
 
 
+class BudgetedQueuePool(QueuePool):
+    """A QueuePool whose wait for a free connection is part of the request's dependency budget.
+
+    Asking for the wait's length starts the request's deadline (budget.py) when nothing else
+    has, and cuts the wait to what is left of it: a request that found every connection busy
+    still answers within its budget. Outside a request the configured timeout applies.
+    QueuePool reads `_timeout` just before it waits, so a property serves.
+    """
+
+    @property
+    def _timeout(self) -> float:
+        end = budget.deadline()
+        if end is None:
+            return self._configured_timeout
+        # Zero when spent: the pool then hands over only a connection that is free at once,
+        # and the checkout listener refuses it for the spent budget.
+        return max(0.0, min(self._configured_timeout, end - time.monotonic()))
+
+    @_timeout.setter
+    def _timeout(self, seconds: float) -> None:
+        self._configured_timeout = seconds
+
+    def recreate(self) -> BudgetedQueuePool:
+        pool = super().recreate()  # passes on the wait cut to a request's budget, when in one
+        pool._timeout = self._configured_timeout
+        return pool
+
+
 def _create_engine(url: URL, pool: PoolSettings, budget_seconds: float) -> Engine:
     return create_engine(
         url,
+        poolclass=BudgetedQueuePool,
         # No pool_pre_ping: the checkout listener below pings instead, with the request's
         # deadline armed first (a pre-ping on a paused server would wait forever).
         pool_size=pool.size,
         max_overflow=pool.max_overflow,
-        # All connections busy means overload: a third of the budget, then the 503 page.
+        # All connections busy means overload: a third of the budget (at most what is left of
+        # it), then the 503 page.
         pool_timeout=pool.timeout_seconds or budget_seconds / 3,
         pool_recycle=pool.recycle_seconds,
         # A failed statement's error (logged with its traceback) would otherwise repeat its
@@ -325,11 +355,15 @@ def _bound_checkouts_by_the_request_budget(engine: Engine, watchdog: ConnectionW
 
     @event.listens_for(engine, "do_connect")
     def refuse_when_out_of_budget(dialect, connection_record, cargs, cparams):
-        # A new connection to an unresponsive server takes the whole connect timeout: start
-        # one only when the request can still afford that wait.
-        left = budget.remaining("PostgreSQL")
-        if left is not None and left < cparams.get("connect_timeout", 0):
-            raise budget.DependencyTimeout("PostgreSQL")
+        _refuse_unless_the_connect_timeout_fits(cparams)
+
+
+def _refuse_unless_the_connect_timeout_fits(cparams: dict) -> None:
+    """A new connection to an unresponsive server takes the whole connect timeout: start one
+    only when the request can still afford that wait (DependencyTimeout otherwise)."""
+    left = budget.remaining("PostgreSQL")
+    if left is not None and left < cparams.get("connect_timeout", 0):
+        raise budget.DependencyTimeout("PostgreSQL")
 
 
 def _arm_until_the_deadline(watchdog: ConnectionWatchdog, key: object,
@@ -625,11 +659,8 @@ def _use_token_as_password(engine: Engine, tokens: EntraTokenCache) -> None:
     def provide_token(dialect, connection_record, cargs, cparams):
         # Runs only when the pool opens a NEW connection; reused connections need no token.
         cparams["password"] = tokens.token(timeout=budget.remaining("PostgreSQL"))
-        # The token may have taken most of the budget (a slow identity endpoint): connect only
-        # if the connect timeout still fits, as refuse_when_out_of_budget does before.
-        left = budget.remaining("PostgreSQL")
-        if left is not None and left < cparams.get("connect_timeout", 0):
-            raise budget.DependencyTimeout("PostgreSQL")
+        # The token may have taken most of the budget (a slow identity endpoint).
+        _refuse_unless_the_connect_timeout_fits(cparams)
 
 
 def _stamp_commit_deadline(session: Session) -> None:

@@ -9,10 +9,12 @@ import pytest
 from flask import g
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from tests.webapp.conftest import pool_events
 from webapp import create_app
-from webapp.budget import DependencyTimeout
+from webapp.budget import ANSWER_RESERVE_SECONDS, DependencyTimeout
+from webapp.config import current_settings
 from webapp.db import get_engine, read_rows, readers_of
 
 BACKEND_PID = "SELECT pg_backend_pid()"
@@ -157,6 +159,56 @@ def test_a_read_whose_wait_for_a_connection_spent_the_budget_arms_nothing(app, m
     assert readers.watchdog.armed_count() == 0
     assert read_rows(engine, "SELECT 1", {}) == [(1,)]  # the reader was kept, not cut
     assert readers.held_count() == 1
+
+
+@pytest.fixture
+def busy_pool(app):
+    """Every connection the pool may give (its size and overflow) checked out elsewhere."""
+    engine = get_engine(app)
+    taken = [engine.raw_connection()
+             for _ in range(engine.pool.size() + engine.pool._max_overflow)]
+    yield taken
+    for connection in taken:
+        connection.close()
+
+
+def test_a_wait_for_a_free_connection_counts_against_the_request_budget(app, busy_pool):
+    engine = get_engine(app)
+    hand_one_back = threading.Timer(0.5, busy_pool.pop().close)
+    with app.test_request_context("/"):
+        waited_from = time.monotonic()
+        hand_one_back.start()
+        with engine.connect():
+            got_it = time.monotonic()
+            deadline = g.dependency_deadline
+        budget_seconds = current_settings().request_budget_seconds - ANSWER_RESERVE_SECONDS
+
+    # The budget started when the wait began, not once the connection was handed over.
+    assert got_it - waited_from >= 0.5
+    assert deadline <= waited_from + budget_seconds + 0.05
+    assert deadline < got_it + budget_seconds - 0.4
+
+
+def test_a_wait_for_a_free_connection_ends_with_the_request_budget(config):
+    app = create_app({**config, "DB_POOL_TIMEOUT_SECONDS": "5"})
+    engine = get_engine(app)
+    exhaust = [engine.raw_connection()
+               for _ in range(engine.pool.size() + engine.pool._max_overflow)]
+    try:
+        with app.test_request_context("/"):
+            g.dependency_deadline = time.monotonic() + 0.3
+            started = time.monotonic()
+            with pytest.raises((PoolTimeoutError, DependencyTimeout)):
+                engine.connect()
+            waited = time.monotonic() - started
+    finally:
+        for connection in exhaust:
+            connection.close()
+        engine.dispose()
+
+    assert 0.25 <= waited < 1.0  # the budget's 0.3 s, not the pool's 5 s
+    # Outside a request the pool's own timeout applies, and survives a dispose.
+    assert engine.pool.timeout() == 5
 
 
 @pytest.mark.parametrize(("recycle", "held_for"), [("20", 20), ("3600", 60)])
