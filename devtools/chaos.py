@@ -360,8 +360,13 @@ class Phase:
     @property
     def slowest_at_site(self) -> float:
         """The site's longest answer, from receiving the request to sending the response."""
-        return max((s.server_seconds for s in self.samples if s.server_seconds is not None),
-                   default=0.0)
+        slowest = self.slowest_sample_at_site
+        return 0.0 if slowest is None else slowest.server_seconds
+
+    @property
+    def slowest_sample_at_site(self) -> Sample | None:
+        timed = [s for s in self.samples if s.server_seconds is not None]
+        return max(timed, key=lambda s: s.server_seconds, default=None)
 
     @property
     def recovery(self) -> float:
@@ -419,8 +424,11 @@ def problems(phases: Sequence[Phase], budget: float) -> list[str]:
             found.append(f"{phase.name}: {phase.other_errors} answers neither expected nor 503 "
                          f"({', '.join(kinds)})")
         if phase.slowest_at_site > budget:
+            slowest = phase.slowest_sample_at_site
             found.append(f"{phase.name}: the site's slowest answer took "
-                         f"{phase.slowest_at_site:.2f} s, over the {budget:g} s budget")
+                         f"{phase.slowest_at_site:.2f} s, over the {budget:g} s budget "
+                         f"({slowest.kind} {slowest.status}, sent "
+                         f"{slowest.started - phase.started:.2f} s into the phase)")
         unlogged = [s for s in phase.samples if s.status is not None and s.server_seconds is None]
         if unlogged:
             found.append(f"{phase.name}: {len(unlogged)} answers missing from the access log")
