@@ -4,7 +4,7 @@ Throwaway PostgreSQL and Azurite in a temp folder; 200 restaurants x 20 reviews 
 and a second database of 100,000 restaurants for the name search; the site (page caches on,
 and again with them off) and a `return "ok"` Flask app each under gunicorn with the same
 settings; Debian's wrk loads the home page, a details page, a photo and its revalidation (all
-through the site), the details page's floor (its read and tokens without markup), review
+through the site), the details page's floor (its read and form token without markup), review
 posts, a mixed row (readers on home and details pages while a writer posts reviews to them at
 WRITES_PER_SECOND), the search, and the trivial app, alternating between them in rounds.
 Prints req/s, p99 latency, errors and the ratio to the trivial endpoint next to each target
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.cookies
 import io
 import json
 import math
@@ -32,7 +31,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -80,7 +78,7 @@ HOME_LABEL = "/ (home)"
 HOME_UNCACHED_LABEL = "/ (home, page caches off)"
 DETAILS_LABEL = "/restaurants/1 (details)"
 DETAILS_UNCACHED_LABEL = "/restaurants/1 (details, page caches off)"
-FLOOR_LABEL = "/restaurants/1's read and tokens, no markup (floor, page caches off)"
+FLOOR_LABEL = "/restaurants/1's read and form token, no markup (floor, page caches off)"
 PHOTO_LABEL = "/photos/<name> (photo)"
 REVALIDATION_LABEL = "/photos/<name> (If-None-Match)"
 WRITE_LABEL = "POST review (no photo)"
@@ -177,17 +175,16 @@ FLOOR_BODY = "x" * 18_000
 
 
 def create_floor_app() -> Flask:
-    """The site, plus a page that does what the details page must do for a first visit, without
-    its markup: the same read of the restaurant, the visitor's CSRF token in a new session
-    cookie, a submission token, a body of the page's size. Everything the site runs per request
-    (proxy headers, security headers, the dependency budget, the pool) runs for it too, so the
-    details rows' distance to this row is what their markup costs."""
+    """The site, plus a page that does what the details page must do for every visitor, without
+    its markup: the same read of the restaurant, a fresh submission token for the review form
+    (which also keeps the page out of caches), a body of the page's size. Everything the site
+    runs per request (proxy headers, security headers, the dependency budget, the pool) runs for
+    it too, so the details rows' distance to this row is what their markup costs."""
     # Imported here: the trivial app's server imports this module and must not load the site.
     from webapp import create_app
     from webapp.db import get_engine
     from webapp.forms import ReviewForm
     from webapp.queries import restaurant_details
-    from webapp.security import generate_csrf
 
     app = create_app()
 
@@ -195,7 +192,7 @@ def create_floor_app() -> Flask:
     def details_floor(restaurant_id: int) -> str:
         if restaurant_details(get_engine(), restaurant_id) is None:
             abort(404)
-        return FLOOR_BODY + generate_csrf() + ReviewForm.new_token()
+        return FLOOR_BODY + ReviewForm.new_token()
 
     return app
 
@@ -425,16 +422,12 @@ def problems(baseline: Measurement, measurements: Sequence[Measurement],
 def review_post_load(site: str, restaurant_id: int, workdir: Path) -> Load:
     """POST the review form without a photo, as a browser does (multipart, empty file part).
 
-    One session cookie and its CSRF token, fetched once, serve every request: Flask-WTF tokens
-    are not single-use, and wrk keeps sending the same Cookie header.
+    Without a submission token: every post is a new review, none a repeat of another. Like any
+    client that sends no Origin or Sec-Fetch-Site header, wrk needs nothing fetched first.
     """
     page_url = f"{site}/restaurants/{restaurant_id}"
-    with urllib.request.urlopen(page_url, timeout=30) as response:  # noqa: S310 - loopback
-        html = response.read().decode()
-        cookie = http.cookies.SimpleCookie(response.headers["Set-Cookie"])
-    token = _csrf_token(html)
     boundary = f"bench-{uuid.uuid4().hex}"
-    fields = {"csrf_token": token, "reviewer_name": "Bench Writer", "rating": "4",
+    fields = {"reviewer_name": "Bench Writer", "rating": "4",
               "review_text": "Posted by make bench: quick service, would come back."}
     parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
              for name, value in fields.items()]
@@ -445,20 +438,12 @@ def review_post_load(site: str, restaurant_id: int, workdir: Path) -> Load:
         "wrk.method": "POST",
         "wrk.body": body,
         'wrk.headers["Content-Type"]': f"multipart/form-data; boundary={boundary}",
-        'wrk.headers["Cookie"]': f"session={cookie['session'].value}",
     }
     script = workdir / "post_review.lua"
     # JSON string escapes (\r, \n, \") are valid Lua escapes for this ASCII text.
     lines = [f"{name} = {json.dumps(value)}\n" for name, value in settings.items()]
     script.write_text("".join(lines))
     return Load(page_url + "/reviews", script=script, writes=True)
-
-
-def _csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
-    if match is None:
-        raise BenchError("the details page has no CSRF token to post the review form with")
-    return match.group(1)
 
 
 # the mixed row --------------------------------------------------------------------------------
@@ -482,8 +467,8 @@ def paths_load(site: str, paths: Sequence[str], workdir: Path, name: str) -> Loa
 class SteadyWriter:
     """Posts a review every 1 / `per_second` s, round the restaurants, while in its `with`.
 
-    Each post fetches nothing first: one session cookie and its CSRF token serve them all, as
-    in review_post_load. A post answered other than 303, or not at all, is an error.
+    Each post fetches nothing first, as in review_post_load. A post answered other than 303,
+    or not at all, is an error.
     """
 
     def __init__(self, site: str, restaurant_ids: Sequence[int],
@@ -498,9 +483,6 @@ class SteadyWriter:
 
     def __enter__(self) -> SteadyWriter:
         self._session = requests.Session()
-        page = self._session.get(f"{self._site}/restaurants/{self._restaurant_ids[0]}",
-                                 timeout=30)
-        self._token = _csrf_token(page.text)
         self._thread.start()
         return self
 
@@ -513,7 +495,7 @@ class SteadyWriter:
         next_post = time.monotonic()
         while not self._stop.is_set():
             restaurant_id = self._restaurant_ids[self.posted % len(self._restaurant_ids)]
-            form = {"csrf_token": self._token, "reviewer_name": "Bench Writer", "rating": "5",
+            form = {"reviewer_name": "Bench Writer", "rating": "5",
                     "review_text": "Posted during the mixed row of make bench."}
             try:
                 response = self._session.post(
@@ -581,25 +563,23 @@ def measure_upload_memory(environment: dict[str, str], restaurant_id: int, photo
 
 
 def post_all_at_once(page_url: str, photo: bytes, uploads: int) -> list[int | str]:
-    """Each client fetches the form (cookie, CSRF token), then all post the photo together."""
+    """`uploads` clients, each on a thread of its own, post the photo together."""
     start = threading.Barrier(uploads)
     statuses: list[int | str] = []
+    form = {"reviewer_name": "Bench Uploader", "rating": "3",
+            "review_text": "Posted by make bench with a very large photo."}
 
     def post() -> None:
-        with requests.Session() as session:
-            try:
-                token = _csrf_token(session.get(page_url, timeout=UPLOAD_TIMEOUT_SECONDS).text)
-                form = {"csrf_token": token, "reviewer_name": "Bench Uploader", "rating": "3",
-                        "review_text": "Posted by make bench with a very large photo."}
-                start.wait(timeout=UPLOAD_TIMEOUT_SECONDS)
-                response = session.post(
-                    page_url + "/reviews", data=form, allow_redirects=False,
-                    files={"photo": ("worst.png", photo, "image/png")},
-                    timeout=UPLOAD_TIMEOUT_SECONDS)
-                statuses.append(response.status_code)
-            except (requests.RequestException, threading.BrokenBarrierError, BenchError) as error:
-                start.abort()
-                statuses.append(type(error).__name__)
+        try:
+            start.wait(timeout=UPLOAD_TIMEOUT_SECONDS)
+            response = requests.post(
+                page_url + "/reviews", data=form, allow_redirects=False,
+                files={"photo": ("worst.png", photo, "image/png")},
+                timeout=UPLOAD_TIMEOUT_SECONDS)
+            statuses.append(response.status_code)
+        except (requests.RequestException, threading.BrokenBarrierError) as error:
+            start.abort()
+            statuses.append(type(error).__name__)
 
     clients = [threading.Thread(target=post) for _ in range(uploads)]
     for client in clients:

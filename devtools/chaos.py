@@ -28,7 +28,6 @@ import contextlib
 import io
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -75,7 +74,6 @@ ACCESS_LOG_FORMAT = "%({x-chaos-id}i)s %(L)s"
 WARM_UP_ATTEMPTS = 10
 PROBE_INTERVAL_SECONDS = 0.05
 PROBE_TIMEOUT = 0.5
-CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
 class ChaosError(RuntimeError):
@@ -154,7 +152,7 @@ class LoadGenerator:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        """Start the clients; returns once each has its CSRF token (the site is warm)."""
+        """Start the clients; returns once each has seen the details page (the site is warm)."""
         self._ready = threading.Barrier(self.clients + 1)
         for index in range(self.clients):
             thread = threading.Thread(target=self._client, args=(index,), daemon=True)
@@ -163,7 +161,7 @@ class LoadGenerator:
         try:
             self._ready.wait(timeout=60)
         except threading.BrokenBarrierError:
-            raise ChaosError("the clients could not load the review form") from None
+            raise ChaosError("the clients could not load the details page") from None
 
     def stop(self) -> None:
         self._stop.set()
@@ -174,7 +172,7 @@ class LoadGenerator:
         chooser = random.Random(index)  # noqa: S311 - a traffic mix, not a secret
         with requests.Session() as session:
             try:
-                token = self._csrf_token(session)
+                self._warm_up(session)
             except (ChaosError, requests.RequestException):
                 self._ready.abort()
                 return
@@ -183,20 +181,19 @@ class LoadGenerator:
             while not self._stop.is_set():
                 kind = self.MIX[step % len(self.MIX)]
                 step += 1
-                self._record(self._send(session, kind, token, chooser))
+                self._record(self._send(session, kind, chooser))
 
-    def _csrf_token(self, session: requests.Session) -> str:
-        """The form's CSRF token (tied to this session's cookie); also warms the site up."""
+    def _warm_up(self, session: requests.Session) -> None:
+        """Wait until the details page answers: faults start on a warm site, not a cold one."""
         restaurant = self.fixtures.restaurant_ids[0]
         for _attempt in range(WARM_UP_ATTEMPTS):
             page = session.get(f"{self.base_url}/restaurants/{restaurant}", timeout=10)
             if page.status_code == 200:
-                return CSRF_FIELD.search(page.text).group(1)
+                return
             time.sleep(0.5)
         raise ChaosError(f"the details page answered {page.status_code} before any fault")
 
-    def _send(self, session: requests.Session, kind: str, token: str,
-              chooser: random.Random) -> Sample:
+    def _send(self, session: requests.Session, kind: str, chooser: random.Random) -> Sample:
         restaurant = chooser.choice(self.fixtures.restaurant_ids)
         photo = chooser.choice(self.fixtures.photo_names)
         write = None
@@ -212,7 +209,7 @@ class LoadGenerator:
                 request["headers"]["If-None-Match"] = f'"{photo.split(".")[0]}"'
         else:
             write = self._write_attempt(with_photo=kind == "review_photo")
-            request.update(self._review_form(restaurant, token, write))
+            request.update(self._review_form(restaurant, write))
         started = time.monotonic()
         try:
             response = session.request(timeout=CLIENT_TIMEOUT_SECONDS, allow_redirects=False,
@@ -232,8 +229,8 @@ class LoadGenerator:
         return WriteAttempt(marker=f"chaos-{uuid.uuid4().hex}", photo=photo, photo_name=name,
                             stored_photo=stored.data if stored else None)
 
-    def _review_form(self, restaurant: int, token: str, write: WriteAttempt) -> dict:
-        data = {"csrf_token": token, "reviewer_name": "Chaos", "rating": "4",
+    def _review_form(self, restaurant: int, write: WriteAttempt) -> dict:
+        data = {"reviewer_name": "Chaos", "rating": "4",
                 "review_text": f"Steady under fire {write.marker}"}
         files = {"photo": ("photo.png", write.photo, "image/png")} if write.photo else {
             "photo": ("", b"", "application/octet-stream")}

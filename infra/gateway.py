@@ -16,7 +16,7 @@ Host names: the gateway talks to the app by the app's host name, which is what A
 routes on and what the app's certificate covers, and tells the site the public host in
 X-Forwarded-Host (a rewrite rule that replaces any client value). The site trusts it only with
 TRUSTED_PROXY_HOPS=2 (webapp/security.py), so absolute URLs, the host-only session cookie and
-the CSRF Referer check all use the public host. The same rule drops the ports the gateway
+the Origin check on posted forms all use the public host. The same rule drops the ports the gateway
 writes into X-Forwarded-For, so the site can pick the client out of the list.
 
 Certificate: config `applicationGatewayCertificateName` names a certificate (or a secret holding

@@ -1,4 +1,4 @@
-"""What tests need to drive the site's HTML forms like a browser: the CSRF token and a photo."""
+"""What tests need to drive the site's HTML forms like a browser: hidden fields and a photo."""
 
 from __future__ import annotations
 
@@ -14,11 +14,6 @@ def hidden_field(html: str, name: str) -> str:
         if f'name="{name}"' in tag:
             return re.search(r'value="([^"]+)"', tag).group(1)
     raise AssertionError(f"no {name} field in the form")
-
-
-def csrf_token(html: str) -> str:
-    """The hidden CSRF token of the (first) form on the page."""
-    return hidden_field(html, "csrf_token")
 
 
 def png_photo(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 120, 40)

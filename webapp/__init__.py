@@ -40,7 +40,7 @@ def create_app(
 
     ``test_config`` holds the same keys as the environment contract (SECRET_KEY, DATABASE_URL,
     tuning knobs, ...) plus any setting Flask or Flask-WTF reads itself (TESTING,
-    WTF_CSRF_ENABLED, ...); any other key is refused, so a misspelt knob cannot go unnoticed.
+    MAX_FORM_PARTS, ...); any other key is refused, so a misspelt knob cannot go unnoticed.
     ``credential`` replaces DefaultAzureCredential.
     """
     environment = os.environ if test_config is None else RecordingEnvironment(test_config)

@@ -11,7 +11,6 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from flask import Flask, current_app, render_template, request
-from flask_wtf.csrf import CSRFError
 from jinja2.filters import do_filesizeformat
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -23,6 +22,7 @@ from .db import DatabaseTokenError, error_kind
 from .forms import BODY_LIMIT, FIELD_LIMIT, PARTS_LIMIT, FormTooLarge, RestaurantForm, ReviewForm
 from .images import too_large_message
 from .restaurants import render_detail, render_new_restaurant
+from .security import CrossOriginRequest
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ RETRY_AFTER_SECONDS = 30
 
 
 def init_app(app: Flask) -> None:
-    app.register_error_handler(CSRFError, _csrf_failed)
+    app.register_error_handler(CrossOriginRequest, _cross_origin_form)
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DataError, _value_refused)
@@ -68,13 +68,8 @@ def _http_error(error: HTTPException):
     return _page(error.code or 500, error.name, error.description or "")
 
 
-def _csrf_failed(_error: CSRFError):
-    return _page(
-        400,
-        "Form expired",
-        "The form was missing its security token or the token expired. "
-        "Go back, reload the page and submit it again.",
-    )
+def _cross_origin_form(error: CrossOriginRequest):
+    return _page(403, "Form sent from another website", error.description)
 
 
 def _too_large(error: RequestEntityTooLarge):
@@ -86,16 +81,16 @@ def _too_large(error: RequestEntityTooLarge):
     refused = error if isinstance(error, FormTooLarge) else FormTooLarge(BODY_LIMIT, None)
     not_saved = " Nothing was saved."
     if request.endpoint == "restaurants.create":
-        form = RestaurantForm(formdata=refused.fields, meta={"csrf": False})
+        form = RestaurantForm(formdata=refused.fields)
         _report_limit(form, refused, None, not_saved)
         return render_new_restaurant(form, status=413)
     restaurant_id = (request.view_args or {}).get("restaurant_id")
     if request.endpoint == "reviews.create" and restaurant_id is not None:
-        form = ReviewForm(formdata=refused.fields, meta={"csrf": False})
+        form = ReviewForm(formdata=refused.fields)
         photo = form.photo if _may_carry_a_photo() else None
         _report_limit(form, refused, photo, " Your review was not saved.")
-        # With CSRF on, the body is read (and refused) before the view could 404 or touch
-        # the database, so the details page may not exist or be readable: then the plain
+        # The form reads the body (and is refused) before the view could 404 or touch the
+        # database, so the details page may not exist or be readable: then the plain
         # page. An error raised inside an error handler would become a 500.
         try:
             return render_detail(restaurant_id, form, status=413)

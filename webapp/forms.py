@@ -1,4 +1,7 @@
-"""Forms (Flask-WTF: every one carries a CSRF token). Server-side bounds mirror the schema.
+"""Forms (Flask-WTF). Server-side bounds mirror the schema.
+
+Forms carry no CSRF token: the site refuses forms sent from other sites by the browser's
+Fetch Metadata and Origin headers instead (webapp/security.py).
 
 Also how a submitted form is read (`FormRequest`): every size limit that can refuse a form is
 named when it is hit, with the fields read before it, so the error page can say which limit it
@@ -11,10 +14,11 @@ import unicodedata
 import uuid
 from typing import IO
 
-from flask import Flask, Request
+from flask import Flask, Request, g, request
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from werkzeug.datastructures import FileStorage, MultiDict
+from flask_wtf.form import _Auto as AUTO_FORMDATA  # a form built without formdata: read the request
+from werkzeug.datastructures import CombinedMultiDict, FileStorage, MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser, MultiPartParser
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
@@ -24,7 +28,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from . import tokens
 from .config import current_settings
 from .models import MAX_RATING, MIN_RATING
-from .security import generate_csrf
+from .security import PAGE_HAS_A_FORM
 
 NUL_MESSAGE = (
     "This text contains a NUL character (an invisible control character), which cannot be "
@@ -71,14 +75,6 @@ def _submission_token(value: str | None) -> uuid.UUID | None:
         return None  # not one we issued: the submission is saved, just not deduplicated
 
 
-class ReusableSignerCsrf(FlaskForm.Meta.csrf_class):
-    """Flask-WTF's form CSRF, issuing tokens through the site's `generate_csrf` (see there)."""
-
-    def generate_csrf_token(self, csrf_token_field) -> str:
-        return generate_csrf(secret_key=self.meta.csrf_secret,
-                             token_key=self.meta.csrf_field_name)
-
-
 class SubmissionForm(FlaskForm):
     """A form that saves once however often it is posted (a double click, two tabs, a retry).
 
@@ -87,16 +83,34 @@ class SubmissionForm(FlaskForm):
     """
 
     class Meta:
-        csrf_class = ReusableSignerCsrf
+        csrf = False  # see the module doc
+
+        def wrap_formdata(self, form, formdata):
+            """What was posted as a form: its fields, and files only under the form's file
+            fields. A file sent in place of a text field leaves that field empty (its own check
+            answers), and a JSON body is no form at all: neither reaches a field as data it
+            cannot handle."""
+            if formdata is not AUTO_FORMDATA:  # the caller's own data (or None: blank)
+                return formdata
+            if not form.is_submitted():
+                return None
+            files = MultiDict([(name, upload) for name, upload in request.files.items(multi=True)
+                               if isinstance(form._fields.get(name), FileField)])
+            return CombinedMultiDict((files, request.form)) if files else request.form
 
     submission_token = HiddenField(filters=[_submission_token])
 
     def token_to_render(self) -> str:
         """The submitted token when there was one (nothing was saved with it), else a new one."""
-        return str(self.submission_token.data) if self.submission_token.data else self.new_token()
+        if self.submission_token.data:
+            setattr(g, PAGE_HAS_A_FORM, True)
+            return str(self.submission_token.data)
+        return self.new_token()
 
     @staticmethod
     def new_token() -> str:
+        """A fresh token for a page's form: that page is then kept out of caches (security.py)."""
+        setattr(g, PAGE_HAS_A_FORM, True)
         return str(tokens.uuid4())
 
 

@@ -4,7 +4,7 @@ The home page's listing (restaurants with their ratings) and a restaurant's deta
 description and reviews) are what visitors open most, and are identical for every visitor. Each
 process may reuse them for a couple of seconds instead of asking PostgreSQL and rendering again.
 Only these shared fragments are kept: the page around them (flash messages, the review form with
-its CSRF token and errors) is rendered per request.
+its submission token and errors) is rendered per request.
 
 A commit drops only what it changed: a new review, its restaurant's details and the listing pages
 it appears on (and the pages sorted by rating or number of reviews, where it may move); a new

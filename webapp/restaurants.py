@@ -33,7 +33,6 @@ from .queries import (
     restaurant_details,
     restaurant_page,
 )
-from .security import generate_csrf
 
 bp = Blueprint("restaurants", __name__)
 
@@ -190,7 +189,7 @@ def _save_restaurant(form: RestaurantForm) -> int:
 
 # What differs between restaurants on the details page, and what differs between visitors.
 RESTAURANT_SLOTS = ("title", "summary", "reviews", "review_action")
-VISITOR_SLOTS = ("messages_html", "form_fields", "csrf_token_value", "submission_token")
+VISITOR_SLOTS = ("messages_html", "form_fields", "submission_token")
 _DETAILS_SHELL = "details_page_shell"  # app.extensions key
 
 
@@ -216,8 +215,8 @@ def render_detail(restaurant_id: int, review_form: ReviewForm | None = None, sta
     if page is None:
         abort(404)
     # Slots take HTML: the tokens are the site's own, escaped all the same.
-    html = page.html(messages_html=visitor_messages(), csrf_token_value=escape(generate_csrf()),
-                     submission_token=escape(submission_token), **form_fields)
+    html = page.html(messages_html=visitor_messages(), submission_token=escape(submission_token),
+                     **form_fields)
     return html, status
 
 
@@ -266,9 +265,8 @@ def _details_shell() -> SlottedPage:
 
 def _blank_review_form_fields() -> Markup:
     # Depends on nothing but the app's settings: labels, inputs and the photo size hint.
-    # Never the submitted data (formdata=None); the CSRF token is rendered per request.
-    return rendered_once(_BLANK_REVIEW_FORM,
-                         lambda: _form_fields(ReviewForm(formdata=None, meta={"csrf": False})))
+    # Never the submitted data (formdata=None).
+    return rendered_once(_BLANK_REVIEW_FORM, lambda: _form_fields(ReviewForm(formdata=None)))
 
 
 def _form_fields(form: ReviewForm) -> Markup:

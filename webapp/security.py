@@ -1,4 +1,5 @@
-"""Security headers, proxy awareness, cookie flags, and signing cookies and CSRF tokens.
+"""Security headers, proxy awareness, cookie flags, signing cookies, and refusing forms sent
+from other sites.
 
 On App Service, TLS ends at the front end, which forwards plain HTTP with X-Forwarded-Proto and
 X-Forwarded-For. ProxyFix applies them, so request.is_secure is true for HTTPS visitors and the
@@ -11,30 +12,35 @@ two proxies, and infra/gateway.py's rewrite rule set makes the gateway send:
                     second entry from the right, and anything further left is the client's word;
   X-Forwarded-Host  the host the visitor typed, replacing anything the client sent; the gateway
                     itself talks to the app by its own host name, and the front end passes this
-                    header on untouched, so URLs, the session cookie and Flask-WTF's same-origin
-                    Referer check all see the public host;
+                    header on untouched, so URLs, the session cookie and the cross-origin
+                    check's Origin comparison all see the public host;
   X-Forwarded-Proto https; the front end in turn sets the scheme of its own hop, also https.
 With App Service alone the Host header already is the public host, so X-Forwarded-Host is not
 trusted at all (a visitor could otherwise choose it).
+
+Forms sent from other sites are refused by the browser's own word: every current browser says
+where a request came from in Sec-Fetch-Site, and older ones in Origin (modern-csrf decides, as
+Go's CrossOriginProtection does). The site has no sign-in, so this guards one thing: a foreign
+page posting reviews through a visitor's browser. It needs no token, so reading a page costs no
+session cookie and a visitor who blocks cookies can still post.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import zlib
 
-import flask_wtf.csrf
-from flask import Flask, Response, current_app, g, has_request_context, request, session
-from flask import json as flask_json
-from flask.json.tag import TaggedJSONSerializer
+from flask import Flask, Response, g, has_request_context, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from flask_wtf.csrf import CSRFProtect
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, want_bytes
 from itsdangerous.signer import HMACAlgorithm
+from modern_csrf.base import should_accept_request
+from werkzeug.exceptions import Forbidden
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import tokens
+logger = logging.getLogger(__name__)
 
 # Everything the site needs comes from itself: no CDNs, no inline scripts or styles.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -64,12 +70,11 @@ _HTTPS_HEADERS_BY_KEY = [*_SECURITY_HEADERS_BY_KEY,
                          ("strict-transport-security", ("Strict-Transport-Security", HSTS))]
 
 
-# Flask-WTF signs its CSRF tokens with this salt (a literal inside flask_wtf.csrf).
-CSRF_TOKEN_SALT = "wtf-csrf-token"  # noqa: S105 - a salt, not a secret
-# Payloads shorter than this are not offered to zlib: the common ones (a session holding only
-# the CSRF token, the token itself) are mostly random hex that never shrinks, and trying costs
-# a zlib stream per signature. At worst a cookie is a few dozen bytes longer than it could be.
+# Payloads shorter than this are not offered to zlib: they seldom shrink, and trying costs a
+# zlib stream per signature. At worst a cookie is a few dozen bytes longer than it could be.
 COMPRESS_FROM_BYTES = 64
+# Set in `g` by a page that rendered a form's submission token (see webapp/forms.py).
+PAGE_HAS_A_FORM = "page_has_a_form"
 
 
 class PreparedHmacAlgorithm(HMACAlgorithm):
@@ -137,32 +142,13 @@ class ReusableSignerSerializer(URLSafeTimedSerializer):
         return base64_encode(serialized)
 
 
-class PlainSessionSerializer(TaggedJSONSerializer):
-    """Flask's session serializer, without its tagging walk for a session of plain strings.
-
-    A first visit's session holds only the CSRF token. Tagging leaves such a session as it is
-    (no value has a type it tags, and no key reads as a tag), so its JSON is dumped directly:
-    the same text Flask's serializer writes.
-    """
-
-    def dumps(self, value) -> str:
-        if type(value) is dict and all(
-            type(key) is str and key not in self.tags and type(item) is str
-            for key, item in value.items()
-        ):
-            return flask_json.dumps(value, separators=(",", ":"))
-        return super().dumps(value)
-
-
 class HttpsAwareSessionInterface(SecureCookieSessionInterface):
     """Marks the session cookie Secure whenever the visitor came over HTTPS.
 
     A fixed SESSION_COOKIE_SECURE=True would break the plain-HTTP local loop; False would send
     the cookie unprotected in Azure. Cookies are written as Flask writes them, at less cost
-    (see `get_signing_serializer` and `PlainSessionSerializer`).
+    (see `get_signing_serializer`).
     """
-
-    serializer = PlainSessionSerializer()
 
     def get_cookie_secure(self, app: Flask) -> bool:
         configured = super().get_cookie_secure(app)
@@ -232,75 +218,37 @@ def _vary_on_cookie(response: Response) -> None:
         response.headers["Vary"] = "Cookie"
 
 
-class SameOriginCsrf(CSRFProtect):
-    """Flask-WTF's CSRF check, refusing an unreadable Referer or Host as a failed check.
+class CrossOriginRequest(Forbidden):
+    """A form sent from another site (the browser said so): refused before it is read."""
 
-    Over HTTPS it compares the Referer's scheme, host and port with the request's; a port that
-    is not a number from 0 to 65535 (or a malformed IPv6 host) makes urllib raise ValueError,
-    which any client could otherwise turn into a server error.
+    description = ("This form was sent from another website. The site accepts forms only from "
+                   "its own pages: open the page here and send the form from there.")
 
-    Tokens are issued through `generate_csrf` below (the templates' `csrf_token()` and the
-    forms' token fields, see webapp/forms.py); checking them is left to Flask-WTF.
+
+def refuse_cross_origin_forms() -> None:
+    """Refuse a POST that a browser says came from another origin (see the module doc).
+
+    Sec-Fetch-Site decides when the browser sends it. Without it, Origin must name the host
+    the request was sent to (the public host, after ProxyFix); without either, the client is
+    not a browser, and CSRF is an attack through browsers only.
     """
-
-    def init_app(self, app: Flask) -> None:
-        super().init_app(app)
-        self._token_serializers: dict[str | bytes, ReusableSignerSerializer] = {}
-        app.jinja_env.globals["csrf_token"] = generate_csrf
-        # Flask-WTF also offers its generate_csrf through a context processor, which would
-        # take precedence over the global in every template.
-        processors = app.template_context_processors[None]
-        processors[:] = [p for p in processors if not _offers_stock_csrf_token(p)]
-
-    def token_serializer(self, secret_key: str | bytes) -> ReusableSignerSerializer:
-        """The signer of CSRF tokens for this key, built once (Flask-WTF builds one per call)."""
-        serializer = self._token_serializers.get(secret_key)
-        if serializer is None:
-            serializer = ReusableSignerSerializer(secret_key, salt=CSRF_TOKEN_SALT)
-            self._token_serializers[secret_key] = serializer
-        return serializer
-
-    def protect(self, apply_exemptions: bool = False) -> None:
-        # Flask-WTF looks up the view's exemptions before the method; a GET needs neither.
-        if request.method not in current_app.config["WTF_CSRF_METHODS"]:
-            return
-        try:
-            super().protect(apply_exemptions)
-        except ValueError:
-            self._error_response("The referrer or host header is malformed.")
-
-
-def _offers_stock_csrf_token(processor) -> bool:
-    return getattr(processor, "__module__", None) == flask_wtf.csrf.__name__
-
-
-def generate_csrf(secret_key: str | bytes | None = None, token_key: str | None = None) -> str:
-    """Flask-WTF's `generate_csrf`, signing with the app's one serializer per key.
-
-    Same token as Flask-WTF's: a random value kept in the session under the field name, signed
-    with the secret key and Flask-WTF's salt, once per request (kept in `g`), so Flask-WTF's
-    `validate_csrf` checks it as its own.
-    """
-    app = current_app._get_current_object()  # one context lookup, not one per use
-    field_name = token_key or app.config["WTF_CSRF_FIELD_NAME"]
-    token = g.get(field_name)
-    if token is None:
-        secret_key = secret_key or app.config.get("WTF_CSRF_SECRET_KEY", app.secret_key)
-        if not secret_key:
-            raise RuntimeError("A secret key is required to use CSRF.")
-        raw_token = session.get(field_name)
-        if not isinstance(raw_token, str):
-            raw_token = session[field_name] = tokens.token_hex(20)  # Flask-WTF's length
-        token = app.extensions["csrf"].token_serializer(secret_key).dumps(raw_token)
-        setattr(g, field_name, token)
-    return token
+    headers = request.headers
+    if should_accept_request(method=request.method, origin=headers.get("Origin"),
+                             sec_fetch_site=headers.get("Sec-Fetch-Site"), host=request.host,
+                             trusted_origins=()):
+        return
+    # The sending site's address is the attacker's, not a visitor's data.
+    logger.warning("Refused a %s to %s sent from another site (Sec-Fetch-Site: %s, Origin: %s)",
+                   request.method, request.path, headers.get("Sec-Fetch-Site", "-"),
+                   headers.get("Origin", "-"))
+    raise CrossOriginRequest()
 
 
 def init_app(app: Flask, proxy_hops: int = 1) -> None:
     # ProxyFix first: it decides whether the request came over HTTPS (HSTS).
     app.wsgi_app = proxy_fix(SecurityHeaders(app.wsgi_app), proxy_hops)
     app.session_interface = HttpsAwareSessionInterface()
-    SameOriginCsrf(app)
+    app.before_request(refuse_cross_origin_forms)
     app.after_request(keep_forms_out_of_shared_caches)
 
 
@@ -331,10 +279,11 @@ class SecurityHeaders:
 
 
 def keep_forms_out_of_shared_caches(response: Response) -> Response:
-    """A page that rendered a CSRF token belongs to one visitor's session: never stored.
+    """A page with a form is never stored by a cache: its submission token is one visitor's.
 
-    Flask-WTF keeps the token it rendered in `g` under the form field's name.
+    Two visitors served one cached copy would send the same token, and the second review would
+    be taken for a repeat of the first and dropped (webapp/forms.py, SubmissionForm).
     """
-    if current_app.config["WTF_CSRF_FIELD_NAME"] in g:
+    if PAGE_HAS_A_FORM in g:
         response.headers["Cache-Control"] = "no-store"
     return response

@@ -1,4 +1,4 @@
-"""Unguessable tokens (CSRF values, submission tokens) without a system call for each.
+"""Unguessable submission tokens (webapp/forms.py) without a system call for each.
 
 `secrets` and `uuid.uuid4` read `os.urandom` per token: a system call that releases the GIL, and
 under load each release hands the GIL to another thread. Here each process draws one 32-byte key
@@ -37,11 +37,6 @@ _source = _TokenSource()
 # gunicorn forks its workers from a master that imported the app: each must draw its own key,
 # or two workers would hand out the same tokens.
 os.register_at_fork(after_in_child=_source.reseed)
-
-
-def token_hex(size: int) -> str:
-    """``size`` unguessable bytes (at most 64) as hex, like secrets.token_hex."""
-    return _source.token_bytes(size).hex()
 
 
 def uuid4() -> uuid.UUID:

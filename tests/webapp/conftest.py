@@ -69,7 +69,6 @@ def app_config(database_url: str, storage_connection_string: str, container: str
         "DATABASE_URL": database_url,
         "AZURE_STORAGE_CONNECTION_STRING": storage_connection_string,
         "AZURE_STORAGE_CONTAINER": container,
-        "WTF_CSRF_ENABLED": False,
         "TESTING": True,
         # Outages should turn into a 503 quickly in tests.
         "STORAGE_RETRY_TOTAL": 0,
@@ -170,13 +169,6 @@ def config(database_url: str, azurite: AzuriteServer, container_name: str, tmp_p
 def two_per_page(config: dict) -> None:
     """Two restaurants per home page, so a few make several pages (request before `app`)."""
     config["RESTAURANTS_PER_PAGE"] = 2
-
-
-@pytest.fixture
-def csrf_on(config: dict) -> dict:
-    """CSRF protection on, as in production (request before `app`/`client`)."""
-    config["WTF_CSRF_ENABLED"] = True
-    return config
 
 
 @pytest.fixture

@@ -137,6 +137,43 @@ def test_visitor_adds_a_restaurant_and_a_review_with_a_photo(page, site_url, pho
     page.screenshot(path=tmp_path / "home.png", full_page=True)
 
 
+FOREIGN_NAME = "Forged Bistro"
+
+
+@pytest.fixture
+def foreign_page_url(site_url: str) -> Iterator[str]:
+    """Another website (http://localhost, not the site's 127.0.0.1) whose page posts the site's
+    new-restaurant form, as a page planting reviews through its visitors' browsers would."""
+    page = (f'<form method="post" action="{site_url}/restaurants/new">'
+            f'<input name="name" value="{FOREIGN_NAME}">'
+            '<input name="street_address" value="1 Elsewhere Street">'
+            '<button>Win a prize</button></form>').encode()
+
+    def foreign_site(_environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [page]
+
+    server = make_server("127.0.0.1", 0, foreign_site, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://localhost:{server.server_port}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_form_posted_from_another_website_is_refused_and_saves_nothing(
+        page, foreign_page_url, postgres):
+    page.goto(foreign_page_url)
+    with page.expect_navigation() as navigation:
+        page.get_by_role("button", name="Win a prize").click()
+
+    assert navigation.value.status == 403
+    expect(page.get_by_role("heading", name="Form sent from another website")).to_be_visible()
+    [[saved]] = postgres.execute("SELECT count(*) FROM restaurants WHERE name = %s",
+                                 database=APP_DATABASE, params=(FOREIGN_NAME,))
+    assert saved == 0
+
+
 PHONE = {"width": 390, "height": 844}
 MAX_PHOTO_BYTES = 8 * 1024 * 1024  # the site's default limit
 

@@ -20,7 +20,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.site_pages import csrf_token
 from webapp.forms import has_visible_character
 
 # Hypothesis' repr of a failing case with a 500 KB field is long but still the case to see.
@@ -208,12 +207,12 @@ def test_review_form(client, restaurant_id, make_image, run_sql, blob_count, sav
         assert ">Add your review</h2>" in response.text or "too large</h1>" in response.text
 
 
-# Raw bodies, headers and content types, with CSRF on as in production ---------------------
+# Raw bodies, headers and content types, as any client may send them -----------------------
 
 
 boundaries = st.text(st.sampled_from("abcXYZ09'()+_,-./:=? "), min_size=1, max_size=70)
 part_names = st.one_of(
-    st.sampled_from(["csrf_token", "submission_token", "name", "street_address",
+    st.sampled_from(["submission_token", "name", "street_address",
                      "description", "reviewer_name", "rating", "review_text", "photo"]),
     st.text(any_char, max_size=10),
 )
@@ -221,7 +220,6 @@ parts = st.lists(st.tuples(part_names, st.one_of(st.none(), st.text(any_char, ma
                            st.binary(max_size=80)), max_size=8)
 
 
-CSRF_PLACEHOLDER = b"<csrf-token>"
 FEW_PARTS = 50
 
 
@@ -238,8 +236,6 @@ def multipart_bodies(draw):
         items = [("x", None, b"1")] * draw(st.integers(FEW_PARTS - 5, FEW_PARTS + 5))
     else:
         items = draw(parts)
-    if draw(st.booleans()):  # the visitor's real token first, replaced when sent
-        items = [("csrf_token", None, CSRF_PLACEHOLDER), *items]
     body = b""
     for name, filename, content in items:
         disposition = f'form-data; name="{name}"'
@@ -272,7 +268,10 @@ headers = st.fixed_dictionaries({}, optional={
                          "https://evil.example/", "", "//localhost", "https://localhost:443/"]),
         # Anything a header can carry (no line breaks or NUL: HTTP cannot send those).
         st.text(st.characters(codec="latin-1", exclude_characters="\r\n\0"), max_size=30)),
-    "Origin": st.sampled_from(["null", "https://localhost", "https://evil.example", "%"]),
+    "Origin": st.sampled_from(["null", "https://localhost", "https://evil.example", "%",
+                               "https://localhost:443", "localhost", "https://"]),
+    "Sec-Fetch-Site": st.sampled_from(["same-origin", "none", "same-site", "cross-site", "",
+                                       "Same-Origin"]),
     "Host": st.sampled_from(["localhost", "localhost:abc", "localhost:99999", "[::1",
                              "evil.example", "a b", "localhost:443"]),
     "X-Forwarded-Proto": st.sampled_from(["https", "http", "gopher"]),
@@ -280,10 +279,9 @@ headers = st.fixed_dictionaries({}, optional={
 
 
 @pytest.fixture
-def csrf_client(csrf_on, app, run_sql):
-    """A visitor with a session and its CSRF token, and a restaurant to review."""
+def visitor(app, run_sql):
+    """A client, and a restaurant to review."""
     client = app.test_client()
-    client.token = csrf_token(client.get("/restaurants/new").text)
     [(restaurant_id,)] = run_sql("INSERT INTO restaurants (name, street_address) "
                                  "VALUES ('Target', '1 A') RETURNING id")
     client.review_path = f"/restaurants/{restaurant_id}/reviews"
@@ -293,11 +291,9 @@ def csrf_client(csrf_on, app, run_sql):
 @HOSTILE
 @given(body=multipart_bodies(), extra_headers=headers,
        form=st.sampled_from(["restaurant", "review"]))
-def test_raw_posts_with_csrf_on(few_parts, csrf_client, run_sql, blob_count, body, extra_headers,
-                                form):
-    client = csrf_client
+def test_raw_posts(few_parts, visitor, run_sql, blob_count, body, extra_headers, form):
+    client = visitor
     content, content_type = body
-    content = content.replace(CSRF_PLACEHOLDER, client.token.encode())
     path = "/restaurants/new" if form == "restaurant" else client.review_path
     rows_before = count(run_sql, "restaurants") + count(run_sql, "reviews")
     blobs_before = blob_count()
@@ -312,25 +308,27 @@ def test_raw_posts_with_csrf_on(few_parts, csrf_client, run_sql, blob_count, bod
         assert blob_count() == blobs_before
     if response.status_code in (400, 413):
         assert names_the_problem(response.text)
+    if response.status_code == 403:
+        assert "Form sent from another website" in response.text
 
 
 @HOSTILE
 @given(extra_headers=headers, name=st.text(st.characters(codec="ascii", min_codepoint=65),
                                            min_size=1, max_size=8))
-def test_headers_of_a_valid_form_over_https(csrf_client, run_sql, extra_headers, name):
-    """A well-formed restaurant form with the visitor's token, under any Referer/Origin/Host."""
+def test_headers_of_a_valid_form_over_https(visitor, run_sql, extra_headers, name):
+    """A well-formed restaurant form under any Referer/Origin/Sec-Fetch-Site/Host: saved, or
+    refused as sent from another site."""
     before = count(run_sql, "restaurants")
 
-    response = csrf_client.post(
-        "/restaurants/new",
-        data={"name": name, "street_address": "1 A", "csrf_token": csrf_client.token},
+    response = visitor.post(
+        "/restaurants/new", data={"name": name, "street_address": "1 A"},
         headers={**extra_headers, "X-Forwarded-Proto": "https"})
 
-    assert response.status_code in (303, 400), response.text
+    assert response.status_code in (303, 403), response.text
     saved = count(run_sql, "restaurants") - before
     assert saved == (1 if response.status_code == 303 else 0)
-    if response.status_code == 400:
-        assert "Form expired" in response.text or "Bad Request" in response.text
+    if response.status_code == 403:
+        assert "Form sent from another website" in response.text
 
 
 # The home page's search, sort and page --------------------------------------------------------

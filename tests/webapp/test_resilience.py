@@ -462,7 +462,7 @@ def test_the_request_budget_defaults_to_a_few_seconds(config):
 def test_the_budget_starts_at_the_first_dependency_call_not_with_the_upload(outage_app):
     """Reading a large upload from a slow phone and decoding it is not dependency time."""
     with outage_app.test_request_context("/"):
-        outage_app.preprocess_request()  # CSRF and the form have read the body by now
+        outage_app.preprocess_request()  # the site's before-request hooks have run
         assert "dependency_deadline" not in g
         time.sleep(0.2)
         first_call = time.monotonic()

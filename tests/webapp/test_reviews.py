@@ -322,8 +322,8 @@ def too_big_body(app) -> bytes:
     return b"\xff\xd8" + b"0" * app.config["MAX_CONTENT_LENGTH"]
 
 
-def test_too_large_upload_to_an_unknown_restaurant_is_a_plain_413(csrf_on, app, add_review):
-    # With CSRF on, the form is parsed (and refused) before the view could answer 404.
+def test_too_large_upload_to_an_unknown_restaurant_is_a_plain_413(app, add_review):
+    # The form is read (and refused) before the view could answer 404.
     response = add_review(424242, photo=(too_big_body(app), "huge.jpg"))
 
     assert response.status_code == 413
@@ -331,9 +331,7 @@ def test_too_large_upload_to_an_unknown_restaurant_is_a_plain_413(csrf_on, app, 
     assert "The photo is larger than 8 MiB." in response.text
 
 
-def test_too_large_upload_while_the_database_is_down_is_a_503(
-    csrf_on, database_down, app, add_review
-):
+def test_too_large_upload_while_the_database_is_down_is_a_503(database_down, app, add_review):
     response = add_review(1, photo=(too_big_body(app), "huge.jpg"))
 
     assert response.status_code == 503

@@ -22,8 +22,8 @@ def no_urandom(monkeypatch) -> None:
 
 
 def test_tokens_come_without_a_system_call_and_never_repeat(no_urandom):
-    drawn = [tokens.token_hex(20) for _ in range(10_000)]
-    assert all(re.fullmatch(r"[0-9a-f]{40}", token) for token in drawn)
+    drawn = [tokens.uuid4() for _ in range(10_000)]
+    assert all(token.version == 4 for token in drawn)
     assert len(set(drawn)) == len(drawn)
 
 
@@ -40,14 +40,14 @@ def test_a_forked_worker_draws_its_own_key():
     pid = os.fork()
     if pid == 0:  # the child: report its next token, then leave without running pytest's exit
         os.close(reading)
-        os.write(writing, tokens.token_hex(20).encode())
+        os.write(writing, tokens.uuid4().bytes)
         os._exit(0)
     os.close(writing)
-    child_token = os.read(reading, 80).decode()
+    child_token = uuid.UUID(bytes=os.read(reading, 16))
     os.close(reading)
     os.waitpid(pid, 0)
-    assert re.fullmatch(r"[0-9a-f]{40}", child_token)
-    assert child_token != tokens.token_hex(20)  # the parent's next one, from the same counter
+    assert child_token.version == 4
+    assert child_token != tokens.uuid4()  # the parent's next one, from the same counter
 
 
 def test_the_site_issues_its_tokens_without_a_system_call(app, client, add_restaurant,
