@@ -6,6 +6,7 @@ browser from a URL the site serves). A full-page screenshot is kept in the test'
 
 from __future__ import annotations
 
+import contextlib
 import io
 import secrets
 import shutil
@@ -36,6 +37,19 @@ APP_ROLE = "browser_site"
 APP_DATABASE = "browser_site"
 
 
+@contextlib.contextmanager
+def serving(wsgi_app) -> Iterator[int]:
+    """``wsgi_app`` under werkzeug's threaded server on a free loopback port (yielded)."""
+    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture(scope="module")
 def site_url(postgres: PostgresCluster, azurite: AzuriteServer) -> Iterator[str]:
     """The site under werkzeug's threaded server on a free loopback port."""
@@ -49,12 +63,8 @@ def site_url(postgres: PostgresCluster, azurite: AzuriteServer) -> Iterator[str]
         "AZURE_STORAGE_CONTAINER": "browser-photos",
     })
     upgrade_database(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with serving(app) as port:
+        yield f"http://127.0.0.1:{port}"
     get_engine(app).dispose()
     postgres.drop_database(APP_DATABASE)
     postgres.execute(f'DROP ROLE "{APP_ROLE}"')
@@ -153,12 +163,8 @@ def foreign_page_url(site_url: str) -> Iterator[str]:
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
         return [page]
 
-    server = make_server("127.0.0.1", 0, foreign_site, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://localhost:{server.server_port}/"
-    server.shutdown()
-    server.server_close()
+    with serving(foreign_site) as port:
+        yield f"http://localhost:{port}/"
 
 
 def test_a_form_posted_from_another_website_is_refused_and_saves_nothing(
