@@ -7,6 +7,7 @@ plain tuples read by position (the positions are those of the statement's column
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -76,6 +77,12 @@ class ReviewItem(NamedTuple):
 
 @dataclass(frozen=True)
 class RestaurantDetails:
+    """A restaurant with its reviews as the details page shows them.
+
+    Equal only when every value is (the markup memo's key, fragments.py), but hashed on a few:
+    hashing every review's text costs more than finding the page in the memo. Details that
+    differ elsewhere share a hash, never an entry."""
+
     id: int
     name: str
     street_address: str
@@ -83,6 +90,10 @@ class RestaurantDetails:
     average_rating: float | None
     review_count: int
     reviews: tuple[ReviewItem, ...]
+
+    def __hash__(self) -> int:
+        newest = self.reviews[0].created_at if self.reviews else None
+        return hash((self.id, self.review_count, self.average_rating, newest))
 
 
 class RestaurantCard(NamedTuple):
@@ -223,14 +234,18 @@ def restaurant_details(engine: Engine, restaurant_id: int) -> RestaurantDetails 
     rows = read_rows(engine, _details_statement(engine.dialect), {"restaurant_id": restaurant_id})
     if not rows:
         return None
-    reviews = tuple(ReviewItem._make(row[_REVIEW_ID + 1:]) for row in rows
-                    if row[_REVIEW_ID] is not None)
+    # An outer join: a restaurant without reviews is one row with no review in it.
+    reviews = () if rows[0][_REVIEW_ID] is None else tuple(
+        map(_new_review_item, map(_REVIEW_COLUMNS, rows)))
     return RestaurantDetails(*rows[0][:_REVIEW_ID], reviews)
 
 
 # The details' columns: a RestaurantDetails' but its reviews, the review's id, then a
 # ReviewItem's.
 _REVIEW_ID = len(fields(RestaurantDetails)) - 1
+_REVIEW_COLUMNS = operator.itemgetter(slice(_REVIEW_ID + 1, None))
+# ReviewItem._make without its Python-level call: each row's columns are exactly its fields.
+_new_review_item = functools.partial(tuple.__new__, ReviewItem)
 
 
 @functools.cache

@@ -214,7 +214,7 @@ def render_detail(restaurant_id: int, review_form: ReviewForm | None = None, sta
         submission_token = review_form.token_to_render()
     if page is None:
         abort(404)
-    # Slots take HTML: the tokens are the site's own, escaped all the same.
+    # Slots take HTML: the token is the site's own, escaped all the same.
     html = page.html(messages_html=visitor_messages(), submission_token=escape(submission_token),
                      **form_fields)
     return html, status
