@@ -36,6 +36,10 @@ _SLOT_MARKER = "slot-{name}-" + secrets.token_hex(16)
 # Rendered reviews and restaurant cards kept per process: each is at most a few KB of HTML.
 MEMO_MAX_ENTRIES = 8192
 MEMO_MAX_BYTES = 16 * 1024 * 1024
+# Search listings kept per process, apart: every search text is a new key, and visitors choose
+# them, so they must not push out what everyone's pages share. A listing is about 12 KB.
+SEARCH_MEMO_MAX_ENTRIES = 256
+SEARCH_MEMO_MAX_BYTES = 4 * 1024 * 1024
 # Filter name: (template, the name it gives the value).
 MEMOISED_TEMPLATES = {
     "rendered_review": ("restaurants/_review.html", "review"),
@@ -51,6 +55,9 @@ def init_app(app: Flask) -> None:
         max_entries=MEMO_MAX_ENTRIES, max_bytes=MEMO_MAX_BYTES,
         size_of=lambda markup: 2 * fragment_size(markup))
     app.extensions["fragment_memo"] = memo
+    app.extensions["search_memo"] = BoundedCache(
+        max_entries=SEARCH_MEMO_MAX_ENTRIES, max_bytes=SEARCH_MEMO_MAX_BYTES,
+        size_of=lambda markup: 2 * fragment_size(markup))
     for name, (template_name, value_name) in MEMOISED_TEMPLATES.items():
         app.add_template_filter(rendered_filter(app.jinja_env, template_name, value_name, memo),
                                 name)
@@ -60,6 +67,11 @@ def memoised(key: Hashable, render: Callable[[], T]) -> T:
     """What ``render`` returns for ``key``, rendered once per process while it stays in the
     memo. ``key`` must hold every value the markup shows (and what kind of markup it is)."""
     return current_app.extensions["fragment_memo"].get_or_load(key, render)
+
+
+def memoised_search(key: Hashable, render: Callable[[], T]) -> T:
+    """`memoised` for a search's markup, in a memo of its own (see SEARCH_MEMO_MAX_BYTES)."""
+    return current_app.extensions["search_memo"].get_or_load(key, render)
 
 
 def rendered_once(key: Hashable, render: Callable[[], T]) -> T:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from flask import (
     Blueprint,
     abort,
@@ -20,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from .config import current_settings
 from .db import get_engine, get_session
 from .forms import RestaurantForm, ReviewForm
-from .fragments import SlottedPage, memoised, rendered_once
+from .fragments import SlottedPage, memoised, memoised_search, rendered_once
 from .models import MAX_ID, Restaurant, is_repeated_submission
 from .page_cache import CachedListing, details_cache, listing_cache
 from .queries import (
@@ -125,17 +127,15 @@ def _render_listing(query: ListingQuery) -> CachedListing | None:
     the last page.
 
     The page around them (flash messages) stays per request. Listings are rendered once per
-    content they show (fragments.py); a search's listing is assembled every time from its cards
-    (each rendered once per content like everyone's), so the memo holds no listing per search
-    text.
+    content they show (fragments.py); a search's in a memo of its own, so that search texts
+    cannot push out the listings everyone shares.
     """
     page = restaurant_page(get_engine(), query)
     if query.page > 1 and not page.items:
         return None
-    if query.search:
-        html = _render_cards(query, page)
-    else:
-        html = memoised(("listing", query, page), lambda: _render_cards(query, page))
+    key = ("listing", query, page)
+    render = functools.partial(_render_cards, query, page)
+    html = memoised_search(key, render) if query.search else memoised(key, render)
     return CachedListing(html=html, sort=query.sort,
                          restaurant_ids=frozenset(item.id for item in page.items))
 

@@ -197,3 +197,45 @@ def test_the_memo_is_bounded_in_bytes_and_pages_stay_whole(small_memo, app, clie
         assert all(text in page for text in texts)
         assert memo.size_bytes <= MEMO_BYTES
     assert 1 < len(memo) < len(texts)  # some reviews kept, the least recent ones left
+
+
+@pytest.fixture
+def small_search_memo(monkeypatch) -> None:
+    """A search memo of 3 listings (request before `app`)."""
+    monkeypatch.setattr(fragments, "SEARCH_MEMO_MAX_ENTRIES", 3)
+
+
+def test_a_search_listing_is_rendered_once_per_content_and_read_every_time(
+        client, app, add_restaurant, statements):
+    add_restaurant("Alpha Diner")
+    statements.clear()
+
+    with rendered_templates(app) as names:
+        pages = [client.get("/", query_string={"q": "alpha"}).text for _ in range(3)]
+    add_restaurant("Alphabet Café")
+    with rendered_templates(app) as names_after_a_new_match:
+        page_after_a_new_match = client.get("/", query_string={"q": "alpha"}).text
+
+    assert all("Alpha Diner" in page for page in pages)
+    assert names.count("restaurants/_listing.html") == 1
+    assert len([s for s in statements if "fold_name" in s]) >= 3  # read every time
+    # The key is what the listing shows: a new match is a new listing, never a stale one.
+    assert names_after_a_new_match.count("restaurants/_listing.html") == 1
+    assert "Alphabet Café" in page_after_a_new_match
+
+
+def test_searches_are_kept_apart_and_cannot_push_out_the_shared_pages(
+        small_search_memo, client, app, add_restaurant):
+    add_restaurant("Shared Diner")
+    client.get("/")
+    shared = app.extensions["fragment_memo"]
+    kept_before = len(shared)
+
+    for number in range(10):
+        assert client.get("/", query_string={"q": f"diner {number}"}).status_code == 200
+
+    assert len(app.extensions["search_memo"]) == 3
+    assert len(shared) == kept_before
+    with rendered_templates(app) as names:
+        client.get("/")
+    assert "restaurants/_listing.html" not in names  # the shared listing is still there
