@@ -9,7 +9,8 @@ caches (page_cache.py) do not answer. What it saves is rendering: after a new re
 is read again, but only the new review is rendered; the others are as they were.
 
 A page that is the same for every restaurant and visitor but for a few values is rendered once
-per process with named slots for them (SlottedPage), then filled in by joining strings.
+per process with named slots for them (SlottedPage), then filled in by joining its UTF-8 bytes:
+the response sends them as they are, without encoding the page again for every request.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def rendered_once(key: Hashable, render: Callable[[], T]) -> T:
     return value
 
 
-def fragment_size(fragment: str | tuple) -> int:
+def fragment_size(fragment: str | bytes | tuple) -> int:
     """Bytes held by a rendered fragment, or by a tuple of them (and of their ids), nested
     tuples included."""
     if isinstance(fragment, tuple):
@@ -131,10 +132,11 @@ def star_count(average_rating: float | None) -> int:
 
 
 class SlottedPage(NamedTuple):
-    """Rendered HTML with named holes (slots) for the values that differ by restaurant or by
-    visitor. Filling a slot joins strings: no template work, however large the page."""
+    """Rendered HTML, encoded as UTF-8, with named holes (slots) for the values that differ by
+    restaurant or by visitor. Filling a slot joins bytes: no template work, however large the
+    page, and nothing to encode but the values filled in."""
 
-    parts: tuple[str, ...]  # one more than slots: the HTML before, between and after them
+    parts: tuple[bytes, ...]  # one more than slots: the HTML before, between and after them
     slots: tuple[str, ...]  # slot names, in the order they appear
 
     @classmethod
@@ -142,13 +144,14 @@ class SlottedPage(NamedTuple):
         """Call ``render`` with a marker as each named value and split its HTML at them; each
         must appear exactly once, unescaped (give slots their values already as HTML)."""
         markers = {name: _SLOT_MARKER.format(name=name) for name in names}
-        html = render(**markers)
+        html = render(**markers).encode()
         found = []
         for name, marker in markers.items():
-            if html.count(marker) != 1:
-                raise RuntimeError(f"the page shows slot {name} {html.count(marker)} times, "
+            encoded = marker.encode()
+            if html.count(encoded) != 1:
+                raise RuntimeError(f"the page shows slot {name} {html.count(encoded)} times, "
                                    "not once")
-            found.append((html.index(marker), name, marker))
+            found.append((html.index(encoded), name, encoded))
         parts, slots, start = [], [], 0
         for position, name, marker in sorted(found):
             parts.append(html[start:position])
@@ -157,24 +160,26 @@ class SlottedPage(NamedTuple):
         parts.append(html[start:])
         return cls(tuple(parts), tuple(slots))
 
-    def fill(self, **values: str) -> SlottedPage:
-        """The page with these slots filled with HTML; the others stay slots."""
+    def fill(self, **values: str | bytes) -> SlottedPage:
+        """The page with these slots filled with HTML (text, or bytes already encoded as
+        UTF-8); the others stay slots."""
         unknown = values.keys() - set(self.slots)
         if unknown:
             raise KeyError(f"no slot named {', '.join(sorted(unknown))}")
         parts, slots, pieces = [], [], [self.parts[0]]
         for slot, part in zip(self.slots, self.parts[1:], strict=True):
             if slot in values:
-                pieces += (values[slot], part)
+                value = values[slot]
+                pieces += (value.encode() if isinstance(value, str) else value, part)
             else:
-                parts.append("".join(pieces))
+                parts.append(b"".join(pieces))
                 slots.append(slot)
                 pieces = [part]
-        parts.append("".join(pieces))  # each part joined once, not once per slot filled in it
+        parts.append(b"".join(pieces))  # each part joined once, not once per slot filled in it
         return SlottedPage(tuple(parts), tuple(slots))
 
-    def html(self, **values: str) -> str:
-        """The page with every remaining slot filled."""
+    def html(self, **values: str | bytes) -> bytes:
+        """The page with every remaining slot filled, as UTF-8."""
         filled = self.fill(**values)
         if filled.slots:
             raise KeyError(f"slots left unfilled: {', '.join(filled.slots)}")

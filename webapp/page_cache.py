@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 class CachedListing(NamedTuple):
     """A rendered listing (or whole home page), with what a change needs to know about it."""
 
-    html: str
+    html: bytes  # UTF-8
     sort: str
     restaurant_ids: frozenset[int]
 

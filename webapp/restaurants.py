@@ -140,13 +140,14 @@ def _render_listing(query: ListingQuery) -> CachedListing | None:
                          restaurant_ids=frozenset(item.id for item in page.items))
 
 
-def _render_cards(query: ListingQuery, page: RestaurantPage) -> str:
+def _render_cards(query: ListingQuery, page: RestaurantPage) -> bytes:
+    """The listing's markup, encoded once for the pages it is joined into (fragments.py)."""
     # Links to the other pages keep the search and the order (the default left out).
     link_args = {key: value for key, value in (("q", query.search), ("sort", query.sort))
                  if value and value != DEFAULT_SORT}
     return render_template("restaurants/_listing.html", page=page, query=query,
                            link_args=link_args,
-                           detail_prefix=url_prefix("restaurants.detail", restaurant_id=0))
+                           detail_prefix=url_prefix("restaurants.detail", restaurant_id=0)).encode()
 
 
 @bp.route("/restaurants/new", methods=["GET", "POST"])
@@ -263,10 +264,11 @@ def _details_shell() -> SlottedPage:
         RESTAURANT_SLOTS + VISITOR_SLOTS))
 
 
-def _blank_review_form_fields() -> Markup:
+def _blank_review_form_fields() -> bytes:
     # Depends on nothing but the app's settings: labels, inputs and the photo size hint.
-    # Never the submitted data (formdata=None).
-    return rendered_once(_BLANK_REVIEW_FORM, lambda: _form_fields(ReviewForm(formdata=None)))
+    # Never the submitted data (formdata=None). Encoded once, like the page it goes into.
+    return rendered_once(_BLANK_REVIEW_FORM,
+                         lambda: _form_fields(ReviewForm(formdata=None)).encode())
 
 
 def _form_fields(form: ReviewForm) -> Markup:

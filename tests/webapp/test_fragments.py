@@ -30,7 +30,15 @@ def test_a_page_is_filled_slot_by_slot_in_the_order_they_appear():
 
     restaurant_page = page.fill(title="Chez &amp; Co", body="Soup")
     assert restaurant_page.slots == ("user",)
-    assert restaurant_page.html(user="Ada") == "<h1>Chez &amp; Co</h1><p>Soup</p><i>Ada</i>"
+    assert restaurant_page.html(user="Ada") == b"<h1>Chez &amp; Co</h1><p>Soup</p><i>Ada</i>"
+
+
+def test_a_page_is_utf_8_and_takes_values_as_text_or_utf_8():
+    page = SlottedPage.render(render_with, ["title", "body", "user"])
+
+    html = page.html(title="Crêperie ★", body="Café".encode(), user="Zoë")
+
+    assert html == "<h1>Crêperie ★</h1><p>Café</p><i>Zoë</i>".encode()
 
 
 def test_a_slot_the_page_shows_twice_or_never_is_refused():
