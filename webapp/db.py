@@ -448,16 +448,18 @@ def _read_once(engine: Engine, statement: str | PreparedSelect, parameters: dict
         readers.done(connection, held, keep=True)
         raise
     try:
-        with driver.cursor() as cursor:
-            if isinstance(statement, PreparedSelect):
-                _execute_prepared(cursor, connection.info, statement, parameters)
-            else:
-                cursor.execute(statement, parameters)
-            rows = cursor.fetchall()
+        try:
+            with driver.cursor() as cursor:
+                if isinstance(statement, PreparedSelect):
+                    _execute_prepared(cursor, connection.info, statement, parameters)
+                else:
+                    cursor.execute(statement, parameters)
+                rows = cursor.fetchall()
+        finally:
+            readers.watchdog.disarm(connection)  # armed for the read alone, however it ended
     except dbapi_error as error:
         disconnected = engine.dialect.is_disconnect(error, driver, None)
         if disconnected:
-            readers.watchdog.disarm(connection)
             cut = _cut_by_watchdog(connection)
             if cut:
                 connection.invalidate(error)
@@ -471,18 +473,15 @@ def _read_once(engine: Engine, statement: str | PreparedSelect, parameters: dict
                                "discarded, reading again", type(error).__name__)
                 raise _RetryOnNewConnection from error
         else:
-            readers.watchdog.disarm(connection)
             readers.done(connection, held, keep=True)  # refused by PostgreSQL, still sound
         sql = statement.execute if isinstance(statement, PreparedSelect) else statement
         raise _sqlalchemy_error(engine, error, sql, parameters, disconnected) from error
     except BaseException:
         # Stopped halfway by anything else (an exit signal, a bug): what the connection still
         # holds is unknown, so it is not handed to the next read.
-        readers.watchdog.disarm(connection)
         connection.invalidate()
         readers.done(connection, held, keep=False)
         raise
-    readers.watchdog.disarm(connection)
     readers.done(connection, held, keep=True)
     return rows
 
