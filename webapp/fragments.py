@@ -51,17 +51,17 @@ MEMOISED_TEMPLATES = {
 def init_app(app: Flask) -> None:
     app.add_template_filter(star_count, "star_count")
     app.add_template_filter(rating_stars_filter(app.jinja_env), "rating_stars")
-    # The text shown is in the key as well as in the markup: both are counted.
-    memo: BoundedCache = BoundedCache(
-        max_entries=MEMO_MAX_ENTRIES, max_bytes=MEMO_MAX_BYTES,
-        size_of=lambda markup: 2 * fragment_size(markup))
-    app.extensions["fragment_memo"] = memo
-    app.extensions["search_memo"] = BoundedCache(
-        max_entries=SEARCH_MEMO_MAX_ENTRIES, max_bytes=SEARCH_MEMO_MAX_BYTES,
-        size_of=lambda markup: 2 * fragment_size(markup))
+    memo = app.extensions["fragment_memo"] = _markup_memo(MEMO_MAX_ENTRIES, MEMO_MAX_BYTES)
+    app.extensions["search_memo"] = _markup_memo(SEARCH_MEMO_MAX_ENTRIES, SEARCH_MEMO_MAX_BYTES)
     for name, (template_name, value_name) in MEMOISED_TEMPLATES.items():
         app.add_template_filter(rendered_filter(app.jinja_env, template_name, value_name, memo),
                                 name)
+
+
+def _markup_memo(max_entries: int, max_bytes: int) -> BoundedCache:
+    # The text shown is in the key as well as in the markup: both are counted.
+    return BoundedCache(max_entries=max_entries, max_bytes=max_bytes,
+                        size_of=lambda markup: 2 * fragment_size(markup))
 
 
 def memoised(key: Hashable, render: Callable[[], T]) -> T:
